@@ -1,0 +1,15 @@
+"""fcnlite: Fully Convolutional Networks for semantic segmentation, from scratch on NumPy / CuPy.
+
+    import fcnlite
+    model = fcnlite.FCN8s(n_classes=21, width=1.0)
+    fcnlite.load_weights(model, "weights/vgg16.h5")    # encoder from converted VGG16
+    optimizer = fcnlite.SGD(model, lr=1e-4)
+"""
+from . import backend, layers
+from .io import WeightsError, load_weights, model_from_file, save_weights
+from .models import FCN8s, FCN16s, FCN32s, VGG16, build_model
+from .optim import SGD
+
+__version__ = "0.1.0"
+__all__ = ["backend", "layers", "VGG16", "FCN32s", "FCN16s", "FCN8s", "build_model", "SGD",
+           "save_weights", "load_weights", "model_from_file", "WeightsError"]

@@ -1,0 +1,123 @@
+"""Array-module dispatch: one code path for NumPy (CPU) and CuPy (GPU).
+
+Every layer asks ``array_module(x)`` for the module that owns its input and
+calls ``xp.matmul``, ``xp.zeros`` ... on it, so the same code runs on both
+devices. CuPy is optional and imported only when asked for.
+
+    use("auto" | "numpy" | "cupy")   choose the module new arrays are made with
+    get()                            the chosen module
+    array_module(x)                  numpy or cupy, whichever owns x
+    to_device(x) / to_numpy(x)       move arrays to the chosen device / to the host
+
+The environment variable FCNLITE_DEVICE sets the initial choice (default "auto").
+"""
+import os
+
+import numpy
+
+_xp = None          # the chosen module, resolved lazily
+_name = None        # "numpy" or "cupy"
+
+ALIASES = {"cpu": "numpy", "gpu": "cupy", "cuda": "cupy", "numpy": "numpy", "cupy": "cupy", "auto": "auto"}
+
+
+class BackendError(RuntimeError):
+    """Raised when the requested backend cannot be used (one readable line)."""
+
+
+def _cupy_or_reason():
+    """Return (cupy module, None) when a CUDA device answers, else (None, reason)."""
+    try:
+        import cupy
+    except Exception as error:  # ImportError, or a broken CUDA install
+        return None, f"CuPy is not importable ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return None, f"CuPy found no usable CUDA device ({first})"
+    if count < 1:
+        return None, "CuPy found no CUDA device"
+    return cupy, None
+
+
+def use(device="auto"):
+    """Choose the array module: "auto" (CuPy if a GPU answers, else NumPy), "numpy"/"cpu" or "cupy"/"gpu".
+
+    Returns the name chosen ("numpy" or "cupy"). Raises BackendError with one
+    line of explanation when "cupy" is asked for and cannot be used.
+    """
+    global _xp, _name
+    key = ALIASES.get(str(device).lower())
+    if key is None:
+        raise BackendError(f"unknown device {device!r}: use auto, cpu/numpy or gpu/cupy")
+    if key == "numpy":
+        _xp, _name = numpy, "numpy"
+    else:
+        cupy, reason = _cupy_or_reason()
+        if cupy is not None:
+            _xp, _name = cupy, "cupy"
+        elif key == "cupy":
+            raise BackendError(f"device 'cupy' requested but {reason}")
+        else:
+            _xp, _name = numpy, "numpy"
+    return _name
+
+
+def get():
+    """The chosen array module (resolving FCNLITE_DEVICE / auto on first use)."""
+    if _xp is None:
+        use(os.environ.get("FCNLITE_DEVICE", "auto"))
+    return _xp
+
+
+def name():
+    """"numpy" or "cupy"."""
+    get()
+    return _name
+
+
+def describe():
+    """One line saying which backend runs, for programs to print at start."""
+    xp = get()
+    if _name == "cupy":
+        device = xp.cuda.Device()
+        props = xp.cuda.runtime.getDeviceProperties(device.id)
+        gpu = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        return f"fcnlite: running on GPU {device.id} ({gpu}) with CuPy {xp.__version__}"
+    return f"fcnlite: running on CPU with NumPy {numpy.__version__}"
+
+
+def array_module(x):
+    """numpy or cupy, whichever module owns array x (NumPy for anything that is not a CuPy array)."""
+    module = type(x).__module__
+    if module.startswith("cupy"):
+        import cupy
+        return cupy
+    return numpy
+
+
+def is_gpu_array(x):
+    return type(x).__module__.startswith("cupy")
+
+
+def to_device(x, dtype=None):
+    """Copy a host (or device) array onto the chosen backend's device."""
+    xp = get()
+    if xp is numpy:
+        x = to_numpy(x)
+        return x if dtype is None else x.astype(dtype, copy=False)
+    return xp.asarray(x, dtype=dtype)
+
+
+def to_numpy(x):
+    """Copy an array to the host as a NumPy array (no copy when it already is one)."""
+    if is_gpu_array(x):
+        return x.get()
+    return numpy.asarray(x)
+
+
+def synchronize():
+    """Wait for queued GPU work (no-op on CPU): needed before timing."""
+    if _name == "cupy":
+        _xp.cuda.get_current_stream().synchronize()

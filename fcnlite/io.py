@@ -1,0 +1,194 @@
+"""Model weights in HDF5 (schema: weights/README.md).
+
+    /<layer>/W, /<layer>/b     float32 datasets, one group per layer (reference names)
+    attributes of /            fcnlite_format, architecture, n_classes, width,
+                               channel_order, input_scale, mean, std, class_names (optional), source
+
+save_weights(model, path) writes atomically (temporary file, then rename);
+load_weights(model, path, strict=True) fills a model and raises WeightsError
+with one line naming the layer and both shapes on any mismatch.
+"""
+import os
+import tempfile
+
+import numpy
+
+from . import backend
+
+FORMAT_VERSION = 1
+PREPROCESSING_KEYS = ("channel_order", "input_scale", "mean", "std")
+
+
+class WeightsError(Exception):
+    """A weight file that cannot be used with a model: the message is one line naming the file."""
+
+
+def _h5py():
+    import h5py
+    return h5py
+
+
+def atomic_write(path, write):
+    """Call write(temporary_path), then rename it onto path: a crash never leaves a half-written file."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_arrays(path, arrays, attributes):
+    """Write {"layer/W": array, ...} and root attributes into a new HDF5 file, atomically."""
+    h5py = _h5py()
+
+    def write(temporary):
+        with h5py.File(temporary, "w") as file:
+            for key, value in attributes.items():
+                if value is None:
+                    continue
+                if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+                    value = numpy.array(value, dtype=h5py.string_dtype())
+                file.attrs[key] = value
+            for name, value in arrays.items():
+                file.create_dataset(name, data=numpy.asarray(value, dtype=numpy.float32))
+
+    atomic_write(path, write)
+
+
+def model_attributes(model):
+    attributes = {"fcnlite_format": FORMAT_VERSION}
+    for key, value in model.config().items():
+        attributes[key] = value
+    for key in PREPROCESSING_KEYS:
+        attributes[key] = model.preprocessing[key]
+    if model.class_names:
+        attributes["class_names"] = list(model.class_names)
+    return attributes
+
+
+def save_weights(model, path, extra_attributes=None):
+    """Write every parameter of model and its preprocessing / architecture attributes to path."""
+    arrays = {name: backend.to_numpy(value) for name, value, _ in model.named_parameters()}
+    attributes = model_attributes(model)
+    attributes.update(extra_attributes or {})
+    write_arrays(path, arrays, attributes)
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, numpy.ndarray):
+        if value.dtype.kind in "OSU":
+            return [v.decode() if isinstance(v, bytes) else str(v) for v in value.tolist()]
+        return value.tolist()
+    if isinstance(value, numpy.generic):
+        return value.item()
+    return value
+
+
+def read_weights(path):
+    """(arrays {"layer/key": numpy array}, attributes dict) of a weight file, or WeightsError."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise WeightsError(f"{path}: no such file")
+    h5py = _h5py()
+    try:
+        with h5py.File(path, "r") as file:
+            attributes = {key: _decode(value) for key, value in file.attrs.items()}
+            arrays = {}
+            for layer_name, group in file.items():
+                if not isinstance(group, h5py.Group):
+                    raise WeightsError(f"{path}: /{layer_name} is not a layer group (expected /{layer_name}/W)")
+                for key, dataset in group.items():
+                    arrays[f"{layer_name}/{key}"] = dataset[()]
+    except WeightsError:
+        raise
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WeightsError(f"{path}: not a readable HDF5 weight file ({reason})") from None
+    return arrays, attributes
+
+
+def read_attributes(path):
+    """The root attributes of a weight file (architecture, n_classes, width, preprocessing ...)."""
+    return read_weights(path)[1]
+
+
+def load_weights(model, path, strict=True, verbose=False):
+    """Fill model's parameters from an HDF5 weight file.
+
+    strict=True: every model parameter must be in the file with the same shape, and
+    the file must hold nothing else. Exception: a VGG16 file loaded into an FCN fills
+    the encoder (conv1_1 ... fc7) and leaves the head as initialised; fc8 is ignored.
+    strict=False: loads what matches by name and shape, leaves the rest as initialised,
+    and warns in one line about layers whose shapes differ (e.g. score layers of a model
+    trained on another number of classes).
+
+    The file's preprocessing and class names are copied onto the model. Returns a
+    report {"loaded": [...], "missing": [...], "unexpected": [...], "reinitialized": [...]}.
+    """
+    path = os.fspath(path)
+    arrays, attributes = read_weights(path)
+    parameters = {name: value for name, value, _ in model.named_parameters()}
+    from_vgg = attributes.get("architecture") == "vgg16" and model.architecture != "vgg16"
+    expected = set(parameters)
+    if from_vgg:
+        expected = {name for name in parameters if name.split("/")[0] in getattr(model, "encoder_names", ())}
+    missing = sorted(expected - set(arrays))
+    unexpected = sorted(name for name in arrays if name not in parameters and not (from_vgg and name.startswith("fc8/")))
+    if strict and missing:
+        raise WeightsError(f"{path}: layer {missing[0]} is missing from the file (model shape {tuple(parameters[missing[0]].shape)})"
+                           + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    if strict and unexpected:
+        raise WeightsError(f"{path}: layer {unexpected[0]} {tuple(arrays[unexpected[0]].shape)} is not in this "
+                           f"{model.architecture} model" + (f" ({len(unexpected) - 1} more)" if len(unexpected) > 1 else ""))
+    loaded, reinitialized = [], []
+    for name, value in parameters.items():
+        if name not in arrays:
+            continue
+        source = arrays[name]
+        if tuple(source.shape) != tuple(value.shape):
+            if strict:
+                raise WeightsError(f"{path}: layer {name} has shape {tuple(source.shape)} in the file "
+                                   f"but {tuple(value.shape)} in the model")
+            reinitialized.append(name)
+            continue
+        value[...] = backend.to_device(source, dtype=value.dtype)
+        loaded.append(name)
+    if reinitialized:
+        layers = sorted({name.split("/")[0] for name in reinitialized})
+        print(f"warning: {path}: shapes differ for {', '.join(layers)}; those layers keep their fresh initialisation")
+    if all(key in attributes for key in PREPROCESSING_KEYS):
+        model.preprocessing = {key: attributes[key] for key in PREPROCESSING_KEYS}
+        model.preprocessing["mean"] = tuple(float(v) for v in model.preprocessing["mean"])
+        model.preprocessing["std"] = tuple(float(v) for v in model.preprocessing["std"])
+    names = attributes.get("class_names")
+    if names and len(names) == getattr(model, "n_classes", None):
+        model.class_names = list(names)
+    report = {"loaded": loaded, "missing": [m for m in missing if m not in arrays],
+              "unexpected": unexpected, "reinitialized": reinitialized}
+    if verbose:
+        print(f"{path}: loaded {len(loaded)} tensors; {len(report['missing'])} left as initialised")
+    return report
+
+
+def model_from_file(path, dtype=numpy.float32):
+    """Build the model a weight file describes (architecture, n_classes, width) and load it strictly."""
+    from .models import build_model
+    attributes = read_attributes(path)
+    architecture = attributes.get("architecture")
+    if not architecture:
+        raise WeightsError(f"{os.fspath(path)}: no 'architecture' attribute: cannot tell which model wrote it")
+    n_classes = int(attributes.get("n_classes", 21) or 0)
+    model = build_model(architecture, n_classes=n_classes, width=float(attributes.get("width", 1.0)), dtype=dtype)
+    load_weights(model, path, strict=True)
+    return model
+
+

@@ -1,0 +1,44 @@
+"""The small contract every layer keeps.
+
+    forward(x) -> y              remembers what backward needs
+    backward(dy) -> dx           ADDS dL/dparam into grads (accumulation across calls)
+    params / grads               dicts with the same keys ("W", "b") and shapes
+    zero_grad()                  set every gradient to 0
+    train() / eval()             for layers that differ between the two (dropout)
+"""
+import numpy
+
+from .. import backend
+
+
+class Layer:
+    def __init__(self, dtype=numpy.float32):
+        self.dtype = numpy.dtype(dtype)
+        self.params = {}
+        self.grads = {}
+        self.training = True
+
+    def add_param(self, key, value):
+        """Register a parameter (host array) on the chosen device, with a zero gradient beside it."""
+        value = backend.to_device(numpy.asarray(value, dtype=self.dtype))
+        self.params[key] = value
+        self.grads[key] = backend.array_module(value).zeros_like(value)
+
+    def zero_grad(self):
+        for grad in self.grads.values():
+            grad.fill(0)
+
+    def train(self):
+        self.training = True
+        return self
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def __repr__(self):
+        shapes = ", ".join(f"{key}={tuple(value.shape)}" for key, value in self.params.items())
+        return f"{type(self).__name__}({shapes})"

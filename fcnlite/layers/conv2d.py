@@ -1,0 +1,116 @@
+"""Conv2d: cross-correlation with a learned kernel, by im2col + one matrix product.
+
+    x    (N, C, H, W)
+    W    (O, C, kh, kw),  b (O,)
+    y    (N, O, H', W'),  H' = (H + 2p - kh) // s + 1,  W' likewise
+
+    y[n, o, oy, ox] = b[o] + sum_{c,i,j} W[o, c, i, j] * xpad[n, c, oy*s + i, ox*s + j]
+
+With cols = im2col(xpad[n]) of shape (C*kh*kw, H'*W') and Wm = W.reshape(O, C*kh*kw):
+
+    forward     y[n]  = Wm @ cols + b
+    backward    dW   += sum_n dy[n] @ cols.T           (O, C*kh*kw)
+                db   += sum_{n, oy, ox} dy[n]
+                dx[n] = col2im(Wm.T @ dy[n])           (the transposed convolution of dy)
+
+The patch matrix is rebuilt in backward rather than kept from forward: it is
+kh*kw times larger than the input, and rebuilding it costs one copy.
+"""
+import numpy
+
+from ..backend import array_module
+from .base import Layer
+from .im2col import col2im_add, conv_output_size, im2col, row_bands, workspace
+
+
+def msra_std(fan_in):
+    """He et al. (2015): std = sqrt(2 / fan_in) keeps activations' scale through ReLU layers."""
+    return float(numpy.sqrt(2.0 / fan_in))
+
+
+class Conv2d(Layer):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=numpy.float32):
+        super().__init__(dtype)
+        kernel_h, kernel_w = (kernel_size, kernel_size) if numpy.isscalar(kernel_size) else kernel_size
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_h, self.kernel_w = kernel_h, kernel_w
+        self.stride, self.padding = stride, padding
+        fan_in = in_channels * kernel_h * kernel_w
+        from .. import rng
+        weights = rng.normal(numpy, (out_channels, in_channels, kernel_h, kernel_w), msra_std(fan_in), self.dtype)
+        self.add_param("W", weights)
+        if bias:
+            self.add_param("b", numpy.zeros(out_channels, dtype=self.dtype))
+
+    def output_shape(self, input_shape):
+        n, _, h, w = input_shape
+        return (n, self.out_channels,
+                conv_output_size(h, self.kernel_h, self.stride, self.padding),
+                conv_output_size(w, self.kernel_w, self.stride, self.padding))
+
+    def _is_pointwise(self):
+        # a 1x1, stride-1, unpadded convolution is a plain matrix product: no patches needed
+        return self.kernel_h == self.kernel_w == 1 and self.stride == 1 and self.padding == 0
+
+    def _pad(self, x):
+        if self.padding == 0:
+            return x
+        p = self.padding
+        xp = array_module(x)
+        return xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+
+    def _bands(self, channels, out_h, out_w):
+        return row_bands(out_h, channels * self.kernel_h * self.kernel_w * out_w * self.dtype.itemsize)
+
+    def forward(self, x):
+        xp = array_module(x)
+        n, channels, h, w = x.shape
+        _, out_c, out_h, out_w = self.output_shape(x.shape)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"Conv2d: input {h}x{w} is smaller than the {self.kernel_h}x{self.kernel_w} kernel")
+        weights = self.params["W"].reshape(out_c, -1)
+        self._input_shape = x.shape
+        if self._is_pointwise():
+            self._x = x
+            y = xp.matmul(weights, x.reshape(n, channels, h * w)).reshape(n, out_c, h, w)
+        else:
+            self._x = xpad = self._pad(x)
+            y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
+            bands = self._bands(channels, out_h, out_w)
+            buffer = workspace.get(xp, channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w, x.dtype)
+            for image in range(n):
+                for row0, rows in bands:
+                    cols = im2col(xpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer)
+                    y[image, :, row0:row0 + rows] = (weights @ cols).reshape(out_c, rows, out_w)
+        if "b" in self.params:
+            y += self.params["b"].reshape(1, out_c, 1, 1)
+        return y
+
+    def backward(self, dy):
+        xp = array_module(dy)
+        n, channels, h, w = self._input_shape
+        _, out_c, out_h, out_w = dy.shape
+        weights = self.params["W"].reshape(out_c, -1)
+        grad_w = self.grads["W"].reshape(out_c, -1)
+        if "b" in self.params:
+            self.grads["b"] += dy.sum(axis=(0, 2, 3))
+        if self._is_pointwise():
+            x = self._x.reshape(n, channels, h * w)
+            dy = dy.reshape(n, out_c, h * w)
+            for image in range(n):
+                grad_w += dy[image] @ x[image].T
+            return xp.matmul(weights.T, dy).reshape(n, channels, h, w)
+        xpad = self._x
+        dxpad = xp.zeros_like(xpad)
+        bands = self._bands(channels, out_h, out_w)
+        size = channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w
+        buffer = workspace.get(xp, size, dy.dtype)
+        for image in range(n):
+            for row0, rows in bands:
+                cols = im2col(xpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer)
+                dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
+                grad_w += dy_band @ cols.T
+                dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory
+                col2im_add(dcols, dxpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w)
+        p = self.padding
+        return dxpad[:, :, p:p + h, p:p + w] if p else dxpad

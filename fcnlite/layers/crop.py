@@ -1,0 +1,33 @@
+"""Crop: cut a window the size of a reference out of x, at a fixed offset (Caffe's Crop layer, axis=2).
+
+    x          (N, C, H, W)
+    reference  (.., .., h, w) an array or a shape, with h <= H - offset, w <= W - offset
+    y          (N, C, h, w) = x[:, :, offset:offset+h, offset:offset+w]
+    backward   dx = dy placed back at the same window, zeros elsewhere
+
+The FCN heads use it to align an upsampled score map with a skip layer or the
+input; the offsets are the reference nets' (they undo conv1's 100-pixel padding).
+"""
+from ..backend import array_module
+from .base import Layer
+
+
+class Crop(Layer):
+    def __init__(self, offset, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = offset
+
+    def forward(self, x, reference):
+        h, w = (reference.shape if hasattr(reference, "shape") else reference)[2:]
+        o = self.offset
+        if o + h > x.shape[2] or o + w > x.shape[3]:
+            raise ValueError(f"Crop: cannot cut {h}x{w} at offset {o} from {x.shape[2]}x{x.shape[3]}")
+        self._input_shape = x.shape
+        return x[:, :, o:o + h, o:o + w]
+
+    def backward(self, dy):
+        dx = array_module(dy).zeros(self._input_shape, dtype=dy.dtype)
+        h, w = dy.shape[2:]
+        o = self.offset
+        dx[:, :, o:o + h, o:o + w] = dy
+        return dx

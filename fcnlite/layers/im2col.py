@@ -1,0 +1,96 @@
+"""im2col / col2im: the patch matrices behind convolution and its adjoint.
+
+For one image x of shape (C, H, W) (already padded) and a kernel kh x kw moved
+with stride s, output position (oy, ox) sees the patch
+x[:, oy*s : oy*s+kh, ox*s : ox*s+kw]. im2col lays these patches out as the
+columns of a matrix
+
+    cols[(c, i, j), (oy, ox)] = x[c, oy*s + i, ox*s + j]      shape (C*kh*kw, out_h*out_w)
+
+so that a convolution is one matrix product W.reshape(out, C*kh*kw) @ cols.
+col2im is its adjoint: it adds every column back onto the pixels it was read
+from (pixels under several windows receive the sum).
+
+Both work on a band of output rows [row0, row0 + rows): a large layer (conv1 on
+a VOC image after the reference's 100-pixel padding) is processed a band at a
+time so that its patch matrix never has to exist whole.
+
+The loops run over the kh*kw kernel offsets, each a strided slice of the whole
+band: never over pixels. With a CuPy array the same slicing runs on the GPU.
+"""
+from ..backend import array_module
+
+
+def conv_output_size(size, kernel, stride, padding=0, ceil_mode=False):
+    """Output length of a window of `kernel` moved by `stride` over `size` + 2*padding."""
+    span = size + 2 * padding - kernel
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        # Caffe: the last window must start inside the (left-padded) input
+        if padding > 0 and (out - 1) * stride >= size + padding:
+            out -= 1
+        return max(out, 1)
+    return span // stride + 1
+
+
+def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None):
+    """Patch matrix (C*kh*kw, rows*out_w) of output rows row0..row0+rows of one image x (C, H, W)."""
+    xp = array_module(x)
+    channels = x.shape[0]
+    if out is None:
+        cols = xp.empty((channels, kernel_h, kernel_w, rows, out_w), dtype=x.dtype)
+    else:
+        cols = out[: channels * kernel_h * kernel_w * rows * out_w].reshape(channels, kernel_h, kernel_w, rows, out_w)
+    top = row0 * stride
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            cols[:, i, j] = x[:, top + i: top + i + stride * rows: stride, j: j + stride * out_w: stride]
+    return cols.reshape(channels * kernel_h * kernel_w, rows * out_w)
+
+
+def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w):
+    """Adjoint of im2col: add cols (C*kh*kw, rows*out_w) onto the image gradient dx (C, H, W) in place."""
+    channels = dx.shape[0]
+    cols = cols.reshape(channels, kernel_h, kernel_w, rows, out_w)
+    top = row0 * stride
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            dx[:, top + i: top + i + stride * rows: stride, j: j + stride * out_w: stride] += cols[:, i, j]
+    return dx
+
+
+# Patch matrices larger than this are built a band of rows at a time. 64 MiB keeps
+# every product large enough for BLAS / cuBLAS to run at full speed.
+BAND_BYTES = 64 * 2**20
+
+
+def row_bands(out_h, bytes_per_row, limit=None):
+    """Split out_h output rows into bands whose patch matrix stays under `limit` bytes."""
+    limit = BAND_BYTES if limit is None else limit
+    rows = max(1, min(out_h, limit // max(bytes_per_row, 1)))
+    return [(row0, min(rows, out_h - row0)) for row0 in range(0, out_h, rows)]
+
+
+class Workspace:
+    """One flat scratch buffer per (module, dtype), grown when needed and reused by every layer.
+
+    Layers run one after another, so they can share it: the patch matrix is not
+    allocated anew for every layer and every step.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, xp, size, dtype, slot=0):
+        key = (xp.__name__, str(dtype), slot)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.size < size:
+            buffer = xp.empty(size, dtype=dtype)
+            self._buffers[key] = buffer
+        return buffer
+
+    def clear(self):
+        self._buffers.clear()
+
+
+workspace = Workspace()

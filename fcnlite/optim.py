@@ -1,0 +1,51 @@
+"""SGD with momentum and weight decay, as Caffe's solver runs it:
+
+    g  = dL/dw + weight_decay * decay_mult * w
+    v  = momentum * v - lr * lr_mult * g
+    w += v
+
+lr_mult / decay_mult come from the model (weights x1 with decay, biases x2
+without, frozen upsampling x0), as in the reference FCN nets. The momentum
+buffers are the optimizer's whole state: state_dict() / load_state_dict() move
+them in and out of checkpoints.
+"""
+from . import backend
+
+
+class SGD:
+    def __init__(self, model, lr, momentum=0.99, weight_decay=5e-4):
+        self.model = model
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.multipliers = model.parameter_multipliers()
+        self.velocity = {}
+        for name, value, _ in model.named_parameters():
+            if self.multipliers[name][0] != 0:
+                self.velocity[name] = backend.array_module(value).zeros_like(value)
+
+    def step(self):
+        for name, value, grad in self.model.named_parameters():
+            lr_mult, decay_mult = self.multipliers[name]
+            if lr_mult == 0:
+                continue
+            velocity = self.velocity[name]
+            velocity *= self.momentum
+            step_grad = grad + (self.weight_decay * decay_mult) * value if decay_mult else grad
+            velocity -= (self.lr * lr_mult) * step_grad
+            value += velocity
+
+    def state_dict(self):
+        """Host copies of the momentum buffers and the hyper-parameters."""
+        return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
+                "velocity": {name: backend.to_numpy(v) for name, v in self.velocity.items()}}
+
+    def load_state_dict(self, state):
+        for name, value in state["velocity"].items():
+            if name not in self.velocity:
+                raise KeyError(f"optimizer state has a buffer for {name}, which this model does not train")
+            if tuple(value.shape) != tuple(self.velocity[name].shape):
+                raise ValueError(f"optimizer state for {name} has shape {tuple(value.shape)}, "
+                                 f"the model {tuple(self.velocity[name].shape)}")
+            self.velocity[name][...] = backend.to_device(value, dtype=self.velocity[name].dtype)
+        self.lr = state.get("lr", self.lr)
+        self.momentum = state.get("momentum", self.momentum)
+        self.weight_decay = state.get("weight_decay", self.weight_decay)

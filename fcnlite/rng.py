@@ -1,0 +1,40 @@
+"""The one random stream behind dropout masks and weight initialisation.
+
+A host-side NumPy Generator holds the state; each random array is drawn from
+a fresh generator on the array's own device, seeded from that stream. So the
+whole state is one small dict (saved in checkpoints, restored on resume), and
+masks are generated where they are used (no host->GPU copy of a mask).
+"""
+import numpy
+
+_stream = numpy.random.Generator(numpy.random.PCG64(0))
+
+
+def seed(value):
+    global _stream
+    _stream = numpy.random.Generator(numpy.random.PCG64(value))
+
+
+def get_state():
+    return _stream.bit_generator.state
+
+
+def set_state(state):
+    _stream.bit_generator.state = state
+
+
+def next_seed():
+    return int(_stream.integers(0, 2**62))
+
+
+def uniform(xp, shape, dtype):
+    """Uniform [0, 1) samples of `shape` on the device of module xp."""
+    if xp is numpy:
+        return numpy.random.default_rng(next_seed()).random(shape, dtype=numpy.float32).astype(dtype, copy=False)
+    return xp.random.RandomState(next_seed()).random_sample(shape, dtype=numpy.float32).astype(dtype, copy=False)
+
+
+def normal(xp, shape, std, dtype):
+    """Normal(0, std^2) samples of `shape` on the device of module xp."""
+    values = numpy.random.default_rng(next_seed()).standard_normal(shape) * std
+    return xp.asarray(values.astype(dtype))
