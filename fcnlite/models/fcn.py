@@ -174,7 +174,7 @@ def build_model(architecture, n_classes=21, width=1.0, dtype=numpy.float32, **kw
     if architecture == "fcn8s-atonce":
         return FCN8s(n_classes=n_classes, width=width, at_once=True, dtype=dtype, **kwargs)
     if architecture == "vgg16":
-        return VGG16(width=width, n_classes=n_classes or None, dtype=dtype)
+        return VGG16(width=width, n_classes=n_classes or None, dtype=dtype, **kwargs)
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}: use fcn32s, fcn16s, fcn8s, fcn8s-atonce or vgg16")
     return ARCHITECTURES[architecture](n_classes=n_classes, width=width, dtype=dtype, **kwargs)
