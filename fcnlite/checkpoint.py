@@ -1,0 +1,64 @@
+"""Resumable training checkpoints: one HDF5 file holding everything a run needs to go on.
+
+    /model/<layer>/<W|b>      the parameters
+    /momentum/<layer>/<W|b>   SGD's momentum buffers
+    attrs["state"]            JSON: iteration, epoch, position in the epoch's order,
+                              the order itself, fcnlite.rng's state, the run's options
+
+Written atomically (temporary file, then rename), so an interrupted write leaves
+the previous checkpoint intact.
+"""
+import json
+import os
+
+import numpy
+
+from . import backend, rng
+from .io import WeightsError, atomic_write
+
+
+def save_checkpoint(path, model, optimizer, state):
+    import h5py
+
+    def write(temporary):
+        with h5py.File(temporary, "w") as file:
+            for name, value, _ in model.named_parameters():
+                file.create_dataset(f"model/{name}", data=backend.to_numpy(value))
+            for name, value in optimizer.state_dict()["velocity"].items():
+                file.create_dataset(f"momentum/{name}", data=value)
+            file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
+            file.attrs["optimizer"] = json.dumps({k: v for k, v in optimizer.state_dict().items() if k != "velocity"})
+
+    atomic_write(path, write)
+
+
+def load_checkpoint(path, model, optimizer):
+    """Restore model and optimizer in place; returns the saved state dict (rng restored too)."""
+    import h5py
+    path = os.fspath(path)
+    try:
+        with h5py.File(path, "r") as file:
+            state = json.loads(file.attrs["state"])
+            hyper = json.loads(file.attrs["optimizer"])
+            parameters = {name: value for name, value, _ in model.named_parameters()}
+            for name, value in parameters.items():
+                key = f"model/{name}"
+                if key not in file:
+                    raise WeightsError(f"{path}: checkpoint has no {name}: it was written by another model")
+                source = file[key][()]
+                if source.shape != value.shape:
+                    raise WeightsError(f"{path}: {name} has shape {source.shape} in the checkpoint, "
+                                       f"{tuple(value.shape)} in the model")
+                value[...] = backend.to_device(source, dtype=value.dtype)
+            velocity = {}
+            if "momentum" in file:
+                file["momentum"].visititems(lambda name, item: velocity.__setitem__(name, item[()])
+                                            if isinstance(item, h5py.Dataset) else None)
+    except WeightsError:
+        raise
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WeightsError(f"{path}: not a readable checkpoint ({reason})") from None
+    optimizer.load_state_dict(dict(hyper, velocity=velocity))
+    rng.set_state(state.pop("rng"))
+    return state

@@ -1,0 +1,386 @@
+"""The command-line programs' arguments and set-up, shared by examples/train_voc.py,
+examples/evaluate_voc.py and examples/predict.py (which only call main_* here).
+
+Every expected failure (bad data, bad weights, no GPU, a NaN loss) ends the program
+with one line on stderr and exit status 2, not a traceback.
+"""
+import argparse
+import math
+import os
+import sys
+
+from . import backend
+from .data.errors import DataError
+from .io import WeightsError
+
+DEFAULT_DATA_ROOT = "data"
+SYNTHETIC_VOC_ROOT = os.path.join("data", "synthetic-voc")
+SYNTHETIC_ROAD_ROOT = os.path.join("data", "synthetic-road")
+
+
+class UsageError(Exception):
+    """A problem with the command line or the data's whereabouts (one line for the user)."""
+
+
+def run_main(main, argv=None):
+    """Call main(argv); turn the expected failures into one line on stderr and exit status 2."""
+    from .train import TrainingStopped
+    try:
+        return main(argv) or 0
+    except (DataError, WeightsError, backend.BackendError, UsageError, TrainingStopped) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 130 if isinstance(error, TrainingStopped) and "stopped by" in str(error) else 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def size_pair(text):
+    """'224x224' -> (224, 224): height x width."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 224x224, got {text!r}") from None
+    return height, width
+
+
+# ---- data sets --------------------------------------------------------------------------------
+
+def add_data_arguments(parser):
+    group = parser.add_argument_group("data (PASCAL VOC layout, or your own folders)")
+    group.add_argument("--data-root", default=None,
+                       help=f"folder holding VOCdevkit/VOC2012 (default: {DEFAULT_DATA_ROOT})")
+    group.add_argument("--sbd-root", help="SBD (benchmark_RELEASE) folder: train on SBD, validate on seg11valid")
+    group.add_argument("--synthetic", action="store_true",
+                       help="use the generated VOC-layout quickstart data (made on first use; no download)")
+    group.add_argument("--images", help="your own images folder (pair with --masks)")
+    group.add_argument("--masks", help="your own masks folder, files paired with images by stem")
+    group.add_argument("--synthetic-road", action="store_true",
+                       help="use the generated driving-scene data (road vs rest; made on first use)")
+    group.add_argument("--mask-format", choices=("index", "channel", "color"), default=None,
+                       help="index: class ids as pixel values; channel: id in one RGB channel; color: colour table")
+    group.add_argument("--mask-channel", type=int, default=0, help="channel holding the class id (default 0: red)")
+    group.add_argument("--color-table", help="JSON colour -> class table for --mask-format color")
+    group.add_argument("--class-names", help="class names: a JSON file with a list, or comma-separated names")
+    group.add_argument("--classes", help="train on these classes only, e.g. 'road' or 'road,vehicle' (others: background)")
+    group.add_argument("--class-map", help="explicit source:target map, e.g. '7:1,6:1,*:0'")
+    group.add_argument("--others", choices=("background", "ignore"), default="background",
+                       help="with --classes: what the unselected classes become")
+    group.add_argument("--val-fraction", type=float, default=0.1, help="folder data: fraction held out (default 0.1)")
+    group.add_argument("--split-file", help="folder data: file of validation ids (the rest trains)")
+    group.add_argument("--skip-bad", action="store_true", help="skip and count bad samples instead of stopping")
+    return group
+
+
+def _class_names_from_arg(text):
+    if text is None:
+        return None
+    if os.path.exists(text):
+        import json
+        with open(text) as file:
+            names = json.load(file)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UsageError(f"{text}: expected a JSON list of class names")
+        return names
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _folder_datasets(args, images, masks, mask_format, source_names):
+    from .data.classmap import class_map_from_names, parse_class_map
+    from .data.folder import FolderSegmentation, list_pairs, split_by_fraction
+    class_map = None
+    try:
+        if args.class_map:
+            class_map = parse_class_map(args.class_map, source_names)
+        elif args.classes:
+            selected = [name.strip() for name in args.classes.split(",") if name.strip()]
+            class_map = class_map_from_names(selected, source_names, others=args.others)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
+                  class_map=class_map, class_names=source_names, skip_bad=args.skip_bad)
+    everything = FolderSegmentation(images, masks, **common)
+    if args.split_file:
+        with open(args.split_file) as file:
+            val_ids = [line.strip() for line in file if line.strip()]
+        known = set(everything.ids)
+        unknown = [i for i in val_ids if i not in known]
+        if unknown:
+            raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}")
+        train_ids = [i for i in everything.ids if i not in set(val_ids)]
+    else:
+        train_ids, val_ids = split_by_fraction(everything.ids, args.val_fraction, seed=0)
+    return (FolderSegmentation(images, masks, ids=train_ids, **common),
+            FolderSegmentation(images, masks, ids=val_ids, **common))
+
+
+def datasets_from_args(args, need_train=True):
+    """(train_set, val_set) for the data options; train_set is None when need_train is False."""
+    from .data.classmap import DRIVING_CLASSES
+    if args.synthetic_road or (args.images or args.masks):
+        if args.synthetic_road:
+            from .data.road import ensure_synthetic_road
+            root = ensure_synthetic_road(args.data_root or SYNTHETIC_ROAD_ROOT)
+            images, masks = os.path.join(root, "CameraRGB"), os.path.join(root, "CameraSeg")
+            mask_format = args.mask_format or "channel"
+            source_names = _class_names_from_arg(args.class_names) or list(DRIVING_CLASSES)
+            if not (args.classes or args.class_map):
+                args.classes = "road"
+        else:
+            if not (args.images and args.masks):
+                raise UsageError("--images and --masks go together")
+            images, masks = args.images, args.masks
+            mask_format = args.mask_format or "index"
+            source_names = _class_names_from_arg(args.class_names)
+            if source_names is None and mask_format == "channel":
+                source_names = list(DRIVING_CLASSES)
+        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names)
+        return (train_set if need_train else None), val_set
+
+    from .data.voc import VOCSegmentation, find_voc_root
+    if args.synthetic:
+        from .data.synthetic import ensure_synthetic_voc
+        root = ensure_synthetic_voc(args.data_root or SYNTHETIC_VOC_ROOT)
+    else:
+        root = args.data_root or DEFAULT_DATA_ROOT
+        if getattr(args, "download", False):
+            from .data.download import download_voc
+            download_voc(root)
+        if find_voc_root(root) is None:
+            raise UsageError(f"no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
+                             f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart data")
+    split = getattr(args, "split", None) or "train"
+    val_split = getattr(args, "val_split", None) or "val"
+    train_set = None
+    if args.sbd_root:
+        from .data.sbd import SBDSegmentation
+        if need_train:
+            train_set = SBDSegmentation(args.sbd_root, split=split)
+        if val_split == "val":
+            val_split = "seg11valid"
+        val_set = VOCSegmentation(root, split=val_split, sbd_root=args.sbd_root, skip_bad=args.skip_bad)
+    else:
+        if need_train:
+            train_set = VOCSegmentation(root, split=split, skip_bad=args.skip_bad)
+        val_set = VOCSegmentation(root, split=val_split, skip_bad=args.skip_bad)
+    return train_set, val_set
+
+
+def choose_device(name):
+    backend.use({"cpu": "numpy", "gpu": "cupy"}.get(name, name))
+    print(backend.describe())
+
+
+# ---- training ----------------------------------------------------------------------------------
+
+def train_parser():
+    from .presets import PRESETS
+    parser = argparse.ArgumentParser(
+        prog="train_voc.py", description="Train an FCN (Long et al. 2015) on PASCAL VOC or your own images.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_data_arguments(parser)
+    parser.add_argument("--download", action="store_true", help="fetch VOC 2012 trainval into --data-root first")
+    parser.add_argument("--split", default="train", help="training split (VOC: train/trainval; SBD: train)")
+    parser.add_argument("--val-split", default="val", help="validation split (with --sbd-root: seg11valid)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named small recipe (quickstart: CPU minutes)")
+    parser.add_argument("--model", choices=("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"), default=None,
+                        help="architecture (default fcn8s-atonce with a VGG16 --init, else fcn8s)")
+    parser.add_argument("--width", type=float, default=None, help="channel width multiplier (1.0 = VGG16)")
+    parser.add_argument("--init", help="VGG16 weights (weights/convert_vgg16.py) or a trained coarser FCN")
+    parser.add_argument("--learnable-upsampling", action="store_true", help="train the upscore layers too")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate (default: the reference's for the model and loss normalisation)")
+    parser.add_argument("--momentum", type=float, default=None, help="default 0.99 (reference)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 (reference)")
+    parser.add_argument("--loss-normalize", dest="loss_normalize", action="store_true", default=None,
+                        help="average the loss over pixels")
+    parser.add_argument("--no-loss-normalize", dest="loss_normalize", action="store_false",
+                        help="sum the loss over pixels (reference)")
+    parser.add_argument("--accumulate", type=int, default=None, help="images per optimizer step")
+    parser.add_argument("--max-iter", type=int, default=None, help="optimizer steps (default 100000)")
+    parser.add_argument("--epochs", type=float, default=None, help="instead of --max-iter: passes over the data")
+    parser.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default 4000)")
+    parser.add_argument("--val-limit", type=int, default=0, help="evaluate on the first N val images only")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="default 4000")
+    parser.add_argument("--out", default=None, help="output folder (default runs/<model>)")
+    parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-side", type=int, default=None, help="downscale images whose longer side exceeds this")
+    parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW, e.g. 224x224")
+    parser.add_argument("--crop", type=int, default=0, help="random square crop of this size")
+    parser.add_argument("--scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                        help="random scaling range, e.g. 0.5 2.0")
+    parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def resolve_options(args):
+    """Fill the options left unset: preset first, then the reference recipe."""
+    from .presets import PRESETS, reference_lr
+    preset_name = args.preset or ("quickstart" if args.synthetic else "road" if args.synthetic_road else None)
+    preset = dict(PRESETS[preset_name]) if preset_name else {}
+    defaults = dict(width=1.0, momentum=0.99, weight_decay=5e-4, loss_normalize=False, accumulate=1,
+                    max_iter=100000, eval_every=4000, checkpoint_every=4000, max_side=0, resize=None)
+    defaults["model"] = "fcn8s-atonce" if args.init else "fcn8s"
+    for key, value in {**defaults, **preset}.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    if args.lr is None:
+        args.lr = preset.get("lr") or reference_lr(args.model, args.loss_normalize)
+    args.preset = preset_name
+    return args
+
+
+def main_train(argv=None):
+    import numpy
+    from . import rng
+    from .io import load_weights, read_attributes
+    from .models import build_model
+    from .optim import SGD
+    from .train import TrainConfig, Trainer
+
+    args = resolve_options(train_parser().parse_args(argv))
+    choose_device(args.device)
+    train_set, val_set = datasets_from_args(args)
+    if len(train_set) == 0:
+        raise UsageError(f"the training split of {train_set.name} is empty")
+    print(f"data: {train_set.name}: {len(train_set)} training, {len(val_set)} validation images, "
+          f"{train_set.n_classes} classes")
+    if args.epochs:
+        args.max_iter = max(1, math.ceil(args.epochs * len(train_set) / args.accumulate))
+    out = args.out or os.path.join("runs", args.model if not args.preset else f"{args.preset}-{args.model}")
+
+    rng.seed(args.seed)
+    model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,
+                        learnable_upsampling=args.learnable_upsampling)
+    model.class_names = list(train_set.class_names)
+    if args.init:
+        attributes = read_attributes(args.init)
+        init_width = float(attributes.get("width", 1.0))
+        if not numpy.isclose(init_width, args.width):
+            raise UsageError(f"{args.init}: weights of width {init_width} cannot start a model of width {args.width} "
+                             f"(pass --width {init_width})")
+        report = load_weights(model, args.init, strict=False)
+        print(f"init: {len(report['loaded'])} tensors from {args.init}")
+        model.class_names = list(train_set.class_names)
+    optimizer = SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    config = TrainConfig(out=out, max_iter=args.max_iter, accumulate=args.accumulate,
+                         loss_normalize=args.loss_normalize, eval_every=args.eval_every,
+                         checkpoint_every=args.checkpoint_every, val_limit=args.val_limit, seed=args.seed,
+                         flip=not args.no_flip, scale_range=tuple(args.scale) if args.scale else None,
+                         crop_size=args.crop, max_side=args.max_side, resize=args.resize,
+                         progress=not args.no_progress,
+                         extra={"preset": args.preset, "data": train_set.name})
+    trainer = Trainer(model, optimizer, train_set, val_set, config)
+    if args.resume:
+        if not trainer.resume():
+            print(f"no checkpoint in {out}: starting from the beginning")
+    elif os.path.exists(trainer.checkpoint_path):
+        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    print(f"training {args.model} (width {args.width}, {model.parameter_count():,} parameters) for "
+          f"{args.max_iter} iterations, lr {args.lr:g}, momentum {args.momentum}, "
+          f"loss {'averaged' if args.loss_normalize else 'summed'} over pixels; output in {out}/")
+    metrics = trainer.run()
+    if trainer.skipped:
+        print(f"skipped {len(trainer.skipped)} bad samples (listed in the log above)")
+    if metrics:
+        print(f"final: mean IU {metrics['mean_iu']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f}"
+              + (f", foreground IoU {metrics['iou']:.4f}" if "iou" in metrics else ""))
+    print(f"weights: {os.path.join(out, 'final.h5')}")
+    return 0
+
+
+# ---- evaluation --------------------------------------------------------------------------------
+
+def evaluate_parser():
+    parser = argparse.ArgumentParser(prog="evaluate_voc.py",
+                                     description="Evaluate saved FCN weights with the FCN paper's metrics.")
+    parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
+    add_data_arguments(parser)
+    parser.add_argument("--split", default="val", help="split to evaluate (VOC: val; with --sbd-root: seg11valid)")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--max-side", type=int, default=0, help="downscale images whose longer side exceeds this")
+    parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
+    parser.add_argument("--beta", type=float, default=1.0, help="two classes: beta of the foreground F-beta score")
+    parser.add_argument("--json", help="also write the metrics to this JSON file")
+    return parser
+
+
+def main_evaluate(argv=None):
+    import json
+    from .evaluate import evaluate_dataset
+    from .io import model_from_file
+    from .metrics import binary_metrics, format_metrics
+
+    args = evaluate_parser().parse_args(argv)
+    choose_device(args.device)
+    model = model_from_file(args.weights)
+    args.val_split = args.split
+    _, dataset = datasets_from_args(args, need_train=False)
+    if dataset.n_classes != model.n_classes:
+        raise UsageError(f"{args.weights}: the model predicts {model.n_classes} classes but {dataset.name} has "
+                         f"{dataset.n_classes} (use the same class options as in training)")
+    if len(dataset) == 0:
+        raise UsageError(f"{dataset.name}: no images to evaluate")
+    matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
+    metrics = matrix.metrics(dataset.class_names)
+    if dataset.n_classes == 2:
+        binary = binary_metrics(matrix.matrix, positive=1, beta=args.beta)
+        metrics.update(binary)
+    print(format_metrics(metrics))
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(metrics, file, indent=2)
+        print(f"metrics written to {args.json}")
+    return 0
+
+
+# ---- prediction --------------------------------------------------------------------------------
+
+def predict_parser():
+    parser = argparse.ArgumentParser(prog="predict.py", description="Segment your own images with saved FCN weights.")
+    parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
+    parser.add_argument("images", nargs="+", help="image files (any size)")
+    parser.add_argument("--out", default="predictions", help="output folder")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--max-side", type=int, default=0, help="downscale images whose longer side exceeds this")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    return parser
+
+
+def main_predict(argv=None):
+    from .data.images import read_image
+    from .evaluate import predict_image
+    from .io import model_from_file
+    from .visualize import legend, make_palette, overlay, save_label_png
+
+    args = predict_parser().parse_args(argv)
+    choose_device(args.device)
+    model = model_from_file(args.weights)
+    names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
+    palette = make_palette(model.n_classes)
+    os.makedirs(args.out, exist_ok=True)
+    from PIL import Image
+    import numpy
+    for path in args.images:
+        image = read_image(path)
+        if args.max_side and max(image.shape[:2]) > args.max_side:
+            from .data.transforms import limit_max_side
+            image, _ = limit_max_side(image, None, args.max_side)
+        labels = predict_image(model, image)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        label_path = os.path.join(args.out, f"{stem}_labels.png")
+        save_label_png(labels, label_path, palette)
+        present = [int(i) for i in numpy.unique(labels)]
+        blended = Image.fromarray(overlay(image, labels, palette, alpha=args.alpha))
+        key = legend(names, palette, present)
+        canvas = Image.new("RGB", (blended.width + key.width, max(blended.height, key.height)), "white")
+        canvas.paste(blended, (0, 0))
+        canvas.paste(key, (blended.width, 0))
+        overlay_path = os.path.join(args.out, f"{stem}_overlay.png")
+        canvas.save(overlay_path)
+        print(f"{path}: {', '.join(names[i] for i in present)} -> {label_path}, {overlay_path}")
+    return 0

@@ -1,0 +1,31 @@
+"""Run a model over a dataset: label maps for single images, and the confusion
+matrix of a whole split (the input of the FCN paper's metrics, fcnlite.metrics)."""
+import numpy
+
+from . import backend
+from .data.preprocess import preprocess
+from .metrics import ConfusionMatrix
+
+
+def predict_image(model, image):
+    """Label map (H, W) uint8 of one uint8 RGB image (H, W, 3), preprocessed as the model's weights expect."""
+    x = backend.to_device(preprocess(image, model.preprocessing)[None], dtype=model.dtype)
+    return backend.to_numpy(model.predict(x)[0]).astype(numpy.uint8)
+
+
+def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progress=True):
+    """Confusion matrix of model's predictions over dataset (void pixels excluded)."""
+    from .train import prepare_sample
+    from .train import TrainConfig
+    config = TrainConfig(max_side=max_side or 0, resize=resize)
+    matrix = ConfusionMatrix(dataset.n_classes)
+    count = len(dataset) if not limit else min(limit, len(dataset))
+    indices = range(count)
+    if progress:
+        from tqdm import tqdm
+        indices = tqdm(indices, desc="evaluate", unit="img", dynamic_ncols=True)
+    for index in indices:
+        image, label = dataset.load(index)
+        image, label = prepare_sample(image, label, config, None, training=False)
+        matrix.update(label, predict_image(model, image))
+    return matrix

@@ -1,0 +1,284 @@
+"""The training loop: SGD on one image at a time (the reference's batch of one
+full-size image), gradient accumulation over several, evaluation, pictures,
+logs and resumable checkpoints.
+
+    trainer = Trainer(model, optimizer, train_set, val_set, TrainConfig(out="runs/x"))
+    trainer.run()
+
+One iteration = `accumulate` images forward and backward (gradients add up in
+the layers), then one optimizer step. Everything random is a function of the
+seed and of the (epoch, position) being read, or lives in fcnlite.rng whose
+state the checkpoint saves: a run interrupted and resumed ends with the same
+weights as one that was not.
+"""
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy
+
+from . import backend, rng
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data.errors import DataError
+from .data.prefetch import Prefetcher
+from .data.preprocess import preprocess
+from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
+from .io import save_weights
+from .layers import SoftmaxCrossEntropy
+from .metrics import ConfusionMatrix
+
+
+class TrainingStopped(Exception):
+    """Training ended early: the message says why and where the last good checkpoint is."""
+
+
+@dataclass
+class TrainConfig:
+    out: str = "runs/fcn"
+    max_iter: int = 1000
+    accumulate: int = 1
+    loss_normalize: bool = False
+    eval_every: int = 0            # 0: only at the end
+    checkpoint_every: int = 1000
+    val_limit: int = 0             # evaluate on the first N val images (0: all)
+    seed: int = 0
+    flip: bool = True
+    scale_range: tuple = None      # e.g. (0.5, 2.0) for random scaling
+    crop_size: int = 0             # random crop to this square size (0: full image)
+    max_side: int = 0              # downscale larger images (0: keep)
+    resize: tuple = None           # fixed (height, width) for every image
+    n_progress_images: int = 3
+    progress: bool = True
+    extra: dict = field(default_factory=dict)   # recorded in logs (preset, dataset ...)
+
+
+def prepare_sample(image, label, config, rng_sample, training):
+    """Resize / augment one (image, label) pair with numpy arrays; labels never interpolated."""
+    if config.resize:
+        image, label = resize(image, label, tuple(config.resize))
+    elif config.max_side:
+        image, label = limit_max_side(image, label, config.max_side)
+    if training:
+        if config.scale_range or config.crop_size:
+            image, label = random_scale_crop(image, label, rng_sample, scale_range=config.scale_range or (1.0, 1.0),
+                                             crop_size=config.crop_size or None)
+        if config.flip:
+            image, label = random_flip(image, label, rng_sample)
+    return image, label
+
+
+def epoch_order(seed, epoch, count):
+    """The order in which epoch `epoch` visits the training images (a function of the seed alone)."""
+    return numpy.random.default_rng([seed, epoch]).permutation(count)
+
+
+class Trainer:
+    def __init__(self, model, optimizer, train_set, val_set, config, log=print):
+        self.model, self.optimizer = model, optimizer
+        self.train_set, self.val_set = train_set, val_set
+        self.config = config
+        self.log = log
+        self.loss = SoftmaxCrossEntropy(ignore_index=255, normalize=config.loss_normalize, dtype=model.dtype)
+        self.iteration = 0
+        self.samples_read = 0   # images taken from the data order, skipped ones included
+        self.skipped = []
+        self._stop_signal = None
+        os.makedirs(config.out, exist_ok=True)
+        self.checkpoint_path = os.path.join(config.out, "checkpoint.h5")
+        self.log_path = os.path.join(config.out, "log.jsonl")
+
+    # ---- data ---------------------------------------------------------------------------------
+    def _sample_at(self, step):
+        """The `step`-th image of the run (counting across epochs), prepared on the host."""
+        count = len(self.train_set)
+        epoch, position = divmod(step, count)
+        index = int(epoch_order(self.config.seed, epoch, count)[position])
+        rng_sample = numpy.random.default_rng([self.config.seed, epoch, position, 1])
+        try:
+            image, label = self.train_set.load(index)
+        except DataError as error:
+            if not getattr(self.train_set, "skip_bad", False):
+                raise
+            return None, str(error)
+        image, label = prepare_sample(image, label, self.config, rng_sample, training=True)
+        return preprocess(image, self.model.preprocessing), label
+
+    # ---- one iteration -----------------------------------------------------------------------
+    def _step(self, samples):
+        """Forward and backward `accumulate` images, then one SGD step. Returns the mean loss."""
+        self.model.train()
+        self.model.zero_grad()
+        total, counted = 0.0, 0
+        for sample, label in samples:
+            x = backend.to_device(sample[None], dtype=self.model.dtype)
+            labels = backend.to_device(label[None].astype(numpy.int32))
+            scores = self.model.forward(x)
+            total += self.loss.forward(scores, labels)
+            counted += 1
+            # Caffe's iter_size: the accumulated gradient is the mean over the images
+            self.model.backward(self.loss.backward(1.0 / len(samples)))
+        mean_loss = total / max(counted, 1)
+        if not math.isfinite(mean_loss):
+            return mean_loss
+        self.optimizer.step()
+        return mean_loss
+
+    # ---- evaluation --------------------------------------------------------------------------
+    def evaluate(self):
+        from .evaluate import evaluate_dataset
+        limit = self.config.val_limit or None
+        matrix = evaluate_dataset(self.model, self.val_set, max_side=self.config.max_side, resize=self.config.resize,
+                                  limit=limit, progress=False)
+        return matrix
+
+    def _write_progress_images(self):
+        from .visualize import strip
+        from .evaluate import predict_image
+        from .visualize import palette_for
+        folder = os.path.join(self.config.out, "progress")
+        os.makedirs(folder, exist_ok=True)
+        palette = palette_for(self.val_set)
+        count = min(self.config.n_progress_images, len(self.val_set))
+        for index in range(count):
+            image, label = self.val_set.load(index)
+            image, label = prepare_sample(image, label, self.config, None, training=False)
+            prediction = predict_image(self.model, image)
+            picture = strip(image, label, prediction, palette)
+            picture.save(os.path.join(folder, f"iter{self.iteration:07d}_{index}.png"))
+
+    # ---- bookkeeping -------------------------------------------------------------------------
+    def _append_log(self, record):
+        with open(self.log_path, "a") as file:
+            file.write(json.dumps(record) + "\n")
+
+    def _state(self):
+        return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed, "skipped": len(self.skipped),
+                "config": {k: v for k, v in asdict(self.config).items() if k != "extra"}}
+
+    def save_checkpoint(self):
+        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self._state())
+
+    def resume(self):
+        """Continue from out/checkpoint.h5 if it exists; returns True when it did."""
+        if not os.path.exists(self.checkpoint_path):
+            return False
+        state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+        self.iteration = state["iteration"]
+        self.samples_read = state["samples_read"]
+        self._truncate_log()
+        self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
+        return True
+
+    def _truncate_log(self):
+        """Drop log lines written after the checkpoint (they will be written again)."""
+        if not os.path.exists(self.log_path):
+            return
+        with open(self.log_path) as file:
+            records = [json.loads(line) for line in file if line.strip()]
+        kept = [r for r in records if r.get("iteration", 0) <= self.iteration]
+        with open(self.log_path, "w") as file:
+            file.writelines(json.dumps(r) + "\n" for r in kept)
+
+    def _install_signal_handlers(self):
+        def request_stop(signum, frame):
+            if self._stop_signal is not None:  # a second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+            self.log(f"\n{self._stop_signal} received: finishing this iteration, then saving a checkpoint")
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                previous[signum] = signal.signal(signum, request_stop)
+            except ValueError:  # not in the main thread
+                pass
+        return previous
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def run(self):
+        """Train until max_iter; returns the final metrics dict (or None with no val set)."""
+        config = self.config
+        first_step = self.samples_read
+        # a few extra reads ahead so that skipped samples can be replaced
+        count = (config.max_iter - self.iteration) * config.accumulate + 64
+        prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), count, depth=4)
+        previous_handlers = self._install_signal_handlers()
+        bar = None
+        metrics = None
+        try:
+            if config.progress:
+                from tqdm import tqdm
+                bar = tqdm(total=config.max_iter, initial=self.iteration, unit="it", dynamic_ncols=True,
+                           desc="train")
+            samples_iter = iter(prefetch)
+            running = None
+            started = time.perf_counter()
+            images_done = 0
+            while self.iteration < config.max_iter:
+                samples = []
+                while len(samples) < config.accumulate:
+                    sample, label = next(samples_iter)
+                    self.samples_read += 1
+                    if sample is None:
+                        self.skipped.append(label)
+                        self.log(f"skipped: {label}")
+                        continue
+                    samples.append((sample, label))
+                loss = self._step(samples)
+                if not math.isfinite(loss):
+                    raise TrainingStopped(
+                        f"loss became {loss} at iteration {self.iteration + 1}: stopping; the last good checkpoint "
+                        f"is {self.checkpoint_path if os.path.exists(self.checkpoint_path) else 'not written yet'} "
+                        f"(try a lower --lr)")
+                self.iteration += 1
+                images_done += len(samples)
+                running = loss if running is None else 0.95 * running + 0.05 * loss
+                elapsed = time.perf_counter() - started
+                self._append_log({"iteration": self.iteration, "loss": loss, "lr": self.optimizer.lr,
+                                  "time": round(elapsed, 3)})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{running:.4g}", img_s=f"{images_done / max(elapsed, 1e-9):.2f}")
+                    bar.update(1)
+                finished = self.iteration >= config.max_iter
+                if (config.eval_every and self.iteration % config.eval_every == 0) or finished:
+                    metrics = self._evaluate_and_log()
+                if (config.checkpoint_every and self.iteration % config.checkpoint_every == 0) or finished:
+                    self.save_checkpoint()
+                if self._stop_signal and not finished:
+                    self.save_checkpoint()
+                    raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}; "
+                                          f"checkpoint saved to {self.checkpoint_path}: rerun with --resume to continue")
+        finally:
+            prefetch.close()
+            if bar is not None:
+                bar.close()
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+        self.finish()
+        return metrics
+
+    def _evaluate_and_log(self):
+        if self.val_set is None or len(self.val_set) == 0:
+            return None
+        matrix = self.evaluate()
+        metrics = matrix.metrics(self.val_set.class_names)
+        record = {"iteration": self.iteration, "type": "eval",
+                  **{k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu")}}
+        if matrix.n_classes == 2:
+            from .metrics import binary_metrics
+            binary = binary_metrics(matrix.matrix)
+            record.update({key: binary[key] for key in ("precision", "recall", "f1", "iou")})
+        self._append_log(record)
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
+        self.log(f"iteration {self.iteration}: {summary}")
+        self._write_progress_images()
+        self.last_metrics = dict(metrics, **{k: record[k] for k in record if k not in metrics})
+        return self.last_metrics
+
+    def finish(self):
+        """Write final.h5 and the curves."""
+        save_weights(self.model, os.path.join(self.config.out, "final.h5"))
+        from .plots import plot_training_curves
+        plot_training_curves(self.log_path, os.path.join(self.config.out, "curves.png"), log=self.log)
