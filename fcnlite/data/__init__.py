@@ -1,0 +1,36 @@
+"""Datasets, preprocessing and augmentation for segmentation.
+
+Every dataset has the same API (see voc.py): `ids`, `len()`, `class_names`,
+`n_classes`, `name`, `image_path(i)`, `label_path(i)` and
+`load(i) -> (uint8 RGB (H, W, 3), uint8 labels (H, W))`, 255 = void.
+
+    classes.py     VOC class names and colour palette
+    voc.py         PASCAL VOC 2012 (VOCSegmentation), SkipBad
+    sbd.py         SBD, the reference FCN's training set; the seg11valid split
+    download.py    resumable, checked download of VOC 2012
+    synthetic.py   a small learnable dataset in the VOC layout
+    preprocess.py  uint8 RGB <-> the float input a model's weights expect
+    transforms.py  resize, flips, random scale and crop (labels never interpolated)
+    prefetch.py    prepare the next samples in a background thread
+    errors.py      DataError: "<file>: <what is wrong>"
+"""
+from .classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
+from .download import VOC_MD5, VOC_URL, DownloadError, download_file, download_voc, extract_tar
+from .errors import DataError
+from .prefetch import Prefetcher
+from .preprocess import TORCHVISION_PREPROCESSING, deprocess, preprocess
+from .sbd import SBDSegmentation, seg11valid_ids
+from .synthetic import SYNTHETIC_CLASSES, ensure_synthetic_voc, make_synthetic_voc
+from .transforms import limit_max_side, random_flip, random_scale_crop, resize
+from .voc import SkipBad, VOCSegmentation, find_voc_root, read_image
+
+__all__ = [
+    "DataError", "IGNORE_INDEX", "VOC_CLASSES", "voc_palette",
+    "VOCSegmentation", "SkipBad", "find_voc_root", "read_image",
+    "SBDSegmentation", "seg11valid_ids",
+    "download_voc", "download_file", "extract_tar", "DownloadError", "VOC_URL", "VOC_MD5",
+    "make_synthetic_voc", "ensure_synthetic_voc", "SYNTHETIC_CLASSES",
+    "preprocess", "deprocess", "TORCHVISION_PREPROCESSING",
+    "random_flip", "random_scale_crop", "resize", "limit_max_side",
+    "Prefetcher",
+]

@@ -1,0 +1,153 @@
+"""SBD, the Semantic Boundaries Dataset (Hariharan et al. 2011): the reference FCN's training set.
+
+SBD relabels 11,355 VOC 2011 photographs with the same 21 classes. Its tar
+unpacks to benchmark_RELEASE/dataset/:
+
+    dataset/img/<id>.jpg        the photographs (VOC ids, e.g. 2008_000002)
+    dataset/cls/<id>.mat        MATLAB file with a struct GTcls; GTcls.Segmentation is the
+                                (H, W) class-index map (no void border, unlike VOC)
+    dataset/train.txt, val.txt  8,498 and 2,857 ids
+
+`root` may be the folder holding benchmark_RELEASE, benchmark_RELEASE itself,
+or its dataset folder. Reading .mat files needs SciPy (`pip install fcnlite[sbd]`),
+imported only when an SBD dataset is built.
+
+The reference FCN trains on SBD train and validates on "seg11valid": the VOC 2011
+segmentation val images that are not in SBD train (so nothing it validates on was
+trained on). seg11valid_ids computes that list.
+"""
+import os
+
+import numpy
+
+from .classes import VOC_CLASSES, voc_palette
+from .errors import DataError
+from .voc import check_label, find_voc_root, first_line, read_image, read_split
+
+
+def import_loadmat():
+    """scipy.io.loadmat, or a one-line ImportError saying how to install SciPy."""
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ImportError("reading SBD .mat labels needs SciPy: pip install scipy "
+                          "(or pip install fcnlite[sbd])") from None
+    return loadmat
+
+
+def find_sbd_root(root):
+    """SBD's dataset folder (holding cls/ and img/) for `root`."""
+    if not os.path.isdir(root):
+        raise DataError(root, "SBD folder does not exist")
+    for candidate in (os.path.join(root, "benchmark_RELEASE", "dataset"), os.path.join(root, "dataset"), root):
+        if os.path.isdir(os.path.join(candidate, "cls")):
+            return candidate
+    raise DataError(root, "no SBD data found: expected benchmark_RELEASE/dataset/cls, dataset/cls or cls inside it")
+
+
+def read_sbd_label(path):
+    """GTcls.Segmentation of an SBD .mat file, as a numpy array (not yet checked)."""
+    loadmat = import_loadmat()
+    if not os.path.exists(path):
+        raise DataError(path, "label file is missing")
+    try:
+        # struct_as_record=False gives GTcls as an object with attributes; squeeze_me drops MATLAB's 1x1 wrappers
+        contents = loadmat(path, squeeze_me=True, struct_as_record=False)
+    except Exception as error:   # scipy raises ValueError, TypeError, MatReadError ... for a broken file
+        raise DataError(path, f"cannot be read as a MATLAB .mat file ({first_line(error)})") from None
+    if "GTcls" not in contents:
+        raise DataError(path, "has no GTcls struct (is it a file from SBD's cls/ folder?)")
+    segmentation = getattr(contents["GTcls"], "Segmentation", None)
+    if segmentation is None:
+        raise DataError(path, "GTcls has no Segmentation field")
+    return numpy.asarray(segmentation)
+
+
+class SBDSegmentation:
+    """SBD's class labels: the same 21 classes as VOC, same API as VOCSegmentation.
+
+    root:     the folder holding benchmark_RELEASE, benchmark_RELEASE itself, or its dataset folder
+    split:    "train" or "val", or the path of a split file of your own
+    skip_bad: drop ids whose image or label is missing (noted in `skipped`) instead of raising
+    """
+
+    def __init__(self, root, split="train", skip_bad=False):
+        import_loadmat()   # fail now, not at the first image, when SciPy is missing
+        self.sbd_dir = find_sbd_root(root)
+        split = os.fspath(split)
+        self.split = split
+        self.skip_bad = skip_bad
+        self.class_names = list(VOC_CLASSES)
+        self.n_classes = len(self.class_names)
+        self.palette = voc_palette()
+        self.skipped = []
+        split_path = split if split.endswith(".txt") else os.path.join(self.sbd_dir, f"{split}.txt")
+        listed_ids = read_split(split_path)
+        self.ids = []
+        for sample_id in listed_ids:
+            missing = [path for path in (self._image_path(sample_id), self._label_path(sample_id))
+                       if not os.path.exists(path)]
+            if not missing:
+                self.ids.append(sample_id)
+                continue
+            error = DataError(missing[0], f"file is missing (id {sample_id} is listed in {split_path})")
+            if not skip_bad:
+                raise error
+            self.skipped.append(str(error))
+        if not self.ids:
+            raise DataError(split_path, f"none of the {len(listed_ids)} listed ids has both its image and its label")
+        self.name = f"SBD {os.path.basename(split) if split.endswith('.txt') else split} ({len(self.ids)} images)"
+
+    def _image_path(self, sample_id):
+        return os.path.join(self.sbd_dir, "img", f"{sample_id}.jpg")
+
+    def _label_path(self, sample_id):
+        return os.path.join(self.sbd_dir, "cls", f"{sample_id}.mat")
+
+    def __len__(self):
+        return len(self.ids)
+
+    def image_path(self, index):
+        return self._image_path(self.ids[index])
+
+    def label_path(self, index):
+        return self._label_path(self.ids[index])
+
+    def load(self, index):
+        """(image, label): uint8 RGB (H, W, 3) and uint8 (H, W) class indices."""
+        image_path, label_path = self.image_path(index), self.label_path(index)
+        image = read_image(image_path)
+        label = read_sbd_label(label_path)
+        if label.dtype.kind == "f" and not numpy.all(numpy.isfinite(label) & (label == numpy.round(label))):
+            raise DataError(label_path, "GTcls.Segmentation holds non-integer values")
+        check_label(label, self.n_classes, label_path, image.shape, image_path)
+        return image, label.astype(numpy.uint8)
+
+    __getitem__ = load
+
+    def __repr__(self):
+        return f"SBDSegmentation({self.sbd_dir!r}, split={self.split!r}): {len(self)} images"
+
+
+def seg11valid_ids(voc_root, sbd_root, voc2011_val=None):
+    """The reference FCN's validation ids: VOC 2011 segmentation val minus SBD train, in VOC's order.
+
+    voc2011_val: VOC 2011's ImageSets/Segmentation/val.txt. When not given it is
+        looked for beside VOC2012 (VOCdevkit/VOC2011/...), and failing that VOC 2012's
+        val.txt is used instead.
+
+    Why VOC 2011's list matters: VOC 2012 val (1449 ids) contains all of VOC 2011
+    val (1112 ids) plus images added in 2012, and the added ones cannot be told
+    apart by their ids: every VOC 2012 id starts with a year from 2007 to 2011,
+    so filtering by "year <= 2011" removes nothing. Without VOC 2011's list the
+    result is VOC 2012 val minus SBD train, a superset of seg11valid (still
+    disjoint from SBD train, so still a fair validation set; just not the exact
+    736 images of the paper's seg11valid).
+    """
+    voc_dir = find_voc_root(voc_root)
+    if voc2011_val is None:
+        beside = os.path.join(os.path.dirname(voc_dir), "VOC2011", "ImageSets", "Segmentation", "val.txt")
+        voc2011_val = beside if os.path.isfile(beside) else None
+    val_path = voc2011_val or os.path.join(voc_dir, "ImageSets", "Segmentation", "val.txt")
+    sbd_train = set(read_split(os.path.join(find_sbd_root(sbd_root), "train.txt")))
+    return [sample_id for sample_id in read_split(val_path) if sample_id not in sbd_train]

@@ -1,0 +1,219 @@
+"""download_voc against a loopback HTTP server: full download, resume, checksum and unsafe archives.
+
+The server runs in a thread on 127.0.0.1 (no network), serves one tar made by
+the test, honours "Range: bytes=N-" (or ignores it, when asked to), and logs
+every request so that a test can check exactly what was asked for.
+"""
+import hashlib
+import http.server
+import io
+import os
+import re
+import tarfile
+import threading
+
+import pytest
+
+from fcnlite.data import DataError, VOCSegmentation, make_synthetic_voc
+from fcnlite.data.download import DownloadError, download_voc, extract_tar
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves server.payload at any path; answers "Range: bytes=N-" with 206 (or 416 past the end)."""
+
+    def do_GET(self):
+        payload = self.server.payload
+        if payload is None:
+            self.send_error(404)
+            self.server.log.append((self.headers.get("Range"), 404))
+            return
+        requested = self.headers.get("Range")
+        start = 0
+        if requested and self.server.honour_range:
+            start = int(re.fullmatch(r"bytes=(\d+)-", requested).group(1))
+            if start >= len(payload):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(payload)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                self.server.log.append((requested, 0))
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(payload) - 1}/{len(payload)}")
+        else:
+            self.send_response(200)
+        body = payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.server.cut_after is not None:      # a connection that breaks mid-transfer
+            body = body[:self.server.cut_after]
+            self.close_connection = True
+        self.wfile.write(body)
+        self.server.log.append((requested, len(body)))
+
+    def log_message(self, *args):   # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def serve():
+    """serve(payload, honour_range=True, cut_after=None) -> (url, server); server.log lists (Range, bytes sent)."""
+    servers = []
+
+    def start(payload, honour_range=True, cut_after=None):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+        server.payload, server.honour_range, server.log = payload, honour_range, []
+        server.cut_after = cut_after
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/voc/VOCtrainval_test.tar", server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def voc_tar(tmp_path_factory):
+    """(tar bytes, md5) of a real VOC-layout tree: VOCdevkit/VOC2012/... with 3 images."""
+    source = tmp_path_factory.mktemp("voc_source")
+    make_synthetic_voc(source, n_train=2, n_val=1)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(source / "VOCdevkit", arcname="VOCdevkit")
+    payload = buffer.getvalue()
+    return payload, hashlib.md5(payload).hexdigest()
+
+
+def unpacked_correctly(root):
+    return len(VOCSegmentation(root, "trainval")) == 3
+
+
+def leftovers(root):
+    return [name for name in os.listdir(root) if name.endswith(".part") or name.startswith(".unpacking-")]
+
+
+def test_download_fetches_checks_and_unpacks_the_voc_layout(tmp_path, serve, voc_tar):
+    payload, md5 = voc_tar
+    url, server = serve(payload)
+    log = server.log
+    voc_dir = download_voc(tmp_path, url=url, md5=md5, progress=False)
+    assert voc_dir == os.path.join(tmp_path, "VOCdevkit", "VOC2012")
+    assert unpacked_correctly(tmp_path)
+    assert log == [(None, len(payload))]
+    assert not os.path.exists(tmp_path / "VOCtrainval_test.tar")     # archive removed after unpacking
+    assert leftovers(tmp_path) == []
+    # a second call finds the data in place and asks the server nothing
+    assert download_voc(tmp_path, url=url, md5=md5, progress=False) == voc_dir
+    assert len(log) == 1
+
+
+def test_download_can_keep_the_archive(tmp_path, serve, voc_tar):
+    payload, md5 = voc_tar
+    url, _ = serve(payload)
+    download_voc(tmp_path, url=url, md5=md5, progress=False, keep_archive=True)
+    assert (tmp_path / "VOCtrainval_test.tar").read_bytes() == payload
+
+
+def test_download_resumes_a_partial_file_asking_only_for_the_rest(tmp_path, serve, voc_tar):
+    payload, md5 = voc_tar
+    url, server = serve(payload)
+    log = server.log
+    already = len(payload) // 3
+    (tmp_path / "VOCtrainval_test.tar.part").write_bytes(payload[:already])
+    download_voc(tmp_path, url=url, md5=md5, progress=False)
+    assert log == [(f"bytes={already}-", len(payload) - already)]
+    assert unpacked_correctly(tmp_path) and leftovers(tmp_path) == []
+
+
+def test_download_interrupted_mid_transfer_resumes_on_the_next_run(tmp_path, serve, voc_tar):
+    payload, md5 = voc_tar
+    url, server = serve(payload, cut_after=5000)
+    with pytest.raises(DownloadError, match="run again to resume"):
+        download_voc(tmp_path, url=url, md5=md5, progress=False)
+    assert (tmp_path / "VOCtrainval_test.tar.part").read_bytes() == payload[:5000]
+    assert not os.path.exists(tmp_path / "VOCdevkit")
+    server.cut_after = None
+    download_voc(tmp_path, url=url, md5=md5, progress=False)
+    assert server.log == [(None, 5000), ("bytes=5000-", len(payload) - 5000)]
+    assert unpacked_correctly(tmp_path)
+
+
+def test_download_starts_over_when_the_server_ignores_range(tmp_path, serve, voc_tar):
+    payload, md5 = voc_tar
+    url, server = serve(payload, honour_range=False)
+    log = server.log
+    (tmp_path / "VOCtrainval_test.tar.part").write_bytes(payload[:1000])
+    download_voc(tmp_path, url=url, md5=md5, progress=False)
+    assert log == [("bytes=1000-", len(payload))]
+    assert unpacked_correctly(tmp_path)
+
+
+def test_download_of_a_complete_part_file_just_checks_and_unpacks(tmp_path, serve, voc_tar):
+    payload, md5 = voc_tar
+    url, server = serve(payload)
+    log = server.log
+    (tmp_path / "VOCtrainval_test.tar.part").write_bytes(payload)
+    download_voc(tmp_path, url=url, md5=md5, progress=False)
+    assert log == [(f"bytes={len(payload)}-", 0)]      # answered 416: nothing left to send
+    assert unpacked_correctly(tmp_path)
+
+
+def test_md5_mismatch_is_refused_and_nothing_is_unpacked(tmp_path, serve, voc_tar):
+    payload, md5 = voc_tar
+    url, _ = serve(payload)
+    wrong = "0" * 32
+    with pytest.raises(DataError) as caught:
+        download_voc(tmp_path, url=url, md5=wrong, progress=False)
+    message = str(caught.value)
+    assert message.startswith(str(tmp_path / "VOCtrainval_test.tar.part") + ": ")
+    assert f"MD5 {md5} does not match the expected {wrong}" in message
+    assert not os.path.exists(tmp_path / "VOCdevkit")
+    assert os.listdir(tmp_path) == []      # the bad file is deleted: the next run starts afresh
+
+
+def test_http_error_is_one_line_naming_the_url(tmp_path, serve):
+    url, _ = serve(None)
+    with pytest.raises(DownloadError) as caught:
+        download_voc(tmp_path, url=url, md5=None, progress=False)
+    assert str(caught.value) == f"{url}: download failed: HTTP 404 Not Found"
+
+
+def test_archive_without_the_voc_layout_is_reported(tmp_path, serve):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("README.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    url, _ = serve(buffer.getvalue())
+    with pytest.raises(DownloadError, match="is it the VOC 2012 trainval tar"):
+        download_voc(tmp_path / "root", url=url, md5=None, progress=False)
+
+
+def tar_with(member, data=b"x"):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        member.size = len(data) if member.isfile() else 0
+        tar.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", ["../escaped.txt", "VOCdevkit/../../escaped.txt", "/tmp/escaped_fcnlite_test.txt"])
+def test_extract_refuses_members_outside_the_destination(tmp_path, name):
+    archive = tmp_path / "evil.tar"
+    archive.write_bytes(tar_with(tarfile.TarInfo(name)))
+    destination = tmp_path / "root"
+    with pytest.raises(DownloadError, match="would be written outside the destination"):
+        extract_tar(archive, destination)
+    assert not (tmp_path / "escaped.txt").exists() and not os.path.exists("/tmp/escaped_fcnlite_test.txt")
+    assert os.listdir(destination) == []
+
+
+def test_extract_refuses_links(tmp_path):
+    link = tarfile.TarInfo("VOCdevkit/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    archive = tmp_path / "link.tar"
+    archive.write_bytes(tar_with(link))
+    with pytest.raises(DownloadError, match="is a link; refusing to unpack links"):
+        extract_tar(archive, tmp_path / "root")

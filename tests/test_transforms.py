@@ -1,0 +1,221 @@
+"""The per-sample pipeline: transforms (labels never interpolated), preprocessing, prefetching."""
+import threading
+import time
+
+import numpy
+import pytest
+
+from fcnlite.data import (Prefetcher, TORCHVISION_PREPROCESSING, deprocess, limit_max_side, preprocess,
+                          random_flip, random_scale_crop, resize)
+from fcnlite.models.base import CAFFE_PREPROCESSING
+
+
+def blocks(height, width, seed=0, block=4):
+    """A label of random classes in square blocks with some void, and an image that paints each class its colour."""
+    rng = numpy.random.default_rng(seed)
+    coarse = rng.choice([0, 3, 7, 15, 255], size=(-(-height // block), -(-width // block))).astype(numpy.uint8)
+    label = numpy.kron(coarse, numpy.ones((block, block), dtype=numpy.uint8))[:height, :width]
+    colours = numpy.zeros((256, 3), dtype=numpy.uint8)
+    colours[[0, 3, 7, 15, 255]] = [[10, 10, 10], [200, 30, 30], [30, 200, 30], [30, 30, 200], [250, 250, 250]]
+    return colours[label], label, colours
+
+
+# ---- transforms -------------------------------------------------------------------------------
+
+def test_flip_mirrors_image_and_label_together():
+    image, label, colours = blocks(16, 24)
+    flipped_any = kept_any = False
+    for seed in range(20):
+        out_image, out_label = random_flip(image, label, numpy.random.default_rng(seed))
+        flipped = not numpy.array_equal(out_label, label)
+        flipped_any |= flipped
+        kept_any |= not flipped
+        expected = (image[:, ::-1], label[:, ::-1]) if flipped else (image, label)
+        numpy.testing.assert_array_equal(out_image, expected[0])
+        numpy.testing.assert_array_equal(out_label, expected[1])
+        numpy.testing.assert_array_equal(colours[out_label], out_image)   # still aligned
+    assert flipped_any and kept_any
+
+
+def test_flip_probability_one_always_flips_and_label_may_be_none():
+    image, label, _ = blocks(8, 8)
+    out_image, out_label = random_flip(image, None, numpy.random.default_rng(0), probability=1.0)
+    numpy.testing.assert_array_equal(out_image, image[:, ::-1])
+    assert out_label is None
+
+
+def test_resize_uses_nearest_neighbour_for_labels():
+    label = numpy.array([[0, 15], [255, 7]], dtype=numpy.uint8)
+    image = numpy.zeros((2, 2, 3), dtype=numpy.uint8)
+    out_image, out_label = resize(image, label, (4, 4))
+    numpy.testing.assert_array_equal(out_label, numpy.kron(label, numpy.ones((2, 2), dtype=numpy.uint8)))
+    assert out_image.shape == (4, 4, 3)
+    _, odd = resize(*blocks(20, 28)[:2], (13, 9))
+    assert odd.shape == (13, 9) and set(numpy.unique(odd)) <= {0, 3, 7, 15, 255}
+
+
+def test_resize_image_is_bilinear():
+    image = numpy.zeros((1, 2, 3), dtype=numpy.uint8)
+    image[0, 1] = 200
+    out_image, _ = resize(image, None, (1, 4))
+    assert 0 < out_image[0, 1, 0] < 200    # a blended value: interpolated, unlike labels
+
+
+@pytest.mark.parametrize("shape, max_side, expected", [((100, 50), 40, (40, 20)), ((30, 90), 60, (20, 60)),
+                                                       ((30, 20), 40, (30, 20))])
+def test_limit_max_side_keeps_aspect_and_never_upscales(shape, max_side, expected):
+    image, label, _ = blocks(*shape)
+    out_image, out_label = limit_max_side(image, label, max_side)
+    assert out_image.shape[:2] == expected and out_label.shape == expected
+    assert set(numpy.unique(out_label)) <= set(numpy.unique(label))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scale_crop_keeps_label_values_and_alignment(seed):
+    image, label, colours = blocks(40, 48, seed, block=8)
+    out_image, out_label = random_scale_crop(image, label, numpy.random.default_rng(seed), scale_range=(0.5, 2.0),
+                                             crop_size=32)
+    assert out_image.shape == (32, 32, 3) and out_label.shape == (32, 32)
+    assert set(numpy.unique(out_label)) <= set(numpy.unique(label)) | {255}
+    # well inside a block (no other class in the 5x5 around it, not padding) the bilinear
+    # image still shows the class colour of the label: image and label moved together
+    inner = out_label != 255
+    for shift_y in range(-2, 3):
+        for shift_x in range(-2, 3):
+            inner &= numpy.roll(out_label, (shift_y, shift_x), axis=(0, 1)) == out_label
+    inner[[0, 1, -2, -1], :] = inner[:, [0, 1, -2, -1]] = False
+    assert inner.sum() > 0
+    difference = numpy.abs(out_image.astype(int) - colours[out_label])[inner]
+    assert difference.max() <= 2
+
+
+def test_scale_crop_exact_factor_two_is_a_nearest_upsampling():
+    image, label, _ = blocks(8, 8)
+    _, out_label = random_scale_crop(image, label, numpy.random.default_rng(0), scale_range=(2.0, 2.0))
+    numpy.testing.assert_array_equal(out_label, numpy.kron(label, numpy.ones((2, 2), dtype=numpy.uint8)))
+
+
+def test_scale_crop_pads_small_images_with_void_and_fill_colour():
+    image, label, _ = blocks(8, 12)
+    label[:] = 3
+    out_image, out_label = random_scale_crop(image, label, numpy.random.default_rng(1), scale_range=(1.0, 1.0),
+                                             crop_size=(16, 20), fill=(1, 2, 3))
+    assert out_label.shape == (16, 20)
+    assert (out_label == 3).sum() == 8 * 12 and (out_label == 255).sum() == 16 * 20 - 8 * 12
+    assert (out_image[out_label == 255] == [1, 2, 3]).all()
+
+
+def test_random_transforms_repeat_for_the_same_seed():
+    image, label, _ = blocks(32, 32)
+    first = random_scale_crop(image, label, numpy.random.default_rng(7), crop_size=16)
+    second = random_scale_crop(image, label, numpy.random.default_rng(7), crop_size=16)
+    numpy.testing.assert_array_equal(first[0], second[0])
+    numpy.testing.assert_array_equal(first[1], second[1])
+
+
+# ---- preprocessing ----------------------------------------------------------------------------
+
+PIXEL = (10, 20, 30)   # R, G, B
+
+
+def test_preprocess_caffe_is_bgr_minus_mean_in_0_255():
+    image = numpy.empty((2, 3, 3), dtype=numpy.uint8)
+    image[:] = PIXEL
+    x = preprocess(image, CAFFE_PREPROCESSING)
+    assert x.shape == (3, 2, 3) and x.dtype == numpy.float32 and x.flags["C_CONTIGUOUS"]
+    expected = [30 - 104.00698793, 20 - 116.66876762, 10 - 122.67891434]   # B, G, R
+    numpy.testing.assert_allclose(x[:, 1, 2], expected, atol=1e-4)
+
+
+def test_preprocess_torchvision_is_rgb_in_0_1_normalised():
+    image = numpy.empty((2, 3, 3), dtype=numpy.uint8)
+    image[:] = PIXEL
+    x = preprocess(image, TORCHVISION_PREPROCESSING)
+    expected = [(10 / 255 - 0.485) / 0.229, (20 / 255 - 0.456) / 0.224, (30 / 255 - 0.406) / 0.225]
+    numpy.testing.assert_allclose(x[:, 0, 0], expected, atol=1e-5)
+
+
+def test_preprocess_takes_a_batch_too():
+    images = numpy.random.default_rng(0).integers(0, 256, size=(2, 5, 4, 3), dtype=numpy.uint8)
+    batch = preprocess(images, CAFFE_PREPROCESSING)
+    assert batch.shape == (2, 3, 5, 4)
+    numpy.testing.assert_array_equal(batch[1], preprocess(images[1], CAFFE_PREPROCESSING))
+
+
+@pytest.mark.parametrize("preprocessing", [CAFFE_PREPROCESSING, TORCHVISION_PREPROCESSING],
+                         ids=["caffe", "torchvision"])
+def test_deprocess_undoes_preprocess(preprocessing):
+    image = numpy.random.default_rng(1).integers(0, 256, size=(7, 5, 3), dtype=numpy.uint8)
+    numpy.testing.assert_array_equal(deprocess(preprocess(image, preprocessing), preprocessing), image)
+
+
+def test_preprocess_names_what_is_wrong():
+    image = numpy.zeros((2, 2, 3), dtype=numpy.uint8)
+    with pytest.raises(ValueError, match="lacks std"):
+        preprocess(image, {"channel_order": "RGB", "input_scale": 1.0, "mean": (0, 0, 0)})
+    with pytest.raises(ValueError, match="channel_order is 'GBR'"):
+        preprocess(image, dict(CAFFE_PREPROCESSING, channel_order="GBR"))
+    with pytest.raises(ValueError, match=r"shape \(2, 2\)"):
+        preprocess(numpy.zeros((2, 2), dtype=numpy.uint8), CAFFE_PREPROCESSING)
+
+
+# ---- prefetching ------------------------------------------------------------------------------
+
+def test_prefetcher_delivers_every_item_in_order():
+    with Prefetcher(lambda k: k * k, count=50, depth=3) as items:
+        assert len(items) == 50
+        assert list(items) == [k * k for k in range(50)]
+
+
+def test_prefetcher_reraises_the_workers_exception_at_its_item():
+    def produce(k):
+        if k == 3:
+            raise ValueError("bad sample 3")
+        return k
+
+    items = Prefetcher(produce, count=10)
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="bad sample 3"):
+        next(items)
+    assert list(items) == []      # nothing after the failure
+    assert not items._thread.is_alive()
+
+
+def test_prefetcher_overlaps_producing_with_consuming():
+    def produce(k):
+        time.sleep(0.05)
+        return k
+
+    started = time.perf_counter()
+    with Prefetcher(produce, count=10, depth=4) as items:
+        for _ in items:
+            time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.85, f"took {elapsed:.2f} s; one after the other takes 1.0 s"
+
+
+def test_prefetcher_stops_its_thread_when_the_consumer_leaves_early():
+    produced = []
+
+    def produce(k):
+        produced.append(k)
+        return k
+
+    with pytest.raises(KeyboardInterrupt):
+        with Prefetcher(produce, count=10_000, depth=2) as items:
+            for item in items:
+                if item == 3:
+                    raise KeyboardInterrupt
+    assert not items._thread.is_alive()
+    assert len(produced) <= 3 + 1 + 2 + 1     # consumed, in hand, queued, one in flight
+    items.close()                             # closing twice is harmless
+
+
+def test_abandoned_prefetcher_thread_stops():
+    before = threading.active_count()
+    items = Prefetcher(lambda k: k, count=10_000, depth=2)
+    next(items)
+    thread = items._thread
+    del items
+    thread.join(timeout=2)
+    assert not thread.is_alive() and threading.active_count() <= before
