@@ -160,8 +160,10 @@ def load_weights(model, path, strict=True, verbose=False):
                                    f"but {tuple(value.shape)} in the model")
             reinitialized.append(name)
             continue
-        value[...] = backend.to_device(source, dtype=value.dtype)
         loaded.append(name)
+    # copy only once every shape is known to fit: a strict load that fails leaves the model as it was
+    for name in loaded:
+        parameters[name][...] = backend.to_device(arrays[name], dtype=parameters[name].dtype)
     if reinitialized:
         layers = sorted({name.split("/")[0] for name in reinitialized})
         print(f"warning: {path}: shapes differ for {', '.join(layers)}; those layers keep their fresh initialisation")

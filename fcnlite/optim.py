@@ -36,7 +36,7 @@ class SGD:
     def state_dict(self):
         """Host copies of the momentum buffers and the hyper-parameters."""
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay,
-                "velocity": {name: backend.to_numpy(v) for name, v in self.velocity.items()}}
+                "velocity": {name: _host_copy(v) for name, v in self.velocity.items()}}
 
     def load_state_dict(self, state):
         for name, value in state["velocity"].items():
@@ -49,3 +49,8 @@ class SGD:
         self.lr = state.get("lr", self.lr)
         self.momentum = state.get("momentum", self.momentum)
         self.weight_decay = state.get("weight_decay", self.weight_decay)
+
+
+def _host_copy(x):
+    """A NumPy copy of x that later steps cannot change (to_numpy hands NumPy arrays back as they are)."""
+    return backend.to_numpy(x) if backend.is_gpu_array(x) else x.copy()

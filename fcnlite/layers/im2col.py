@@ -26,8 +26,10 @@ def conv_output_size(size, kernel, stride, padding=0, ceil_mode=False):
     span = size + 2 * padding - kernel
     if ceil_mode:
         out = -(-span // stride) + 1
-        # Caffe: the last window must start inside the (left-padded) input
-        if padding > 0 and (out - 1) * stride >= size + padding:
+        # the last window must start inside the (left-padded) input (Caffe checks this only
+        # when padded; unpadded, a stride larger than the kernel would otherwise add a
+        # window that lies wholly outside the image and pools to -inf; PyTorch drops it)
+        if (out - 1) * stride >= size + padding:
             out -= 1
         return max(out, 1)
     return span // stride + 1

@@ -1,0 +1,193 @@
+"""ConvTranspose2d: numerical gradients, frozen upsampling, PyTorch, and the bilinear initialisation."""
+import numpy
+import pytest
+
+from fcnlite import backend
+from fcnlite.layers import ConvTranspose2d, bilinear_kernel
+from fcnlite.layers import im2col as im2col_module
+from gradcheck import backends_agree, layer_gradient_errors
+
+# (input shape, out channels, kernel, stride, bias)
+CASES = [
+    ((1, 2, 3, 4), 3, 3, 1, False),   # stride 1
+    ((2, 3, 3, 2), 2, 4, 2, False),   # FCN's upscore2 / upscore_pool4: kernel 4, stride 2
+    ((1, 2, 4, 3), 2, 4, 2, True),    # with a bias
+    ((1, 2, 3, 2), 2, 4, 3, False),   # stride 3: stamps do not overlap evenly
+    ((1, 2, 2, 3), 2, 16, 8, False),  # FCN-8s's upscore8: kernel 16, stride 8
+    ((1, 1, 2, 2), 2, 5, 1, False),   # odd kernel
+]
+CASE_IDS = [f"x{'x'.join(map(str, s))}-o{o}-k{k}-s{st}{'-bias' if b else ''}" for s, o, k, st, b in CASES]
+
+
+def make_transpose(in_channels, out_channels, kernel, stride, bias=False, seed=0, dtype=numpy.float64):
+    layer = ConvTranspose2d(in_channels, out_channels, kernel, stride=stride, bias=bias, dtype=dtype)
+    generator = numpy.random.default_rng(seed)
+    for key, value in layer.params.items():
+        value[...] = backend.to_device(generator.standard_normal(value.shape), dtype=dtype)
+    return layer
+
+
+def conv_transpose2d_direct(x, weights, bias, stride):
+    """Every input pixel stamps its channel's kernel, scaled by its value, at (iy*s, ix*s)."""
+    n, in_c, h, w = x.shape
+    _, out_c, kernel, _ = weights.shape
+    y = numpy.zeros((n, out_c, (h - 1) * stride + kernel, (w - 1) * stride + kernel))
+    for image in range(n):
+        for c in range(in_c):
+            for iy in range(h):
+                for ix in range(w):
+                    y[image, :, iy * stride:iy * stride + kernel, ix * stride:ix * stride + kernel] += \
+                        x[image, c, iy, ix] * weights[c]
+    if bias is not None:
+        y += bias.reshape(1, -1, 1, 1)
+    return y
+
+
+@pytest.mark.parametrize("shape, out_channels, kernel, stride, bias", CASES, ids=CASE_IDS)
+def test_conv_transpose_forward_matches_direct_stamping(xp, shape, out_channels, kernel, stride, bias):
+    layer = make_transpose(shape[1], out_channels, kernel, stride, bias)
+    x = numpy.random.default_rng(1).standard_normal(shape)
+    y = backend.to_numpy(layer.forward(backend.to_device(x)))
+    host_bias = backend.to_numpy(layer.params["b"]) if bias else None
+    expected = conv_transpose2d_direct(x, backend.to_numpy(layer.params["W"]), host_bias, stride)
+    assert y.shape == layer.output_shape(shape)
+    numpy.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, out_channels, kernel, stride, bias", CASES, ids=CASE_IDS)
+def test_conv_transpose_backward_matches_numerical_gradient(xp, shape, out_channels, kernel, stride, bias):
+    layer = make_transpose(shape[1], out_channels, kernel, stride, bias)
+    x = backend.to_device(numpy.random.default_rng(1).standard_normal(shape))
+    # kernel 16 has 512+ weights, each costing two passes: a random 150 of them are enough
+    errors = layer_gradient_errors(layer, [x], max_entries=150)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("kernel, stride", [(4, 2), (16, 8)])
+def test_frozen_conv_transpose_gives_zero_weight_gradient_and_correct_input_gradient(xp, kernel, stride):
+    layer = make_transpose(2, 2, kernel, stride)
+    layer.frozen = True
+    x = backend.to_device(numpy.random.default_rng(1).standard_normal((1, 2, 3, 2)))
+    errors = layer_gradient_errors(layer, [x], params_to_check=[])
+    assert errors["x0"] < 1e-6, errors
+    assert not backend.to_numpy(layer.grads["W"]).any()
+
+
+def test_conv_transpose_gradients_accumulate_until_zero_grad(xp):
+    layer = make_transpose(2, 3, 4, 2, bias=True)
+    generator = numpy.random.default_rng(1)
+    x = backend.to_device(generator.standard_normal((2, 2, 3, 4)))
+    dy = backend.to_device(generator.standard_normal(layer.output_shape(x.shape)))
+    layer.forward(x)
+    layer.zero_grad()
+    dx_first = backend.to_numpy(layer.backward(dy))
+    once = {key: backend.to_numpy(grad).copy() for key, grad in layer.grads.items()}
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.backward(dy)), dx_first)
+    for key, grad in layer.grads.items():
+        numpy.testing.assert_allclose(backend.to_numpy(grad), 2 * once[key], rtol=1e-12, err_msg=key)
+    layer.zero_grad()
+    assert not any(backend.to_numpy(grad).any() for grad in layer.grads.values())
+
+
+@pytest.mark.parametrize("shape, kernel, stride", [((2, 3, 6, 5), 4, 2), ((1, 2, 5, 3), 16, 8), ((1, 2, 7, 4), 3, 1)])
+def test_conv_transpose_row_bands_agree_with_one_band(xp, monkeypatch, shape, kernel, stride):
+    layer = make_transpose(shape[1], 3, kernel, stride)
+    generator = numpy.random.default_rng(2)
+    x = backend.to_device(generator.standard_normal(shape))
+    dy = backend.to_device(generator.standard_normal(layer.output_shape(shape)))
+
+    def run():
+        layer.zero_grad()
+        y = backend.to_numpy(layer.forward(x)).copy()
+        dx = backend.to_numpy(layer.backward(dy)).copy()
+        return y, dx, backend.to_numpy(layer.grads["W"]).copy()
+
+    whole = run()
+    assert len(layer._bands(shape[2], shape[3])) == 1
+    monkeypatch.setattr(im2col_module, "BAND_BYTES", 1)  # one input row per band
+    assert len(layer._bands(shape[2], shape[3])) == shape[2]
+    banded = run()
+    for name, a, b in zip(["y", "dx", "dW"], banded, whole):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("shape, out_channels, kernel, stride, bias", CASES, ids=CASE_IDS)
+def test_conv_transpose_matches_torch(shape, out_channels, kernel, stride, bias):
+    torch = pytest.importorskip("torch")
+    layer = make_transpose(shape[1], out_channels, kernel, stride, bias)
+    generator = numpy.random.default_rng(1)
+    x = generator.standard_normal(shape)
+    y = layer.forward(x)
+    dy = generator.standard_normal(y.shape)
+    layer.zero_grad()
+    dx = layer.backward(dy)
+
+    x_t = torch.tensor(x, requires_grad=True)
+    w_t = torch.tensor(layer.params["W"], requires_grad=True)
+    b_t = torch.tensor(layer.params["b"], requires_grad=True) if bias else None
+    y_t = torch.nn.functional.conv_transpose2d(x_t, w_t, b_t, stride=stride)
+    y_t.backward(torch.tensor(dy))
+    numpy.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    numpy.testing.assert_allclose(layer.grads["W"], w_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    if bias:
+        numpy.testing.assert_allclose(layer.grads["b"], b_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def upsample_filt(size):
+    """The reference FCN's surgery.upsample_filt, transcribed."""
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    og = numpy.ogrid[:size, :size]
+    return (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+
+
+def test_bilinear_kernel_of_size_4_is_the_outer_product_of_the_tent():
+    tent = numpy.array([0.25, 0.75, 0.75, 0.25])
+    numpy.testing.assert_allclose(bilinear_kernel(4), numpy.outer(tent, tent), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5, 16, 32, 64])
+def test_bilinear_kernel_matches_reference_formula(size):
+    numpy.testing.assert_allclose(bilinear_kernel(size), upsample_filt(size), rtol=0, atol=1e-15)
+
+
+def test_bilinear_kernel_of_size_16_has_the_reference_values():
+    tent = (numpy.array([1, 3, 5, 7, 9, 11, 13, 15, 15, 13, 11, 9, 7, 5, 3, 1]) / 16)
+    numpy.testing.assert_allclose(bilinear_kernel(16), numpy.outer(tent, tent), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("kernel, stride", [(4, 2), (16, 8), (64, 32)])
+def test_bilinear_upsampling_maps_a_linear_ramp_to_a_linear_ramp(xp, kernel, stride):
+    """Away from the borders, each output pixel j sits at input position (j - (kernel - 1) / 2) / stride
+    and gets exactly the linear interpolation there; channels are not mixed."""
+    channels, h, w = 2, 4, 5
+    layer = ConvTranspose2d(channels, channels, kernel, stride=stride, dtype=numpy.float64).init_bilinear()
+    rows, cols = numpy.meshgrid(numpy.arange(h), numpy.arange(w), indexing="ij")
+    slopes = [(0.5, -1.25, 3.0), (-2.0, 0.75, -1.0)]     # (row slope, column slope, offset) per channel
+    x = numpy.stack([a * rows + b * cols + c for a, b, c in slopes])[None]
+    y = backend.to_numpy(layer.forward(backend.to_device(x)))
+    assert y.shape == (1, channels, (h - 1) * stride + kernel, (w - 1) * stride + kernel)
+    center = (kernel - 1) / 2
+    out_rows, out_cols = numpy.meshgrid(numpy.arange(y.shape[2]), numpy.arange(y.shape[3]), indexing="ij")
+    interior = (slice(stride, h * stride), slice(stride, w * stride))
+    for channel, (a, b, c) in enumerate(slopes):
+        expected = a * (out_rows - center) / stride + b * (out_cols - center) / stride + c
+        numpy.testing.assert_allclose(y[0, channel][interior], expected[interior], rtol=1e-12, atol=1e-12)
+
+
+def test_init_bilinear_does_not_mix_channels(xp):
+    layer = ConvTranspose2d(3, 3, 4, stride=2, dtype=numpy.float64).init_bilinear()
+    weights = backend.to_numpy(layer.params["W"])
+    for c_in in range(3):
+        for c_out in range(3):
+            expected = bilinear_kernel(4) if c_in == c_out else numpy.zeros((4, 4))
+            numpy.testing.assert_array_equal(weights[c_in, c_out], expected)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(numpy.float32, 1e-4), (numpy.float64, 1e-12)])
+@pytest.mark.parametrize("shape, out_channels, kernel, stride, bias", CASES, ids=CASE_IDS)
+def test_conv_transpose_cupy_agrees_with_numpy(cupy_only, dtype, tolerance, shape, out_channels, kernel, stride, bias):
+    x = numpy.random.default_rng(1).standard_normal(shape).astype(dtype)
+    backends_agree(lambda: make_transpose(shape[1], out_channels, kernel, stride, bias, dtype=dtype), [x],
+                   rtol=tolerance, atol=tolerance)

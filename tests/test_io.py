@@ -1,0 +1,253 @@
+"""HDF5 weight files: exact round trips, rebuilding a model from its file, and one-line errors."""
+import os
+
+import h5py
+import numpy
+import pytest
+
+from fcnlite import WeightsError, backend, load_weights, model_from_file, save_weights
+from fcnlite.io import read_attributes
+from fcnlite.layers import bilinear_kernel
+from fcnlite.models import FCN8s, build_model
+
+SMALL = 1 / 16
+
+
+def random_model(architecture="fcn8s", n_classes=3, seed=0, **kwargs):
+    """A width-1/16 model with every parameter random (score and upsampling layers included)."""
+    model = build_model(architecture, n_classes=n_classes, width=SMALL, **kwargs)
+    generator = numpy.random.default_rng(seed)
+    for _, value, _ in model.named_parameters():
+        value[...] = backend.to_device(generator.standard_normal(value.shape), dtype=value.dtype)
+    return model
+
+
+def host_parameters(model):
+    return {name: backend.to_numpy(value).copy() for name, value, _ in model.named_parameters()}
+
+
+def assert_one_line_naming(error, *parts):
+    message = str(error)
+    assert "\n" not in message, message
+    for part in parts:
+        assert part in message, (part, message)
+
+
+@pytest.mark.parametrize("architecture", ["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"])
+def test_save_then_load_restores_every_parameter_exactly(xp, tmp_path, architecture):
+    path = tmp_path / "model.h5"
+    saved = random_model(architecture, seed=1)
+    save_weights(saved, path)
+    loaded = random_model(architecture, seed=2)
+    report = load_weights(loaded, path)
+    assert report["loaded"] == [name for name, _, _ in loaded.named_parameters()]
+    assert report["missing"] == report["unexpected"] == report["reinitialized"] == []
+    expected = host_parameters(saved)
+    for name, value in host_parameters(loaded).items():
+        numpy.testing.assert_array_equal(value, expected[name], err_msg=name)
+    for _, value, _ in loaded.named_parameters():
+        assert backend.array_module(value) is xp and value.dtype == numpy.float32
+
+
+def test_weight_file_layout_is_one_group_per_layer(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn32s"), path)
+    with h5py.File(path, "r") as file:
+        assert file["conv1_1/W"].shape == (4, 3, 3, 3) and file["conv1_1/W"].dtype == numpy.float32
+        assert sorted(file["upscore"]) == ["W"]
+        assert file.attrs["architecture"] == "fcn32s" and file.attrs["n_classes"] == 3
+
+
+@pytest.mark.parametrize("architecture, n_classes", [("fcn32s", 3), ("fcn16s", 5), ("fcn8s", 21),
+                                                     ("fcn8s-atonce", 2), ("vgg16", 0), ("vgg16", 7)])
+def test_model_from_file_rebuilds_architecture_width_and_classes(tmp_path, architecture, n_classes):
+    path = tmp_path / "model.h5"
+    saved = random_model(architecture, n_classes=n_classes)
+    save_weights(saved, path)
+    rebuilt = model_from_file(path)
+    assert type(rebuilt) is type(saved)
+    assert rebuilt.architecture == architecture
+    assert rebuilt.config() == saved.config()
+    assert rebuilt.width == SMALL
+    expected = host_parameters(saved)
+    assert list(host_parameters(rebuilt)) == list(expected)
+    for name, value in host_parameters(rebuilt).items():
+        numpy.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_preprocessing_and_class_names_round_trip(tmp_path):
+    path = tmp_path / "model.h5"
+    saved = random_model("fcn16s")
+    saved.preprocessing = {"channel_order": "RGB", "input_scale": 1 / 255,
+                           "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+    saved.class_names = ["background", "cat", "dog"]
+    save_weights(saved, path, extra_attributes={"source": "unit test"})
+    for loaded in (model_from_file(path), random_model("fcn16s", seed=3)):
+        load_weights(loaded, path)
+        assert loaded.preprocessing == saved.preprocessing
+        assert loaded.class_names == saved.class_names
+    attributes = read_attributes(path)
+    assert attributes["source"] == "unit test" and attributes["fcnlite_format"] == 1
+
+
+def test_default_preprocessing_is_caffe_vgg16_and_round_trips(tmp_path):
+    path = tmp_path / "model.h5"
+    saved = random_model("fcn32s")
+    save_weights(saved, path)
+    loaded = model_from_file(path)
+    assert loaded.preprocessing == saved.preprocessing
+    assert loaded.preprocessing["channel_order"] == "BGR"
+    assert loaded.preprocessing["mean"] == pytest.approx((104.00698793, 116.66876762, 122.67891434))
+
+
+def test_missing_layer_raises_weights_error_naming_it(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn8s"), path)
+    with h5py.File(path, "a") as file:
+        del file["score_pool3"]
+    with pytest.raises(WeightsError) as raised:
+        load_weights(random_model("fcn8s"), path)
+    assert_one_line_naming(raised.value, str(path), "score_pool3/W", "(3, 16, 1, 1)")
+
+
+def test_extra_layer_raises_weights_error_naming_it(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn8s"), path)
+    with h5py.File(path, "a") as file:
+        file.create_dataset("score_pool2/W", data=numpy.zeros((3, 8, 1, 1), dtype=numpy.float32))
+    with pytest.raises(WeightsError) as raised:
+        load_weights(random_model("fcn8s"), path)
+    assert_one_line_naming(raised.value, str(path), "score_pool2/W", "(3, 8, 1, 1)")
+
+
+def test_shape_mismatch_raises_weights_error_naming_the_layer_and_both_shapes(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn8s", n_classes=4), path)
+    model = random_model("fcn8s", n_classes=3, seed=1)
+    before = host_parameters(model)
+    with pytest.raises(WeightsError) as raised:
+        load_weights(model, path)
+    assert_one_line_naming(raised.value, str(path), "score_fr/W", "(4, 256, 1, 1)", "(3, 256, 1, 1)")
+    # a load that fails leaves the model as it was, not half overwritten
+    for name, value in host_parameters(model).items():
+        numpy.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_shape_mismatch_in_the_encoder_is_named_too(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn32s"), path)
+    with h5py.File(path, "a") as file:
+        del file["conv3_2/b"]
+        file.create_dataset("conv3_2/b", data=numpy.zeros(17, dtype=numpy.float32))
+    with pytest.raises(WeightsError) as raised:
+        load_weights(random_model("fcn32s"), path)
+    assert_one_line_naming(raised.value, "conv3_2/b", "(17,)", "(16,)")
+
+
+def test_a_file_that_is_not_hdf5_raises_weights_error(tmp_path):
+    path = tmp_path / "weights.h5"
+    path.write_text("these are not weights\n")
+    with pytest.raises(WeightsError) as raised:
+        load_weights(random_model("fcn32s"), path)
+    assert_one_line_naming(raised.value, str(path))
+    with pytest.raises(WeightsError):
+        model_from_file(path)
+
+
+def test_a_truncated_hdf5_file_raises_weights_error(tmp_path):
+    path = tmp_path / "weights.h5"
+    save_weights(random_model("fcn8s"), path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError) as raised:
+        load_weights(random_model("fcn8s"), path)
+    assert_one_line_naming(raised.value, str(path))
+    with pytest.raises(WeightsError):
+        model_from_file(path)
+
+
+def test_a_missing_file_raises_weights_error(tmp_path):
+    with pytest.raises(WeightsError, match="no such file"):
+        load_weights(random_model("fcn32s"), tmp_path / "absent.h5")
+
+
+def test_a_file_without_architecture_cannot_build_a_model(tmp_path):
+    path = tmp_path / "bare.h5"
+    with h5py.File(path, "w") as file:
+        file.create_dataset("conv1_1/W", data=numpy.zeros((4, 3, 3, 3), dtype=numpy.float32))
+    with pytest.raises(WeightsError, match="architecture"):
+        model_from_file(path)
+
+
+def test_vgg16_weights_fill_the_fcn_encoder_and_leave_the_head_untouched(xp, tmp_path):
+    path = tmp_path / "vgg16.h5"
+    vgg = random_model("vgg16", n_classes=10)          # with the ImageNet classifier fc8, which FCNs drop
+    save_weights(vgg, path)
+    fcn = FCN8s(n_classes=3, width=SMALL)
+    head_before = {name: value for name, value in host_parameters(fcn).items() if name.split("/")[0] not in fcn.encoder_names}
+    report = load_weights(fcn, path)
+    encoder = host_parameters(vgg)
+    loaded = host_parameters(fcn)
+    assert report["loaded"] == [name for name in loaded if name.split("/")[0] in fcn.encoder_names]
+    assert len(report["loaded"]) == 30                    # conv1_1 ... conv5_3, fc6, fc7: W and b
+    for name in report["loaded"]:
+        numpy.testing.assert_array_equal(loaded[name], encoder[name], err_msg=name)
+    for name, value in head_before.items():
+        numpy.testing.assert_array_equal(loaded[name], value, err_msg=name)
+    assert not loaded["score_fr/W"].any()                 # still the reference initialisation
+    numpy.testing.assert_array_equal(loaded["upscore8/W"][1, 1], bilinear_kernel(16))
+
+
+def test_vgg16_file_missing_an_encoder_layer_is_an_error(tmp_path):
+    path = tmp_path / "vgg16.h5"
+    save_weights(random_model("vgg16", n_classes=0), path)
+    with h5py.File(path, "a") as file:
+        del file["fc7"]
+    with pytest.raises(WeightsError) as raised:
+        load_weights(build_model("fcn32s", n_classes=3, width=SMALL), path)
+    assert_one_line_naming(raised.value, "fc7/W", "(256, 256, 1, 1)")
+
+
+def test_non_strict_load_with_other_classes_keeps_the_head_initialised_and_warns(tmp_path, capsys):
+    path = tmp_path / "voc.h5"
+    trained = random_model("fcn8s", n_classes=21)
+    save_weights(trained, path)
+    model = FCN8s(n_classes=3, width=SMALL)
+    fresh = host_parameters(model)
+    capsys.readouterr()
+    report = load_weights(model, path, strict=False)
+    output = capsys.readouterr().out
+    warnings = [line for line in output.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and len(output.strip().splitlines()) == 1, output
+    for layer in ("score_fr", "score_pool4", "score_pool3", "upscore2", "upscore_pool4", "upscore8"):
+        assert layer in warnings[0], layer
+    loaded = host_parameters(model)
+    saved = host_parameters(trained)
+    for name, value in loaded.items():
+        layer = name.split("/")[0]
+        if layer in model.encoder_names:
+            numpy.testing.assert_array_equal(value, saved[name], err_msg=name)
+        else:
+            numpy.testing.assert_array_equal(value, fresh[name], err_msg=name)
+            assert name in report["reinitialized"]
+
+
+def test_non_strict_load_reports_missing_layers_without_raising(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn16s"), path)
+    with h5py.File(path, "a") as file:
+        del file["score_pool4"]
+    model = random_model("fcn16s", seed=5)
+    untouched = host_parameters(model)["score_pool4/W"]
+    report = load_weights(model, path, strict=False)
+    assert report["missing"] == ["score_pool4/W", "score_pool4/b"]
+    numpy.testing.assert_array_equal(host_parameters(model)["score_pool4/W"], untouched)
+
+
+def test_saving_over_a_file_replaces_it_atomically(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn32s", seed=1), path)
+    second = random_model("fcn32s", seed=2)
+    save_weights(second, path)
+    assert os.listdir(tmp_path) == ["model.h5"]          # no temporary file left behind
+    numpy.testing.assert_array_equal(host_parameters(model_from_file(path))["fc7/W"], host_parameters(second)["fc7/W"])

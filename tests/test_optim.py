@@ -1,0 +1,139 @@
+"""SGD as Caffe's solver runs it: momentum, weight decay on weights only, lr x2 on biases, frozen layers untouched."""
+import numpy
+import pytest
+
+from fcnlite import SGD, backend
+from fcnlite.models import build_model
+
+LR, MOMENTUM, DECAY = 0.1, 0.9, 0.01
+
+
+def small_model(learnable_upsampling=False, seed=0):
+    """A float64 FCN-16s at width 1/16 with random parameters (score layers included)."""
+    model = build_model("fcn16s", n_classes=3, width=1 / 16, dtype=numpy.float64, learnable_upsampling=learnable_upsampling)
+    generator = numpy.random.default_rng(seed)
+    for _, value, _ in model.named_parameters():
+        value[...] = backend.to_device(generator.standard_normal(value.shape))
+    return model
+
+
+def set_random_gradients(model, seed):
+    """Fill every gradient with random values; returns host copies {name: grad}."""
+    generator = numpy.random.default_rng(seed)
+    grads = {}
+    for name, _, grad in model.named_parameters():
+        grads[name] = generator.standard_normal(grad.shape)
+        grad[...] = backend.to_device(grads[name])
+    return grads
+
+
+def host_parameters(model):
+    return {name: backend.to_numpy(value).copy() for name, value, _ in model.named_parameters()}
+
+
+def test_two_sgd_steps_by_hand(xp):
+    model = small_model()
+    optimizer = SGD(model, lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
+    start = host_parameters(model)
+    g1 = set_random_gradients(model, 1)
+    optimizer.step()
+    after_one = host_parameters(model)
+    g2 = set_random_gradients(model, 2)
+    optimizer.step()
+    after_two = host_parameters(model)
+    for name, w0 in start.items():
+        layer, key = name.split("/")
+        if layer.startswith("upscore"):
+            # frozen bilinear upsampling: never moves, whatever its gradient says
+            numpy.testing.assert_array_equal(after_one[name], w0, err_msg=name)
+            numpy.testing.assert_array_equal(after_two[name], w0, err_msg=name)
+            continue
+        lr_mult, decay_mult = (2.0, 0.0) if key == "b" else (1.0, 1.0)
+        v1 = -LR * lr_mult * (g1[name] + DECAY * decay_mult * w0)
+        w1 = w0 + v1
+        v2 = MOMENTUM * v1 - LR * lr_mult * (g2[name] + DECAY * decay_mult * w1)
+        w2 = w1 + v2
+        numpy.testing.assert_allclose(after_one[name], w1, rtol=1e-13, atol=1e-14, err_msg=name)
+        numpy.testing.assert_allclose(after_two[name], w2, rtol=1e-13, atol=1e-14, err_msg=name)
+
+
+def test_frozen_parameters_have_no_momentum_buffer(xp):
+    optimizer = SGD(small_model(), lr=LR)
+    assert not any(name.startswith("upscore") for name in optimizer.velocity)
+    assert {"score_fr/W", "score_fr/b", "conv1_1/W", "fc7/b"} <= set(optimizer.velocity)
+
+
+def test_learnable_upsampling_is_trained_with_weight_decay(xp):
+    model = small_model(learnable_upsampling=True)
+    optimizer = SGD(model, lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
+    w0 = backend.to_numpy(model.layers["upscore2"].params["W"]).copy()
+    grads = set_random_gradients(model, 3)
+    optimizer.step()
+    expected = w0 - LR * (grads["upscore2/W"] + DECAY * w0)
+    numpy.testing.assert_allclose(backend.to_numpy(model.layers["upscore2"].params["W"]), expected, rtol=1e-13)
+
+
+def test_step_does_not_touch_the_gradients(xp):
+    model = small_model()
+    grads = set_random_gradients(model, 4)
+    SGD(model, lr=LR).step()
+    for name, _, grad in model.named_parameters():
+        numpy.testing.assert_array_equal(backend.to_numpy(grad), grads[name])
+
+
+def test_state_dict_round_trip_gives_identical_next_steps(xp):
+    model = small_model()
+    optimizer = SGD(model, lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
+    for seed in (5, 6):
+        set_random_gradients(model, seed)
+        optimizer.step()
+    state = optimizer.state_dict()
+    saved_parameters = host_parameters(model)
+    # the run goes on ...
+    for seed in (7, 8):
+        set_random_gradients(model, seed)
+        optimizer.step()
+    expected = host_parameters(model)
+    # ... and a resumed run, from the saved parameters and optimizer state, takes the same steps
+    resumed = small_model(seed=99)
+    for name, value, _ in resumed.named_parameters():
+        value[...] = backend.to_device(saved_parameters[name])
+    resumed_optimizer = SGD(resumed, lr=1.0, momentum=0.0, weight_decay=0.0)
+    resumed_optimizer.load_state_dict(state)
+    assert (resumed_optimizer.lr, resumed_optimizer.momentum, resumed_optimizer.weight_decay) == (LR, MOMENTUM, DECAY)
+    for seed in (7, 8):
+        set_random_gradients(resumed, seed)
+        resumed_optimizer.step()
+    for name, value in host_parameters(resumed).items():
+        numpy.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_state_dict_holds_host_copies(xp):
+    model = small_model()
+    optimizer = SGD(model, lr=LR)
+    set_random_gradients(model, 9)
+    optimizer.step()
+    state = optimizer.state_dict()
+    for name, velocity in state["velocity"].items():
+        assert isinstance(velocity, numpy.ndarray)
+        assert velocity is not optimizer.velocity[name] and velocity.base is not optimizer.velocity[name]
+    before = {name: velocity.copy() for name, velocity in state["velocity"].items()}
+    optimizer.step()
+    for name, velocity in state["velocity"].items():
+        numpy.testing.assert_array_equal(velocity, before[name], err_msg=name)
+
+
+def test_load_state_dict_rejects_buffers_the_model_does_not_train(xp):
+    optimizer = SGD(small_model(), lr=LR)
+    state = optimizer.state_dict()
+    state["velocity"]["upscore2/W"] = numpy.zeros((3, 3, 4, 4))
+    with pytest.raises(KeyError, match="upscore2/W"):
+        optimizer.load_state_dict(state)
+
+
+def test_load_state_dict_rejects_a_shape_mismatch(xp):
+    optimizer = SGD(small_model(), lr=LR)
+    state = optimizer.state_dict()
+    state["velocity"]["score_fr/b"] = numpy.zeros(5)
+    with pytest.raises(ValueError, match=r"score_fr/b has shape \(5,\), the model \(3,\)"):
+        optimizer.load_state_dict(state)

@@ -1,0 +1,178 @@
+"""ReLU, Dropout, Crop, Sum and Scale: forward rules and numerically checked gradients."""
+import numpy
+import pytest
+
+from fcnlite import backend, rng
+from fcnlite.layers import Crop, Dropout, ReLU, Scale, Sum
+from gradcheck import backends_agree, layer_gradient_errors
+
+
+def away_from_zero(shape, seed=0):
+    """Random values with |x| in [0.1, 2]: no entry within eps of ReLU's kink."""
+    generator = numpy.random.default_rng(seed)
+    return generator.choice([-1.0, 1.0], size=shape) * generator.uniform(0.1, 2.0, size=shape)
+
+
+# ReLU
+
+def test_relu_forward_is_max_with_zero(xp):
+    x = away_from_zero((2, 3, 4, 5))
+    y = ReLU().forward(backend.to_device(x))
+    assert y.dtype == x.dtype
+    numpy.testing.assert_array_equal(backend.to_numpy(y), numpy.maximum(x, 0))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 1, 1, 1), (1, 2, 7, 3)])
+def test_relu_backward_matches_numerical_gradient(xp, shape):
+    x = backend.to_device(away_from_zero(shape))
+    errors = layer_gradient_errors(ReLU(dtype=numpy.float64), [x])
+    assert errors["x0"] < 1e-6, errors
+
+
+def test_relu_gradient_is_zero_at_zero(xp):
+    layer = ReLU()
+    layer.forward(xp.zeros((1, 1, 1, 2)))
+    assert not backend.to_numpy(layer.backward(xp.ones((1, 1, 1, 2)))).any()
+
+
+# Dropout
+
+@pytest.mark.parametrize("p", [0.5, 0.2])
+def test_dropout_backward_matches_numerical_gradient_with_a_fixed_mask(xp, p):
+    layer = Dropout(p, dtype=numpy.float64).train()
+    x = backend.to_device(numpy.random.default_rng(1).standard_normal((2, 3, 4, 5)))
+
+    def forward():
+        rng.seed(5)             # the same mask on every pass, analytic and numerical alike
+        return layer.forward(x)
+
+    errors = layer_gradient_errors(layer, [x], forward=forward)
+    assert errors["x0"] < 1e-6, errors
+
+
+@pytest.mark.parametrize("p", [0.5, 0.2])
+def test_dropout_in_training_zeroes_and_rescales_with_one_mask(xp, p):
+    layer = Dropout(p, dtype=numpy.float64).train()
+    x = numpy.random.default_rng(1).uniform(1.0, 2.0, size=(4, 8, 16, 16))
+    y = backend.to_numpy(layer.forward(backend.to_device(x)))
+    mask = backend.to_numpy(layer._mask)
+    kept = y != 0
+    numpy.testing.assert_allclose(y[kept], x[kept] / (1 - p), rtol=1e-6)   # survivors scaled by 1/(1-p)
+    assert numpy.mean(kept) == pytest.approx(1 - p, abs=0.02)
+    numpy.testing.assert_array_equal(mask != 0, kept)
+    dy = numpy.random.default_rng(2).standard_normal(x.shape)
+    dx = backend.to_numpy(layer.backward(backend.to_device(dy)))
+    numpy.testing.assert_allclose(dx, dy * mask, rtol=1e-15)                # backward uses the stored mask
+
+
+def test_dropout_masks_are_reproducible_from_the_seed(xp):
+    layer = Dropout(0.5)
+    x = xp.ones((2, 3, 8, 8), dtype=numpy.float32)
+    rng.seed(11)
+    first = backend.to_numpy(layer.forward(x))
+    state = rng.get_state()
+    second = backend.to_numpy(layer.forward(x))
+    rng.seed(11)
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.forward(x)), first)
+    assert (first != second).any()                                           # a new mask each step
+    rng.set_state(state)
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.forward(x)), second)
+
+
+def test_dropout_in_eval_mode_is_the_identity_forward_and_backward(xp):
+    layer = Dropout(0.5, dtype=numpy.float64)
+    x = backend.to_device(numpy.random.default_rng(1).standard_normal((2, 3, 4, 5)))
+    dy = backend.to_device(numpy.random.default_rng(2).standard_normal((2, 3, 4, 5)))
+    layer.train().forward(x)                  # leaves a training mask behind ...
+    layer.eval()
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.forward(x)), backend.to_numpy(x))
+    # ... which the backward after an eval forward must not use
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.backward(dy)), backend.to_numpy(dy))
+    errors = layer_gradient_errors(layer, [x])
+    assert errors["x0"] < 1e-6, errors
+
+
+def test_dropout_with_p_zero_is_the_identity_in_training(xp):
+    x = xp.ones((1, 2, 3, 3))
+    numpy.testing.assert_array_equal(backend.to_numpy(Dropout(0.0).train().forward(x)), 1.0)
+
+
+@pytest.mark.parametrize("p", [1.0, -0.1, 1.5])
+def test_dropout_rejects_p_outside_zero_to_one(p):
+    with pytest.raises(ValueError, match="p must be in"):
+        Dropout(p)
+
+
+# Crop
+
+@pytest.mark.parametrize("shape, reference, offset", [
+    ((2, 3, 7, 9), (1, 5, 4, 3), 2),
+    ((1, 2, 5, 5), (1, 2, 5, 5), 0),          # nothing to cut
+    ((1, 2, 6, 4), (1, 1, 1, 1), 3),          # down to a single pixel at the far corner
+])
+def test_crop_forward_cuts_the_reference_size_at_the_offset(xp, shape, reference, offset):
+    x = numpy.random.default_rng(1).standard_normal(shape)
+    layer = Crop(offset)
+    h, w = reference[2:]
+    expected = x[:, :, offset:offset + h, offset:offset + w]
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.forward(backend.to_device(x), reference)), expected)
+    # a reference array does the same as its shape
+    reference_array = xp.zeros(reference)
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.forward(backend.to_device(x), reference_array)), expected)
+
+
+@pytest.mark.parametrize("shape, reference, offset", [((2, 3, 7, 9), (1, 5, 4, 3), 2), ((1, 2, 6, 4), (1, 1, 1, 1), 3)])
+def test_crop_backward_matches_numerical_gradient(xp, shape, reference, offset):
+    x = backend.to_device(numpy.random.default_rng(1).standard_normal(shape))
+    errors = layer_gradient_errors(Crop(offset, dtype=numpy.float64), [x, reference], inputs_to_check=[0])
+    assert errors["x0"] < 1e-6, errors
+
+
+def test_crop_larger_than_the_input_raises_value_error(xp):
+    with pytest.raises(ValueError, match="cannot cut 5x3 at offset 3 from 7x9"):
+        Crop(3).forward(xp.zeros((1, 1, 7, 9)), (1, 1, 5, 3))
+
+
+# Sum and Scale
+
+def test_sum_forward_and_backward_match_numerical_gradient(xp):
+    generator = numpy.random.default_rng(1)
+    a = backend.to_device(generator.standard_normal((2, 3, 4, 5)))
+    b = backend.to_device(generator.standard_normal((2, 3, 4, 5)))
+    layer = Sum(dtype=numpy.float64)
+    numpy.testing.assert_array_equal(backend.to_numpy(layer.forward(a, b)), backend.to_numpy(a) + backend.to_numpy(b))
+    errors = layer_gradient_errors(layer, [a, b])
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_sum_of_different_shapes_raises_value_error(xp):
+    with pytest.raises(ValueError, match="shapes differ"):
+        Sum().forward(xp.zeros((1, 2, 3, 3)), xp.zeros((1, 2, 3, 4)))
+
+
+@pytest.mark.parametrize("factor", [0.01, 0.0001, -3.0])
+def test_scale_forward_and_backward_match_numerical_gradient(xp, factor):
+    x = backend.to_device(numpy.random.default_rng(1).standard_normal((2, 3, 4, 5)))
+    layer = Scale(factor, dtype=numpy.float64)
+    numpy.testing.assert_allclose(backend.to_numpy(layer.forward(x)), factor * backend.to_numpy(x), rtol=1e-15)
+    errors = layer_gradient_errors(layer, [x])
+    assert errors["x0"] < 1e-6, errors
+
+
+def test_scale_keeps_float32(xp):
+    assert Scale(0.01).forward(xp.ones((1, 1, 2, 2), dtype=numpy.float32)).dtype == numpy.float32
+
+
+# CuPy against NumPy
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("make_layer, inputs", [
+    (lambda dtype: ReLU(dtype=dtype), lambda dtype: [away_from_zero((2, 3, 4, 5)).astype(dtype)]),
+    (lambda dtype: Dropout(0.5, dtype=dtype).eval(), lambda dtype: [away_from_zero((2, 3, 4, 5)).astype(dtype)]),
+    (lambda dtype: Crop(2, dtype=dtype), lambda dtype: [away_from_zero((2, 3, 7, 9)).astype(dtype), (1, 1, 4, 3)]),
+    (lambda dtype: Sum(dtype=dtype), lambda dtype: [away_from_zero((2, 3, 4, 5)).astype(dtype),
+                                                    away_from_zero((2, 3, 4, 5), seed=1).astype(dtype)]),
+    (lambda dtype: Scale(0.01, dtype=dtype), lambda dtype: [away_from_zero((2, 3, 4, 5)).astype(dtype)]),
+], ids=["relu", "dropout-eval", "crop", "sum", "scale"])
+def test_simple_layer_cupy_agrees_with_numpy(cupy_only, dtype, make_layer, inputs):
+    backends_agree(lambda: make_layer(dtype), inputs(dtype), rtol=1e-6, atol=1e-7)
