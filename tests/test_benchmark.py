@@ -1,0 +1,114 @@
+"""The benchmark: examples/benchmark.py run end to end in a reduced mode, and the pieces it trusts."""
+import json
+import os
+import subprocess
+import sys
+import tracemalloc
+
+import numpy
+import pytest
+
+from fcnlite import benchmark
+from fcnlite.models import build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["--size", "32x32", "--width", "0.0625", "--repeats", "2", "--warmup", "1", "--device", "cpu",
+         "--threads", "1"]
+FIGURES = ("step_seconds", "step_times", "inference_seconds", "inference_times", "step_gflops",
+           "inference_gflops", "peak_memory_bytes")
+
+
+def run_example(tmp_path, *extra):
+    json_path = tmp_path / "bench.json"
+    completed = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "benchmark.py"), *QUICK,
+                                "--json", str(json_path), *extra],
+                               capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    with open(json_path) as file:
+        return completed.stdout, json.load(file)
+
+
+def test_example_without_torch_reports_every_figure(tmp_path):
+    output, results = run_example(tmp_path, "--no-torch", "--model", "fcn16s", "--layers")
+    for text in ("FCN16S", "training step", "inference", "GFLOP/s", "peak memory", "median of 2", "layer by layer"):
+        assert text in output
+    assert "PyTorch" not in output.split("\n\n")[1]      # the table has one column
+    assert results["torch"] is None and results["ratio"] is None and results["check"] is None
+    assert set(FIGURES) <= set(results["fcnlite"])
+    assert len(results["fcnlite"]["step_times"]) == 2
+    assert results["fcnlite"]["peak_memory_bytes"] > 0
+    assert results["flops"]["step"] > results["flops"]["forward"] > 0
+    assert results["settings"]["size"] == [32, 32] and results["input_shape"] == [1, 3, 32, 32]
+    assert results["machine"]["numpy"] == numpy.__version__
+    layers = {row["name"]: row for row in results["layers"]["rows"]}
+    assert set(layers) == {row["name"] for row in results["flops"]["layers"]}
+    assert layers["conv1_2"]["backward_flops"] == 2 * layers["conv1_2"]["forward_flops"]
+
+
+def test_example_beside_torch_reports_the_ratios(tmp_path):
+    pytest.importorskip("torch")
+    output, results = run_example(tmp_path)
+    assert "fcnlite/PyTorch" in output and "scores agree" in output
+    assert results["check"]["relative_error"] < 1e-4
+    assert set(FIGURES) <= set(results["torch"])
+    assert set(results["ratio"]) == {"step", "inference", "peak_memory"}
+    assert results["ratio"]["step"] == pytest.approx(results["fcnlite"]["step_seconds"]
+                                                     / results["torch"]["step_seconds"])
+    assert results["machine"]["torch_threads"] == 1
+
+
+def test_size_is_height_by_width():
+    assert benchmark.parse_size("375x500") == (375, 500)
+    assert benchmark.parse_size("64") == (64, 64)
+    with pytest.raises(benchmark.BenchmarkError, match="HEIGHTxWIDTH"):
+        benchmark.parse_size("375 by 500")
+
+
+@pytest.mark.parametrize("architecture", ["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"])
+def test_torch_network_computes_fcnlites_scores(architecture):
+    torch = pytest.importorskip("torch")
+    model = build_model(architecture, n_classes=21, width=1 / 16)
+    benchmark.randomize_score_layers(model)
+    images = numpy.random.default_rng(1).standard_normal((1, 3, 30, 41)).astype(numpy.float32) * 50
+    net = benchmark.build_torch_fcn(model).eval()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(images)).numpy()
+    scores = model.eval().forward(images)
+    assert scores.shape == expected.shape == (1, 21, 30, 41)
+    assert numpy.abs(expected).max() > 0              # the check compares something
+    assert benchmark.relative_error(scores, expected) < 1e-4
+
+
+def test_torch_keeps_the_upsampling_fixed_as_fcnlite():
+    pytest.importorskip("torch")
+    model = build_model("fcn8s", n_classes=21, width=1 / 16)
+    net = benchmark.build_torch_fcn(model)
+    trained = {name.split(".")[1] for name, p in net.named_parameters() if p.requires_grad}
+    frozen = {name for name, layer in model.layers.items() if getattr(layer, "frozen", False)}
+    assert frozen == {"upscore2", "upscore_pool4", "upscore8"}
+    assert trained == {name for name, layer in model.layers.items() if layer.params} - frozen
+
+
+def test_fcnlite_memory_meter_sees_a_temporary_array():
+    tracemalloc.start()
+    try:
+        with benchmark._FcnliteCpuPeak() as meter:
+            temporary = numpy.ones(2**21)                # 16 MiB, freed before the block ends
+            del temporary
+    finally:
+        tracemalloc.stop()
+    assert 2**24 <= meter.peak < 2**24 + 2**22
+
+
+def test_torch_memory_meter_counts_the_weights_and_a_temporary_tensor():
+    torch = pytest.importorskip("torch")
+    settings = benchmark.Settings(size=(16, 16), width=1 / 16, device="cpu")
+    images, labels = benchmark.random_batch(settings)
+    runner = benchmark.TorchRunner(torch, build_model("fcn32s", width=1 / 16), images, labels, "cpu")
+    weights = sum(p.numel() * 4 for p in runner.net.parameters())
+    with benchmark._TorchCpuPeak(runner) as meter:
+        temporary = torch.ones(2**22)                     # 16 MiB
+        del temporary
+    if meter.peak is None:
+        pytest.skip("this PyTorch's profiler gives no allocation events")
+    assert weights + 2**24 <= meter.peak < weights + 2**24 + 2**22
