@@ -146,9 +146,11 @@ def datasets_from_args(args, need_train=True):
         if getattr(args, "download", False):
             from .data.download import download_voc
             download_voc(root)
-        if find_voc_root(root) is None:
+        try:
+            find_voc_root(root)
+        except DataError:
             raise UsageError(f"no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
-                             f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart data")
+                             f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart data") from None
     split = getattr(args, "split", None) or "train"
     val_split = getattr(args, "val_split", None) or "val"
     train_set = None
@@ -236,6 +238,7 @@ def resolve_options(args):
 def main_train(argv=None):
     import numpy
     from . import rng
+    from .data.preprocess import TORCHVISION_PREPROCESSING
     from .io import load_weights, read_attributes
     from .models import build_model
     from .optim import SGD
@@ -256,6 +259,9 @@ def main_train(argv=None):
     model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,
                         learnable_upsampling=args.learnable_upsampling)
     model.class_names = list(train_set.class_names)
+    # A network trained from scratch learns fastest from inputs of unit scale; weights
+    # loaded with --init bring the preprocessing they were trained with.
+    model.preprocessing = dict(TORCHVISION_PREPROCESSING)
     if args.init:
         attributes = read_attributes(args.init)
         init_width = float(attributes.get("width", 1.0))

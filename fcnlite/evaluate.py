@@ -3,6 +3,7 @@ matrix of a whole split (the input of the FCN paper's metrics, fcnlite.metrics).
 import numpy
 
 from . import backend
+from .data.errors import DataError
 from .data.preprocess import preprocess
 from .metrics import ConfusionMatrix
 
@@ -25,7 +26,12 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
         from tqdm import tqdm
         indices = tqdm(indices, desc="evaluate", unit="img", dynamic_ncols=True)
     for index in indices:
-        image, label = dataset.load(index)
+        try:
+            image, label = dataset.load(index)
+        except DataError:
+            if not getattr(dataset, "skip_bad", False):
+                raise
+            continue
         image, label = prepare_sample(image, label, config, None, training=False)
         matrix.update(label, predict_image(model, image))
     return matrix

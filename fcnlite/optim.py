@@ -18,6 +18,7 @@ class SGD:
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.multipliers = model.parameter_multipliers()
         self.velocity = {}
+        self._scratch_buffers = {}
         for name, value, _ in model.named_parameters():
             if self.multipliers[name][0] != 0:
                 self.velocity[name] = backend.array_module(value).zeros_like(value)
@@ -27,11 +28,24 @@ class SGD:
             lr_mult, decay_mult = self.multipliers[name]
             if lr_mult == 0:
                 continue
+            xp = backend.array_module(value)
             velocity = self.velocity[name]
-            velocity *= self.momentum
-            step_grad = grad + (self.weight_decay * decay_mult) * value if decay_mult else grad
-            velocity -= (self.lr * lr_mult) * step_grad
+            # in place, through one scratch buffer: fc6's weights alone are 411 MB at full width
+            scratch = self._scratch(xp, value)
+            xp.multiply(value, value.dtype.type(self.weight_decay * decay_mult), out=scratch)
+            scratch += grad
+            scratch *= value.dtype.type(self.lr * lr_mult)
+            velocity *= value.dtype.type(self.momentum)
+            velocity -= scratch
             value += velocity
+
+    def _scratch(self, xp, like):
+        key = (xp.__name__, like.dtype.str)
+        buffer = self._scratch_buffers.get(key)
+        if buffer is None or buffer.size < like.size:
+            buffer = xp.empty(max(like.size, max(v.size for v in self.velocity.values())), dtype=like.dtype)
+            self._scratch_buffers[key] = buffer
+        return buffer[:like.size].reshape(like.shape)
 
     def state_dict(self):
         """Host copies of the momentum buffers and the hyper-parameters."""

@@ -84,7 +84,7 @@ class Trainer:
         self.loss = SoftmaxCrossEntropy(ignore_index=255, normalize=config.loss_normalize, dtype=model.dtype)
         self.iteration = 0
         self.samples_read = 0   # images taken from the data order, skipped ones included
-        self.skipped = []
+        self.skipped = {}       # message -> times met; a bad sample is reported once
         self._stop_signal = None
         os.makedirs(config.out, exist_ok=True)
         self.checkpoint_path = os.path.join(config.out, "checkpoint.h5")
@@ -111,6 +111,7 @@ class Trainer:
         """Forward and backward `accumulate` images, then one SGD step. Returns the mean loss."""
         self.model.train()
         self.model.zero_grad()
+        self.model.set_input_grad(False)  # no gradient for the image itself: saves most of conv1_1's backward
         total, counted = 0.0, 0
         for sample, label in samples:
             x = backend.to_device(sample[None], dtype=self.model.dtype)
@@ -143,7 +144,10 @@ class Trainer:
         palette = palette_for(self.val_set)
         count = min(self.config.n_progress_images, len(self.val_set))
         for index in range(count):
-            image, label = self.val_set.load(index)
+            try:
+                image, label = self.val_set.load(index)
+            except DataError:
+                continue
             image, label = prepare_sample(image, label, self.config, None, training=False)
             prediction = predict_image(self.model, image)
             picture = strip(image, label, prediction, palette)
@@ -222,8 +226,9 @@ class Trainer:
                     sample, label = next(samples_iter)
                     self.samples_read += 1
                     if sample is None:
-                        self.skipped.append(label)
-                        self.log(f"skipped: {label}")
+                        if label not in self.skipped:
+                            self.log(f"skipped: {label}")
+                        self.skipped[label] = self.skipped.get(label, 0) + 1
                         continue
                     samples.append((sample, label))
                 loss = self._step(samples)

@@ -15,6 +15,10 @@ With cols = im2col(xpad[n]) of shape (C*kh*kw, H'*W') and Wm = W.reshape(O, C*kh
 
 The patch matrix is rebuilt in backward rather than kept from forward: it is
 kh*kw times larger than the input, and rebuilding it costs one copy.
+
+input_grad=False skips dx (backward returns None): the first layer of a network
+needs no gradient for the image, and at conv1_1 (3 input channels, the reference's
+100-pixel padding) that is a large share of the layer's work.
 """
 import numpy
 
@@ -35,6 +39,7 @@ class Conv2d(Layer):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_h, self.kernel_w = kernel_h, kernel_w
         self.stride, self.padding = stride, padding
+        self.input_grad = True
         fan_in = in_channels * kernel_h * kernel_w
         from .. import rng
         weights = rng.normal(numpy, (out_channels, in_channels, kernel_h, kernel_w), msra_std(fan_in), self.dtype)
@@ -99,9 +104,9 @@ class Conv2d(Layer):
             dy = dy.reshape(n, out_c, h * w)
             for image in range(n):
                 grad_w += dy[image] @ x[image].T
-            return xp.matmul(weights.T, dy).reshape(n, channels, h, w)
+            return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if self.input_grad else None
         xpad = self._x
-        dxpad = xp.zeros_like(xpad)
+        dxpad = xp.zeros_like(xpad) if self.input_grad else None
         bands = self._bands(channels, out_h, out_w)
         size = channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w
         buffer = workspace.get(xp, size, dy.dtype)
@@ -110,7 +115,11 @@ class Conv2d(Layer):
                 cols = im2col(xpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer)
                 dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
                 grad_w += dy_band @ cols.T
+                if dxpad is None:
+                    continue
                 dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory
                 col2im_add(dcols, dxpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w)
+        if dxpad is None:
+            return None
         p = self.padding
         return dxpad[:, :, p:p + h, p:p + w] if p else dxpad

@@ -60,8 +60,8 @@ class MaxPool2d(Layer):
                 y = window.copy()
                 continue
             better = window > y          # strict: ties keep the earlier offset
-            y = xp.where(better, window, y)
-            argmax[better] = offset
+            xp.copyto(argmax, numpy.uint8(offset), where=better)
+            xp.maximum(y, window, out=y)
         self._argmax = argmax
         return y
 
@@ -71,7 +71,10 @@ class MaxPool2d(Layer):
         out_h, out_w = dy.shape[2:]
         need_h, need_w = (out_h - 1) * self.stride + self.kernel, (out_w - 1) * self.stride + self.kernel
         dx = xp.zeros((n, c, max(h, need_h), max(w, need_w)), dtype=dy.dtype)
-        zero = dy.dtype.type(0)
         for offset, window in self._windows(dx, out_h, out_w):
-            window += xp.where(self._argmax == offset, dy, zero)
+            hit = self._argmax == offset
+            if self.stride >= self.kernel:   # windows do not overlap: each pixel is written once
+                xp.copyto(window, dy, where=hit)
+            else:
+                window += dy * hit
         return dx[:, :, :h, :w]

@@ -65,6 +65,10 @@ class VGG16(Model):
     def config(self):
         return {"architecture": self.architecture, "width": self.width, "n_classes": self.n_classes or 0}
 
+    def set_input_grad(self, enabled):
+        """Whether backward returns the gradient for the input image (training does not need it)."""
+        self.layers["conv1_1"].input_grad = enabled
+
     def encode(self, x):
         """Run conv1_1 ... drop7; returns fc7's output and keeps pool3 / pool4 in self.features."""
         self.features = {}

@@ -1,0 +1,143 @@
+"""The training program end to end, run as a user runs it: examples/train_voc.py in a subprocess
+on a small generated VOC-layout dataset (tiny model, tiny images, a few iterations)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy
+import pytest
+
+from fcnlite.data.synthetic import make_synthetic_voc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "examples", "train_voc.py")
+TINY = ["--model", "fcn8s", "--width", "0.0625", "--max-side", "40", "--lr", "0.01", "--momentum", "0.9",
+        "--loss-normalize", "--no-progress", "--val-limit", "3", "--device", "cpu"]
+
+
+def run(args, cwd, **kwargs):
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voc")
+    make_synthetic_voc(str(root), n_train=10, n_val=3, size=(36, 48), seed=3)
+    return str(root)
+
+
+def weights_of(path):
+    arrays = {}
+    with h5py.File(path, "r") as file:
+        file.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def log_records(out):
+    with open(os.path.join(out, "log.jsonl")) as file:
+        return [json.loads(line) for line in file]
+
+
+def test_short_training_run_lowers_the_loss_and_writes_every_output(voc_root, tmp_path):
+    out = str(tmp_path / "run")
+    result = run(["--data-root", voc_root, *TINY, "--max-iter", "40", "--eval-every", "20", "--out", out], tmp_path)
+    assert result.returncode == 0, result.stderr
+    losses = [r["loss"] for r in log_records(out) if "loss" in r]
+    assert len(losses) == 40
+    assert numpy.mean(losses[-10:]) < 0.7 * numpy.mean(losses[:5])
+    evals = [r for r in log_records(out) if r.get("type") == "eval"]
+    assert [r["iteration"] for r in evals] == [20, 40]
+    for name in ("final.h5", "checkpoint.h5", "log.jsonl"):
+        assert os.path.exists(os.path.join(out, name)), name
+    assert sorted(os.listdir(os.path.join(out, "progress")))[:1] == ["iter0000020_0.png"]
+    pytest.importorskip("matplotlib")
+    assert os.path.getsize(os.path.join(out, "curves.png")) > 1000
+
+
+def test_interrupted_then_resumed_run_ends_with_the_same_weights(voc_root, tmp_path):
+    common = ["--data-root", voc_root, *TINY, "--max-iter", "12", "--eval-every", "0", "--checkpoint-every", "4"]
+    straight = str(tmp_path / "straight")
+    assert run([*common, "--out", straight], tmp_path).returncode == 0
+
+    # the same run stopped after 5 iterations (SIGTERM), then resumed
+    resumed = str(tmp_path / "resumed")
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, TRAIN, *common, "--out", resumed], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = os.path.join(resumed, "log.jsonl")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if os.path.exists(log) and len(open(log).readlines()) >= 5:
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "checkpoint saved" in stderr and "--resume" in stderr
+    with h5py.File(os.path.join(resumed, "checkpoint.h5"), "r") as file:
+        stopped_at = json.loads(file.attrs["state"])["iteration"]
+    assert 5 <= stopped_at < 12
+    assert not os.path.exists(os.path.join(resumed, "final.h5"))
+
+    result = run([*common, "--out", resumed, "--resume"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"resumed from" in result.stdout
+    a, b = weights_of(os.path.join(straight, "final.h5")), weights_of(os.path.join(resumed, "final.h5"))
+    assert a.keys() == b.keys()
+    for name in a:
+        numpy.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert [r["iteration"] for r in log_records(resumed) if "loss" in r] == list(range(1, 13))
+
+
+def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_checkpoint(voc_root, tmp_path):
+    out = str(tmp_path / "nan")
+    args = ["--data-root", voc_root, *TINY, "--lr", "1e12", "--max-iter", "50", "--checkpoint-every", "1",
+            "--out", out]
+    result = run(args, tmp_path)
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: loss became nan") or message.startswith("error: loss became inf"), message
+    assert "Traceback" not in result.stderr
+    with h5py.File(os.path.join(out, "checkpoint.h5"), "r") as file:
+        saved = json.loads(file.attrs["state"])["iteration"]
+        assert all(numpy.isfinite(file[f"model/{name}"][()]).all() for name in ("conv1_1/W", "score_fr/W"))
+    bad_iteration = int(message.split("iteration ")[1].split(":")[0])
+    assert saved == bad_iteration - 1
+
+
+def test_a_second_run_into_the_same_folder_asks_for_resume(voc_root, tmp_path):
+    out = str(tmp_path / "twice")
+    args = ["--data-root", voc_root, *TINY, "--max-iter", "1", "--out", out]
+    assert run(args, tmp_path).returncode == 0
+    again = run(args, tmp_path)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_missing_voc_data_says_so_and_offers_download(tmp_path):
+    result = run(["--data-root", str(tmp_path / "nothing"), "--no-progress"], tmp_path)
+    assert result.returncode == 2
+    assert "--download" in result.stderr and "--synthetic" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_image_stops_with_its_name_or_is_skipped_with_skip_bad(voc_root, tmp_path):
+    import shutil
+    root = str(tmp_path / "broken")
+    shutil.copytree(voc_root, root)
+    images = os.path.join(root, "VOCdevkit", "VOC2012", "JPEGImages")
+    victim = sorted(os.listdir(images))[0]
+    with open(os.path.join(images, victim), "wb") as file:
+        file.write(b"not a jpeg")
+    args = ["--data-root", root, *TINY, "--max-iter", "12", "--eval-every", "0"]
+    result = run([*args, "--out", str(tmp_path / "a")], tmp_path)
+    assert result.returncode == 2
+    assert victim in result.stderr and "Traceback" not in result.stderr
+    result = run([*args, "--out", str(tmp_path / "b"), "--skip-bad"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 bad sample" in result.stdout
