@@ -193,6 +193,8 @@ def train_parser():
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default: the reference's for the model and loss normalisation)")
+    parser.add_argument("--lr-policy", choices=("fixed", "poly"), default=None,
+                        help="fixed (reference) or poly: decay as (1 - iteration/max_iter)^0.9")
     parser.add_argument("--momentum", type=float, default=None, help="default 0.99 (reference)")
     parser.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 (reference)")
     parser.add_argument("--loss-normalize", dest="loss_normalize", action="store_true", default=None,
@@ -223,7 +225,7 @@ def resolve_options(args):
     from .presets import PRESETS, reference_lr
     preset_name = args.preset or ("quickstart" if args.synthetic else "road" if args.synthetic_road else None)
     preset = dict(PRESETS[preset_name]) if preset_name else {}
-    defaults = dict(width=1.0, momentum=0.99, weight_decay=5e-4, loss_normalize=False, accumulate=1,
+    defaults = dict(width=1.0, lr_policy="fixed", momentum=0.99, weight_decay=5e-4, loss_normalize=False, accumulate=1,
                     max_iter=100000, eval_every=4000, checkpoint_every=4000, max_side=0, resize=None)
     defaults["model"] = "fcn8s-atonce" if args.init else "fcn8s"
     for key, value in {**defaults, **preset}.items():
@@ -273,7 +275,7 @@ def main_train(argv=None):
         model.class_names = list(train_set.class_names)
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     config = TrainConfig(out=out, max_iter=args.max_iter, accumulate=args.accumulate,
-                         loss_normalize=args.loss_normalize, eval_every=args.eval_every,
+                         loss_normalize=args.loss_normalize, lr_policy=args.lr_policy, eval_every=args.eval_every,
                          checkpoint_every=args.checkpoint_every, val_limit=args.val_limit, seed=args.seed,
                          flip=not args.no_flip, scale_range=tuple(args.scale) if args.scale else None,
                          crop_size=args.crop, max_side=args.max_side, resize=args.resize,
@@ -286,7 +288,7 @@ def main_train(argv=None):
     elif os.path.exists(trainer.checkpoint_path):
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     print(f"training {args.model} (width {args.width}, {model.parameter_count():,} parameters) for "
-          f"{args.max_iter} iterations, lr {args.lr:g}, momentum {args.momentum}, "
+          f"{args.max_iter} iterations, lr {args.lr:g} ({args.lr_policy}), momentum {args.momentum}, "
           f"loss {'averaged' if args.loss_normalize else 'summed'} over pixels; output in {out}/")
     metrics = trainer.run()
     if trainer.skipped:
@@ -358,7 +360,7 @@ def predict_parser():
 
 
 def main_predict(argv=None):
-    from .data.images import read_image
+    from .data.voc import read_image
     from .evaluate import predict_image
     from .io import model_from_file
     from .visualize import legend, make_palette, overlay, save_label_png

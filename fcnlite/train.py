@@ -50,6 +50,7 @@ class TrainConfig:
     crop_size: int = 0             # random crop to this square size (0: full image)
     max_side: int = 0              # downscale larger images (0: keep)
     resize: tuple = None           # fixed (height, width) for every image
+    lr_policy: str = "fixed"       # "fixed" (reference) or "poly": lr * (1 - iteration/max_iter) ** 0.9
     n_progress_images: int = 3
     progress: bool = True
     extra: dict = field(default_factory=dict)   # recorded in logs (preset, dataset ...)
@@ -70,6 +71,15 @@ def prepare_sample(image, label, config, rng_sample, training):
     return image, label
 
 
+def learning_rate(base_lr, policy, iteration, max_iter):
+    """The rate for step `iteration` (0-based): fixed, or decayed polynomially to 0 at max_iter."""
+    if policy == "fixed":
+        return base_lr
+    if policy == "poly":
+        return base_lr * (1 - iteration / max_iter) ** 0.9
+    raise ValueError(f"unknown learning-rate policy {policy!r}: use fixed or poly")
+
+
 def epoch_order(seed, epoch, count):
     """The order in which epoch `epoch` visits the training images (a function of the seed alone)."""
     return numpy.random.default_rng([seed, epoch]).permutation(count)
@@ -82,6 +92,7 @@ class Trainer:
         self.config = config
         self.log = log
         self.loss = SoftmaxCrossEntropy(ignore_index=255, normalize=config.loss_normalize, dtype=model.dtype)
+        self.base_lr = optimizer.lr
         self.iteration = 0
         self.samples_read = 0   # images taken from the data order, skipped ones included
         self.skipped = {}       # message -> times met; a bad sample is reported once
@@ -231,6 +242,7 @@ class Trainer:
                         self.skipped[label] = self.skipped.get(label, 0) + 1
                         continue
                     samples.append((sample, label))
+                self.optimizer.lr = learning_rate(self.base_lr, config.lr_policy, self.iteration, config.max_iter)
                 loss = self._step(samples)
                 if not math.isfinite(loss):
                     raise TrainingStopped(

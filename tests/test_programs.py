@@ -1,0 +1,96 @@
+"""examples/evaluate_voc.py and examples/predict.py run as a user runs them, on files the test makes."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy
+import pytest
+from PIL import Image
+
+import fcnlite
+from fcnlite.data.synthetic import make_synthetic_voc
+from fcnlite.data.voc import VOCSegmentation
+from fcnlite.evaluate import predict_image
+from fcnlite.metrics import ConfusionMatrix
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script, args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "examples", script), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny FCN-8s with random (non-zero) score layers, saved with class names, and a VOC-layout tree."""
+    folder = tmp_path_factory.mktemp("programs")
+    make_synthetic_voc(str(folder / "voc"), n_train=2, n_val=4, size=(30, 44), seed=5)
+    fcnlite.rng.seed(1)
+    model = fcnlite.FCN8s(n_classes=21, width=1 / 16)
+    for name, value, _ in model.named_parameters():
+        if name.startswith("score"):
+            value[...] = numpy.random.default_rng(len(name)).normal(0, 0.5, value.shape)
+    model.class_names = list(fcnlite.data.VOC_CLASSES)
+    weights = str(folder / "model.h5")
+    fcnlite.save_weights(model, weights)
+    return folder, weights
+
+
+def test_evaluate_writes_the_papers_metrics_equal_to_an_independent_count(trained):
+    folder, weights = trained
+    result = run("evaluate_voc.py", ["--weights", weights, "--data-root", str(folder / "voc"), "--device", "cpu",
+                                     "--json", str(folder / "metrics.json")], folder)
+    assert result.returncode == 0, result.stderr
+    assert "mean IU" in result.stdout or "mean_iu" in result.stdout
+    with open(folder / "metrics.json") as file:
+        metrics = json.load(file)
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu", "per_class_iu"):
+        assert key in metrics
+    assert set(metrics["per_class_iu"]) == set(fcnlite.data.VOC_CLASSES)
+
+    model = fcnlite.model_from_file(weights)
+    dataset = VOCSegmentation(str(folder / "voc"), "val")
+    matrix = ConfusionMatrix(21)
+    for index in range(len(dataset)):
+        image, label = dataset.load(index)
+        matrix.update(label, predict_image(model, image))
+    expected = matrix.metrics(dataset.class_names)
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu"):
+        assert metrics[key] == pytest.approx(expected[key], abs=1e-12)
+
+
+def test_predict_writes_a_palette_label_map_and_an_overlay_for_images_of_any_size(trained):
+    folder, weights = trained
+    Image.fromarray(numpy.random.default_rng(0).integers(0, 255, (23, 57, 3), dtype=numpy.uint8)).save(folder / "a.jpg")
+    Image.fromarray(numpy.random.default_rng(1).integers(0, 255, (9, 5), dtype=numpy.uint8)).save(folder / "b.png")
+    out = folder / "pred"
+    result = run("predict.py", ["--weights", weights, str(folder / "a.jpg"), str(folder / "b.png"),
+                                "--out", str(out), "--device", "cpu"], folder)
+    assert result.returncode == 0, result.stderr
+    model = fcnlite.model_from_file(weights)
+    for stem, (height, width) in (("a", (23, 57)), ("b", (9, 5))):
+        labels = Image.open(out / f"{stem}_labels.png")
+        assert labels.mode == "P" and labels.size == (width, height)
+        image = numpy.asarray(Image.open(folder / ("a.jpg" if stem == "a" else "b.png")).convert("RGB"))
+        numpy.testing.assert_array_equal(numpy.asarray(labels), predict_image(model, image))
+        overlay = Image.open(out / f"{stem}_overlay.png")
+        assert overlay.width > width and overlay.height >= height   # photo plus legend
+
+
+def test_predict_names_an_unreadable_image_in_one_line(trained):
+    folder, weights = trained
+    (folder / "broken.jpg").write_bytes(b"no picture here")
+    result = run("predict.py", ["--weights", weights, str(folder / "broken.jpg"), "--out", str(folder / "x")], folder)
+    assert result.returncode == 2
+    assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_rejects_a_file_that_is_not_weights_in_one_line(trained):
+    folder, _ = trained
+    (folder / "fake.h5").write_text("hello")
+    result = run("evaluate_voc.py", ["--weights", str(folder / "fake.h5"), "--data-root", str(folder / "voc")], folder)
+    assert result.returncode == 2
+    assert "fake.h5" in result.stderr and "Traceback" not in result.stderr
