@@ -32,6 +32,19 @@ def msra_std(fan_in):
     return float(numpy.sqrt(2.0 / fan_in))
 
 
+def add_weight_grad(grad_w, dy, cols):
+    """grad_w (O, K) += dy (O, P) @ cols (K, P).T
+
+    When P (output pixels) is long and K is not tiny, OpenBLAS runs cols @ dy.T
+    (then transposed) 3-10x faster than dy @ cols.T, measured on this project's
+    CPU machines; the two are the same product.
+    """
+    if cols.shape[1] > cols.shape[0] >= 64:
+        grad_w += (cols @ dy.T).T
+    else:
+        grad_w += dy @ cols.T
+
+
 class Conv2d(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=numpy.float32):
         super().__init__(dtype)
@@ -103,7 +116,7 @@ class Conv2d(Layer):
             x = self._x.reshape(n, channels, h * w)
             dy = dy.reshape(n, out_c, h * w)
             for image in range(n):
-                grad_w += dy[image] @ x[image].T
+                add_weight_grad(grad_w, dy[image], x[image])
             return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if self.input_grad else None
         xpad = self._x
         dxpad = xp.zeros_like(xpad) if self.input_grad else None
@@ -114,7 +127,7 @@ class Conv2d(Layer):
             for row0, rows in bands:
                 cols = im2col(xpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer)
                 dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
-                grad_w += dy_band @ cols.T
+                add_weight_grad(grad_w, dy_band, cols)
                 if dxpad is None:
                     continue
                 dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory

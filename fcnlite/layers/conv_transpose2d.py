@@ -22,6 +22,7 @@ import numpy
 
 from ..backend import array_module
 from .base import Layer
+from .conv2d import add_weight_grad
 from .im2col import col2im_add, im2col, row_bands, workspace
 
 
@@ -99,5 +100,5 @@ class ConvTranspose2d(Layer):
                 cols = im2col(dy[image], k, k, s, row0, rows, w, buffer)
                 dx[image, :, row0:row0 + rows] = (weights @ cols).reshape(in_c, rows, w)
                 if not self.frozen:
-                    grad_w += x[image, :, row0:row0 + rows].reshape(in_c, rows * w) @ cols.T
+                    add_weight_grad(grad_w, x[image, :, row0:row0 + rows].reshape(in_c, rows * w), cols)
         return dx
