@@ -307,8 +307,10 @@ class FcnliteRunner:
         backend.synchronize()
 
     def infer(self):
+        from .layers import no_grad
         self.model.eval()
-        scores = self.model.forward(self.images)
+        with no_grad():   # like PyTorch's inference_mode: keep nothing for backward
+            scores = self.model.forward(self.images)
         backend.synchronize()
         return scores
 

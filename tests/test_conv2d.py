@@ -196,3 +196,20 @@ def test_conv_cupy_agrees_with_numpy(cupy_only, dtype, tolerance, shape, out_cha
     x = numpy.random.default_rng(1).standard_normal(shape).astype(dtype)
     backends_agree(lambda: make_conv(shape[1], out_channels, kernel, stride, padding, dtype=dtype), [x],
                    rtol=tolerance, atol=tolerance)
+
+
+def test_conv_without_input_grad_returns_none_and_the_same_parameter_gradients():
+    from fcnlite import rng
+    rng.seed(3)
+    layer = Conv2d(3, 4, 3, padding=2, dtype=numpy.float64)
+    x = numpy.random.default_rng(0).normal(size=(2, 3, 7, 6))
+    dy = numpy.random.default_rng(1).normal(size=layer.output_shape(x.shape))
+    layer.forward(x)
+    layer.backward(dy)
+    expected = {key: grad.copy() for key, grad in layer.grads.items()}
+    layer.zero_grad()
+    layer.input_grad = False
+    layer.forward(x)
+    assert layer.backward(dy) is None
+    for key in expected:
+        numpy.testing.assert_allclose(layer.grads[key], expected[key], rtol=1e-12)

@@ -176,3 +176,31 @@ def test_scale_keeps_float32(xp):
 ], ids=["relu", "dropout-eval", "crop", "sum", "scale"])
 def test_simple_layer_cupy_agrees_with_numpy(cupy_only, dtype, make_layer, inputs):
     backends_agree(lambda: make_layer(dtype), inputs(dtype), rtol=1e-6, atol=1e-7)
+
+
+def test_inplace_relu_overwrites_its_input_and_keeps_the_same_gradient():
+    from fcnlite.layers import ReLU
+    x = numpy.random.default_rng(0).normal(size=(2, 3, 4, 5))
+    expected = numpy.maximum(x, 0)
+    dy = numpy.random.default_rng(1).normal(size=x.shape)
+    plain, inplace = ReLU(dtype=numpy.float64), ReLU(inplace=True, dtype=numpy.float64)
+    plain_y = plain.forward(x.copy())
+    x_inplace = x.copy()
+    y = inplace.forward(x_inplace)
+    assert y is x_inplace
+    numpy.testing.assert_array_equal(y, expected)
+    numpy.testing.assert_array_equal(plain_y, expected)
+    numpy.testing.assert_array_equal(inplace.backward(dy), plain.backward(dy))
+
+
+def test_no_grad_keeps_nothing_for_backward_and_gives_the_same_scores():
+    import fcnlite
+    from fcnlite.layers import no_grad
+    model = fcnlite.FCN8s(n_classes=3, width=1 / 16).eval()
+    x = numpy.random.default_rng(0).normal(size=(1, 3, 21, 17)).astype(numpy.float32)
+    scores = model.forward(x)
+    with no_grad():
+        scores_no_grad = model.forward(x)
+    numpy.testing.assert_array_equal(scores, scores_no_grad)
+    assert model.layers["conv1_2"]._x is None and model.layers["pool1"]._argmax is None
+    assert fcnlite.layers.grad_enabled()

@@ -1,5 +1,5 @@
 """fcnlite's layers: one file per kind, each with its forward and backward side by side."""
-from .base import Layer
+from .base import Layer, grad_enabled, no_grad
 from .conv2d import Conv2d
 from .conv_transpose2d import ConvTranspose2d, bilinear_kernel
 from .crop import Crop
@@ -9,5 +9,5 @@ from .maxpool2d import MaxPool2d
 from .relu import ReLU
 from .softmax_cross_entropy import SoftmaxCrossEntropy
 
-__all__ = ["Layer", "Conv2d", "ConvTranspose2d", "bilinear_kernel", "Crop", "Dropout", "Scale", "Sum",
+__all__ = ["Layer", "no_grad", "grad_enabled", "Conv2d", "ConvTranspose2d", "bilinear_kernel", "Crop", "Dropout", "Scale", "Sum",
            "MaxPool2d", "ReLU", "SoftmaxCrossEntropy"]

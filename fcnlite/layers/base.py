@@ -6,9 +6,29 @@
     zero_grad()                  set every gradient to 0
     train() / eval()             for layers that differ between the two (dropout)
 """
+import contextlib
+
 import numpy
 
 from .. import backend
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block layers keep nothing for backward (as torch.no_grad): inference
+    then needs less memory and skips work such as max pooling's arg-max bookkeeping."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def grad_enabled():
+    return _grad_enabled
 
 
 class Layer:

@@ -23,7 +23,7 @@ needs no gradient for the image, and at conv1_1 (3 input channels, the reference
 import numpy
 
 from ..backend import array_module
-from .base import Layer
+from .base import Layer, grad_enabled
 from .im2col import col2im_add, conv_output_size, im2col, row_bands, workspace
 
 
@@ -89,10 +89,11 @@ class Conv2d(Layer):
         weights = self.params["W"].reshape(out_c, -1)
         self._input_shape = x.shape
         if self._is_pointwise():
-            self._x = x
+            self._x = x if grad_enabled() else None
             y = xp.matmul(weights, x.reshape(n, channels, h * w)).reshape(n, out_c, h, w)
         else:
-            self._x = xpad = self._pad(x)
+            xpad = self._pad(x)
+            self._x = xpad if grad_enabled() else None
             y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
             bands = self._bands(channels, out_h, out_w)
             buffer = workspace.get(xp, channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w, x.dtype)

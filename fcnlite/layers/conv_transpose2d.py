@@ -21,7 +21,7 @@ fixed (frozen=True skips dW); see bilinear_kernel.
 import numpy
 
 from ..backend import array_module
-from .base import Layer
+from .base import Layer, grad_enabled
 from .conv2d import add_weight_grad
 from .im2col import col2im_add, im2col, row_bands, workspace
 
@@ -68,7 +68,7 @@ class ConvTranspose2d(Layer):
     def forward(self, x):
         xp = array_module(x)
         n, in_c, h, w = x.shape
-        self._x = x
+        self._x = x if grad_enabled() else None
         k, s = self.kernel, self.stride
         y = xp.zeros(self.output_shape(x.shape), dtype=x.dtype)
         weights = self.params["W"].reshape(in_c, -1)

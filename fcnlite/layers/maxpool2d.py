@@ -17,7 +17,7 @@ Forward remembers, per output pixel, which of the k*k window offsets won
 import numpy
 
 from ..backend import array_module
-from .base import Layer
+from .base import Layer, grad_enabled
 from .im2col import conv_output_size
 
 
@@ -54,13 +54,14 @@ class MaxPool2d(Layer):
         self._input_shape = x.shape
         padded = self._pad(x, out_h, out_w)
         y = None
-        argmax = xp.zeros(x.shape[:2] + (out_h, out_w), dtype=numpy.uint8)
+        argmax = xp.zeros(x.shape[:2] + (out_h, out_w), dtype=numpy.uint8) if grad_enabled() else None
         for offset, window in self._windows(padded, out_h, out_w):
             if y is None:
                 y = window.copy()
                 continue
-            better = window > y          # strict: ties keep the earlier offset
-            xp.copyto(argmax, numpy.uint8(offset), where=better)
+            if argmax is not None:
+                better = window > y          # strict: ties keep the earlier offset
+                xp.copyto(argmax, numpy.uint8(offset), where=better)
             xp.maximum(y, window, out=y)
         self._argmax = argmax
         return y

@@ -77,10 +77,12 @@ class Model:
 
     def predict(self, x):
         """Label map (N, H, W): the arg-max class of every pixel, computed in eval mode."""
+        from ..layers.base import no_grad
         was_training = self.training
         self.eval()
         try:
-            scores = self.forward(x)
+            with no_grad():
+                scores = self.forward(x)
         finally:
             if was_training:
                 self.train()

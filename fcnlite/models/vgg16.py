@@ -50,15 +50,15 @@ class VGG16(Model):
             for index in range(1, repeats + 1):
                 padding = conv1_padding if (block, index) == (1, 1) else 1
                 self.add(f"conv{block}_{index}", Conv2d(in_channels, out_channels, 3, padding=padding, dtype=dtype))
-                self.add(f"relu{block}_{index}", ReLU(dtype=dtype))
+                self.add(f"relu{block}_{index}", ReLU(inplace=True, dtype=dtype))
                 in_channels = out_channels
             self.add(f"pool{block}", MaxPool2d(2, 2, ceil_mode=True, dtype=dtype))
         fc_channels = channels(4096, width)
         self.add("fc6", Conv2d(in_channels, fc_channels, 7, dtype=dtype))
-        self.add("relu6", ReLU(dtype=dtype))
+        self.add("relu6", ReLU(inplace=True, dtype=dtype))
         self.add("drop6", Dropout(0.5, dtype=dtype))
         self.add("fc7", Conv2d(fc_channels, fc_channels, 1, dtype=dtype))
-        self.add("relu7", ReLU(dtype=dtype))
+        self.add("relu7", ReLU(inplace=True, dtype=dtype))
         self.add("drop7", Dropout(0.5, dtype=dtype))
         self.encoder_names = [name for name in self.layers]
 

@@ -1,0 +1,393 @@
+"""Your own data: images in one folder, masks in another, paired by file name.
+
+    images/0001.jpg   masks/0001.png
+    images/0002.png   masks/0002.png
+    images/notes.txt                     (not an image: ignored)
+
+An image and its mask share a stem (the name without extension). Images may be
+.png, .jpg, .jpeg or .bmp in any case; masks too (PNG is the one to use: JPEG
+compression changes label values). Files in the masks folder without an image
+are ignored; an image without a mask is an error (or, with skip_bad=True,
+dropped and listed in `dataset.skipped`).
+
+How a mask says which class a pixel is (mask_format):
+
+    "index"    a single-channel (L) or palette (P) PNG whose values are the class
+               indices (palette PNGs, as in VOC, store the index, not the colour)
+    "channel"  an RGB mask whose class id is one channel (mask_channel; 0 = red,
+               the driving simulator's convention: CameraSeg images, 13 classes)
+    "color"    an RGB mask painted with one colour per class, decoded with a
+               colour table (load_color_table)
+
+The colour-table JSON file is either a list of classes in index order
+
+    {"classes": [{"name": "background", "color": [0, 0, 0]},
+                 {"name": "road", "color": [128, 64, 128]},
+                 {"name": "void", "color": [224, 224, 192]}]}
+
+or an object from name to colour, also in index order
+
+    {"background": [0, 0, 0], "road": [128, 64, 128]}
+
+A class named "void" or "ignore" is not a class: its colour becomes 255, the
+value the loss and the metrics skip. Class names may also come from a JSON
+list (load_class_names) or from the command line; otherwise they come from the
+colour table, or are numbered after a scan of the masks for the largest value.
+
+Label values that are not a class (and not 255) are errors naming the mask and
+the value. A class_map (fcnlite.data.classmap) first turns source values into
+the classes to train; then n_classes and class_names are the map's.
+
+Missing folders, empty folders and images without masks are found when the
+dataset is built; unreadable files, size mismatches and bad values when load(i)
+reads them. All are DataError: "<file>: <what is wrong>".
+"""
+import json
+import os
+from collections import namedtuple
+
+import numpy
+from PIL import Image
+
+from .classmap import ClassMap, parse_class_map
+from .errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+MASK_FORMATS = ("index", "channel", "color")
+IGNORE = 255
+
+ColorTable = namedtuple("ColorTable", ["names", "colors", "values"])
+ColorTable.__doc__ = """A decoded colour table: class `names` in index order; `colors` (n, 3) uint8;
+`values` (n,) uint8, the label each colour becomes (its class index, or 255 for void)."""
+
+
+# ---- small files: class names, colour tables, splits ---------------------------------------------
+
+def _read_json(path):
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except OSError as error:
+        raise DataError(path, f"cannot read ({error.strerror or error})") from None
+    except json.JSONDecodeError as error:
+        raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+def load_class_names(path):
+    """A JSON list of class names, index = class id: ["background", "road"]."""
+    names = _read_json(path)
+    if isinstance(names, dict) and "classes" in names:
+        names = names["classes"]
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise DataError(path, 'class names must be a JSON list of strings, e.g. ["background", "road"]')
+    return names
+
+
+def _color(value, path, name):
+    if (not isinstance(value, (list, tuple)) or len(value) != 3
+            or not all(isinstance(c, int) and 0 <= c <= 255 for c in value)):
+        raise DataError(path, f"colour of {name!r} must be three integers 0..255, not {value!r}")
+    return tuple(value)
+
+
+def load_color_table(path):
+    """Read a colour table (the two JSON forms in the module docstring); returns a ColorTable."""
+    table = _read_json(path)
+    if isinstance(table, dict) and "classes" in table:
+        entries = table["classes"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e and "color" in e
+                                                    for e in entries):
+            raise DataError(path, '"classes" must be a list of {"name": ..., "color": [r, g, b]}')
+        pairs = [(str(e["name"]), e["color"]) for e in entries]
+    elif isinstance(table, dict):
+        pairs = [(str(name), color) for name, color in table.items()]
+    else:
+        raise DataError(path, 'a colour table is {"classes": [{"name": ..., "color": [r, g, b]}, ...]} '
+                              'or {"name": [r, g, b], ...}')
+    names, colors, values, seen = [], [], [], {}
+    for name, color in pairs:
+        color = _color(color, path, name)
+        if color in seen:
+            raise DataError(path, f"colour {list(color)} is given to both {seen[color]!r} and {name!r}")
+        seen[color] = name
+        colors.append(color)
+        if name.lower() in ("void", "ignore"):
+            values.append(IGNORE)
+        else:
+            values.append(len(names))
+            names.append(name)
+    if not names:
+        raise DataError(path, "the colour table has no classes")
+    return ColorTable(names, numpy.array(colors, dtype=numpy.uint8), numpy.array(values, dtype=numpy.uint8))
+
+
+def read_split(path):
+    """Ids one per line (blank lines and '#' comments skipped), as in VOC's ImageSets files."""
+    try:
+        with open(path) as file:
+            lines = [line.split("#")[0].strip() for line in file]
+    except OSError as error:
+        raise DataError(path, f"cannot read the split file ({error.strerror or error})") from None
+    ids = [line for line in lines if line]
+    if not ids:
+        raise DataError(path, "the split file lists no ids")
+    return ids
+
+
+def split_by_fraction(ids, val_fraction=0.1, seed=0):
+    """(train_ids, val_ids): a seeded random val_fraction of ids for validation (at least one of each).
+
+    The same ids and seed give the same split on every machine; both lists keep
+    the original order of `ids`.
+    """
+    ids = list(ids)
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    if len(ids) < 2:
+        raise ValueError(f"cannot split {len(ids)} image(s) into training and validation sets")
+    n_val = min(max(1, int(round(len(ids) * val_fraction))), len(ids) - 1)
+    chosen = set(numpy.random.default_rng(seed).permutation(len(ids))[:n_val].tolist())
+    train = [id_ for index, id_ in enumerate(ids) if index not in chosen]
+    val = [id_ for index, id_ in enumerate(ids) if index in chosen]
+    return train, val
+
+
+# ---- reading one image / one mask -----------------------------------------------------------------
+
+def read_image(path):
+    """An RGB uint8 (H, W, 3) array; DataError when the file cannot be decoded."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I", "I;16", "I;16B", "F"):
+                # 16-bit or float greyscale: convert("RGB") would clip at 255, so rescale 16-bit range
+                values = numpy.asarray(image, dtype=numpy.float64)
+                if values.size and values.max() > 255:
+                    values = values / 257.0
+                gray = numpy.clip(values, 0, 255).astype(numpy.uint8)
+                return numpy.repeat(gray[:, :, None], 3, axis=2)
+            return numpy.asarray(image.convert("RGB"), dtype=numpy.uint8)
+    except (OSError, ValueError, SyntaxError) as error:
+        raise DataError(path, f"cannot read the image ({error})") from None
+
+
+def _open_mask(path):
+    try:
+        image = Image.open(path)
+        image.load()
+        return image
+    except (OSError, ValueError, SyntaxError) as error:
+        raise DataError(path, f"cannot read the mask ({error})") from None
+
+
+def read_index_mask(path):
+    """A single-channel or palette mask -> uint8 (H, W) of its stored values."""
+    with _open_mask(path) as image:
+        if image.mode in ("P", "L"):
+            return numpy.array(image, dtype=numpy.uint8)
+        if image.mode == "1":
+            return numpy.array(image, dtype=numpy.uint8)
+        if image.mode in ("I", "I;16", "I;16B"):
+            values = numpy.array(image)
+            if values.size and (values.min() < 0 or values.max() > 255):
+                raise DataError(path, f"value {int(values.max())} does not fit a label (0..255)")
+            return values.astype(numpy.uint8)
+        raise DataError(path, f"mask is {image.mode}, not single-channel: for colour masks use "
+                              f"mask_format='color' (or 'channel' when one channel holds the class)")
+
+
+def read_channel_mask(path, channel=0):
+    """An RGB mask whose class id is channel `channel` -> uint8 (H, W)."""
+    with _open_mask(path) as image:
+        if image.mode == "P":
+            image = image.convert("RGB")
+        bands = image.getbands()
+        if channel >= len(bands):
+            if len(bands) == 1:  # a greyscale mask: its one channel is the class id
+                return numpy.array(image.convert("L"), dtype=numpy.uint8)
+            raise DataError(path, f"mask has {len(bands)} channels, no channel {channel}")
+        return numpy.array(image.getchannel(channel), dtype=numpy.uint8)
+
+
+def read_color_mask(path, color_table):
+    """An RGB colour-coded mask -> uint8 (H, W) of color_table.values; unknown colours are errors."""
+    with _open_mask(path) as image:
+        rgb = numpy.asarray(image.convert("RGB"), dtype=numpy.uint32)
+    # one integer per colour, so that a sorted search decodes every pixel at once
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    table_codes = ((color_table.colors[:, 0].astype(numpy.uint32) << 16)
+                   | (color_table.colors[:, 1].astype(numpy.uint32) << 8) | color_table.colors[:, 2])
+    order = numpy.argsort(table_codes)
+    sorted_codes = table_codes[order]
+    position = numpy.clip(numpy.searchsorted(sorted_codes, codes), 0, len(sorted_codes) - 1)
+    known = sorted_codes[position] == codes
+    if not known.all():
+        unknown = codes[~known]
+        code = int(unknown[0])
+        color = [code >> 16, (code >> 8) & 255, code & 255]
+        raise DataError(path, f"colour {color} ({unknown.size} pixels) is not in the colour table")
+    return color_table.values[order][position]
+
+
+# ---- the dataset ----------------------------------------------------------------------------------
+
+def _list_images(folder, role):
+    """{stem: file name} of the image files in `folder`; DataError for a missing folder or a clash."""
+    if not os.path.isdir(folder):
+        raise DataError(folder, f"{role} folder does not exist")
+    found = {}
+    for name in sorted(os.listdir(folder)):
+        stem, extension = os.path.splitext(name)
+        if name.startswith(".") or extension.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if not os.path.isfile(os.path.join(folder, name)):
+            continue
+        if stem in found:
+            if role == "mask":
+                if extension.lower() == ".png":  # prefer PNG: lossless, so label values survive
+                    found[stem] = name
+                continue
+            raise DataError(os.path.join(folder, name), f"two images share the stem {stem!r} "
+                                                        f"(the other is {found[stem]})")
+        found[stem] = name
+    if not found:
+        raise DataError(folder, f"no {role} files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+    return found
+
+
+class FolderSegmentation:
+    """Images and masks from two folders, paired by stem. See the module docstring.
+
+    images_dir, masks_dir   the two folders
+    mask_format             "index", "channel" or "color"
+    mask_channel            for "channel": which channel holds the class id (0 = red)
+    color_table             for "color": a ColorTable or the path of its JSON file
+    class_map               a ClassMap, or its text ("7:1,*:0", names resolved with the
+                            source class names), applied to every mask
+    ids                     the stems to use (a list, or the path of a split file); default all
+    skip_bad                drop images without masks (messages kept in self.skipped)
+                            instead of raising; load() still raises DataError for bad files
+    class_names             the source classes' names: a list or a JSON file path
+    """
+
+    def __init__(self, images_dir, masks_dir, mask_format="index", mask_channel=0, color_table=None,
+                 class_map=None, ids=None, skip_bad=False, class_names=None):
+        if mask_format not in MASK_FORMATS:
+            raise ValueError(f"mask_format must be one of {', '.join(MASK_FORMATS)}, not {mask_format!r}")
+        self.images_dir, self.masks_dir = str(images_dir), str(masks_dir)
+        self.mask_format, self.mask_channel = mask_format, mask_channel
+        self.skip_bad = skip_bad
+        self.skipped = []
+
+        self.color_table = None
+        if mask_format == "color":
+            if color_table is None:
+                raise ValueError("mask_format='color' needs a color_table (a JSON file; see load_color_table)")
+            self.color_table = color_table if isinstance(color_table, ColorTable) else load_color_table(color_table)
+
+        images = _list_images(self.images_dir, "image")
+        masks = _list_images(self.masks_dir, "mask")
+        wanted = sorted(images)
+        if ids is not None:
+            wanted = read_split(ids) if isinstance(ids, (str, os.PathLike)) else [str(i) for i in ids]
+        self.ids, self._image_files, self._mask_files = [], {}, {}
+        problems = []
+        for id_ in wanted:
+            if id_ not in images:
+                problems.append(DataError(os.path.join(self.images_dir, id_),
+                                          f"no image with this name (.png, .jpg, .jpeg, .bmp) for id {id_!r}"))
+            elif id_ not in masks:
+                problems.append(DataError(os.path.join(self.images_dir, images[id_]),
+                                          f"has no mask {id_}.png (or .jpg, .bmp) in {self.masks_dir}"))
+            else:
+                self.ids.append(id_)
+                self._image_files[id_], self._mask_files[id_] = images[id_], masks[id_]
+        if problems and not skip_bad:
+            more = f" (and {len(problems) - 1} more like it; skip_bad=True drops them)" if len(problems) > 1 else ""
+            first = problems[0]
+            raise DataError(first.path, first.problem + more)
+        self.skipped = [str(problem) for problem in problems]
+        if not wanted:
+            raise DataError(self.images_dir, "no images selected: the id list is empty")
+        if not self.ids:
+            raise DataError(self.images_dir, f"no image here has a mask in {self.masks_dir}")
+
+        self.source_class_names = self._source_class_names(class_names)
+        if isinstance(class_map, str):
+            class_map = parse_class_map(class_map, self.source_class_names)
+        self.class_map = class_map
+        if class_map is not None:
+            self.class_names = list(class_map.class_names)
+        else:
+            self.class_names = list(self.source_class_names)
+        self.n_classes = len(self.class_names)
+        self.name = f"folder {self.images_dir} ({len(self.ids)} images, {self.n_classes} classes)"
+
+    def _source_class_names(self, class_names):
+        if isinstance(class_names, (str, os.PathLike)):
+            return load_class_names(class_names)
+        if class_names is not None:
+            return list(class_names)
+        if self.color_table is not None:
+            return list(self.color_table.names)
+        # nothing says how many classes there are: the masks do (one pass over them)
+        largest = 0
+        for index in range(len(self.ids)):
+            try:
+                raw = self._read_raw_mask(index)
+            except DataError:
+                continue  # load(index) will report it
+            values = numpy.flatnonzero(numpy.bincount(raw.ravel(), minlength=256)[:IGNORE])
+            if values.size:
+                largest = max(largest, int(values[-1]))
+        return [f"class{index}" for index in range(largest + 1)]
+
+    def __len__(self):
+        return len(self.ids)
+
+    def image_path(self, index):
+        return os.path.join(self.images_dir, self._image_files[self.ids[index]])
+
+    def label_path(self, index):
+        return os.path.join(self.masks_dir, self._mask_files[self.ids[index]])
+
+    def _read_raw_mask(self, index):
+        path = self.label_path(index)
+        if self.mask_format == "index":
+            return read_index_mask(path)
+        if self.mask_format == "channel":
+            return read_channel_mask(path, self.mask_channel)
+        return read_color_mask(path, self.color_table)
+
+    def load(self, index):
+        """(image uint8 (H, W, 3) RGB, label uint8 (H, W) in 0..n_classes-1 or 255)."""
+        image = read_image(self.image_path(index))
+        label = self._read_raw_mask(index)
+        mask_path = self.label_path(index)
+        if label.shape != image.shape[:2]:
+            raise DataError(mask_path, f"mask is {label.shape[0]}x{label.shape[1]} (HxW) but its image "
+                                       f"{self.image_path(index)} is {image.shape[0]}x{image.shape[1]}")
+        if self.class_map is not None:
+            try:
+                label = self.class_map.apply(label)
+            except ValueError as error:
+                raise DataError(mask_path, str(error)) from None
+        else:
+            check_label_values(label, self.n_classes, mask_path)
+        return image, label
+
+    __getitem__ = load
+
+    def __repr__(self):
+        return f"FolderSegmentation({self.name})"
+
+
+def check_label_values(label, n_classes, path):
+    """DataError naming the first value of `label` that is neither a class (0..n_classes-1) nor 255."""
+    counts = numpy.bincount(label.ravel(), minlength=256)
+    counts[IGNORE] = 0
+    bad = numpy.flatnonzero(counts[n_classes:])
+    if bad.size:
+        value = int(bad[0]) + n_classes
+        raise DataError(path, f"value {value} is not a class (0..{n_classes - 1}) or 255 "
+                              f"({int(counts[value])} pixels)")
