@@ -552,6 +552,9 @@ def _run(settings, log):
     except backend.BackendError as error:
         raise BenchmarkError(str(error)) from None
     on_gpu = backend.name() == "cupy"
+    if not on_gpu and backend.reuse_host_memory():
+        notes.append("host memory: glibc keeps freed pages for reuse (fcnlite.backend.reuse_host_memory), "
+                     "for both frameworks in this process")
     if settings.tf32 and not on_gpu:
         notes.append("--tf32 on is ignored on the CPU (TF32 is a GPU tensor-core mode)")
     log(backend.describe())

@@ -170,6 +170,8 @@ def datasets_from_args(args, need_train=True):
 
 def choose_device(name):
     backend.use({"cpu": "numpy", "gpu": "cupy"}.get(name, name))
+    if backend.name() == "numpy":
+        backend.reuse_host_memory()
     print(backend.describe())
 
 

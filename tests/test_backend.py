@@ -99,3 +99,13 @@ def test_array_module_names_the_module_that_owns_the_array(xp):
 def test_describe_is_one_line(xp):
     line = backend.describe()
     assert "\n" not in line and line.startswith("fcnlite: running on")
+
+
+def test_reuse_host_memory_keeps_numpy_working():
+    import sys
+    import numpy
+    from fcnlite import backend as backend_module
+    took_effect = backend_module.reuse_host_memory()
+    assert took_effect == sys.platform.startswith("linux")
+    big = numpy.ones(50 * 2**20 // 8)          # over glibc's 32 MB mmap threshold
+    assert big.sum() == big.size
