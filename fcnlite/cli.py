@@ -87,7 +87,7 @@ def _class_names_from_arg(text):
 
 def _folder_datasets(args, images, masks, mask_format, source_names):
     from .data.classmap import class_map_from_names, parse_class_map
-    from .data.folder import FolderSegmentation, list_pairs, split_by_fraction
+    from .data.folder import FolderSegmentation, split_by_fraction
     class_map = None
     try:
         if args.class_map:

@@ -1,0 +1,121 @@
+"""Class maps: the text form, --classes names, and applying a map to a label image."""
+import numpy
+import pytest
+
+from fcnlite.data.classmap import DRIVING_CLASSES, ClassMap, class_map_from_names, parse_class_map
+
+
+def test_driving_classes_follow_the_simulator_ids():
+    assert len(DRIVING_CLASSES) == 13
+    assert DRIVING_CLASSES[6] == "road_line"
+    assert DRIVING_CLASSES[7] == "road"
+    assert DRIVING_CLASSES[10] == "vehicle"
+
+
+def test_parse_pairs_and_star_maps_every_value():
+    class_map = parse_class_map("7:1,6:1,*:0")
+    labels = numpy.array([[0, 6, 7], [8, 12, 200]], dtype=numpy.uint8)
+    assert class_map.apply(labels).tolist() == [[0, 1, 1], [0, 0, 0]]
+    assert class_map.n_classes == 2
+    assert class_map.class_names == ["background", "7+6"]
+
+
+def test_parse_uses_source_names_for_tokens_and_output_names():
+    class_map = parse_class_map("road:1, Road_Line:1, *:0", DRIVING_CLASSES)
+    assert class_map.mapping == {7: 1, 6: 1}
+    assert class_map.class_names == ["background", "road+road_line"]
+
+
+def test_ignore_targets_and_255_stays_255_unless_named():
+    class_map = parse_class_map("7:1,6:ignore,*:0")
+    labels = numpy.array([7, 6, 3, 255], dtype=numpy.uint8)
+    assert class_map.apply(labels).tolist() == [1, 255, 0, 255]
+    assert parse_class_map("7:1,255:0,*:0").apply(labels).tolist() == [1, 0, 0, 0]
+    assert parse_class_map("7:1,6:255,*:0").apply(labels).tolist() == [1, 255, 0, 255]
+
+
+def test_unmapped_value_without_star_is_an_error_naming_the_value():
+    class_map = parse_class_map("7:1,8:0")
+    with pytest.raises(ValueError, match=r"value 3 is not in the class map"):
+        class_map.apply(numpy.array([7, 8, 3, 9], dtype=numpy.uint8))
+
+
+def test_apply_is_one_table_lookup_for_a_whole_image():
+    class_map = parse_class_map("1:2,2:1,*:0")
+    labels = numpy.random.default_rng(0).integers(0, 4, size=(64, 64)).astype(numpy.uint8)
+    expected = numpy.where(labels == 1, 2, numpy.where(labels == 2, 1, 0))
+    assert numpy.array_equal(class_map.apply(labels), expected)
+    assert class_map(labels).dtype == numpy.uint8
+
+
+def test_describe_round_trips():
+    class_map = parse_class_map("7:1,6:ignore,*:0")
+    assert class_map.describe() == "7:1,6:ignore,*:0"
+    assert parse_class_map(class_map.describe()).mapping == class_map.mapping
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "class map is empty"),
+    ("7", "'7' is not a 'source:target' pair"),
+    ("7:1:2", "'7:1:2' is not a 'source:target' pair"),
+    ("7:", "'7:' is missing its source or its target"),
+    ("x:1", "source 'x' is not a number"),
+    ("300:1", "source '300' is out of range"),
+    ("7:one", "target 'one' in '7:one' is not a class index"),
+    ("7:256", "target '256' in '7:256' is out of range"),
+    ("7:1,7:0", "source '7' appears twice"),
+    ("*:0,7:1,*:1", "'*' appears twice"),
+    ("7:ignore,*:ignore", "sends everything to ignore"),
+])
+def test_parse_errors_say_which_token_is_wrong(text, message):
+    with pytest.raises(ValueError, match=message.replace("*", r"\*")) as caught:
+        parse_class_map(text)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"source 'rode' is neither a number nor a class name \(unlabeled, "):
+        parse_class_map("rode:1,*:0", DRIVING_CLASSES)
+
+
+def test_classes_by_name_with_background():
+    class_map = class_map_from_names(["road"], DRIVING_CLASSES)
+    assert class_map.n_classes == 2
+    assert class_map.class_names == ["background", "road"]
+    labels = numpy.array([7, 6, 0, 12, 255], dtype=numpy.uint8)
+    assert class_map.apply(labels).tolist() == [1, 0, 0, 0, 255]
+
+
+def test_classes_by_name_keep_the_order_given():
+    class_map = class_map_from_names("vehicle, road", DRIVING_CLASSES)
+    assert class_map.class_names == ["background", "vehicle", "road"]
+    assert class_map.apply(numpy.array([7, 10, 1], dtype=numpy.uint8)).tolist() == [2, 1, 0]
+
+
+def test_classes_by_name_with_others_ignored_number_from_zero():
+    class_map = class_map_from_names(["road", "sidewalk"], DRIVING_CLASSES, others="ignore")
+    assert class_map.class_names == ["road", "sidewalk"]
+    assert class_map.n_classes == 2
+    assert class_map.apply(numpy.array([7, 8, 1, 255], dtype=numpy.uint8)).tolist() == [0, 1, 255, 255]
+
+
+def test_classes_by_name_still_reject_values_beyond_the_source_classes():
+    class_map = class_map_from_names(["road"], DRIVING_CLASSES)
+    with pytest.raises(ValueError, match="value 13 is not in the class map"):
+        class_map.apply(numpy.array([7, 13], dtype=numpy.uint8))
+
+
+@pytest.mark.parametrize("names, others, message", [
+    (["motorway"], "background", "'motorway' is neither a number nor a class name"),
+    (["road", "road"], "background", "'road' is selected twice"),
+    ([], "background", "no classes selected"),
+    (["road"], "drop", "others must be 'background' or 'ignore'"),
+])
+def test_classes_by_name_errors(names, others, message):
+    with pytest.raises(ValueError, match=message):
+        class_map_from_names(names, DRIVING_CLASSES, others=others)
+
+
+def test_class_map_rejects_targets_beyond_its_classes():
+    with pytest.raises(ValueError, match="sends 3 to 5"):
+        ClassMap({3: 5}, ["background", "road"], others=0)

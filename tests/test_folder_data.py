@@ -1,0 +1,301 @@
+"""Folder datasets: pairing by stem, the three mask formats, and errors that name the file."""
+import json
+import os
+
+import numpy
+import pytest
+from PIL import Image
+
+from fcnlite.data.classmap import DRIVING_CLASSES, class_map_from_names, parse_class_map
+from fcnlite.data.errors import DataError
+from fcnlite.data.folder import (FolderSegmentation, load_class_names, load_color_table, read_split,
+                                 split_by_fraction)
+
+HEIGHT, WIDTH = 4, 6
+
+
+def picture(seed=0, height=HEIGHT, width=WIDTH):
+    return numpy.random.default_rng(seed).integers(0, 256, size=(height, width, 3)).astype(numpy.uint8)
+
+
+def index_mask(values=(0, 1, 2), seed=0, height=HEIGHT, width=WIDTH):
+    return numpy.random.default_rng(seed).choice(numpy.array(values, dtype=numpy.uint8), size=(height, width))
+
+
+def save(path, array, mode=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path)
+    return str(path)
+
+
+def make_folders(root, stems=("a", "b"), image_ext=".png"):
+    """root/images/<stem><image_ext> and root/masks/<stem>.png (L mode, classes 0..2)."""
+    images, masks = root / "images", root / "masks"
+    for number, stem in enumerate(stems):
+        save(images / f"{stem}{image_ext}", picture(number))
+        save(masks / f"{stem}.png", index_mask(seed=number), mode="L")
+    return str(images), str(masks)
+
+
+# ---- pairing ---------------------------------------------------------------------------------------
+
+def test_images_and_masks_pair_by_stem_across_extensions_and_extra_files_are_ignored(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture(0))
+    save(images / "b.jpg", picture(1))
+    save(images / "c.JPEG", picture(2))
+    save(images / "d.bmp", picture(3))
+    (images / "notes.txt").write_text("not an image")
+    save(masks / "a.png", index_mask(seed=0), mode="L")
+    save(masks / "b.png", index_mask(seed=1), mode="L")
+    save(masks / "c.jpg", numpy.full((HEIGHT, WIDTH), 1, numpy.uint8), mode="L")
+    save(masks / "d.png", index_mask(seed=3), mode="L")
+    save(masks / "extra.png", index_mask(), mode="L")   # a mask without an image: ignored
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    assert dataset.ids == ["a", "b", "c", "d"]
+    assert len(dataset) == 4 and dataset.n_classes == 3
+    assert dataset.image_path(2).endswith("c.JPEG") and dataset.label_path(2).endswith("c.jpg")
+    image, label = dataset[1]
+    assert image.dtype == numpy.uint8 and image.shape == (HEIGHT, WIDTH, 3)
+    assert numpy.array_equal(label, index_mask(seed=1))
+
+
+def test_a_png_mask_is_preferred_to_a_jpeg_with_the_same_stem(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    save(os.path.join(masks, "a.jpg"), index_mask(), mode="L")
+    assert FolderSegmentation(images, masks).label_path(0).endswith("a.png")
+
+
+def test_an_image_without_a_mask_is_an_error_naming_the_image(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a", "b"))
+    save(os.path.join(images, "lonely.jpg"), picture())
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks)
+    assert str(caught.value).startswith(os.path.join(images, "lonely.jpg") + ": has no mask lonely.png")
+
+
+def test_skip_bad_drops_images_without_masks_and_counts_them(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a", "b"))
+    save(os.path.join(images, "lonely.jpg"), picture())
+    save(os.path.join(images, "alone.png"), picture())
+    dataset = FolderSegmentation(images, masks, skip_bad=True)
+    assert dataset.ids == ["a", "b"]
+    assert len(dataset.skipped) == 2
+    assert "alone.png" in dataset.skipped[0] and "lonely.jpg" in dataset.skipped[1]
+
+
+def test_two_images_with_one_stem_are_an_error(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    save(os.path.join(images, "a.jpg"), picture())
+    with pytest.raises(DataError, match=r"two images share the stem 'a'"):
+        FolderSegmentation(images, masks)
+
+
+def test_ids_select_images_from_a_list_or_a_split_file(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a", "b", "c"))
+    assert FolderSegmentation(images, masks, ids=["c", "a"]).ids == ["c", "a"]
+    split = tmp_path / "val.txt"
+    split.write_text("b\n\n# a comment\nc\n")
+    assert read_split(split) == ["b", "c"]
+    assert FolderSegmentation(images, masks, ids=str(split)).ids == ["b", "c"]
+    with pytest.raises(DataError, match=r"images/zz: no image with this name"):
+        FolderSegmentation(images, masks, ids=["a", "zz"])
+
+
+def test_split_by_fraction_is_deterministic_and_disjoint():
+    ids = [f"{number:04d}" for number in range(50)]
+    train, val = split_by_fraction(ids, 0.2, seed=3)
+    assert (train, val) == split_by_fraction(ids, 0.2, seed=3)
+    assert len(val) == 10 and len(train) == 40
+    assert sorted(train + val) == ids and not set(train) & set(val)
+    assert split_by_fraction(ids, 0.2, seed=4)[1] != val
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_by_fraction(ids, 1.5)
+
+
+# ---- mask formats ----------------------------------------------------------------------------------
+
+def test_index_masks_from_palette_pngs_give_the_stored_indices(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    values = index_mask((0, 1, 2, 255))
+    palette_mask = Image.fromarray(values, mode="P")
+    palette_mask.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192])
+    os.makedirs(masks)
+    palette_mask.save(masks / "a.png")
+    _, label = FolderSegmentation(images, masks, class_names=["background", "aeroplane", "bicycle"]).load(0)
+    assert numpy.array_equal(label, values)   # the indices, not the palette colours
+
+
+def test_index_masks_without_names_count_classes_from_the_largest_value(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a", "b"))
+    dataset = FolderSegmentation(images, masks)
+    assert dataset.n_classes == 3
+    assert dataset.class_names == ["class0", "class1", "class2"]
+
+
+def test_class_names_from_a_json_list(tmp_path):
+    images, masks = make_folders(tmp_path)
+    names_file = tmp_path / "names.json"
+    names_file.write_text(json.dumps(["background", "road", "car"]))
+    assert load_class_names(names_file) == ["background", "road", "car"]
+    assert FolderSegmentation(images, masks, class_names=str(names_file)).class_names == ["background", "road", "car"]
+    names_file.write_text(json.dumps({"road": 1}))
+    with pytest.raises(DataError, match="names.json: class names must be a JSON list of strings"):
+        load_class_names(names_file)
+
+
+def test_an_rgb_mask_read_as_index_explains_the_other_formats(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    save(masks / "a.png", picture(1))
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road"])
+    with pytest.raises(DataError, match=r"masks/a.png: mask is RGB, not single-channel: .*mask_format='color'"):
+        dataset.load(0)
+
+
+def test_channel_masks_read_the_class_from_the_red_channel(tmp_path):
+    images, masks = tmp_path / "CameraRGB", tmp_path / "CameraSeg"
+    save(images / "0001.png", picture())
+    classes = index_mask((0, 6, 7, 10))
+    noise = picture(5)   # green and blue carry anything: only red counts
+    save(masks / "0001.png", numpy.dstack([classes, noise[..., 1], noise[..., 2]]))
+    dataset = FolderSegmentation(images, masks, mask_format="channel", class_names=DRIVING_CLASSES)
+    assert dataset.n_classes == 13
+    assert numpy.array_equal(dataset.load(0)[1], classes)
+    road = FolderSegmentation(images, masks, mask_format="channel", class_names=DRIVING_CLASSES,
+                              class_map=class_map_from_names(["road"], DRIVING_CLASSES))
+    assert road.class_names == ["background", "road"] and road.n_classes == 2
+    assert numpy.array_equal(road.load(0)[1], (classes == 7).astype(numpy.uint8))
+
+
+def test_a_class_map_given_as_text_resolves_source_names(tmp_path):
+    images, masks = tmp_path / "CameraRGB", tmp_path / "CameraSeg"
+    save(images / "0001.png", picture())
+    classes = index_mask((0, 6, 7))
+    save(masks / "0001.png", numpy.dstack([classes, classes * 0, classes * 0]))
+    dataset = FolderSegmentation(images, masks, mask_format="channel", class_names=DRIVING_CLASSES,
+                                 class_map="road:1,road_line:1,*:0")
+    assert dataset.class_names == ["background", "road+road_line"]
+    assert numpy.array_equal(dataset.load(0)[1], (classes > 0).astype(numpy.uint8))
+
+
+COLOR_TABLES = {
+    "list": {"classes": [{"name": "background", "color": [0, 0, 0]},
+                         {"name": "road", "color": [128, 64, 128]},
+                         {"name": "void", "color": [224, 224, 192]},
+                         {"name": "car", "color": [0, 0, 142]}]},
+    "object": {"background": [0, 0, 0], "road": [128, 64, 128], "void": [224, 224, 192], "car": [0, 0, 142]},
+}
+
+
+@pytest.mark.parametrize("schema", sorted(COLOR_TABLES))
+def test_color_masks_decode_through_the_color_table(tmp_path, schema):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text(json.dumps(COLOR_TABLES[schema]))
+    table = load_color_table(table_file)
+    assert table.names == ["background", "road", "car"]     # void is not a class
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    codes = index_mask((0, 1, 2, 3))
+    colors = numpy.array([[0, 0, 0], [128, 64, 128], [224, 224, 192], [0, 0, 142]], dtype=numpy.uint8)
+    save(masks / "a.png", colors[codes])
+    dataset = FolderSegmentation(images, masks, mask_format="color", color_table=str(table_file))
+    assert dataset.class_names == ["background", "road", "car"]
+    expected = numpy.array([0, 1, 255, 2], dtype=numpy.uint8)[codes]
+    assert numpy.array_equal(dataset.load(0)[1], expected)
+
+
+def test_a_colour_missing_from_the_table_is_an_error_naming_mask_and_colour(tmp_path):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text(json.dumps(COLOR_TABLES["object"]))
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    mask = numpy.zeros((HEIGHT, WIDTH, 3), dtype=numpy.uint8)
+    mask[1, 2] = [10, 20, 30]
+    save(masks / "a.png", mask)
+    dataset = FolderSegmentation(images, masks, mask_format="color", color_table=str(table_file))
+    with pytest.raises(DataError, match=r"masks/a.png: colour \[10, 20, 30\] \(1 pixels\) is not in the colour table"):
+        dataset.load(0)
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"road": [128, 64]}, "colour of 'road' must be three integers 0..255"),
+    ({"road": [1, 2, 3], "lane": [1, 2, 3]}, r"colour \[1, 2, 3\] is given to both 'road' and 'lane'"),
+    ([1, 2, 3], "a colour table is"),
+    ({"void": [0, 0, 0]}, "the colour table has no classes"),
+])
+def test_bad_color_tables_are_errors_naming_the_file(tmp_path, table, message):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text(json.dumps(table))
+    with pytest.raises(DataError, match="colors.json: " + message):
+        load_color_table(table_file)
+
+
+def test_a_color_table_that_is_not_json_is_an_error(tmp_path):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text("{road: [1, 2, 3]")
+    with pytest.raises(DataError, match="colors.json: is not valid JSON"):
+        load_color_table(table_file)
+
+
+# ---- bad data --------------------------------------------------------------------------------------
+
+def test_a_mask_of_another_size_is_an_error_giving_both_sizes(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    save(os.path.join(masks, "a.png"), index_mask(height=5, width=6), mode="L")
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    with pytest.raises(DataError) as caught:
+        dataset.load(0)
+    message = str(caught.value)
+    assert message.startswith(os.path.join(masks, "a.png") + ": mask is 5x6 (HxW) but its image")
+    assert message.endswith(f"{os.path.join(images, 'a.png')} is 4x6")
+
+
+def test_a_value_that_is_not_a_class_is_an_error_naming_mask_and_value(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    bad = index_mask()
+    bad[0, 0] = 7
+    save(os.path.join(masks, "a.png"), bad, mode="L")
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    with pytest.raises(DataError, match=r"masks/a.png: value 7 is not a class \(0..2\) or 255 \(1 pixels\)"):
+        dataset.load(0)
+
+
+def test_a_value_the_class_map_does_not_map_is_an_error_naming_mask_and_value(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    dataset = FolderSegmentation(images, masks, class_map=parse_class_map("1:1,0:0"))
+    with pytest.raises(DataError, match=r"masks/a.png: value 2 is not in the class map \(1:1,0:0\)"):
+        dataset.load(0)
+
+
+def test_an_unreadable_image_is_an_error_from_load_naming_the_image(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a", "b"))
+    with open(os.path.join(images, "b.png"), "wb") as file:
+        file.write(b"\x89PNG not really")
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    dataset.load(0)
+    with pytest.raises(DataError, match=r"images/b.png: cannot read the image"):
+        dataset.load(1)
+
+
+def test_an_empty_images_folder_is_an_error_naming_it(tmp_path):
+    (tmp_path / "images").mkdir()
+    _, masks = make_folders(tmp_path / "other")
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(tmp_path / "images", masks)
+    assert str(caught.value).startswith(f"{tmp_path / 'images'}: no image files")
+
+
+def test_an_empty_masks_folder_is_an_error_naming_it(tmp_path):
+    images, _ = make_folders(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: no mask files"):
+        FolderSegmentation(images, tmp_path / "empty")
+
+
+def test_a_missing_folder_is_an_error_naming_it(tmp_path):
+    _, masks = make_folders(tmp_path)
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(tmp_path / "nowhere", masks)
+    assert str(caught.value) == f"{tmp_path / 'nowhere'}: image folder does not exist"
