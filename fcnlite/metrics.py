@@ -165,6 +165,8 @@ def format_metrics(metrics):
     for key in ("precision", "recall", "f1", "iou"):
         if key in metrics:
             lines.append(f"{key:<16}{_number(metrics[key])}")
+    if "fbeta" in metrics and metrics.get("beta", 1.0) != 1.0:
+        lines.append(f"{'F' + format(metrics['beta'], 'g'):<16}{_number(metrics['fbeta'])}")
     per_class = metrics.get("per_class_iu")
     if per_class:
         accuracy = metrics.get("per_class_accuracy", {})

@@ -127,3 +127,11 @@ def test_format_metrics_lists_every_class_by_name():
     lines = text.splitlines()
     assert any(line.startswith("road") and "0.5000" in line for line in lines)
     assert any(line.startswith("car") and "n/a" in line for line in lines)
+
+
+def test_format_metrics_shows_foreground_scores_and_f_beta():
+    metrics = segmentation_metrics(numpy.array([[50, 10], [5, 35]]), ["background", "road"])
+    metrics.update(binary_metrics(numpy.array([[50, 10], [5, 35]]), beta=2.0))
+    text = format_metrics(metrics)
+    assert "iou             0.7000" in text
+    assert "F2              0.8537" in text
