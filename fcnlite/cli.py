@@ -362,7 +362,7 @@ def predict_parser():
 
 
 def main_predict(argv=None):
-    from .data.voc import read_image
+    from .data.images import read_image
     from .evaluate import predict_image
     from .io import model_from_file
     from .visualize import legend, make_palette, overlay, save_label_png

@@ -5,6 +5,7 @@ Every dataset has the same API (see voc.py): `ids`, `len()`, `class_names`,
 `load(i) -> (uint8 RGB (H, W, 3), uint8 labels (H, W))`, 255 = void.
 
     classes.py     VOC class names and colour palette
+    images.py      the shared readers: split files, photographs, label value checks
     voc.py         PASCAL VOC 2012 (VOCSegmentation), SkipBad
     sbd.py         SBD, the reference FCN's training set; the seg11valid split
     download.py    resumable, checked download of VOC 2012
@@ -17,12 +18,13 @@ Every dataset has the same API (see voc.py): `ids`, `len()`, `class_names`,
 from .classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from .download import VOC_MD5, VOC_URL, DownloadError, download_file, download_voc, extract_tar
 from .errors import DataError
+from .images import read_image
 from .prefetch import Prefetcher
 from .preprocess import TORCHVISION_PREPROCESSING, deprocess, preprocess
 from .sbd import SBDSegmentation, seg11valid_ids
 from .synthetic import SYNTHETIC_CLASSES, ensure_synthetic_voc, make_synthetic_voc
 from .transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .voc import SkipBad, VOCSegmentation, find_voc_root, read_image
+from .voc import SkipBad, VOCSegmentation, find_voc_root
 
 __all__ = [
     "DataError", "IGNORE_INDEX", "VOC_CLASSES", "voc_palette",

@@ -22,7 +22,7 @@ indexing), so there is no Python loop over pixels.
 """
 import numpy
 
-IGNORE = 255
+from .classes import IGNORE_INDEX as IGNORE
 
 # The driving simulator's 13 classes (CARLA 0.8 semantic segmentation camera; the
 # class id is stored in the red channel of CameraSeg images). Short lowercase names,

@@ -47,21 +47,21 @@ import os
 from collections import namedtuple
 
 import numpy
-from PIL import Image
 
+from .classes import IGNORE_INDEX as IGNORE
 from .classmap import ClassMap, parse_class_map
 from .errors import DataError
+from .images import check_label_values, open_image, read_image, read_split
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_FORMATS = ("index", "channel", "color")
-IGNORE = 255
 
 ColorTable = namedtuple("ColorTable", ["names", "colors", "values"])
 ColorTable.__doc__ = """A decoded colour table: class `names` in index order; `colors` (n, 3) uint8;
 `values` (n,) uint8, the label each colour becomes (its class index, or 255 for void)."""
 
 
-# ---- small files: class names, colour tables, splits ---------------------------------------------
+# ---- small files: class names, colour tables; splitting ids -------------------------------------
 
 def _read_json(path):
     try:
@@ -121,19 +121,6 @@ def load_color_table(path):
     return ColorTable(names, numpy.array(colors, dtype=numpy.uint8), numpy.array(values, dtype=numpy.uint8))
 
 
-def read_split(path):
-    """Ids one per line (blank lines and '#' comments skipped), as in VOC's ImageSets files."""
-    try:
-        with open(path) as file:
-            lines = [line.split("#")[0].strip() for line in file]
-    except OSError as error:
-        raise DataError(path, f"cannot read the split file ({error.strerror or error})") from None
-    ids = [line for line in lines if line]
-    if not ids:
-        raise DataError(path, "the split file lists no ids")
-    return ids
-
-
 def split_by_fraction(ids, val_fraction=0.1, seed=0):
     """(train_ids, val_ids): a seeded random val_fraction of ids for validation (at least one of each).
 
@@ -154,30 +141,8 @@ def split_by_fraction(ids, val_fraction=0.1, seed=0):
 
 # ---- reading one image / one mask -----------------------------------------------------------------
 
-def read_image(path):
-    """An RGB uint8 (H, W, 3) array; DataError when the file cannot be decoded."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I", "I;16", "I;16B", "F"):
-                # 16-bit or float greyscale: convert("RGB") would clip at 255, so rescale 16-bit range
-                values = numpy.asarray(image, dtype=numpy.float64)
-                if values.size and values.max() > 255:
-                    values = values / 257.0
-                gray = numpy.clip(values, 0, 255).astype(numpy.uint8)
-                return numpy.repeat(gray[:, :, None], 3, axis=2)
-            return numpy.asarray(image.convert("RGB"), dtype=numpy.uint8)
-    except (OSError, ValueError, SyntaxError) as error:
-        raise DataError(path, f"cannot read the image ({error})") from None
-
-
 def _open_mask(path):
-    try:
-        image = Image.open(path)
-        image.load()
-        return image
-    except (OSError, ValueError, SyntaxError) as error:
-        raise DataError(path, f"cannot read the mask ({error})") from None
+    return open_image(path, "mask file is missing", "cannot read the mask")
 
 
 def read_index_mask(path):
@@ -361,7 +326,7 @@ class FolderSegmentation:
 
     def load(self, index):
         """(image uint8 (H, W, 3) RGB, label uint8 (H, W) in 0..n_classes-1 or 255)."""
-        image = read_image(self.image_path(index))
+        image = read_image(self.image_path(index), undecodable="cannot read the image")
         label = self._read_raw_mask(index)
         mask_path = self.label_path(index)
         if label.shape != image.shape[:2]:
@@ -373,7 +338,7 @@ class FolderSegmentation:
             except ValueError as error:
                 raise DataError(mask_path, str(error)) from None
         else:
-            check_label_values(label, self.n_classes, mask_path)
+            check_label_values(label, self.n_classes, mask_path, count_pixels=True)
         return image, label
 
     __getitem__ = load
@@ -381,13 +346,3 @@ class FolderSegmentation:
     def __repr__(self):
         return f"FolderSegmentation({self.name})"
 
-
-def check_label_values(label, n_classes, path):
-    """DataError naming the first value of `label` that is neither a class (0..n_classes-1) nor 255."""
-    counts = numpy.bincount(label.ravel(), minlength=256)
-    counts[IGNORE] = 0
-    bad = numpy.flatnonzero(counts[n_classes:])
-    if bad.size:
-        value = int(bad[0]) + n_classes
-        raise DataError(path, f"value {value} is not a class (0..{n_classes - 1}) or 255 "
-                              f"({int(counts[value])} pixels)")

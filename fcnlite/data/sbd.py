@@ -22,7 +22,8 @@ import numpy
 
 from .classes import VOC_CLASSES, voc_palette
 from .errors import DataError
-from .voc import check_label, find_voc_root, first_line, read_image, read_split
+from .images import first_line, read_split
+from .voc import ListedDataset, find_voc_root, present_ids
 
 
 def import_loadmat():
@@ -63,7 +64,7 @@ def read_sbd_label(path):
     return numpy.asarray(segmentation)
 
 
-class SBDSegmentation:
+class SBDSegmentation(ListedDataset):
     """SBD's class labels: the same 21 classes as VOC, same API as VOCSegmentation.
 
     root:     the folder holding benchmark_RELEASE, benchmark_RELEASE itself, or its dataset folder
@@ -80,22 +81,8 @@ class SBDSegmentation:
         self.class_names = list(VOC_CLASSES)
         self.n_classes = len(self.class_names)
         self.palette = voc_palette()
-        self.skipped = []
         split_path = split if split.endswith(".txt") else os.path.join(self.sbd_dir, f"{split}.txt")
-        listed_ids = read_split(split_path)
-        self.ids = []
-        for sample_id in listed_ids:
-            missing = [path for path in (self._image_path(sample_id), self._label_path(sample_id))
-                       if not os.path.exists(path)]
-            if not missing:
-                self.ids.append(sample_id)
-                continue
-            error = DataError(missing[0], f"file is missing (id {sample_id} is listed in {split_path})")
-            if not skip_bad:
-                raise error
-            self.skipped.append(str(error))
-        if not self.ids:
-            raise DataError(split_path, f"none of the {len(listed_ids)} listed ids has both its image and its label")
+        self.ids, self.skipped = present_ids(read_split(split_path), split_path, self._files, skip_bad)
         self.name = f"SBD {os.path.basename(split) if split.endswith('.txt') else split} ({len(self.ids)} images)"
 
     def _image_path(self, sample_id):
@@ -104,26 +91,12 @@ class SBDSegmentation:
     def _label_path(self, sample_id):
         return os.path.join(self.sbd_dir, "cls", f"{sample_id}.mat")
 
-    def __len__(self):
-        return len(self.ids)
-
-    def image_path(self, index):
-        return self._image_path(self.ids[index])
-
-    def label_path(self, index):
-        return self._label_path(self.ids[index])
-
-    def load(self, index):
-        """(image, label): uint8 RGB (H, W, 3) and uint8 (H, W) class indices."""
-        image_path, label_path = self.image_path(index), self.label_path(index)
-        image = read_image(image_path)
-        label = read_sbd_label(label_path)
+    @staticmethod
+    def _read_label(path):
+        label = read_sbd_label(path)
         if label.dtype.kind == "f" and not numpy.all(numpy.isfinite(label) & (label == numpy.round(label))):
-            raise DataError(label_path, "GTcls.Segmentation holds non-integer values")
-        check_label(label, self.n_classes, label_path, image.shape, image_path)
-        return image, label.astype(numpy.uint8)
-
-    __getitem__ = load
+            raise DataError(path, "GTcls.Segmentation holds non-integer values")
+        return label
 
     def __repr__(self):
         return f"SBDSegmentation({self.sbd_dir!r}, split={self.split!r}): {len(self)} images"

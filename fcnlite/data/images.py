@@ -1,0 +1,103 @@
+"""Reading the files every dataset shares: split lists, photographs, label checks.
+
+Each reader raises DataError, "<file>: <what is wrong>", for a missing or
+undecodable file, so a dataset's load(i) needs no error handling of its own.
+"""
+import os
+
+import numpy
+from PIL import Image
+
+from .classes import IGNORE_INDEX
+from .errors import DataError
+
+# The exceptions Pillow raises for a file it cannot decode (UnidentifiedImageError
+# and truncated files are OSErrors; some broken headers raise the others).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+def first_line(error):
+    """The first line of an exception's message (DataError messages are one line)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_split(path):
+    """The ids listed in a split file, one per line (blank lines and '#' comments skipped), as in VOC's ImageSets."""
+    try:
+        with open(path) as file:
+            lines = [line.split("#")[0].strip() for line in file]
+    except FileNotFoundError:
+        raise DataError(path, "split file is missing") from None
+    except OSError as error:
+        raise DataError(path, f"cannot read the split file ({error.strerror or error})") from None
+    ids = [line for line in lines if line]
+    if not ids:
+        raise DataError(path, "split file lists no ids")
+    return ids
+
+
+def open_image(path, missing, undecodable):
+    """A PIL image, already decoded (so a truncated file fails here, not later), or DataError.
+
+    missing:     the problem to report when the file does not exist ("image file is missing")
+    undecodable: the problem to report when Pillow cannot decode it; Pillow's reason follows in brackets
+    """
+    picture = None
+    try:
+        picture = Image.open(path)
+        picture.load()
+        return picture
+    except FileNotFoundError:
+        raise DataError(path, missing) from None
+    except DECODE_ERRORS as error:
+        if picture is not None:
+            picture.close()
+        raise DataError(path, f"{undecodable} ({first_line(error)})") from None
+
+
+def read_image(path, undecodable="cannot be decoded as an image"):
+    """An image file as uint8 RGB (H, W, 3); grey (8- or 16-bit) and CMYK files are converted.
+
+    undecodable: the words of the error for a file Pillow cannot decode (the folder
+    datasets say "cannot read the image", VOC and SBD the default).
+    """
+    with open_image(path, "image file is missing", undecodable) as picture:
+        if picture.mode in ("I", "I;16", "I;16B", "F"):
+            # 16-bit or float grey: convert("RGB") would clip at 255, so a 16-bit range is rescaled
+            values = numpy.asarray(picture, dtype=numpy.float64)
+            if values.size and values.max() > 255:
+                values = values / 257.0
+            grey = numpy.clip(values, 0, 255).astype(numpy.uint8)
+            return numpy.repeat(grey[:, :, None], 3, axis=2)
+        return numpy.asarray(picture.convert("RGB"), dtype=numpy.uint8)
+
+
+def check_label_values(label, n_classes, path, count_pixels=False):
+    """Raise DataError naming (up to five of) the values of `label` that are neither a class (0..n_classes-1) nor 255.
+
+    count_pixels: also say how many pixels hold them (the folder datasets' messages do).
+    """
+    invalid = ((label < 0) | (label >= n_classes)) & (label != IGNORE_INDEX)
+    if not invalid.any():
+        return
+    values = [int(value) if float(value).is_integer() else float(value)
+              for value in numpy.unique(label[invalid])[:5]]
+    listed = ", ".join(str(value) for value in values)
+    noun = "value" if len(values) == 1 else "values"
+    verb = "is not a class" if len(values) == 1 else "are not classes"
+    pixels = f" ({int(invalid.sum())} pixels)" if count_pixels else ""
+    raise DataError(path, f"{noun} {listed} {verb} (0..{n_classes - 1}) or {IGNORE_INDEX}{pixels}")
+
+
+def check_label(label, n_classes, path, image_shape=None, image_path=None):
+    """Raise DataError unless `label` is 2-D, as large as its image, with values in 0..n_classes-1 or 255."""
+    if label.ndim != 2:
+        raise DataError(path, f"label has shape {label.shape}; expected a single-channel (H, W) map")
+    if image_shape is not None and tuple(label.shape[:2]) != tuple(image_shape[:2]):
+        label_h, label_w = label.shape[:2]
+        image_h, image_w = image_shape[:2]
+        image_name = os.path.basename(image_path) if image_path else "its image"
+        raise DataError(path, f"label is {label_w}x{label_h} but image {image_name} is {image_w}x{image_h} "
+                              f"(width x height)")
+    check_label_values(label, n_classes, path)
