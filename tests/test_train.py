@@ -141,3 +141,33 @@ def test_bad_image_stops_with_its_name_or_is_skipped_with_skip_bad(voc_root, tmp
     result = run([*args, "--out", str(tmp_path / "b"), "--skip-bad"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert "skipped 1 bad sample" in result.stdout
+
+
+def test_poly_learning_rate_decays_to_zero_and_fixed_stays():
+    from fcnlite.train import learning_rate
+    assert learning_rate(0.1, "fixed", 500, 1000) == 0.1
+    assert learning_rate(0.1, "poly", 0, 1000) == 0.1
+    assert learning_rate(0.1, "poly", 500, 1000) == pytest.approx(0.1 * 0.5 ** 0.9)
+    assert learning_rate(0.1, "poly", 999, 1000) == pytest.approx(0.1 * 0.001 ** 0.9)
+    with pytest.raises(ValueError, match="step"):
+        learning_rate(0.1, "step", 1, 10)
+
+
+def test_staged_training_initialises_fcn16s_from_a_trained_fcn32s(voc_root, tmp_path):
+    import fcnlite
+    stage1 = str(tmp_path / "fcn32s")
+    base = [a for a in TINY if a not in ("--model", "fcn8s")]
+    assert run(["--data-root", voc_root, *base, "--model", "fcn32s", "--max-iter", "2", "--out", stage1],
+               tmp_path).returncode == 0
+    stage2 = str(tmp_path / "fcn16s")
+    result = run(["--data-root", voc_root, *base, "--model", "fcn16s", "--max-iter", "1", "--lr", "0",
+                  "--init", os.path.join(stage1, "final.h5"), "--out", stage2], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "init:" in result.stdout
+    coarse = weights_of(os.path.join(stage1, "final.h5"))
+    fine = weights_of(os.path.join(stage2, "final.h5"))
+    # with lr 0 nothing moves: the shared layers are exactly the FCN-32s's, score_pool4 starts at zero
+    for name in ("conv1_1/W", "fc7/b", "score_fr/W"):
+        numpy.testing.assert_array_equal(fine[name], coarse[name])
+    assert not fine["score_pool4/W"].any()
+    assert fcnlite.io.read_attributes(os.path.join(stage2, "final.h5"))["architecture"] == "fcn16s"

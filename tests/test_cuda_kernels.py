@@ -1,0 +1,54 @@
+"""The CuPy kernels (fcnlite/layers/cuda_kernels.py) agree with the NumPy reference code on
+random inputs of odd shapes. Runs only where a CUDA device answers; skipped elsewhere."""
+import numpy
+import pytest
+
+from fcnlite.layers import MaxPool2d
+from fcnlite.layers import im2col as im2col_module
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("channels, height, width, kernel, stride, row0, rows", [
+    (3, 9, 11, 3, 1, 0, 7), (2, 13, 10, 3, 2, 1, 3), (5, 20, 17, 4, 2, 2, 4), (1, 40, 33, 16, 8, 0, 4),
+    (4, 7, 7, 7, 1, 0, 1), (6, 5, 8, 1, 1, 1, 3),
+])
+def test_im2col_and_col2im_kernels_match_numpy(cupy_only, dtype, channels, height, width, kernel, stride, row0, rows):
+    cupy = cupy_only
+    rng = numpy.random.default_rng(0)
+    out_w = (width - kernel) // stride + 1
+    image = rng.normal(size=(channels, height, width)).astype(dtype)
+    expected = im2col_module.im2col(image, kernel, kernel, stride, row0, rows, out_w)
+    got = im2col_module.im2col(cupy.asarray(image), kernel, kernel, stride, row0, rows, out_w)
+    numpy.testing.assert_array_equal(cupy.asnumpy(got), expected)
+
+    cols = rng.normal(size=expected.shape).astype(dtype)
+    start = rng.normal(size=image.shape).astype(dtype)
+    expected_dx = im2col_module.col2im_add(cols, start.copy(), kernel, kernel, stride, row0, rows, out_w)
+    dx = cupy.asarray(start)
+    im2col_module.col2im_add(cupy.asarray(cols), dx, kernel, kernel, stride, row0, rows, out_w)
+    numpy.testing.assert_allclose(cupy.asnumpy(dx), expected_dx, rtol=1e-5 if dtype == numpy.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+@pytest.mark.parametrize("shape, kernel, stride", [
+    ((1, 3, 7, 9), 2, 2), ((2, 4, 1, 1), 2, 2), ((1, 2, 11, 6), 3, 2), ((1, 5, 8, 8), 2, 2), ((1, 1, 13, 5), 3, 1),
+])
+def test_maxpool_kernels_match_numpy(cupy_only, dtype, shape, kernel, stride):
+    from fcnlite import backend
+    cupy = cupy_only
+    rng = numpy.random.default_rng(1)
+    x = rng.permutation(numpy.prod(shape)).reshape(shape).astype(dtype)   # distinct: no ties
+    reference = MaxPool2d(kernel, stride, dtype=dtype)
+    expected = reference.forward(x)
+    dy = rng.normal(size=expected.shape).astype(dtype)
+    expected_dx = reference.backward(dy)
+    backend.use("cupy")
+    try:
+        layer = MaxPool2d(kernel, stride, dtype=dtype)
+        y = layer.forward(cupy.asarray(x))
+        dx = layer.backward(cupy.asarray(dy))
+    finally:
+        backend.use("numpy")
+    numpy.testing.assert_array_equal(cupy.asnumpy(y), expected)
+    numpy.testing.assert_array_equal(cupy.asnumpy(layer._argmax), reference._argmax)
+    numpy.testing.assert_allclose(cupy.asnumpy(dx), expected_dx, rtol=1e-6)
