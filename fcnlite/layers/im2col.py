@@ -18,6 +18,8 @@ time so that its patch matrix never has to exist whole.
 The loops run over the kh*kw kernel offsets, each a strided slice of the whole
 band: never over pixels. With a CuPy array the same slicing runs on the GPU.
 """
+import numpy
+
 from ..backend import array_module
 
 
@@ -43,6 +45,10 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None):
         cols = xp.empty((channels, kernel_h, kernel_w, rows, out_w), dtype=x.dtype)
     else:
         cols = out[: channels * kernel_h * kernel_w * rows * out_w].reshape(channels, kernel_h, kernel_w, rows, out_w)
+    if xp is not numpy:   # one CuPy kernel launch instead of kh*kw strided copies
+        from . import cuda_kernels
+        cuda_kernels.im2col(xp.ascontiguousarray(x), kernel_h, kernel_w, stride, row0, rows, out_w, cols)
+        return cols.reshape(channels * kernel_h * kernel_w, rows * out_w)
     top = row0 * stride
     for i in range(kernel_h):
         for j in range(kernel_w):
@@ -53,6 +59,10 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None):
 def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w):
     """Adjoint of im2col: add cols (C*kh*kw, rows*out_w) onto the image gradient dx (C, H, W) in place."""
     channels = dx.shape[0]
+    if array_module(dx) is not numpy and dx.flags.c_contiguous:
+        from . import cuda_kernels
+        return cuda_kernels.col2im_add(array_module(dx).ascontiguousarray(cols), dx, kernel_h, kernel_w, stride,
+                                       row0, rows, out_w)
     cols = cols.reshape(channels, kernel_h, kernel_w, rows, out_w)
     top = row0 * stride
     for i in range(kernel_h):

@@ -52,6 +52,11 @@ class MaxPool2d(Layer):
         xp = array_module(x)
         _, _, out_h, out_w = self.output_shape(x.shape)
         self._input_shape = x.shape
+        if xp is not numpy:   # one CuPy kernel instead of k*k strided passes
+            from . import cuda_kernels
+            y, argmax = cuda_kernels.maxpool_forward(xp.ascontiguousarray(x), out_h, out_w, self.kernel, self.stride)
+            self._argmax = argmax if grad_enabled() else None
+            return y
         padded = self._pad(x, out_h, out_w)
         y = None
         argmax = xp.zeros(x.shape[:2] + (out_h, out_w), dtype=numpy.uint8) if grad_enabled() else None
@@ -70,6 +75,9 @@ class MaxPool2d(Layer):
         xp = array_module(dy)
         n, c, h, w = self._input_shape
         out_h, out_w = dy.shape[2:]
+        if xp is not numpy:
+            from . import cuda_kernels
+            return cuda_kernels.maxpool_backward(dy, self._argmax, self._input_shape, self.kernel, self.stride)
         need_h, need_w = (out_h - 1) * self.stride + self.kernel, (out_w - 1) * self.stride + self.kernel
         dx = xp.zeros((n, c, max(h, need_h), max(w, need_w)), dtype=dy.dtype)
         for offset, window in self._windows(dx, out_h, out_w):

@@ -1,0 +1,136 @@
+"""CuPy kernels for the GPU hot paths, beside the NumPy code they replace.
+
+The NumPy versions (im2col.py, maxpool2d.py) loop over the kh*kw kernel offsets
+with strided slices: on a GPU each slice is a kernel launch, and FCN-8s's 16x16
+upscore8 (or FCN-32s's 64x64 upscore) would launch hundreds. These kernels do one
+launch per call, one thread per output element, and read the same layouts, so
+the NumPy code stays the readable reference; tests/test_cuda_kernels.py checks
+that both agree (on a machine with a GPU).
+
+    im2col          cols[c, i, j, r, ox] = x[c, (row0 + r)*s + i, ox*s + j]
+    col2im_add      dx[c, y, x] += sum of the cols entries read from (c, y, x)   (a gather: no atomics)
+    maxpool_forward y = window max, argmax = its offset i*k + j (first one on ties)
+    maxpool_backward dx[argmax position] += dy   (atomicAdd: windows may overlap)
+"""
+import functools
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(name):
+    import cupy
+    sources = {
+        "im2col": (
+            "raw T image, int32 height, int32 width, int32 kernel_h, int32 kernel_w, int32 stride, "
+            "int32 row0, int32 rows, int32 out_w",
+            "T cols",
+            """
+            ptrdiff_t ox = i % out_w;
+            ptrdiff_t rest = i / out_w;
+            ptrdiff_t r = rest % rows;   rest /= rows;
+            ptrdiff_t kj = rest % kernel_w; rest /= kernel_w;
+            ptrdiff_t ki = rest % kernel_h;
+            ptrdiff_t c = rest / kernel_h;
+            ptrdiff_t y = (row0 + r) * stride + ki;
+            ptrdiff_t x = ox * stride + kj;
+            cols = image[(c * height + y) * width + x];
+            """),
+        "col2im_add": (
+            "raw T cols, int32 height, int32 width, int32 kernel_h, int32 kernel_w, int32 stride, "
+            "int32 row0, int32 rows, int32 out_w, int32 band_top, int32 band_h",
+            "raw T dx",
+            """
+            ptrdiff_t x = i % width;
+            ptrdiff_t rest = i / width;
+            ptrdiff_t y = band_top + rest % band_h;
+            ptrdiff_t c = rest / band_h;
+            T total = 0;
+            for (int ki = 0; ki < kernel_h; ++ki) {
+                ptrdiff_t top = y - ki;
+                if (top < 0 || top % stride != 0) continue;
+                ptrdiff_t r = top / stride - row0;
+                if (r < 0 || r >= rows) continue;
+                for (int kj = 0; kj < kernel_w; ++kj) {
+                    ptrdiff_t left = x - kj;
+                    if (left < 0 || left % stride != 0) continue;
+                    ptrdiff_t ox = left / stride;
+                    if (ox >= out_w) continue;
+                    total += cols[(((c * kernel_h + ki) * kernel_w + kj) * rows + r) * out_w + ox];
+                }
+            }
+            dx[(c * height + y) * width + x] += total;
+            """),
+        "maxpool_forward": (
+            "raw T x, int32 height, int32 width, int32 out_h, int32 out_w, int32 kernel, int32 stride",
+            "T y, uint8 argmax",
+            """
+            ptrdiff_t ox = i % out_w;
+            ptrdiff_t rest = i / out_w;
+            ptrdiff_t oy = rest % out_h;
+            ptrdiff_t plane = rest / out_h;
+            T best = 0;
+            int best_offset = -1;
+            for (int ki = 0; ki < kernel; ++ki) {
+                ptrdiff_t row = oy * stride + ki;
+                if (row >= height) break;
+                for (int kj = 0; kj < kernel; ++kj) {
+                    ptrdiff_t col = ox * stride + kj;
+                    if (col >= width) break;
+                    T value = x[(plane * height + row) * width + col];
+                    if (best_offset < 0 || value > best) { best = value; best_offset = ki * kernel + kj; }
+                    else if (value != value) { best = value; }   // NaN: y becomes NaN and argmax stays, as numpy.maximum / '>' do
+                }
+            }
+            y = best;
+            argmax = best_offset;
+            """),
+        "maxpool_backward": (
+            "T dy, uint8 argmax, int32 height, int32 width, int32 out_h, int32 out_w, int32 kernel, int32 stride",
+            "raw T dx",
+            """
+            ptrdiff_t ox = i % out_w;
+            ptrdiff_t rest = i / out_w;
+            ptrdiff_t oy = rest % out_h;
+            ptrdiff_t plane = rest / out_h;
+            ptrdiff_t row = oy * stride + argmax / kernel;
+            ptrdiff_t col = ox * stride + argmax % kernel;
+            atomicAdd(&dx[(plane * height + row) * width + col], dy);
+            """),
+    }
+    inputs, outputs, body = sources[name]
+    return cupy.ElementwiseKernel(inputs, outputs, body, f"fcnlite_{name}")
+
+
+def im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w, cols):
+    """image (C, H, W) contiguous -> cols (C, kh, kw, rows, out_w), filled in place."""
+    channels, height, width = image.shape
+    _kernel("im2col")(image, height, width, kernel_h, kernel_w, stride, row0, rows, out_w, cols)
+    return cols
+
+
+def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w):
+    """dx (C, H, W) contiguous += the adjoint of im2col for output rows row0..row0+rows."""
+    channels, height, width = dx.shape
+    band_top = row0 * stride
+    band_h = min(height - band_top, (rows - 1) * stride + kernel_h)
+    _kernel("col2im_add")(cols, height, width, kernel_h, kernel_w, stride, row0, rows, out_w, band_top, band_h,
+                          dx, size=channels * band_h * width)
+    return dx
+
+
+def maxpool_forward(x, out_h, out_w, kernel, stride):
+    """x (N, C, H, W) contiguous -> (y, argmax) of shape (N, C, out_h, out_w)."""
+    import cupy
+    n, c, height, width = x.shape
+    y = cupy.empty((n, c, out_h, out_w), dtype=x.dtype)
+    argmax = cupy.empty((n, c, out_h, out_w), dtype=cupy.uint8)
+    _kernel("maxpool_forward")(x, height, width, out_h, out_w, kernel, stride, y, argmax)
+    return y, argmax
+
+
+def maxpool_backward(dy, argmax, input_shape, kernel, stride):
+    import cupy
+    n, c, height, width = input_shape
+    dx = cupy.zeros(input_shape, dtype=dy.dtype)
+    out_h, out_w = dy.shape[2:]
+    _kernel("maxpool_backward")(cupy.ascontiguousarray(dy), argmax, height, width, out_h, out_w, kernel, stride, dx)
+    return dx
