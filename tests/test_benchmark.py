@@ -12,8 +12,7 @@ from fcnlite import benchmark
 from fcnlite.models import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUICK = ["--size", "32x32", "--width", "0.0625", "--repeats", "2", "--warmup", "1", "--device", "cpu",
-         "--threads", "1"]
+QUICK = ["--size", "32x32", "--width", "0.0625", "--repeats", "2", "--warmup", "1", "--device", "cpu"]
 FIGURES = ("step_seconds", "step_times", "inference_seconds", "inference_times", "step_gflops",
            "inference_gflops", "peak_memory_bytes")
 
@@ -22,7 +21,8 @@ def run_example(tmp_path, *extra):
     json_path = tmp_path / "bench.json"
     completed = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "benchmark.py"), *QUICK,
                                 "--json", str(json_path), *extra],
-                               capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+                               capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
     assert completed.returncode == 0, completed.stdout + completed.stderr
     with open(json_path) as file:
         return completed.stdout, json.load(file)
