@@ -19,7 +19,7 @@ def reference_lr(model, normalized):
 # parameters) learns the generated datasets in a few minutes on 2 cores.
 PRESETS = {
     "quickstart": dict(model="fcn8s", width=0.125, lr=0.03, lr_policy="poly", momentum=0.9, weight_decay=5e-4,
-                       loss_normalize=True, max_iter=1000, eval_every=250, checkpoint_every=250, max_side=96,
+                       loss_normalize=True, max_iter=1500, eval_every=500, checkpoint_every=500, max_side=96,
                        accumulate=1),
     "road": dict(model="fcn8s", width=0.125, lr=0.01, lr_policy="fixed", momentum=0.9, weight_decay=5e-4,
                  loss_normalize=True, max_iter=1500, eval_every=500, checkpoint_every=500, resize=(96, 128),
