@@ -88,28 +88,30 @@ def _class_names_from_arg(text):
 def _folder_datasets(args, images, masks, mask_format, source_names):
     from .data.classmap import class_map_from_names, parse_class_map
     from .data.folder import FolderSegmentation, split_by_fraction
+    from .data.images import read_split
     class_map = None
     try:
         if args.class_map:
             class_map = parse_class_map(args.class_map, source_names)
         elif args.classes:
-            selected = [name.strip() for name in args.classes.split(",") if name.strip()]
-            class_map = class_map_from_names(selected, source_names, others=args.others)
+            class_map = class_map_from_names(args.classes, source_names, others=args.others)
     except ValueError as error:
         raise UsageError(str(error)) from None
     common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
                   class_map=class_map, class_names=source_names, skip_bad=args.skip_bad)
     everything = FolderSegmentation(images, masks, **common)
     if args.split_file:
-        with open(args.split_file) as file:
-            val_ids = [line.strip() for line in file if line.strip()]
+        val_ids = read_split(args.split_file)
         known = set(everything.ids)
         unknown = [i for i in val_ids if i not in known]
         if unknown:
             raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}")
-        train_ids = [i for i in everything.ids if i not in set(val_ids)]
+        held_out = set(val_ids)
+        train_ids = [i for i in everything.ids if i not in held_out]
     else:
         train_ids, val_ids = split_by_fraction(everything.ids, args.val_fraction, seed=0)
+    # both halves keep the whole folder's classes (not a count re-derived from their own masks)
+    common["class_names"] = everything.source_class_names
     return (FolderSegmentation(images, masks, ids=train_ids, **common),
             FolderSegmentation(images, masks, ids=val_ids, **common))
 
@@ -365,6 +367,7 @@ def main_predict(argv=None):
     from .data.images import read_image
     from .evaluate import predict_image
     from .io import model_from_file
+    from .train import fit_size
     from .visualize import legend, make_palette, overlay, save_label_png
 
     args = predict_parser().parse_args(argv)
@@ -376,10 +379,7 @@ def main_predict(argv=None):
     from PIL import Image
     import numpy
     for path in args.images:
-        image = read_image(path)
-        if args.max_side and max(image.shape[:2]) > args.max_side:
-            from .data.transforms import limit_max_side
-            image, _ = limit_max_side(image, None, args.max_side)
+        image, _ = fit_size(read_image(path), None, max_side=args.max_side)
         labels = predict_image(model, image)
         stem = os.path.splitext(os.path.basename(path))[0]
         label_path = os.path.join(args.out, f"{stem}_labels.png")

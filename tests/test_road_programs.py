@@ -80,3 +80,30 @@ def test_a_bad_class_name_is_one_line(road):
                                   "--max-iter", "1", "--out", str(road / "bad")], road)
     assert result.returncode == 2
     assert "rooad" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_and_val_halves_of_a_folder_share_the_folders_classes(tmp_path):
+    """With no class names given, the classes come from the masks: the whole folder's, not each half's."""
+    from fcnlite.cli import datasets_from_args, resolve_options, train_parser
+    (tmp_path / "img").mkdir()
+    (tmp_path / "mask").mkdir()
+    for index in range(4):
+        Image.fromarray(numpy.zeros((6, 8, 3), numpy.uint8)).save(tmp_path / "img" / f"{index}.png")
+        mask = numpy.zeros((6, 8), numpy.uint8)
+        mask[:3] = 1
+        if index == 3:
+            mask[0, 0] = 2          # class 2 appears in one image only
+        Image.fromarray(mask).save(tmp_path / "mask" / f"{index}.png")
+    args = resolve_options(train_parser().parse_args(
+        ["--images", str(tmp_path / "img"), "--masks", str(tmp_path / "mask"), "--val-fraction", "0.25"]))
+    train_set, val_set = datasets_from_args(args)
+    assert len(train_set) == 3 and len(val_set) == 1
+    assert train_set.n_classes == val_set.n_classes == 3
+    assert train_set.class_names == val_set.class_names
+
+
+def test_a_missing_split_file_is_one_line(road):
+    result = run("train_voc.py", [*folder_args(road), "--split-file", str(road / "nope.txt"), "--max-iter", "1",
+                                  "--out", str(road / "nosplit")], road)
+    assert result.returncode == 2
+    assert "nope.txt" in result.stderr and "Traceback" not in result.stderr
