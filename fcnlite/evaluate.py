@@ -16,9 +16,7 @@ def predict_image(model, image):
 
 def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progress=True):
     """Confusion matrix of model's predictions over dataset (void pixels excluded)."""
-    from .train import prepare_sample
-    from .train import TrainConfig
-    config = TrainConfig(max_side=max_side or 0, resize=resize)
+    from .train import fit_size
     matrix = ConfusionMatrix(dataset.n_classes)
     count = len(dataset) if not limit else min(limit, len(dataset))
     indices = range(count)
@@ -32,6 +30,6 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
             if not getattr(dataset, "skip_bad", False):
                 raise
             continue
-        image, label = prepare_sample(image, label, config, None, training=False)
+        image, label = fit_size(image, label, resize, max_side)
         matrix.update(label, predict_image(model, image))
     return matrix

@@ -56,12 +56,18 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)   # recorded in logs (preset, dataset ...)
 
 
+def fit_size(image, label, resize_to=None, max_side=0):
+    """The size the model sees: a fixed (height, width), or the longer side capped; labels never interpolated."""
+    if resize_to:
+        return resize(image, label, tuple(resize_to))
+    if max_side:
+        return limit_max_side(image, label, max_side)
+    return image, label
+
+
 def prepare_sample(image, label, config, rng_sample, training):
     """Resize / augment one (image, label) pair with numpy arrays; labels never interpolated."""
-    if config.resize:
-        image, label = resize(image, label, tuple(config.resize))
-    elif config.max_side:
-        image, label = limit_max_side(image, label, config.max_side)
+    image, label = fit_size(image, label, config.resize, config.max_side)
     if training:
         if config.scale_range or config.crop_size:
             image, label = random_scale_crop(image, label, rng_sample, scale_range=config.scale_range or (1.0, 1.0),
@@ -88,6 +94,7 @@ def epoch_order(seed, epoch, count):
 class Trainer:
     def __init__(self, model, optimizer, train_set, val_set, config, log=print):
         self.model, self.optimizer = model, optimizer
+        model.set_input_grad(False)  # no gradient for the image itself: saves most of conv1_1's backward
         self.train_set, self.val_set = train_set, val_set
         self.config = config
         self.log = log
@@ -122,7 +129,6 @@ class Trainer:
         """Forward and backward `accumulate` images, then one SGD step. Returns the mean loss."""
         self.model.train()
         self.model.zero_grad()
-        self.model.set_input_grad(False)  # no gradient for the image itself: saves most of conv1_1's backward
         total, counted = 0.0, 0
         for sample, label in samples:
             x = backend.to_device(sample[None], dtype=self.model.dtype)
@@ -159,7 +165,7 @@ class Trainer:
                 image, label = self.val_set.load(index)
             except DataError:
                 continue
-            image, label = prepare_sample(image, label, self.config, None, training=False)
+            image, label = fit_size(image, label, self.config.resize, self.config.max_side)
             prediction = predict_image(self.model, image)
             picture = strip(image, label, prediction, palette)
             picture.save(os.path.join(folder, f"iter{self.iteration:07d}_{index}.png"))

@@ -96,6 +96,3 @@ def channels(count, width):
     """A channel count scaled by `width` (at least 1)."""
     return max(1, int(round(count * width)))
 
-
-def to_device_array(x, dtype):
-    return backend.to_device(x, dtype=dtype)
