@@ -101,3 +101,17 @@ def check_label(label, n_classes, path, image_shape=None, image_path=None):
         raise DataError(path, f"label is {label_w}x{label_h} but image {image_name} is {image_w}x{image_h} "
                               f"(width x height)")
     check_label_values(label, n_classes, path)
+
+
+def find_layout(root, candidates, marker, absent, missing):
+    """The first of root/<candidate> that holds the folder `marker`; DataError(root, absent or missing) otherwise.
+
+    Lets a user point at a dataset's parent folder, the dataset itself, or anything in between.
+    """
+    if not os.path.isdir(root):
+        raise DataError(root, absent)
+    for candidate in candidates:
+        folder = os.path.join(root, candidate)
+        if os.path.isdir(os.path.join(folder, marker)):
+            return folder if candidate else root
+    raise DataError(root, missing)

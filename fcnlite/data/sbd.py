@@ -22,7 +22,7 @@ import numpy
 
 from .classes import VOC_CLASSES, voc_palette
 from .errors import DataError
-from .images import first_line, read_split
+from .images import find_layout, first_line, read_split
 from .voc import ListedDataset, find_voc_root, present_ids
 
 
@@ -38,12 +38,9 @@ def import_loadmat():
 
 def find_sbd_root(root):
     """SBD's dataset folder (holding cls/ and img/) for `root`."""
-    if not os.path.isdir(root):
-        raise DataError(root, "SBD folder does not exist")
-    for candidate in (os.path.join(root, "benchmark_RELEASE", "dataset"), os.path.join(root, "dataset"), root):
-        if os.path.isdir(os.path.join(candidate, "cls")):
-            return candidate
-    raise DataError(root, "no SBD data found: expected benchmark_RELEASE/dataset/cls, dataset/cls or cls inside it")
+    return find_layout(root, (os.path.join("benchmark_RELEASE", "dataset"), "dataset", ""), "cls",
+                       "SBD folder does not exist",
+                       "no SBD data found: expected benchmark_RELEASE/dataset/cls, dataset/cls or cls inside it")
 
 
 def read_sbd_label(path):

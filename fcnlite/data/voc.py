@@ -26,18 +26,15 @@ import numpy
 
 from .classes import VOC_CLASSES, voc_palette
 from .errors import DataError
-from .images import check_label, open_image, read_image, read_split
+from .images import check_label, find_layout, open_image, read_image, read_split
 
 
 def find_voc_root(root):
     """The VOC2012 folder for `root`: the folder holding VOCdevkit, VOCdevkit itself, or VOC2012 itself."""
-    if not os.path.isdir(root):
-        raise DataError(root, "dataset folder does not exist")
-    for candidate in (os.path.join(root, "VOCdevkit", "VOC2012"), os.path.join(root, "VOC2012"), root):
-        if os.path.isdir(os.path.join(candidate, "JPEGImages")):
-            return candidate
-    raise DataError(root, "no PASCAL VOC 2012 data found: expected VOCdevkit/VOC2012/JPEGImages, "
-                          "VOC2012/JPEGImages or JPEGImages inside it")
+    return find_layout(root, (os.path.join("VOCdevkit", "VOC2012"), "VOC2012", ""), "JPEGImages",
+                       "dataset folder does not exist",
+                       "no PASCAL VOC 2012 data found: expected VOCdevkit/VOC2012/JPEGImages, "
+                       "VOC2012/JPEGImages or JPEGImages inside it")
 
 
 def read_label_png(path):
