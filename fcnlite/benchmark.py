@@ -763,7 +763,7 @@ def format_layers(layers):
         forward, backward = row["forward_seconds"], row["backward_seconds"]
         forward_rate = f"{row['forward_flops'] / forward / 1e9:.1f}" if row["forward_flops"] and forward else ""
         backward_rate = f"{row['backward_flops'] / backward / 1e9:.1f}" if row["backward_flops"] and backward else ""
-        lines.append(f"{row['name']:<15}{forward * 1e3:>11.1f}{forward_rate:>9}{backward * 1e3:>13.1f}"
+        lines.append(f"{row['name']:<15}{forward * 1e3:>11.2f}{forward_rate:>9}{backward * 1e3:>13.2f}"
                      f"{backward_rate:>9}{(forward + backward) / total:>8.1%}")
     rest = total - sum(r["forward_seconds"] + r["backward_seconds"] for r in layers["rows"])
     lines.append(f"{'loss, SGD, rest':<15}{rest * 1e3:>11.1f}{'':>9}{'':>13}{'':>9}{rest / total:>8.1%}")

@@ -52,3 +52,27 @@ def test_maxpool_kernels_match_numpy(cupy_only, dtype, shape, kernel, stride):
     numpy.testing.assert_array_equal(cupy.asnumpy(y), expected)
     numpy.testing.assert_array_equal(cupy.asnumpy(layer._argmax), reference._argmax)
     numpy.testing.assert_allclose(cupy.asnumpy(dx), expected_dx, rtol=1e-6)
+
+
+def test_sgd_kernel_matches_numpy_update(cupy_only):
+    """Three SGD steps with the same random weights and gradients: the fused kernel against optim.py's NumPy code."""
+    from fcnlite import SGD, backend
+    from fcnlite.models import build_model
+    after = {}
+    for device in ("numpy", "cupy"):
+        backend.use(device)
+        try:
+            model = build_model("fcn32s", n_classes=3, width=1 / 16)
+            optimizer = SGD(model, lr=0.01, momentum=0.9, weight_decay=5e-4)
+            draws = numpy.random.default_rng(3)
+            for _, value, _ in model.named_parameters():
+                value[...] = backend.to_device(draws.standard_normal(value.shape).astype(numpy.float32))
+            for _ in range(3):
+                for _, _, grad in model.named_parameters():
+                    grad[...] = backend.to_device(draws.standard_normal(grad.shape).astype(numpy.float32))
+                optimizer.step()
+            after[device] = {name: backend.to_numpy(value) for name, value, _ in model.named_parameters()}
+        finally:
+            backend.use("numpy")
+    for name, expected in after["numpy"].items():
+        numpy.testing.assert_allclose(after["cupy"][name], expected, rtol=1e-5, atol=1e-6, err_msg=name)

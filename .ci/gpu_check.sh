@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 6, in one call on a lent GPU machine (the `device` tool; see BENCHMARKS.md):
+#   1. the two ceilings (a large float32 matrix product with TF32 off and on, a device-to-device copy)
+#   2. examples/benchmark.py on the GPU beside PyTorch, TF32 off and on, layer by layer
+#   3. the whole test suite, whose CuPy parametrisations and tests/test_cuda_kernels.py run only there
+#   4. variants (extra arguments: python .ci/gpu_variants.py's)
+# Logs and JSON go to $OUT (or ./gpu_out); a short summary is printed last.
+set -o pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu_out}"; mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+python=${PYTHON:-python3}
+{
+  nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv
+  $python -c "import cupy, torch, numpy; print('cupy', cupy.__version__, 'torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'numpy', numpy.__version__)"
+  timeout 60 $python .ci/gpu_variants.py ceilings
+} 2>&1 | tee "$out/gpu.txt"
+
+for tf32 in off on; do
+  timeout 100 $python examples/benchmark.py --device gpu --repeats 20 --warmup 3 --tf32 $tf32 --layers \
+      --json "$out/bench_$tf32.json" 2>&1 | tee "$out/bench_$tf32.log"
+done
+
+timeout "${TEST_TIMEOUT:-180}" $python -m pytest -q -p no:cacheprovider -n 8 tests 2>&1 | tee "$out/pytest.log" | tail -40
+
+if [ $# -gt 0 ]; then
+  timeout 120 $python .ci/gpu_variants.py "$@" 2>&1 | tee "$out/variants.log"
+fi
+
+echo "==================== summary"
+cat "$out/gpu.txt"
+for tf32 in off on; do grep -E "^(training step|inference|peak memory|  GFLOP|check)" "$out/bench_$tf32.log" | sed "s/^/tf32 $tf32: /"; done
+tail -3 "$out/pytest.log"
+[ -f "$out/variants.log" ] && tail -20 "$out/variants.log"
+exit 0
