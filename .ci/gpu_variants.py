@@ -35,7 +35,7 @@ def bands(sizes):
           f"{'peak GiB':>10}{'torch':>7}")
     for tf32 in (False, True):
         for size in sizes:
-            im2col.BAND_BYTES = int(size) * 2**20
+            im2col.GPU_BAND_BYTES = int(size) * 2**20
             im2col.workspace.clear()
             results = benchmark.run(benchmark.Settings(device="gpu", repeats=15, warmup=2, tf32=tf32), log=lambda *_: None)
             ours, theirs, ratio = results["fcnlite"], results["torch"], results["ratio"]

@@ -123,6 +123,7 @@ def test_conv_row_bands_agree_with_one_band(xp, monkeypatch, shape, kernel, stri
         return bands
 
     monkeypatch.setattr(im2col_module, "BAND_BYTES", 1)  # one output row per band
+    monkeypatch.setattr(im2col_module, "GPU_BAND_BYTES", 1)
     monkeypatch.setattr(conv2d_module, "row_bands", counting_row_bands)
     banded = run()
     assert band_counts and min(band_counts) == layer.output_shape(shape)[2] > 1

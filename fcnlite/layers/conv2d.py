@@ -77,8 +77,8 @@ class Conv2d(Layer):
         xp = array_module(x)
         return xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
 
-    def _bands(self, channels, out_h, out_w):
-        return row_bands(out_h, channels * self.kernel_h * self.kernel_w * out_w * self.dtype.itemsize)
+    def _bands(self, channels, out_h, out_w, xp=numpy):
+        return row_bands(out_h, channels * self.kernel_h * self.kernel_w * out_w * self.dtype.itemsize, xp)
 
     def forward(self, x):
         xp = array_module(x)
@@ -95,7 +95,7 @@ class Conv2d(Layer):
             xpad = self._pad(x)
             self._x = xpad if grad_enabled() else None
             y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
-            bands = self._bands(channels, out_h, out_w)
+            bands = self._bands(channels, out_h, out_w, xp)
             buffer = workspace.get(xp, channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w, x.dtype)
             for image in range(n):
                 for row0, rows in bands:
@@ -124,7 +124,7 @@ class Conv2d(Layer):
             return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if self.input_grad else None
         xpad = self._x
         dxpad = xp.zeros_like(xpad) if self.input_grad else None
-        bands = self._bands(channels, out_h, out_w)
+        bands = self._bands(channels, out_h, out_w, xp)
         size = channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w
         buffer = workspace.get(xp, size, dy.dtype)
         for image in range(n):

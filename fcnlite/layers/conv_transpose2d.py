@@ -62,8 +62,8 @@ class ConvTranspose2d(Layer):
         n, _, h, w = input_shape
         return (n, self.out_channels, (h - 1) * self.stride + self.kernel, (w - 1) * self.stride + self.kernel)
 
-    def _bands(self, h, w):
-        return row_bands(h, self.out_channels * self.kernel * self.kernel * w * self.dtype.itemsize)
+    def _bands(self, h, w, xp=numpy):
+        return row_bands(h, self.out_channels * self.kernel * self.kernel * w * self.dtype.itemsize, xp)
 
     def forward(self, x):
         xp = array_module(x)
@@ -72,7 +72,7 @@ class ConvTranspose2d(Layer):
         k, s = self.kernel, self.stride
         y = xp.zeros(self.output_shape(x.shape), dtype=x.dtype)
         weights = self.params["W"].reshape(in_c, -1)
-        bands = self._bands(h, w)
+        bands = self._bands(h, w, xp)
         buffer = workspace.get(xp, weights.shape[1] * bands[0][1] * w, x.dtype)
         for image in range(n):
             for row0, rows in bands:
@@ -93,7 +93,7 @@ class ConvTranspose2d(Layer):
         if "b" in self.params:
             self.grads["b"] += dy.sum(axis=(0, 2, 3))
         dx = xp.empty_like(x)
-        bands = self._bands(h, w)
+        bands = self._bands(h, w, xp)
         buffer = workspace.get(xp, weights.shape[1] * bands[0][1] * w, dy.dtype)
         for image in range(n):
             for row0, rows in bands:

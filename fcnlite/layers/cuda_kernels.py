@@ -3,19 +3,20 @@
 The NumPy versions (im2col.py, maxpool2d.py) loop over the kh*kw kernel offsets
 with strided slices: on a GPU each slice is a kernel launch, and FCN-8s's 16x16
 upscore8 (or FCN-32s's 64x64 upscore) would launch hundreds. These kernels do one
-launch per call, one thread per output element, and read the same layouts, so
+launch per call, a thread per output element (im2col: per output pixel), and read the same layouts, so
 the NumPy code stays the readable reference; tests/test_cuda_kernels.py checks
 that both agree (on a machine with a GPU).
 
-    im2col          cols[c, i, j, r, ox] = x[c, (row0 + r)*s + i, ox*s + j]
+    im2col          cols[c, i, j, r, ox] = x[c, (row0 + r)*s + i, ox*s + j]   (a thread per (c, r, ox))
     col2im_add      dx[c, y, x] += sum of the cols entries read from (c, y, x)   (a gather: no atomics)
     maxpool_forward y = window max, argmax = its offset i*k + j (first one on ties)
     maxpool_backward dx[argmax position] += dy   (atomicAdd: windows may overlap)
     sgd_update      v = momentum*v - lr*(decay*w + g); w += v   (one pass instead of six, see optim.py)
 
-Index arithmetic is in 32-bit int: GPUs emulate 64-bit division with dozens of
-instructions, and im2col does five per element. The wrappers check that every
-index fits.
+Index arithmetic is in 32-bit int, and as little of it as can be: a GPU does an
+integer division in dozens of instructions (64-bit ones in many more), and with
+one thread per im2col entry the divisions, not the memory, set the speed (measured
+on an H200: BENCHMARKS.md). The wrappers check that every index fits.
 """
 import functools
 
@@ -27,18 +28,24 @@ def _kernel(name):
         "im2col": (
             "raw T image, int32 height, int32 width, int32 kernel_h, int32 kernel_w, int32 stride, "
             "int32 row0, int32 rows, int32 out_w",
-            "T cols",
+            "raw T cols",
             """
+            // one thread per (c, r, ox): it copies that output pixel's kh*kw patch entries,
+            // so the index arithmetic is shared by kh*kw copies
             int index = i;
             int ox = index % out_w;
             int rest = index / out_w;
-            int r = rest % rows;   rest /= rows;
-            int kj = rest % kernel_w; rest /= kernel_w;
-            int ki = rest % kernel_h;
-            int c = rest / kernel_h;
-            int y = (row0 + r) * stride + ki;
-            int x = ox * stride + kj;
-            cols = image[(c * height + y) * width + x];
+            int r = rest % rows;
+            int c = rest / rows;
+            int plane = rows * out_w;
+            int source = (c * height + (row0 + r) * stride) * width + ox * stride;
+            int target = c * kernel_h * kernel_w * plane + r * out_w + ox;
+            for (int ki = 0; ki < kernel_h; ++ki) {
+                for (int kj = 0; kj < kernel_w; ++kj) {
+                    cols[target] = image[source + ki * width + kj];
+                    target += plane;
+                }
+            }
             """),
         "col2im_add": (
             "raw T cols, int32 height, int32 width, int32 kernel_h, int32 kernel_w, int32 stride, "
@@ -50,15 +57,14 @@ def _kernel(name):
             int rest = index / width;
             int y = band_top + rest % band_h;
             int c = rest / band_h;
+            // only offsets with (y - ki) and (x - kj) multiples of the stride read this pixel: start
+            // at the first, then each stride step of ki (kj) is one output row (column) further up (left)
+            int ki0 = y % stride, kj0 = x % stride;
+            int r0 = (y - ki0) / stride - row0, ox0 = (x - kj0) / stride;
             T total = 0;
-            // only offsets with (y - ki) and (x - kj) multiples of the stride read this pixel:
-            // step through those alone (4 of upscore8's 256, not all 256 with a test each)
-            for (int ki = y % stride; ki < kernel_h && ki <= y; ki += stride) {
-                int r = (y - ki) / stride - row0;
-                if (r < 0) break;          // r only falls as ki grows
+            for (int ki = ki0, r = r0; ki < kernel_h && r >= 0; ki += stride, --r) {
                 if (r >= rows) continue;
-                for (int kj = x % stride; kj < kernel_w && kj <= x; kj += stride) {
-                    int ox = (x - kj) / stride;
+                for (int kj = kj0, ox = ox0; kj < kernel_w && ox >= 0; kj += stride, --ox) {
                     if (ox >= out_w) continue;
                     total += cols[(((c * kernel_h + ki) * kernel_w + kj) * rows + r) * out_w + ox];
                 }
@@ -128,7 +134,8 @@ def im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w, cols):
     """image (C, H, W) contiguous -> cols (C, kh, kw, rows, out_w), filled in place."""
     channels, height, width = image.shape
     _check_int32_indices(image, cols)
-    _kernel("im2col")(image, height, width, kernel_h, kernel_w, stride, row0, rows, out_w, cols)
+    _kernel("im2col")(image, height, width, kernel_h, kernel_w, stride, row0, rows, out_w, cols,
+                      size=channels * rows * out_w)
     return cols
 
 

@@ -72,13 +72,18 @@ def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w):
 
 
 # Patch matrices larger than this are built a band of rows at a time. 64 MiB keeps
-# every product large enough for BLAS / cuBLAS to run at full speed.
+# every product large enough for BLAS to run at full speed. On a GPU every band costs
+# several kernel launches and a copy of its output rows, and memory is the GPU's to
+# spare: larger bands there (256 MiB; measured on an H200 in BENCHMARKS.md).
 BAND_BYTES = 64 * 2**20
+GPU_BAND_BYTES = 256 * 2**20
 
 
-def row_bands(out_h, bytes_per_row, limit=None):
-    """Split out_h output rows into bands whose patch matrix stays under `limit` bytes."""
-    limit = BAND_BYTES if limit is None else limit
+def row_bands(out_h, bytes_per_row, xp=numpy, limit=None):
+    """Split out_h output rows into bands whose patch matrix stays under `limit` bytes (by default
+    BAND_BYTES for NumPy arrays, GPU_BAND_BYTES for CuPy's)."""
+    if limit is None:
+        limit = BAND_BYTES if xp is numpy else GPU_BAND_BYTES
     rows = max(1, min(out_h, limit // max(bytes_per_row, 1)))
     return [(row0, min(rows, out_h - row0)) for row0 in range(0, out_h, rows)]
 
