@@ -2,6 +2,12 @@
 
     python .ci/gpu_variants.py ceilings            float32 matrix product (TF32 off/on) and copy bandwidth
     python .ci/gpu_variants.py bands 64 256 1024   the FCN-8s benchmark with im2col bands of that many MiB
+    python .ci/gpu_variants.py overhead            the host's share: the same network at 1/16 width on 32x32,
+                                                   where the GPU has almost nothing to do but the launches are
+                                                   as many
+    python .ci/gpu_variants.py profile             where that host time goes: cProfile of 20 inference passes
+                                                   and 10 training steps of the small network
+Modes can follow each other: bands 256 512 overhead
 """
 import os
 import sys
@@ -45,10 +51,56 @@ def bands(sizes):
                   f"{theirs['peak_memory_bytes'] / 2**30:>7.2f}", flush=True)
 
 
+def overhead():
+    from fcnlite import benchmark
+    for tf32 in (False, True):
+        results = benchmark.run(benchmark.Settings(device="gpu", size=(32, 32), width=1 / 16, repeats=30, warmup=3,
+                                                   tf32=tf32), log=lambda *_: None)
+        ours, theirs = results["fcnlite"], results["torch"]
+        print(f"overhead (32x32, width 1/16, TF32 {'on' if tf32 else 'off'}): step {ours['step_seconds'] * 1e3:.2f} ms, "
+              f"PyTorch {theirs['step_seconds'] * 1e3:.2f} ms; inference {ours['inference_seconds'] * 1e3:.2f} ms, "
+              f"PyTorch {theirs['inference_seconds'] * 1e3:.2f} ms", flush=True)
+
+
+def profile():
+    import cProfile
+    import pstats
+    from fcnlite import backend, benchmark
+    settings = benchmark.Settings(device="gpu", size=(32, 32), width=1 / 16)
+    backend.use("gpu")
+    images, labels = benchmark.random_batch(settings)
+    runner = benchmark.FcnliteRunner(settings, images, labels)
+    for _ in range(3):
+        runner.step()
+        runner.infer()
+    for task, count in (("infer", 20), ("step", 10)):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(count):
+            getattr(runner, task)()
+        profiler.disable()
+        print(f"---- profile: {count} x {task}, sorted by own time")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(28)
+        print(f"---- profile: {count} x {task}, sorted by cumulative time (fcnlite)")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats("fcnlite", 30)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["ceilings"]:
-        ceilings()
-    elif sys.argv[1:2] == ["bands"]:
-        bands(sys.argv[2:])
-    else:
+    arguments = sys.argv[1:]
+    if not arguments:
         sys.exit(__doc__)
+    while arguments:
+        mode = arguments.pop(0)
+        if mode == "ceilings":
+            ceilings()
+        elif mode == "overhead":
+            overhead()
+        elif mode == "profile":
+            profile()
+        elif mode == "bands":
+            sizes = []
+            while arguments and arguments[0].isdigit():
+                sizes.append(arguments.pop(0))
+            bands(sizes)
+        else:
+            sys.exit(__doc__)

@@ -14,6 +14,7 @@ maximum score. A batch with no counted pixel has loss 0 and gradient 0.
 """
 import numpy
 
+from .. import backend
 from ..backend import array_module
 from .base import Layer
 
@@ -32,10 +33,7 @@ class SoftmaxCrossEntropy(Layer):
         labels = xp.asarray(labels)
         counted = labels != self.ignore_index
         bad = counted & ((labels < 0) | (labels >= n_classes))
-        if bool(bad.any()):
-            value = int(labels[bad].ravel()[0])
-            raise ValueError(f"label value {value} is not a class (0..{n_classes - 1}) or the ignore index {self.ignore_index}")
-        safe_labels = xp.where(counted, labels, 0).astype(numpy.intp)
+        safe_labels = xp.where(counted & ~bad, labels, 0).astype(numpy.intp)
 
         shifted = scores - scores.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
@@ -44,10 +42,16 @@ class SoftmaxCrossEntropy(Layer):
         picked = xp.take_along_axis(shifted, safe_labels[:, None], axis=1)[:, 0]
         log_likelihood = picked - xp.log(total[:, 0])
 
-        count = int(counted.sum())
+        # the three numbers the host needs, fetched together (on a GPU each fetch waits for the
+        # device), as float64 so that the counts stay exact
+        bad_count, count, log_likelihood_sum = (float(value) for value in backend.to_numpy(xp.stack([
+            bad.sum(), counted.sum(), (log_likelihood * counted).sum()]).astype(numpy.float64)))
+        if bad_count:
+            value = int(labels[bad].ravel()[0])
+            raise ValueError(f"label value {value} is not a class (0..{n_classes - 1}) or the ignore index {self.ignore_index}")
         scale = 1.0 / count if (self.normalize and count > 0) else 1.0
         self._probs, self._labels, self._counted, self._scale = probs, safe_labels, counted, scale
-        return -float((log_likelihood * counted).sum()) * scale
+        return -log_likelihood_sum * scale
 
     def backward(self, dloss=1.0):
         xp = array_module(self._probs)
