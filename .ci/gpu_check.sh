@@ -21,7 +21,7 @@ for tf32 in off on; do
       --json "$out/bench_$tf32.json" 2>&1 | tee "$out/bench_$tf32.log"
 done
 
-timeout "${TEST_TIMEOUT:-180}" $python -m pytest -q -p no:cacheprovider -n 8 tests 2>&1 | tee "$out/pytest.log" | tail -40
+timeout "${TEST_TIMEOUT:-180}" $python -m pytest -q -p no:cacheprovider -rs -n 8 tests 2>&1 | tee "$out/pytest.log" | tail -40
 
 if [ $# -gt 0 ]; then
   timeout 120 $python .ci/gpu_variants.py "$@" 2>&1 | tee "$out/variants.log"

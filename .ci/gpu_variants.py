@@ -7,6 +7,8 @@
                                                    as many
     python .ci/gpu_variants.py profile             where that host time goes: cProfile of 20 inference passes
                                                    and 10 training steps of the small network
+    python .ci/gpu_variants.py calls               host microseconds per call of the CuPy operations the
+                                                   layers use, on tiny arrays (launch cost, not GPU work)
 Modes can follow each other: bands 256 512 overhead
 """
 import os
@@ -85,6 +87,48 @@ def profile():
         pstats.Stats(profiler).sort_stats("cumulative").print_stats("fcnlite", 30)
 
 
+def calls():
+    import time
+    import cupy
+    from fcnlite.layers import cuda_kernels
+    a = cupy.ones((64, 64), dtype=cupy.float32)
+    b = cupy.ones((64, 64), dtype=cupy.float32)
+    out = cupy.empty((64, 64), dtype=cupy.float32)
+    image = cupy.ones((4, 10, 10), dtype=cupy.float32)
+    cols = cupy.empty(4 * 9 * 8 * 8, dtype=cupy.float32)
+    x = cupy.ones((1, 8, 16, 16), dtype=cupy.float32)
+    bias = cupy.ones((1, 8, 1, 1), dtype=cupy.float32)
+    operations = {
+        "cupy.matmul(a, b, out=out)": lambda: cupy.matmul(a, b, out=out),
+        "a @ b": lambda: a @ b,
+        "cupy.dot(a, b, out=out)": lambda: cupy.dot(a, b, out=out),
+        "cupy.cublas.gemm('N', 'N', a, b, out)": lambda: cupy.cublas.gemm("N", "N", a, b, out=out),
+        "im2col kernel (ElementwiseKernel)": lambda: cuda_kernels.im2col(image, 3, 3, 1, 0, 8, 8, cols),
+        "cupy.maximum(x, 0, out=x)": lambda: cupy.maximum(x, 0, out=x),
+        "x += bias (broadcast)": lambda: x.__iadd__(bias),
+        "cupy.zeros(x.shape)": lambda: cupy.zeros(x.shape, dtype=x.dtype),
+        "cupy.empty(x.shape)": lambda: cupy.empty(x.shape, dtype=x.dtype),
+        "y[..., 1:9, 1:9] = x[..., :8, :8]": lambda: x.__setitem__((Ellipsis, slice(1, 9), slice(1, 9)), x[..., :8, :8]),
+        "x > 0": lambda: x > 0,
+        "x.reshape(8, -1)": lambda: x.reshape(8, -1),
+    }
+    for name, operation in operations.items():
+        try:
+            for _ in range(50):
+                operation()
+        except Exception as error:   # an API this CuPy lacks: say so and go on
+            print(f"calls: {name:<40} failed: {type(error).__name__}: {error}")
+            continue
+        cupy.cuda.get_current_stream().synchronize()
+        count = 2000
+        start = time.perf_counter()
+        for _ in range(count):
+            operation()
+        host = time.perf_counter() - start
+        cupy.cuda.get_current_stream().synchronize()
+        print(f"calls: {name:<40} {host / count * 1e6:6.1f} us a call (host)", flush=True)
+
+
 if __name__ == "__main__":
     arguments = sys.argv[1:]
     if not arguments:
@@ -97,6 +141,8 @@ if __name__ == "__main__":
             overhead()
         elif mode == "profile":
             profile()
+        elif mode == "calls":
+            calls()
         elif mode == "bands":
             sizes = []
             while arguments and arguments[0].isdigit():

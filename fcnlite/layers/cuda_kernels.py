@@ -3,9 +3,9 @@
 The NumPy versions (im2col.py, maxpool2d.py) loop over the kh*kw kernel offsets
 with strided slices: on a GPU each slice is a kernel launch, and FCN-8s's 16x16
 upscore8 (or FCN-32s's 64x64 upscore) would launch hundreds. These kernels do one
-launch per call, a thread per output element (im2col: per output pixel), and read the same layouts, so
-the NumPy code stays the readable reference; tests/test_cuda_kernels.py checks
-that both agree (on a machine with a GPU).
+launch per call, a thread per output element (im2col: per output pixel), and
+read the same layouts, so the NumPy code stays the readable reference;
+tests/test_cuda_kernels.py checks that both agree (on a machine with a GPU).
 
     im2col          cols[c, i, j, r, ox] = x[c, (row0 + r)*s + i, ox*s + j]   (a thread per (c, r, ox))
     col2im_add      dx[c, y, x] += sum of the cols entries read from (c, y, x)   (a gather: no atomics)
