@@ -80,3 +80,12 @@ def test_sgd_kernel_matches_numpy_update(cupy_only):
             backend.use("numpy")
     for name, expected in after["numpy"].items():
         numpy.testing.assert_allclose(after["cupy"][name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("shape, padding", [((2, 3, 5, 7), 1), ((1, 2, 4, 3), 3), ((1, 3, 2, 2), 100)])
+def test_pad_kernel_matches_numpy_pad(cupy_only, shape, padding):
+    from fcnlite.layers import cuda_kernels
+    cupy = cupy_only
+    x = numpy.random.default_rng(4).normal(size=shape).astype(numpy.float32) + 1   # no zeros to hide behind
+    expected = numpy.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    numpy.testing.assert_array_equal(cupy.asnumpy(cuda_kernels.pad(cupy.asarray(x), padding)), expected)

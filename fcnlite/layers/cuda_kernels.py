@@ -11,6 +11,7 @@ tests/test_cuda_kernels.py checks that both agree (on a machine with a GPU).
     col2im_add      dx[c, y, x] += sum of the cols entries read from (c, y, x)   (a gather: no atomics)
     maxpool_forward y = window max, argmax = its offset i*k + j (first one on ties)
     maxpool_backward dx[argmax position] += dy   (atomicAdd: windows may overlap)
+    pad             y = x with `padding` zeros on each side of H and W   (one pass: zeros + a sliced copy are two)
     sgd_update      v = momentum*v - lr*(decay*w + g); w += v   (one pass instead of six, see optim.py)
 
 Index arithmetic is in 32-bit int, and as little of it as can be: a GPU does an
@@ -109,6 +110,19 @@ def _kernel(name):
             int col = ox * stride + argmax % kernel;
             atomicAdd(&dx[(plane * height + row) * width + col], dy);
             """),
+        "pad": (
+            "raw T x, int32 height, int32 width, int32 padding",
+            "T padded",
+            """
+            int index = i;
+            int padded_w = width + 2 * padding, padded_h = height + 2 * padding;
+            int col = index % padded_w - padding;
+            int rest = index / padded_w;
+            int row = rest % padded_h - padding;
+            int plane = rest / padded_h;
+            bool inside = row >= 0 && row < height && col >= 0 && col < width;
+            padded = inside ? x[(plane * height + row) * width + col] : (T)0;
+            """),
         "sgd_update": (
             "T grad, T lr, T momentum, T decay",
             "T value, T velocity",
@@ -169,6 +183,16 @@ def maxpool_backward(dy, argmax, input_shape, kernel, stride):
     out_h, out_w = dy.shape[2:]
     _kernel("maxpool_backward")(cupy.ascontiguousarray(dy), argmax, height, width, out_h, out_w, kernel, stride, dx)
     return dx
+
+
+def pad(x, padding):
+    """x (N, C, H, W) contiguous -> (N, C, H + 2p, W + 2p), zeros around."""
+    import cupy
+    n, c, height, width = x.shape
+    padded = cupy.empty((n, c, height + 2 * padding, width + 2 * padding), dtype=x.dtype)
+    _check_int32_indices(padded)
+    _kernel("pad")(x, height, width, padding, padded)
+    return padded
 
 
 def sgd_update(value, grad, velocity, lr, momentum, decay):
