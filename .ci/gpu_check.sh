@@ -4,27 +4,29 @@
 #   2. examples/benchmark.py on the GPU beside PyTorch, TF32 off and on, layer by layer
 #   3. the whole test suite, whose CuPy parametrisations and tests/test_cuda_kernels.py run only there
 #   4. variants (extra arguments: python .ci/gpu_variants.py's)
-# Logs and JSON go to $OUT (or ./gpu_out); a short summary is printed last.
+# Logs and JSON go to $OUT (or ./gpu_out); a short summary is printed last. Every step runs even
+# when one fails (the call is too dear to stop early); the exit status says whether any failed.
 set -o pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-gpu_out}"; mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python=${PYTHON:-python3}
+failed=0
 {
   nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv
   $python -c "import cupy, torch, numpy; print('cupy', cupy.__version__, 'torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), 'numpy', numpy.__version__)"
   timeout 60 $python .ci/gpu_variants.py ceilings
-} 2>&1 | tee "$out/gpu.txt"
+} 2>&1 | tee "$out/gpu.txt" || failed=1
 
 for tf32 in off on; do
   timeout 100 $python examples/benchmark.py --device gpu --repeats 20 --warmup 3 --tf32 $tf32 --layers \
-      --json "$out/bench_$tf32.json" 2>&1 | tee "$out/bench_$tf32.log"
+      --json "$out/bench_$tf32.json" 2>&1 | tee "$out/bench_$tf32.log" || failed=1
 done
 
-timeout "${TEST_TIMEOUT:-180}" $python -m pytest -q -p no:cacheprovider -rs -n 8 tests 2>&1 | tee "$out/pytest.log" | tail -40
+timeout "${TEST_TIMEOUT:-180}" $python -m pytest -q -p no:cacheprovider -rs -n 8 tests 2>&1 | tee "$out/pytest.log" | tail -40 || failed=1
 
 if [ $# -gt 0 ]; then
-  timeout 120 $python .ci/gpu_variants.py "$@" 2>&1 | tee "$out/variants.log"
+  timeout 120 $python .ci/gpu_variants.py "$@" 2>&1 | tee "$out/variants.log" || failed=1
 fi
 
 echo "==================== summary"
@@ -32,4 +34,5 @@ cat "$out/gpu.txt"
 for tf32 in off on; do grep -E "^(training step|inference|peak memory|  GFLOP|check)" "$out/bench_$tf32.log" | sed "s/^/tf32 $tf32: /"; done
 tail -3 "$out/pytest.log"
 [ -f "$out/variants.log" ] && tail -20 "$out/variants.log"
-exit 0
+echo "failed steps: $failed"
+exit $failed

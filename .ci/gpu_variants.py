@@ -41,10 +41,14 @@ def bands(sizes):
     from fcnlite.layers import im2col
     print(f"{'band MiB':>9}{'TF32':>6}{'step ms':>9}{'torch':>8}{'ratio':>7}{'infer ms':>10}{'torch':>8}{'ratio':>7}"
           f"{'peak GiB':>10}{'torch':>7}")
+    import gc
+    import cupy
     for tf32 in (False, True):
         for size in sizes:
             im2col.GPU_BAND_BYTES = int(size) * 2**20
             im2col.workspace.clear()
+            gc.collect()   # or the last row's arrays still count in this row's peak
+            cupy.get_default_memory_pool().free_all_blocks()
             results = benchmark.run(benchmark.Settings(device="gpu", repeats=15, warmup=2, tf32=tf32), log=lambda *_: None)
             ours, theirs, ratio = results["fcnlite"], results["torch"], results["ratio"]
             print(f"{size:>9}{'on' if tf32 else 'off':>6}{ours['step_seconds'] * 1e3:>9.2f}{theirs['step_seconds'] * 1e3:>8.2f}"

@@ -103,10 +103,10 @@ def test_conv_transpose_row_bands_agree_with_one_band(xp, monkeypatch, shape, ke
         return y, dx, backend.to_numpy(layer.grads["W"]).copy()
 
     whole = run()
-    assert len(layer._bands(shape[2], shape[3])) == 1
+    assert len(layer._bands(shape[2], shape[3], xp)) == 1
     monkeypatch.setattr(im2col_module, "BAND_BYTES", 1)  # one input row per band
     monkeypatch.setattr(im2col_module, "GPU_BAND_BYTES", 1)
-    assert len(layer._bands(shape[2], shape[3])) == shape[2]
+    assert len(layer._bands(shape[2], shape[3], xp)) == shape[2]
     banded = run()
     for name, a, b in zip(["y", "dx", "dW"], banded, whole):
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)

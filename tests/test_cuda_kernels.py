@@ -1,5 +1,6 @@
 """The CuPy kernels (fcnlite/layers/cuda_kernels.py) agree with the NumPy reference code on
-random inputs of odd shapes. Runs only where a CUDA device answers; skipped elsewhere."""
+random inputs of odd shapes. Runs only where a CUDA device answers; skipped elsewhere (but
+for the index-size check, which needs no GPU)."""
 import numpy
 import pytest
 
@@ -8,29 +9,41 @@ from fcnlite.layers import im2col as im2col_module
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
-@pytest.mark.parametrize("channels, height, width, kernel, stride, row0, rows", [
-    (3, 9, 11, 3, 1, 0, 7), (2, 13, 10, 3, 2, 1, 3), (5, 20, 17, 4, 2, 2, 4), (1, 40, 33, 16, 8, 0, 4),
-    (4, 7, 7, 7, 1, 0, 1), (6, 5, 8, 1, 1, 1, 3),
+@pytest.mark.parametrize("channels, height, width, kernel_h, kernel_w, stride, row0, rows", [
+    (3, 9, 11, 3, 3, 1, 0, 7), (2, 13, 10, 3, 3, 2, 1, 3), (5, 20, 17, 4, 4, 2, 2, 4), (1, 40, 33, 16, 16, 8, 0, 4),
+    (4, 7, 7, 7, 7, 1, 0, 1), (6, 5, 8, 1, 1, 1, 1, 3),
+    (2, 9, 11, 3, 5, 2, 0, 3), (2, 8, 13, 4, 1, 3, 0, 2),   # kernels that are not square
+    (3, 10, 12, 2, 2, 3, 1, 2),                             # a stride longer than the kernel: pixels no window reads
 ])
-def test_im2col_and_col2im_kernels_match_numpy(cupy_only, dtype, channels, height, width, kernel, stride, row0, rows):
+def test_im2col_and_col2im_kernels_match_numpy(cupy_only, dtype, channels, height, width, kernel_h, kernel_w, stride,
+                                               row0, rows):
     cupy = cupy_only
     rng = numpy.random.default_rng(0)
-    out_w = (width - kernel) // stride + 1
+    out_w = (width - kernel_w) // stride + 1
     image = rng.normal(size=(channels, height, width)).astype(dtype)
-    expected = im2col_module.im2col(image, kernel, kernel, stride, row0, rows, out_w)
+    expected = im2col_module.im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w)
     poisoned = cupy.full(expected.size, numpy.nan, dtype=dtype)   # an entry the kernel misses stays NaN
-    got = im2col_module.im2col(cupy.asarray(image), kernel, kernel, stride, row0, rows, out_w, out=poisoned)
+    got = im2col_module.im2col(cupy.asarray(image), kernel_h, kernel_w, stride, row0, rows, out_w, out=poisoned)
     numpy.testing.assert_array_equal(cupy.asnumpy(got), expected)
 
     cols = rng.normal(size=expected.shape).astype(dtype)
     start = rng.normal(size=image.shape).astype(dtype)
-    expected_dx = im2col_module.col2im_add(cols, start.copy(), kernel, kernel, stride, row0, rows, out_w)
+    expected_dx = im2col_module.col2im_add(cols, start.copy(), kernel_h, kernel_w, stride, row0, rows, out_w)
     dx = cupy.asarray(start)
-    im2col_module.col2im_add(cupy.asarray(cols), dx, kernel, kernel, stride, row0, rows, out_w)
+    im2col_module.col2im_add(cupy.asarray(cols), dx, kernel_h, kernel_w, stride, row0, rows, out_w)
     # the kernel sums a pixel's entries before adding them to dx, NumPy adds them one by one: float32
     # rounding differs by a few ulps of the terms, which is large relative to a sum that nearly cancels
     tolerance = 1e-5 if dtype == numpy.float32 else 1e-12
     numpy.testing.assert_allclose(cupy.asnumpy(dx), expected_dx, rtol=tolerance, atol=tolerance)
+
+
+def test_kernels_refuse_arrays_whose_indices_would_overflow_int32(monkeypatch):
+    """Runs without a GPU: the check looks at sizes only."""
+    from fcnlite.layers import cuda_kernels
+    monkeypatch.setattr(cuda_kernels, "INT32_LIMIT", 100)
+    cuda_kernels._check_int32_indices(numpy.zeros((3, 33)))
+    with pytest.raises(ValueError, match=r"shape \(4, 25\) has 2\*\*31 elements or more"):
+        cuda_kernels._check_int32_indices(numpy.zeros((3, 33)), numpy.zeros((4, 25)))
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])

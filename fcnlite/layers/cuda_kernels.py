@@ -15,9 +15,10 @@ tests/test_cuda_kernels.py checks that both agree (on a machine with a GPU).
     sgd_update      v = momentum*v - lr*(decay*w + g); w += v   (one pass instead of six, see optim.py)
 
 Index arithmetic is in 32-bit int, and as little of it as can be: a GPU does an
-integer division in dozens of instructions (64-bit ones in many more), and with
-one thread per im2col entry the divisions, not the memory, set the speed (measured
-on an H200: BENCHMARKS.md). The wrappers check that every index fits.
+integer division in dozens of instructions. With a thread per im2col entry (five
+divisions each) conv1_2 ran at the same 10-14 TFLOP/s with TF32 on and off on an
+H200: the patch matrix, not the product, set the pace (BENCHMARKS.md). The
+wrappers check that every index fits.
 """
 import functools
 
@@ -141,7 +142,7 @@ INT32_LIMIT = 2**31
 def _check_int32_indices(*arrays):
     for array in arrays:
         if array.size >= INT32_LIMIT:
-            raise ValueError(f"array of shape {tuple(array.shape)} has over 2**31 elements: too large for these kernels")
+            raise ValueError(f"array of shape {tuple(array.shape)} has 2**31 elements or more: too large for these kernels")
 
 
 def im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w, cols):

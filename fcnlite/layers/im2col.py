@@ -16,7 +16,8 @@ a VOC image after the reference's 100-pixel padding) is processed a band at a
 time so that its patch matrix never has to exist whole.
 
 The loops run over the kh*kw kernel offsets, each a strided slice of the whole
-band: never over pixels. With a CuPy array the same slicing runs on the GPU.
+band: never over pixels. With a CuPy array one kernel (cuda_kernels.py) does the
+same on the GPU.
 """
 import numpy
 
@@ -79,7 +80,7 @@ BAND_BYTES = 64 * 2**20
 GPU_BAND_BYTES = 256 * 2**20
 
 
-def row_bands(out_h, bytes_per_row, xp=numpy, limit=None):
+def row_bands(out_h, bytes_per_row, xp=numpy, *, limit=None):
     """Split out_h output rows into bands whose patch matrix stays under `limit` bytes (by default
     BAND_BYTES for NumPy arrays, GPU_BAND_BYTES for CuPy's)."""
     if limit is None:
