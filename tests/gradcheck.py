@@ -66,6 +66,20 @@ def random_entries(shape, count, generator):
     return [tuple(int(i) for i in numpy.unravel_index(f, shape)) for f in flat]
 
 
+def fresh_backward(layer, out, dout):
+    """layer.backward(dout) after zeroing the layer's gradients (they accumulate); always a tuple.
+
+    out is the forward's output: a scalar (a loss) takes dout as a number, an array takes it
+    moved to out's device and dtype.
+    """
+    layer.zero_grad()
+    if numpy.ndim(out) == 0:
+        dinputs = layer.backward(dout)
+    else:
+        dinputs = layer.backward(backend.to_device(numpy.asarray(dout), dtype=out.dtype))
+    return dinputs if isinstance(dinputs, tuple) else (dinputs,)
+
+
 def layer_gradient_errors(layer, inputs, forward=None, dout=None, inputs_to_check=None, params_to_check=None,
                           eps=1e-6, seed=0, max_entries=None):
     """Relative errors of layer.backward against numerical gradients, {"x0": .., "W": .., "b": ..}.
@@ -85,13 +99,7 @@ def layer_gradient_errors(layer, inputs, forward=None, dout=None, inputs_to_chec
     out = forward()
     if dout is None:
         dout = float(generator.standard_normal()) if numpy.ndim(out) == 0 else generator.standard_normal(out.shape)
-    layer.zero_grad()
-    if numpy.ndim(out) == 0:
-        dinputs = layer.backward(dout)
-    else:
-        dinputs = layer.backward(backend.to_device(numpy.asarray(dout), dtype=out.dtype))
-    if not isinstance(dinputs, tuple):
-        dinputs = (dinputs,)
+    dinputs = fresh_backward(layer, out, dout)
     analytic_params = {key: backend.to_numpy(grad).copy() for key, grad in layer.grads.items()}
     def error(array, analytic):
         analytic = backend.to_numpy(analytic)
@@ -140,13 +148,7 @@ def backends_agree(make_layer, inputs, dout=None, rtol=1e-6, atol=1e-6, backends
             out = layer.forward(*device_inputs)
             if dout is None:
                 dout = 0.7 if numpy.ndim(out) == 0 else generator.standard_normal(out.shape)
-            layer.zero_grad()
-            if numpy.ndim(out) == 0:
-                dinputs = layer.backward(dout)
-            else:
-                dinputs = layer.backward(backend.to_device(numpy.asarray(dout), dtype=out.dtype))
-            if not isinstance(dinputs, tuple):
-                dinputs = (dinputs,)
+            dinputs = fresh_backward(layer, out, dout)
             result = {"y": numpy.asarray(backend.to_numpy(out))}
             result.update({f"dx{i}": backend.to_numpy(d) for i, d in enumerate(dinputs)})
             result.update({key: backend.to_numpy(g).copy() for key, g in layer.grads.items()})
