@@ -161,3 +161,22 @@ def backends_agree(make_layer, inputs, dout=None, rtol=1e-6, atol=1e-6, backends
         numpy.testing.assert_allclose(second[key], first[key], rtol=rtol, atol=atol,
                                       err_msg=f"{backends[1]} and {backends[0]} differ in {key}")
     return first
+
+
+def torch_agrees(torch, layer, x, dy, torch_forward, rtol=1e-10, atol=1e-12):
+    """A float64 layer on NumPy against PyTorch's autograd: forward, input gradient, every parameter gradient.
+
+    torch_forward(x, params) computes the same function from torch tensors; params holds the
+    layer's parameters by name ({"W": .., "b": ..}), each a tensor that requires a gradient.
+    """
+    y = layer.forward(x)
+    layer.zero_grad()
+    dx = layer.backward(dy)
+    x_t = torch.tensor(x, requires_grad=True)
+    params_t = {key: torch.tensor(value, requires_grad=True) for key, value in layer.params.items()}
+    y_t = torch_forward(x_t, params_t)
+    y_t.backward(torch.tensor(dy))
+    numpy.testing.assert_allclose(y, y_t.detach().numpy(), rtol=rtol, atol=atol)
+    numpy.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=rtol, atol=atol)
+    for key, value in params_t.items():
+        numpy.testing.assert_allclose(layer.grads[key], value.grad.numpy(), rtol=rtol, atol=atol, err_msg=key)

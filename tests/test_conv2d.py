@@ -6,7 +6,7 @@ from fcnlite import backend
 from fcnlite.layers import Conv2d, ConvTranspose2d
 from fcnlite.layers import conv2d as conv2d_module
 from fcnlite.layers import im2col as im2col_module
-from gradcheck import backends_agree, layer_gradient_errors
+from gradcheck import backends_agree, layer_gradient_errors, torch_agrees
 
 # (input shape (N, C, H, W), out channels, kernel, stride, padding)
 CASES = [
@@ -175,20 +175,9 @@ def test_conv_matches_torch(shape, out_channels, kernel, stride, padding):
     layer = make_conv(shape[1], out_channels, kernel, stride, padding)
     generator = numpy.random.default_rng(1)
     x = generator.standard_normal(shape)
-    y = layer.forward(x)
-    dy = generator.standard_normal(y.shape)
-    layer.zero_grad()
-    dx = layer.backward(dy)
-
-    x_t = torch.tensor(x, requires_grad=True)
-    w_t = torch.tensor(layer.params["W"], requires_grad=True)
-    b_t = torch.tensor(layer.params["b"], requires_grad=True)
-    y_t = torch.nn.functional.conv2d(x_t, w_t, b_t, stride=stride, padding=padding)
-    y_t.backward(torch.tensor(dy))
-    numpy.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
-    numpy.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    numpy.testing.assert_allclose(layer.grads["W"], w_t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    numpy.testing.assert_allclose(layer.grads["b"], b_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    dy = generator.standard_normal(layer.output_shape(shape))
+    torch_agrees(torch, layer, x, dy, lambda x_t, params: torch.nn.functional.conv2d(
+        x_t, params["W"], params["b"], stride=stride, padding=padding))
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(numpy.float32, 1e-4), (numpy.float64, 1e-12)])

@@ -5,7 +5,7 @@ import pytest
 from fcnlite import backend
 from fcnlite.layers import ConvTranspose2d, bilinear_kernel
 from fcnlite.layers import im2col as im2col_module
-from gradcheck import backends_agree, layer_gradient_errors
+from gradcheck import backends_agree, layer_gradient_errors, torch_agrees
 
 # (input shape, out channels, kernel, stride, bias)
 CASES = [
@@ -118,21 +118,9 @@ def test_conv_transpose_matches_torch(shape, out_channels, kernel, stride, bias)
     layer = make_transpose(shape[1], out_channels, kernel, stride, bias)
     generator = numpy.random.default_rng(1)
     x = generator.standard_normal(shape)
-    y = layer.forward(x)
-    dy = generator.standard_normal(y.shape)
-    layer.zero_grad()
-    dx = layer.backward(dy)
-
-    x_t = torch.tensor(x, requires_grad=True)
-    w_t = torch.tensor(layer.params["W"], requires_grad=True)
-    b_t = torch.tensor(layer.params["b"], requires_grad=True) if bias else None
-    y_t = torch.nn.functional.conv_transpose2d(x_t, w_t, b_t, stride=stride)
-    y_t.backward(torch.tensor(dy))
-    numpy.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
-    numpy.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    numpy.testing.assert_allclose(layer.grads["W"], w_t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    if bias:
-        numpy.testing.assert_allclose(layer.grads["b"], b_t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    dy = generator.standard_normal(layer.output_shape(shape))
+    torch_agrees(torch, layer, x, dy, lambda x_t, params: torch.nn.functional.conv_transpose2d(
+        x_t, params["W"], params.get("b"), stride=stride))
 
 
 def upsample_filt(size):
