@@ -1,8 +1,5 @@
 """The benchmark: examples/benchmark.py run end to end in a reduced mode, and the pieces it trusts."""
 import json
-import os
-import subprocess
-import sys
 import tracemalloc
 
 import numpy
@@ -10,26 +7,23 @@ import pytest
 
 from fcnlite import benchmark
 from fcnlite.models import build_model
+from programs import run_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--size", "32x32", "--width", "0.0625", "--repeats", "2", "--warmup", "1", "--device", "cpu"]
 FIGURES = ("step_seconds", "step_times", "inference_seconds", "inference_times", "step_gflops",
            "inference_gflops", "peak_memory_bytes")
 
 
-def run_example(tmp_path, *extra):
+def run_benchmark(tmp_path, *extra):
     json_path = tmp_path / "bench.json"
-    completed = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "benchmark.py"), *QUICK,
-                                "--json", str(json_path), *extra],
-                               capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
-                               env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
+    completed = run_example("benchmark.py", [*QUICK, "--json", str(json_path), *extra], str(tmp_path), timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     with open(json_path) as file:
         return completed.stdout, json.load(file)
 
 
 def test_example_without_torch_reports_every_figure(tmp_path):
-    output, results = run_example(tmp_path, "--no-torch", "--model", "fcn16s", "--layers")
+    output, results = run_benchmark(tmp_path, "--no-torch", "--model", "fcn16s", "--layers")
     for text in ("FCN16S", "training step", "inference", "GFLOP/s", "peak memory", "median of 2", "layer by layer"):
         assert text in output
     assert "PyTorch" not in output.split("\n\n")[1]      # the table has one column
@@ -47,7 +41,7 @@ def test_example_without_torch_reports_every_figure(tmp_path):
 
 def test_example_beside_torch_reports_the_ratios(tmp_path):
     pytest.importorskip("torch")
-    output, results = run_example(tmp_path)
+    output, results = run_benchmark(tmp_path)
     assert "fcnlite/PyTorch" in output and "scores agree" in output
     assert results["check"]["relative_error"] < 1e-4
     assert set(FIGURES) <= set(results["torch"])

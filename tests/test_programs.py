@@ -1,8 +1,5 @@
 """examples/evaluate_voc.py and examples/predict.py run as a user runs them, on files the test makes."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy
 import pytest
@@ -13,14 +10,11 @@ from fcnlite.data.synthetic import make_synthetic_voc
 from fcnlite.data.voc import VOCSegmentation
 from fcnlite.evaluate import predict_image
 from fcnlite.metrics import ConfusionMatrix
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from programs import run_example
 
 
 def run(script, args, cwd):
-    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "examples", script), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return run_example(script, args, cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")

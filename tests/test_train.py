@@ -12,17 +12,14 @@ import numpy
 import pytest
 
 from fcnlite.data.synthetic import make_synthetic_voc
+from programs import example_path, program_environment, run_example
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, "examples", "train_voc.py")
 TINY = ["--model", "fcn8s", "--width", "0.0625", "--max-side", "40", "--lr", "0.01", "--momentum", "0.9",
         "--loss-normalize", "--no-progress", "--val-limit", "3", "--device", "cpu"]
 
 
 def run(args, cwd, **kwargs):
-    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600, **kwargs)
+    return run_example("train_voc.py", args, cwd, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +64,9 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(voc_root, tmp_p
 
     # the same run stopped after 5 iterations (SIGTERM), then resumed
     resumed = str(tmp_path / "resumed")
-    env = dict(os.environ, PYTHONPATH=ROOT, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, TRAIN, *common, "--out", resumed], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, example_path("train_voc.py"), *common, "--out", resumed],
+                               cwd=tmp_path, env=program_environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     log = os.path.join(resumed, "log.jsonl")
     deadline = time.time() + 300
     while time.time() < deadline:
