@@ -11,8 +11,6 @@ the previous checkpoint intact.
 import json
 import os
 
-import numpy
-
 from . import backend, rng
 from .io import WeightsError, atomic_write
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy
 
-from . import backend, rng
+from . import backend
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.errors import DataError
 from .data.prefetch import Prefetcher
@@ -28,7 +28,6 @@ from .data.preprocess import preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
 from .io import save_weights
 from .layers import SoftmaxCrossEntropy
-from .metrics import ConfusionMatrix
 
 
 class TrainingStopped(Exception):

@@ -84,7 +84,7 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(voc_root, tmp_p
 
     result = run([*common, "--out", resumed, "--resume"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert f"resumed from" in result.stdout
+    assert "resumed from" in result.stdout
     a, b = weights_of(os.path.join(straight, "final.h5")), weights_of(os.path.join(resumed, "final.h5"))
     assert a.keys() == b.keys()
     for name in a:

@@ -49,7 +49,7 @@ from collections import namedtuple
 import numpy
 
 from .classes import IGNORE_INDEX as IGNORE
-from .classmap import ClassMap, parse_class_map
+from .classmap import parse_class_map
 from .errors import DataError
 from .images import check_label_values, open_image, read_image, read_split
 

@@ -6,8 +6,6 @@ layer names (conv1_1 ... fc7, score_fr, upscore2, ...). Parameters are named
 """
 import numpy
 
-from .. import backend
-
 
 # How inputs must be prepared for a model (written into weight files): the original
 # Caffe VGG16 was trained on BGR pixels in 0..255 with the ImageNet mean subtracted.
