@@ -20,7 +20,6 @@ import os
 
 import numpy
 
-from .classes import VOC_CLASSES, voc_palette
 from .errors import DataError
 from .images import find_layout, first_line, read_split
 from .voc import ListedDataset, find_voc_root, present_ids
@@ -72,12 +71,7 @@ class SBDSegmentation(ListedDataset):
     def __init__(self, root, split="train", skip_bad=False):
         import_loadmat()   # fail now, not at the first image, when SciPy is missing
         self.sbd_dir = find_sbd_root(root)
-        split = os.fspath(split)
-        self.split = split
-        self.skip_bad = skip_bad
-        self.class_names = list(VOC_CLASSES)
-        self.n_classes = len(self.class_names)
-        self.palette = voc_palette()
+        split = self._set_split_and_classes(split, skip_bad)
         split_path = split if split.endswith(".txt") else os.path.join(self.sbd_dir, f"{split}.txt")
         self.ids, self.skipped = present_ids(read_split(split_path), split_path, self._files, skip_bad)
         self.name = f"SBD {os.path.basename(split) if split.endswith('.txt') else split} ({len(self.ids)} images)"

@@ -72,9 +72,18 @@ def present_ids(listed_ids, listed_in, files_of, skip_bad):
 class ListedDataset:
     """What VOC and SBD share: ids from a split file, and an image file and a label file per id.
 
-    A subclass sets `ids` (with present_ids), `n_classes`, and gives _image_path(id),
-    _label_path(id) and _read_label(path) -> (H, W) class indices, 255 = void.
+    A subclass calls _set_split_and_classes, sets `ids` (with present_ids), and gives
+    _image_path(id), _label_path(id) and _read_label(path) -> (H, W) class indices, 255 = void.
     """
+
+    def _set_split_and_classes(self, split, skip_bad):
+        """Keep the split (as a string) and skip_bad, with VOC's 21 classes and palette; returns the split."""
+        self.split = os.fspath(split)
+        self.skip_bad = skip_bad
+        self.class_names = list(VOC_CLASSES)
+        self.n_classes = len(self.class_names)
+        self.palette = voc_palette()
+        return self.split
 
     def _files(self, sample_id):
         return self._image_path(sample_id), self._label_path(sample_id)
@@ -115,12 +124,7 @@ class VOCSegmentation(ListedDataset):
 
     def __init__(self, root, split="train", skip_bad=False, sbd_root=None):
         self.voc_dir = find_voc_root(root)
-        split = os.fspath(split)
-        self.split = split
-        self.skip_bad = skip_bad
-        self.class_names = list(VOC_CLASSES)
-        self.n_classes = len(self.class_names)
-        self.palette = voc_palette()
+        split = self._set_split_and_classes(split, skip_bad)
         if split == "seg11valid":
             if sbd_root is None:
                 raise ValueError("split 'seg11valid' is VOC val minus SBD train: pass sbd_root=<SBD folder>")
