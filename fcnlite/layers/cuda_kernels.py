@@ -23,6 +23,15 @@ wrappers check that every index fits.
 import functools
 
 
+# The pooling kernels' thread for output pixel (plane, oy, ox) of a (N*C, out_h, out_w) grid
+POOL_OUTPUT_PIXEL = """
+            int index = i;
+            int ox = index % out_w;
+            int rest = index / out_w;
+            int oy = rest % out_h;
+            int plane = rest / out_h;"""
+
+
 @functools.lru_cache(maxsize=None)
 def _kernel(name):
     import cupy
@@ -76,12 +85,7 @@ def _kernel(name):
         "maxpool_forward": (
             "raw T x, int32 height, int32 width, int32 out_h, int32 out_w, int32 kernel, int32 stride",
             "T y, uint8 argmax",
-            """
-            int index = i;
-            int ox = index % out_w;
-            int rest = index / out_w;
-            int oy = rest % out_h;
-            int plane = rest / out_h;
+            POOL_OUTPUT_PIXEL + """
             T best = 0;
             int best_offset = -1;
             for (int ki = 0; ki < kernel; ++ki) {
@@ -101,12 +105,7 @@ def _kernel(name):
         "maxpool_backward": (
             "T dy, uint8 argmax, int32 height, int32 width, int32 out_h, int32 out_w, int32 kernel, int32 stride",
             "raw T dx",
-            """
-            int index = i;
-            int ox = index % out_w;
-            int rest = index / out_w;
-            int oy = rest % out_h;
-            int plane = rest / out_h;
+            POOL_OUTPUT_PIXEL + """
             int row = oy * stride + argmax / kernel;
             int col = ox * stride + argmax % kernel;
             atomicAdd(&dx[(plane * height + row) * width + col], dy);
