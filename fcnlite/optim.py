@@ -28,13 +28,13 @@ class SGD:
             lr_mult, decay_mult = self.multipliers[name]
             if lr_mult == 0:
                 continue
-            xp = backend.array_module(value)
             velocity = self.velocity[name]
             if backend.is_gpu_array(value):   # the same update in one CuPy kernel: one pass over the memory
                 from .layers import cuda_kernels
                 cuda_kernels.sgd_update(value, grad, velocity, self.lr * lr_mult, self.momentum,
                                         self.weight_decay * decay_mult)
                 continue
+            xp = backend.array_module(value)
             # in place, through one scratch buffer: fc6's weights alone are 411 MB at full width
             scratch = self._scratch(xp, value)
             xp.multiply(value, value.dtype.type(self.weight_decay * decay_mult), out=scratch)
