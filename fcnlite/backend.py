@@ -15,6 +15,8 @@ import os
 
 import numpy
 
+from .errors import first_line
+
 _xp = None          # the chosen module, resolved lazily
 _name = None        # "numpy" or "cupy"
 
@@ -34,8 +36,7 @@ def _cupy_or_reason():
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return None, f"CuPy found no usable CUDA device ({first})"
+        return None, f"CuPy found no usable CUDA device ({first_line(error)})"
     if count < 1:
         return None, "CuPy found no CUDA device"
     return cupy, None

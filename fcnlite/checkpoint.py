@@ -12,6 +12,7 @@ import json
 import os
 
 from . import backend, rng
+from .errors import first_line
 from .io import WeightsError, atomic_write
 
 
@@ -55,8 +56,7 @@ def load_checkpoint(path, model, optimizer):
     except WeightsError:
         raise
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsError(f"{path}: not a readable checkpoint ({reason})") from None
+        raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
     optimizer.load_state_dict(dict(hyper, velocity=velocity))
     rng.set_state(state.pop("rng"))
     return state

@@ -14,6 +14,7 @@ import tempfile
 import numpy
 
 from . import backend
+from .errors import first_line
 
 FORMAT_VERSION = 1
 PREPROCESSING_KEYS = ("channel_order", "input_scale", "mean", "std")
@@ -111,8 +112,7 @@ def read_weights(path):
     except WeightsError:
         raise
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsError(f"{path}: not a readable HDF5 weight file ({reason})") from None
+        raise WeightsError(f"{path}: not a readable HDF5 weight file ({first_line(error)})") from None
     return arrays, attributes
 
 

@@ -34,6 +34,7 @@ try:
 except ImportError:  # run as `python weights/convert_vgg16.py` from a checkout: find the package beside us
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import fcnlite  # noqa: F401
+from fcnlite.errors import first_line
 from fcnlite.io import FORMAT_VERSION, write_arrays
 from fcnlite.models.base import channels
 from fcnlite.models.vgg16 import BLOCKS
@@ -111,11 +112,6 @@ def dense_from_torch(weight):
 
 # ---------------------------------------------------------------- reading the sources
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _keras_layer_arrays(path, root, keras_name):
     """(kernel, bias) of one Keras layer group, found through its weight_names attribute when present."""
     import h5py
@@ -154,7 +150,7 @@ def read_keras(path, keep_fc8=True):
     try:
         file = h5py.File(path, "r")
     except Exception as error:
-        raise ConversionError(f"{path}: not a readable HDF5 file ({_first_line(error)})") from None
+        raise ConversionError(f"{path}: not a readable HDF5 file ({first_line(error)})") from None
     with file:
         # a whole saved model keeps its weights under /model_weights (as Keras's own loader assumes)
         root = file["model_weights"] if "layer_names" not in file.attrs and "model_weights" in file else file
@@ -187,7 +183,7 @@ def _load_torch(path):
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ConversionError(f"{path}: not a PyTorch state dict ({_first_line(error)})") from None
+        raise ConversionError(f"{path}: not a PyTorch state dict ({first_line(error)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint that wraps the state dict
     if not isinstance(state, dict) or not all(hasattr(value, "detach") for value in state.values()):
@@ -316,7 +312,7 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # reading went through ConversionError: this is the output side
-        print(f"error: {arguments.output}: cannot write the weight file ({_first_line(error)})", file=sys.stderr)
+        print(f"error: {arguments.output}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
         return 2
     print(f"{arguments.output}: VGG16 width {attributes['width']:g}, {attributes['n_classes'] or 'no'} ImageNet classes, "
           f"input {attributes['channel_order']} x {attributes['input_scale']:.6g} - mean / std")

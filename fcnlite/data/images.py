@@ -8,18 +8,13 @@ import os
 import numpy
 from PIL import Image
 
+from ..errors import first_line
 from .classes import IGNORE_INDEX
 from .errors import DataError
 
 # The exceptions Pillow raises for a file it cannot decode (UnidentifiedImageError
 # and truncated files are OSErrors; some broken headers raise the others).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
-
-
-def first_line(error):
-    """The first line of an exception's message (DataError messages are one line)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def read_split(path):

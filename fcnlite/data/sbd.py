@@ -20,8 +20,9 @@ import os
 
 import numpy
 
+from ..errors import first_line
 from .errors import DataError
-from .images import find_layout, first_line, read_split
+from .images import find_layout, read_split
 from .voc import ListedDataset, find_voc_root, present_ids
 
 
