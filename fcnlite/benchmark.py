@@ -295,7 +295,7 @@ class FcnliteRunner:
         self.loss = SoftmaxCrossEntropy(ignore_index=IGNORE_LABEL, normalize=True, dtype=self.model.dtype)
         self.optimizer = SGD(self.model, lr=LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
         self.images = backend.to_device(images, dtype=self.model.dtype)
-        self.labels = backend.to_device(labels)
+        self.labels = labels   # on the host, as a data loader gives them (see SoftmaxCrossEntropy)
 
     def step(self):
         self.model.train()

@@ -131,13 +131,14 @@ class Trainer:
         total, counted = 0.0, 0
         for sample, label in samples:
             x = backend.to_device(sample[None], dtype=self.model.dtype)
-            labels = backend.to_device(label[None].astype(numpy.int32))
             scores = self.model.forward(x)
-            total += self.loss.forward(scores, labels)
+            # labels stay on the host: the loss checks them there, and on a GPU returns a device
+            # scalar, so backward is queued without waiting for the forward pass to finish
+            total += self.loss.forward(scores, label[None])
             counted += 1
             # Caffe's iter_size: the accumulated gradient is the mean over the images
             self.model.backward(self.loss.backward(1.0 / len(samples)))
-        mean_loss = total / max(counted, 1)
+        mean_loss = float(total) / max(counted, 1)   # the step's one wait for the GPU
         if not math.isfinite(mean_loss):
             return mean_loss
         self.optimizer.step()

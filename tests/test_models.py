@@ -476,3 +476,51 @@ def test_fcn_cupy_agrees_with_numpy(cupy_only, architecture):
     for name, grad in on_numpy[2].items():
         scale = max(1.0, float(numpy.abs(grad).max()))
         numpy.testing.assert_allclose(on_cupy[2][name], grad, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
+
+
+SPIN_KERNEL = r"""
+extern "C" __global__ void spin(long long cycles) {
+    long long start = clock64();
+    while (clock64() - start < cycles) {}
+}
+"""
+
+
+def test_a_gpu_training_step_queues_everything_without_waiting_for_the_gpu(cupy_only):
+    """Forward, loss (labels from the host, as a data loader gives them), backward and the SGD step
+    are all queued without one wait for the device: the host runs ahead while the GPU works.
+
+    A kernel that keeps the GPU busy for about two seconds goes first; a step that waited for the
+    device anywhere would take the host at least that long."""
+    import time
+    from fcnlite.optim import SGD
+    cupy = cupy_only
+    generator = numpy.random.default_rng(0)
+    backend.use("cupy")
+    model = small_model("fcn8s", n_classes=3).train()
+    model.set_input_grad(False)
+    loss = SoftmaxCrossEntropy()
+    optimizer = SGD(model, lr=1e-3)
+    x = backend.to_device(generator.standard_normal((1, 3, 40, 44)), dtype=numpy.float32)
+    labels = generator.integers(0, 3, (1, 40, 44)).astype(numpy.uint8)
+
+    def step():
+        model.zero_grad()
+        value = loss.forward(model.forward(x), labels)
+        model.backward(loss.backward())
+        optimizer.step()
+        return value
+
+    step()   # builds the workspace, the optimizer's velocity and the kernels
+    spin = cupy.RawKernel(SPIN_KERNEL, "spin")
+    spin((1,), (1,), (numpy.int64(4 * 10**9),))   # ~2 s at an SM clock of ~2 GHz
+    start = time.perf_counter()
+    value = step()
+    queued = time.perf_counter() - start
+    start = time.perf_counter()
+    value = float(value)   # the one wait: for the spin and then the whole step
+    waited = time.perf_counter() - start
+    assert numpy.isfinite(value)
+    total = queued + waited
+    assert total > 1.0, f"the spin and the step took only {total:.2f} s: the test cannot tell a wait from none"
+    assert queued < 0.25 * total, f"queuing the step took the host {queued:.2f} s of {total:.2f}: it waited for the GPU"

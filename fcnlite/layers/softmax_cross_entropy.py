@@ -11,6 +11,12 @@
 
 Stable for large scores: softmax is computed after subtracting each pixel's
 maximum score. A batch with no counted pixel has loss 0 and gradient 0.
+
+On a GPU, forward returns the loss as a 0-d CuPy array that stays on the device
+(float(loss) reads it), so that the host can queue backward while the GPU is still
+busy with the forward pass; with NumPy it returns a float. Labels are checked where
+they are: pass them as the NumPy array a data loader gives, and the check costs the
+GPU nothing; labels already on the GPU cost one wait for it.
 """
 import numpy
 
@@ -30,10 +36,10 @@ class SoftmaxCrossEntropy(Layer):
         n, n_classes, h, w = scores.shape
         if labels.shape != (n, h, w):
             raise ValueError(f"SoftmaxCrossEntropy: labels {tuple(labels.shape)} do not match scores {tuple(scores.shape)}")
+        count = self._count_checked(labels, n_classes)
         labels = xp.asarray(labels)
         counted = labels != self.ignore_index
-        bad = counted & ((labels < 0) | (labels >= n_classes))
-        safe_labels = xp.where(counted & ~bad, labels, 0).astype(numpy.intp)
+        safe_labels = xp.where(counted, labels, 0).astype(numpy.intp)
 
         shifted = scores - scores.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
@@ -42,16 +48,24 @@ class SoftmaxCrossEntropy(Layer):
         picked = xp.take_along_axis(shifted, safe_labels[:, None], axis=1)[:, 0]
         log_likelihood = picked - xp.log(total[:, 0])
 
-        # the three numbers the host needs, fetched together (on a GPU each fetch waits for the
-        # device), as float64 so that the counts stay exact
-        bad_count, count, log_likelihood_sum = (float(value) for value in backend.to_numpy(xp.stack([
-            bad.sum(), counted.sum(), (log_likelihood * counted).sum()]).astype(numpy.float64)))
+        scale = 1.0 / count if (self.normalize and count > 0) else 1.0
+        self._probs, self._labels, self._counted, self._scale = probs, safe_labels, counted, scale
+        loss = (log_likelihood * counted).sum() * -scale
+        return float(loss) if xp is numpy else loss
+
+    def _count_checked(self, labels, n_classes):
+        """The number of counted pixels; raises ValueError on a label that is not a class.
+
+        Runs on the labels' own device: both numbers come to the host in one transfer.
+        """
+        lp = array_module(labels)
+        counted = labels != self.ignore_index
+        bad = counted & ((labels < 0) | (labels >= n_classes))
+        bad_count, count = (int(value) for value in backend.to_numpy(lp.stack([bad.sum(), counted.sum()])))
         if bad_count:
             value = int(labels[bad].ravel()[0])
             raise ValueError(f"label value {value} is not a class (0..{n_classes - 1}) or the ignore index {self.ignore_index}")
-        scale = 1.0 / count if (self.normalize and count > 0) else 1.0
-        self._probs, self._labels, self._counted, self._scale = probs, safe_labels, counted, scale
-        return -log_likelihood_sum * scale
+        return count
 
     def backward(self, dloss=1.0):
         xp = array_module(self._probs)
