@@ -9,6 +9,9 @@
                                                    and 10 training steps of the small network
     python .ci/gpu_variants.py calls               host microseconds per call of the CuPy operations the
                                                    layers use, on tiny arrays (launch cost, not GPU work)
+    python .ci/gpu_variants.py labels              the FCN-8s step with the labels on the host (the loss returns a
+                                                   device scalar: no wait) against labels on the device (the loss
+                                                   waits for the GPU to check them), interleaved, TF32 off and on
 Modes can follow each other: bands 256 512 overhead
 """
 import os
@@ -66,6 +69,41 @@ def overhead():
         print(f"overhead (32x32, width 1/16, TF32 {'on' if tf32 else 'off'}): step {ours['step_seconds'] * 1e3:.2f} ms, "
               f"PyTorch {theirs['step_seconds'] * 1e3:.2f} ms; inference {ours['inference_seconds'] * 1e3:.2f} ms, "
               f"PyTorch {theirs['inference_seconds'] * 1e3:.2f} ms", flush=True)
+
+
+def labels():
+    import statistics
+    from fcnlite import backend, benchmark
+    backend.use("cupy")
+
+    class DeviceLabels:
+        """The same runner with its labels moved to the GPU beforehand: the loss's check waits for the device."""
+        name = "device labels"
+
+        def __init__(self, runner, labels):
+            self.runner, self.labels = runner, backend.to_device(labels)
+
+        def step(self):
+            host_labels, self.runner.labels = self.runner.labels, self.labels
+            try:
+                self.runner.step()
+            finally:
+                self.runner.labels = host_labels
+
+    for tf32 in (False, True):
+        settings = benchmark.Settings(device="gpu", tf32=tf32)
+        benchmark.set_tf32(tf32)
+        images, host_labels = benchmark.random_batch(settings)
+        runner = benchmark.FcnliteRunner(settings, images, host_labels)
+        runner.name = "host labels"
+        other = DeviceLabels(runner, host_labels)
+        benchmark.warm_up(runner, "step", 3)
+        benchmark.warm_up(other, "step", 3)
+        times = benchmark.interleaved_times([runner, other], "step", 20)
+        host, device = (statistics.median(times[name]) for name in ("host labels", "device labels"))
+        print(f"labels (FCN-8s step, TF32 {'on' if tf32 else 'off'}): host labels {host * 1e3:.2f} ms, "
+              f"device labels {device * 1e3:.2f} ms, ratio {host / device:.3f}", flush=True)
+        del runner, other
 
 
 def profile():
@@ -147,6 +185,8 @@ if __name__ == "__main__":
             profile()
         elif mode == "calls":
             calls()
+        elif mode == "labels":
+            labels()
         elif mode == "bands":
             sizes = []
             while arguments and arguments[0].isdigit():
