@@ -12,6 +12,10 @@
     python .ci/gpu_variants.py labels              the FCN-8s step with the labels on the host (the loss returns a
                                                    device scalar: no wait) against labels on the device (the loss
                                                    waits for the GPU to check them), interleaved, TF32 off and on
+    python .ci/gpu_variants.py waits               which calls of a training step wait for the GPU: each layer's
+                                                   forward and backward, the loss and the SGD step are called with
+                                                   a 20 ms kernel queued before them; a call that takes the host
+                                                   that long waited for it
 Modes can follow each other: bands 256 512 overhead
 """
 import os
@@ -106,6 +110,62 @@ def labels():
         del runner, other
 
 
+SPIN_KERNEL = r"""
+extern "C" __global__ void spin(long long cycles) {
+    long long start = clock64();
+    while (clock64() - start < cycles) {}
+}
+"""
+
+
+def waits():
+    import time
+    import cupy
+    import numpy
+    from fcnlite import backend, benchmark, rng
+    backend.use("cupy")
+    spin = cupy.RawKernel(SPIN_KERNEL, "spin")
+    found = []
+
+    def watched(name, call):
+        def wrapper(*args, **kwargs):
+            spin((1,), (1,), (numpy.int64(40_000_000),))   # ~20 ms at ~2 GHz
+            start = time.perf_counter()
+            result = call(*args, **kwargs)
+            spent = time.perf_counter() - start
+            found.append((name, spent))
+            return result
+        return wrapper
+
+    settings = benchmark.Settings(device="gpu", size=(64, 64), width=1 / 16)
+    images, labels = benchmark.random_batch(settings)
+    runner = benchmark.FcnliteRunner(settings, images, labels)
+    runner.step()
+    runner.step()
+    for name, layer in runner.model.layers.items():
+        layer.forward = watched(f"{name}.forward", layer.forward)
+        layer.backward = watched(f"{name}.backward", layer.backward)
+    runner.loss.forward = watched("loss.forward", runner.loss.forward)
+    runner.loss.backward = watched("loss.backward", runner.loss.backward)
+    runner.optimizer.step = watched("SGD.step", runner.optimizer.step)
+    runner.step()
+    host_labels = labels.astype(numpy.uint8)
+    probes = {
+        "cupy.asarray(host labels)": lambda: cupy.asarray(host_labels),
+        "rng.uniform": lambda: rng.uniform(cupy, (1, 64, 8, 8), numpy.float32),
+        "RandomState.seed": lambda: rng._device_generator(cupy).seed(12345),
+        "RandomState.random_sample": lambda: rng._device_generator(cupy).random_sample((4096,), dtype=numpy.float32),
+        "cupy.empty (new size)": lambda: cupy.empty(12345677, dtype=numpy.float32),
+    }
+    for name, probe in probes.items():
+        for _ in range(2):
+            watched(f"probe {name}", probe)()
+    cupy.cuda.get_current_stream().synchronize()
+    for name, spent in found:
+        mark = "WAITS" if spent > 0.01 else ""
+        print(f"waits: {name:<40} {spent * 1e3:8.2f} ms {mark}", flush=True)
+
+
 def profile():
     import cProfile
     import pstats
@@ -185,6 +245,8 @@ if __name__ == "__main__":
             profile()
         elif mode == "calls":
             calls()
+        elif mode == "waits":
+            waits()
         elif mode == "labels":
             labels()
         elif mode == "bands":
