@@ -153,8 +153,6 @@ def waits():
     probes = {
         "cupy.asarray(host labels)": lambda: cupy.asarray(host_labels),
         "rng.uniform": lambda: rng.uniform(cupy, (1, 64, 8, 8), numpy.float32),
-        "RandomState.seed": lambda: rng._device_generator(cupy).seed(12345),
-        "RandomState.random_sample": lambda: rng._device_generator(cupy).random_sample((4096,), dtype=numpy.float32),
         "cupy.empty (new size)": lambda: cupy.empty(12345677, dtype=numpy.float32),
     }
     for name, probe in probes.items():

@@ -102,3 +102,12 @@ def test_pad_kernel_matches_numpy_pad(cupy_only, shape, padding):
     x = numpy.random.default_rng(4).normal(size=shape).astype(numpy.float32) + 1   # no zeros to hide behind
     expected = numpy.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     numpy.testing.assert_array_equal(cupy.asnumpy(cuda_kernels.pad(cupy.asarray(x), padding)), expected)
+
+
+@pytest.mark.parametrize("seed", [0, 7, 2**62 - 1, 2**64 - 5])
+@pytest.mark.parametrize("size", [1, 31, 4097, 100_003])
+def test_splitmix_uniform_kernel_matches_numpy_bit_for_bit(cupy_only, seed, size):
+    from fcnlite import rng
+    from fcnlite.layers import cuda_kernels
+    on_gpu = cuda_kernels.splitmix_uniform(seed, size).get()
+    numpy.testing.assert_array_equal(on_gpu, rng.splitmix_uniform(seed, size))

@@ -13,6 +13,7 @@ tests/test_cuda_kernels.py checks that both agree (on a machine with a GPU).
     maxpool_backward dx[argmax position] += dy   (atomicAdd: windows may overlap)
     pad             y = x with `padding` zeros on each side of H and W   (one pass: zeros + a sliced copy are two)
     sgd_update      v = momentum*v - lr*(decay*w + g); w += v   (one pass instead of six, see optim.py)
+    splitmix_uniform  u[k] = splitmix64(seed, k) / 2**64, 24 bits   (dropout masks; see rng.py)
 
 Index arithmetic is in 32-bit int, and as little of it as can be: a GPU does an
 integer division in dozens of instructions. With a thread per im2col entry (five
@@ -130,6 +131,16 @@ def _kernel(name):
             velocity = momentum * velocity - lr * (decay * value + grad);
             value += velocity;
             """),
+        "splitmix_uniform": (
+            "uint64 seed",
+            "float32 u",
+            """
+            unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+            z ^= z >> 31;
+            u = (float)(z >> 40) * (1.0f / 16777216.0f);
+            """),
     }
     inputs, outputs, body = sources[name]
     return cupy.ElementwiseKernel(inputs, outputs, body, f"fcnlite_{name}")
@@ -199,3 +210,12 @@ def sgd_update(value, grad, velocity, lr, momentum, decay):
     """In place: velocity = momentum*velocity - lr*(decay*value + grad); value += velocity."""
     scalar = value.dtype.type
     _kernel("sgd_update")(grad, scalar(lr), scalar(momentum), scalar(decay), value, velocity)
+
+
+def splitmix_uniform(seed, size):
+    """float32 uniforms in [0, 1) for flat indices 0..size-1: rng.splitmix_uniform on the GPU."""
+    import cupy
+    import numpy
+    values = cupy.empty(size, dtype=cupy.float32)
+    _kernel("splitmix_uniform")(numpy.uint64(seed), values)
+    return values
