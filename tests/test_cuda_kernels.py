@@ -4,37 +4,61 @@ for the index-size check, which needs no GPU)."""
 import numpy
 import pytest
 
+from fcnlite import backend
 from fcnlite.layers import MaxPool2d
 from fcnlite.layers import im2col as im2col_module
 
 
 @pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
-@pytest.mark.parametrize("channels, height, width, kernel_h, kernel_w, stride, row0, rows", [
-    (3, 9, 11, 3, 3, 1, 0, 7), (2, 13, 10, 3, 3, 2, 1, 3), (5, 20, 17, 4, 4, 2, 2, 4), (1, 40, 33, 16, 16, 8, 0, 4),
-    (4, 7, 7, 7, 7, 1, 0, 1), (6, 5, 8, 1, 1, 1, 1, 3),
-    (2, 9, 11, 3, 5, 2, 0, 3), (2, 8, 13, 4, 1, 3, 0, 2),   # kernels that are not square
-    (3, 10, 12, 2, 2, 3, 1, 2),                             # a stride longer than the kernel: pixels no window reads
+@pytest.mark.parametrize("channels, height, width, kernel_h, kernel_w, stride, padding, row0, rows", [
+    (3, 9, 11, 3, 3, 1, 0, 0, 7), (2, 13, 10, 3, 3, 2, 0, 1, 3), (5, 20, 17, 4, 4, 2, 0, 2, 4),
+    (1, 40, 33, 16, 16, 8, 0, 0, 4), (4, 7, 7, 7, 7, 1, 0, 0, 1), (6, 5, 8, 1, 1, 1, 0, 1, 3),
+    (2, 9, 11, 3, 5, 2, 0, 0, 3), (2, 8, 13, 4, 1, 3, 0, 0, 2),   # kernels that are not square
+    (3, 10, 12, 2, 2, 3, 0, 1, 2),                                # a stride longer than the kernel: pixels no window reads
+    (3, 9, 11, 3, 3, 1, 1, 0, 9), (2, 9, 11, 3, 3, 1, 1, 3, 4),   # padding: whole, and a band in the middle
+    (2, 6, 7, 3, 3, 2, 2, 0, 2), (2, 6, 7, 3, 3, 2, 2, 2, 2),     # bands at the top and bottom, in the padding
+    (1, 4, 5, 3, 3, 1, 6, 0, 14), (1, 4, 5, 3, 3, 1, 6, 0, 3),    # wider padding than the image (as conv1_1's 100)
+    (2, 9, 11, 3, 5, 2, 1, 1, 3),
 ])
 def test_im2col_and_col2im_kernels_match_numpy(cupy_only, dtype, channels, height, width, kernel_h, kernel_w, stride,
-                                               row0, rows):
+                                               padding, row0, rows):
     cupy = cupy_only
     rng = numpy.random.default_rng(0)
-    out_w = (width - kernel_w) // stride + 1
+    out_w = (width + 2 * padding - kernel_w) // stride + 1
     image = rng.normal(size=(channels, height, width)).astype(dtype)
-    expected = im2col_module.im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w)
+    expected = im2col_module.im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w, padding=padding)
     poisoned = cupy.full(expected.size, numpy.nan, dtype=dtype)   # an entry the kernel misses stays NaN
-    got = im2col_module.im2col(cupy.asarray(image), kernel_h, kernel_w, stride, row0, rows, out_w, out=poisoned)
+    got = im2col_module.im2col(cupy.asarray(image), kernel_h, kernel_w, stride, row0, rows, out_w, out=poisoned,
+                               padding=padding)
     numpy.testing.assert_array_equal(cupy.asnumpy(got), expected)
 
     cols = rng.normal(size=expected.shape).astype(dtype)
     start = rng.normal(size=image.shape).astype(dtype)
-    expected_dx = im2col_module.col2im_add(cols, start.copy(), kernel_h, kernel_w, stride, row0, rows, out_w)
+    expected_dx = im2col_module.col2im_add(cols, start.copy(), kernel_h, kernel_w, stride, row0, rows, out_w,
+                                           padding=padding)
     dx = cupy.asarray(start)
-    im2col_module.col2im_add(cupy.asarray(cols), dx, kernel_h, kernel_w, stride, row0, rows, out_w)
+    im2col_module.col2im_add(cupy.asarray(cols), dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=padding)
     # the kernel sums a pixel's entries before adding them to dx, NumPy adds them one by one: float32
     # rounding differs by a few ulps of the terms, which is large relative to a sum that nearly cancels
     tolerance = 1e-5 if dtype == numpy.float32 else 1e-12
     numpy.testing.assert_allclose(cupy.asnumpy(dx), expected_dx, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 3])
+@pytest.mark.parametrize("kernel, stride, row0", [(3, 1, 0), (3, 2, 1), (4, 3, 0), (2, 3, 1)])
+def test_col2im_with_padding_is_the_adjoint_of_im2col_with_padding(xp, padding, kernel, stride, row0):
+    # <im2col(x), c> = <x, col2im(c)>: the NumPy reference and, on a GPU, the kernels
+    rng = numpy.random.default_rng(1)
+    height, width = 8, 9
+    out_w = (width + 2 * padding - kernel) // stride + 1
+    rows = (height + 2 * padding - kernel) // stride + 1 - row0
+    x = rng.normal(size=(2, height, width))
+    cols = backend.to_numpy(im2col_module.im2col(xp.asarray(x), kernel, kernel, stride, row0, rows, out_w,
+                                                 padding=padding))
+    c = rng.normal(size=cols.shape)
+    dx = backend.to_numpy(im2col_module.col2im_add(xp.asarray(c), xp.zeros((2, height, width)), kernel, kernel,
+                                                   stride, row0, rows, out_w, padding=padding))
+    assert numpy.sum(cols * c) == pytest.approx(numpy.sum(x * dx), rel=1e-12)
 
 
 def test_kernels_refuse_arrays_whose_indices_would_overflow_int32(monkeypatch):
@@ -93,15 +117,6 @@ def test_sgd_kernel_matches_numpy_update(cupy_only):
             backend.use("numpy")
     for name, expected in after["numpy"].items():
         numpy.testing.assert_allclose(after["cupy"][name], expected, rtol=1e-5, atol=1e-6, err_msg=name)
-
-
-@pytest.mark.parametrize("shape, padding", [((2, 3, 5, 7), 1), ((1, 2, 4, 3), 3), ((1, 3, 2, 2), 100)])
-def test_pad_kernel_matches_numpy_pad(cupy_only, shape, padding):
-    from fcnlite.layers import cuda_kernels
-    cupy = cupy_only
-    x = numpy.random.default_rng(4).normal(size=shape).astype(numpy.float32) + 1   # no zeros to hide behind
-    expected = numpy.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    numpy.testing.assert_array_equal(cupy.asnumpy(cuda_kernels.pad(cupy.asarray(x), padding)), expected)
 
 
 @pytest.mark.parametrize("seed", [0, 7, 2**62 - 1, 2**64 - 5])

@@ -13,6 +13,9 @@ With cols = im2col(xpad[n]) of shape (C*kh*kw, H'*W') and Wm = W.reshape(O, C*kh
                 db   += sum_{n, oy, ox} dy[n]
                 dx[n] = col2im(Wm.T @ dy[n])           (the transposed convolution of dy)
 
+xpad (x with p zeros on each side) is made only on the CPU: the GPU's im2col kernel
+reads zeros outside x itself, and its col2im drops what falls on the padding.
+
 The patch matrix is rebuilt in backward rather than kept from forward: it is
 kh*kw times larger than the input, and rebuilding it costs one copy.
 
@@ -70,15 +73,13 @@ class Conv2d(Layer):
         # a 1x1, stride-1, unpadded convolution is a plain matrix product: no patches needed
         return self.kernel_h == self.kernel_w == 1 and self.stride == 1 and self.padding == 0
 
-    def _pad(self, x):
-        if self.padding == 0:
-            return x
+    def _source(self, x):
+        """(image im2col reads, padding it still adds). A CuPy kernel reads zeros outside the image
+        itself, so the GPU never makes the padded copy; NumPy's strided slices need it, made once."""
+        if self.padding == 0 or array_module(x) is not numpy:
+            return x, self.padding
         p = self.padding
-        xp = array_module(x)
-        if xp is not numpy:   # one CuPy kernel: cupy.pad makes up to ten calls on a large array
-            from . import cuda_kernels
-            return cuda_kernels.pad(xp.ascontiguousarray(x), p)
-        return numpy.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        return numpy.pad(x, ((0, 0), (0, 0), (p, p), (p, p))), 0
 
     def _bands(self, channels, out_h, out_w, xp=numpy):
         return row_bands(out_h, channels * self.kernel_h * self.kernel_w * out_w * self.dtype.itemsize, xp)
@@ -95,14 +96,15 @@ class Conv2d(Layer):
             self._x = x if grad_enabled() else None
             y = xp.matmul(weights, x.reshape(n, channels, h * w)).reshape(n, out_c, h, w)
         else:
-            xpad = self._pad(x)
-            self._x = xpad if grad_enabled() else None
+            source, padding = self._source(x)
+            self._x, self._im2col_padding = (source if grad_enabled() else None), padding
             y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
             bands = self._bands(channels, out_h, out_w, xp)
             buffer = workspace.get(xp, channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w, x.dtype)
             for image in range(n):
                 for row0, rows in bands:
-                    cols = im2col(xpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer)
+                    cols = im2col(source[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
+                                  padding)
                     if rows == out_h:   # one band: the product can land in y without a temporary
                         xp.matmul(weights, cols, out=y[image].reshape(out_c, out_h * out_w))
                     else:
@@ -125,21 +127,23 @@ class Conv2d(Layer):
             for image in range(n):
                 add_weight_grad(grad_w, dy[image], x[image])
             return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if self.input_grad else None
-        xpad = self._x
-        dxpad = xp.zeros_like(xpad) if self.input_grad else None
+        source, padding = self._x, self._im2col_padding
+        dsource = xp.zeros_like(source) if self.input_grad else None
         bands = self._bands(channels, out_h, out_w, xp)
         size = channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w
         buffer = workspace.get(xp, size, dy.dtype)
         for image in range(n):
             for row0, rows in bands:
-                cols = im2col(xpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer)
+                cols = im2col(source[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
+                              padding)
                 dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
                 add_weight_grad(grad_w, dy_band, cols)
-                if dxpad is None:
+                if dsource is None:
                     continue
                 dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory
-                col2im_add(dcols, dxpad[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w)
-        if dxpad is None:
+                col2im_add(dcols, dsource[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w,
+                           padding)
+        if dsource is None:
             return None
-        p = self.padding
-        return dxpad[:, :, p:p + h, p:p + w] if p else dxpad
+        crop = self.padding - padding   # the padding that _source made: its gradient is dropped
+        return dsource[:, :, crop:crop + h, crop:crop + w] if crop else dsource

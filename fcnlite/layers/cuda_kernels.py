@@ -7,11 +7,11 @@ launch per call, a thread per output element (im2col: per output pixel), and
 read the same layouts, so the NumPy code stays the readable reference;
 tests/test_cuda_kernels.py checks that both agree (on a machine with a GPU).
 
-    im2col          cols[c, i, j, r, ox] = x[c, (row0 + r)*s + i, ox*s + j]   (a thread per (c, r, ox))
+    im2col          cols[c, i, j, r, ox] = xpad[c, (row0 + r)*s + i, ox*s + j]   (a thread per (c, r, ox);
+                    xpad is x with `padding` zeros around, read as zeros, never made)
     col2im_add      dx[c, y, x] += sum of the cols entries read from (c, y, x)   (a gather: no atomics)
     maxpool_forward y = window max, argmax = its offset i*k + j (first one on ties)
     maxpool_backward dx[argmax position] += dy   (atomicAdd: windows may overlap)
-    pad             y = x with `padding` zeros on each side of H and W   (one pass: zeros + a sliced copy are two)
     sgd_update      v = momentum*v - lr*(decay*w + g); w += v   (one pass instead of six, see optim.py)
     splitmix_uniform  u[k] = splitmix64(seed, k) / 2**64, 24 bits   (dropout masks; see rng.py)
 
@@ -39,40 +39,48 @@ def _kernel(name):
     sources = {
         "im2col": (
             "raw T image, int32 height, int32 width, int32 kernel_h, int32 kernel_w, int32 stride, "
-            "int32 row0, int32 rows, int32 out_w",
+            "int32 padding, int32 row0, int32 rows, int32 out_w",
             "raw T cols",
             """
             // one thread per (c, r, ox): it copies that output pixel's kh*kw patch entries,
-            // so the index arithmetic is shared by kh*kw copies
+            // so the index arithmetic is shared by kh*kw copies; outside the image it writes
+            // the padding's zeros
             int index = i;
             int ox = index % out_w;
             int rest = index / out_w;
             int r = rest % rows;
             int c = rest / rows;
             int plane = rows * out_w;
-            int source = (c * height + (row0 + r) * stride) * width + ox * stride;
+            int top = (row0 + r) * stride - padding, left = ox * stride - padding;
+            const T* channel = &image[c * height * width];
             int target = c * kernel_h * kernel_w * plane + r * out_w + ox;
             for (int ki = 0; ki < kernel_h; ++ki) {
+                int y = top + ki;
+                bool row_inside = y >= 0 && y < height;
                 for (int kj = 0; kj < kernel_w; ++kj) {
-                    cols[target] = image[source + ki * width + kj];
+                    int x = left + kj;
+                    cols[target] = (row_inside && x >= 0 && x < width) ? channel[y * width + x] : (T)0;
                     target += plane;
                 }
             }
             """),
         "col2im_add": (
             "raw T cols, int32 height, int32 width, int32 kernel_h, int32 kernel_w, int32 stride, "
-            "int32 row0, int32 rows, int32 out_w, int32 band_top, int32 band_h",
+            "int32 padding, int32 row0, int32 rows, int32 out_w, int32 band_top, int32 band_h",
             "raw T dx",
             """
+            // a thread per image pixel (c, y, x) of the band's rows; (yp, xp) is where it sits in
+            // the padded image that im2col read
             int index = i;
             int x = index % width;
             int rest = index / width;
             int y = band_top + rest % band_h;
             int c = rest / band_h;
-            // only offsets with (y - ki) and (x - kj) multiples of the stride read this pixel: start
+            int yp = y + padding, xp = x + padding;
+            // only offsets with (yp - ki) and (xp - kj) multiples of the stride read this pixel: start
             // at the first, then each stride step of ki (kj) is one output row (column) further up (left)
-            int ki0 = y % stride, kj0 = x % stride;
-            int r0 = (y - ki0) / stride - row0, ox0 = (x - kj0) / stride;
+            int ki0 = yp % stride, kj0 = xp % stride;
+            int r0 = (yp - ki0) / stride - row0, ox0 = (xp - kj0) / stride;
             T total = 0;
             for (int ki = ki0, r = r0; ki < kernel_h && r >= 0; ki += stride, --r) {
                 if (r >= rows) continue;
@@ -111,19 +119,6 @@ def _kernel(name):
             int col = ox * stride + argmax % kernel;
             atomicAdd(&dx[(plane * height + row) * width + col], dy);
             """),
-        "pad": (
-            "raw T x, int32 height, int32 width, int32 padding",
-            "T padded",
-            """
-            int index = i;
-            int padded_w = width + 2 * padding, padded_h = height + 2 * padding;
-            int col = index % padded_w - padding;
-            int rest = index / padded_w;
-            int row = rest % padded_h - padding;
-            int plane = rest / padded_h;
-            bool inside = row >= 0 && row < height && col >= 0 && col < width;
-            padded = inside ? x[(plane * height + row) * width + col] : (T)0;
-            """),
         "sgd_update": (
             "T grad, T lr, T momentum, T decay",
             "T value, T velocity",
@@ -155,23 +150,27 @@ def _check_int32_indices(*arrays):
             raise ValueError(f"array of shape {tuple(array.shape)} has 2**31 elements or more: too large for these kernels")
 
 
-def im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w, cols):
-    """image (C, H, W) contiguous -> cols (C, kh, kw, rows, out_w), filled in place."""
+def im2col(image, kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols):
+    """image (C, H, W) contiguous, padded by `padding` zeros -> cols (C, kh, kw, rows, out_w), filled in place."""
     channels, height, width = image.shape
     _check_int32_indices(image, cols)
-    _kernel("im2col")(image, height, width, kernel_h, kernel_w, stride, row0, rows, out_w, cols,
+    _kernel("im2col")(image, height, width, kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols,
                       size=channels * rows * out_w)
     return cols
 
 
-def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w):
-    """dx (C, H, W) contiguous += the adjoint of im2col for output rows row0..row0+rows."""
+def col2im_add(cols, dx, kernel_h, kernel_w, stride, padding, row0, rows, out_w):
+    """dx (C, H, W) contiguous += the adjoint of im2col (image padded by `padding`) for output rows row0..row0+rows."""
     channels, height, width = dx.shape
     _check_int32_indices(cols, dx)
+    # the band's rows of the padded image, then those of them that lie in the image
     band_top = row0 * stride
-    band_h = min(height - band_top, (rows - 1) * stride + kernel_h)
-    _kernel("col2im_add")(cols, height, width, kernel_h, kernel_w, stride, row0, rows, out_w, band_top, band_h,
-                          dx, size=channels * band_h * width)
+    band_bottom = min(height + 2 * padding, band_top + (rows - 1) * stride + kernel_h)
+    first, last = max(band_top - padding, 0), min(band_bottom - padding, height)
+    if last <= first:   # the band read only padding
+        return dx
+    _kernel("col2im_add")(cols, height, width, kernel_h, kernel_w, stride, padding, row0, rows, out_w, first,
+                          last - first, dx, size=channels * (last - first) * width)
     return dx
 
 
@@ -194,16 +193,6 @@ def maxpool_backward(dy, argmax, input_shape, kernel, stride):
     out_h, out_w = dy.shape[2:]
     _kernel("maxpool_backward")(cupy.ascontiguousarray(dy), argmax, height, width, out_h, out_w, kernel, stride, dx)
     return dx
-
-
-def pad(x, padding):
-    """x (N, C, H, W) contiguous -> (N, C, H + 2p, W + 2p), zeros around."""
-    import cupy
-    n, c, height, width = x.shape
-    padded = cupy.empty((n, c, height + 2 * padding, width + 2 * padding), dtype=x.dtype)
-    _check_int32_indices(padded)
-    _kernel("pad")(x, height, width, padding, padded)
-    return padded
 
 
 def sgd_update(value, grad, velocity, lr, momentum, decay):

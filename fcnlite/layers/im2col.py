@@ -1,11 +1,11 @@
 """im2col / col2im: the patch matrices behind convolution and its adjoint.
 
-For one image x of shape (C, H, W) (already padded) and a kernel kh x kw moved
-with stride s, output position (oy, ox) sees the patch
-x[:, oy*s : oy*s+kh, ox*s : ox*s+kw]. im2col lays these patches out as the
+For one image x of shape (C, H, W), padded with p zeros on each side into xpad,
+and a kernel kh x kw moved with stride s, output position (oy, ox) sees the patch
+xpad[:, oy*s : oy*s+kh, ox*s : ox*s+kw]. im2col lays these patches out as the
 columns of a matrix
 
-    cols[(c, i, j), (oy, ox)] = x[c, oy*s + i, ox*s + j]      shape (C*kh*kw, out_h*out_w)
+    cols[(c, i, j), (oy, ox)] = xpad[c, oy*s + i, ox*s + j]   shape (C*kh*kw, out_h*out_w)
 
 so that a convolution is one matrix product W.reshape(out, C*kh*kw) @ cols.
 col2im is its adjoint: it adds every column back onto the pixels it was read
@@ -17,7 +17,9 @@ time so that its patch matrix never has to exist whole.
 
 The loops run over the kh*kw kernel offsets, each a strided slice of the whole
 band: never over pixels. With a CuPy array one kernel (cuda_kernels.py) does the
-same on the GPU.
+same on the GPU, and reads zeros outside the image itself: the padded image is
+never made there. NumPy's strided slices need it; a caller that pads once for all
+its bands (Conv2d on the CPU) passes the padded image with padding=0.
 """
 import numpy
 
@@ -38,8 +40,9 @@ def conv_output_size(size, kernel, stride, padding=0, ceil_mode=False):
     return span // stride + 1
 
 
-def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None):
-    """Patch matrix (C*kh*kw, rows*out_w) of output rows row0..row0+rows of one image x (C, H, W)."""
+def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0):
+    """Patch matrix (C*kh*kw, rows*out_w) of output rows row0..row0+rows of one image x (C, H, W)
+    padded by `padding` zeros on each side."""
     xp = array_module(x)
     channels = x.shape[0]
     if out is None:
@@ -48,8 +51,10 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None):
         cols = out[: channels * kernel_h * kernel_w * rows * out_w].reshape(channels, kernel_h, kernel_w, rows, out_w)
     if xp is not numpy:   # one CuPy kernel launch instead of kh*kw strided copies
         from . import cuda_kernels
-        cuda_kernels.im2col(xp.ascontiguousarray(x), kernel_h, kernel_w, stride, row0, rows, out_w, cols)
+        cuda_kernels.im2col(xp.ascontiguousarray(x), kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols)
         return cols.reshape(channels * kernel_h * kernel_w, rows * out_w)
+    if padding:
+        x = numpy.pad(x, ((0, 0), (padding, padding), (padding, padding)))
     top = row0 * stride
     for i in range(kernel_h):
         for j in range(kernel_w):
@@ -57,13 +62,20 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None):
     return cols.reshape(channels * kernel_h * kernel_w, rows * out_w)
 
 
-def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w):
-    """Adjoint of im2col: add cols (C*kh*kw, rows*out_w) onto the image gradient dx (C, H, W) in place."""
+def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=0):
+    """Adjoint of im2col: add cols (C*kh*kw, rows*out_w) onto the image gradient dx (C, H, W) in place
+    (entries that im2col read from the padding are dropped)."""
     channels = dx.shape[0]
     if array_module(dx) is not numpy and dx.flags.c_contiguous:
         from . import cuda_kernels
         return cuda_kernels.col2im_add(array_module(dx).ascontiguousarray(cols), dx, kernel_h, kernel_w, stride,
-                                       row0, rows, out_w)
+                                       padding, row0, rows, out_w)
+    if padding:
+        height, width = dx.shape[1:]
+        dxpad = array_module(dx).zeros((channels, height + 2 * padding, width + 2 * padding), dtype=dx.dtype)
+        col2im_add(cols, dxpad, kernel_h, kernel_w, stride, row0, rows, out_w)
+        dx += dxpad[:, padding:padding + height, padding:padding + width]
+        return dx
     cols = cols.reshape(channels, kernel_h, kernel_w, rows, out_w)
     top = row0 * stride
     for i in range(kernel_h):
