@@ -131,6 +131,15 @@ def test_conv_row_bands_agree_with_one_band(xp, monkeypatch, shape, kernel, stri
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
+def test_conv_bands_are_never_smaller_than_the_weights(monkeypatch):
+    # each band's products read all of W: fc6's 411 MB of weights must not be read once per small band
+    monkeypatch.setattr(im2col_module, "BAND_BYTES", 1)
+    layer = Conv2d(2, 64, 3, dtype=numpy.float64)      # W: 64*2*3*3 float64 = 9216 bytes
+    row_bytes = 2 * 3 * 3 * 8 * 8                      # a patch-matrix row for 8 output columns: 1152 bytes
+    assert layer._bands(2, 10, 8) == [(0, 8), (8, 2)]  # 9216 // 1152 = 8 rows per band
+    assert im2col_module.row_bands(10, row_bytes) == [(row, 1) for row in range(10)]
+
+
 def test_conv_rejects_input_smaller_than_kernel(xp):
     layer = Conv2d(1, 1, 7, dtype=numpy.float64)
     with pytest.raises(ValueError, match="7x7"):

@@ -84,19 +84,22 @@ def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=
     return dx
 
 
-# Patch matrices larger than this are built a band of rows at a time. 64 MiB keeps
-# every product large enough for BLAS to run at full speed. On a GPU every band costs
-# several kernel launches and a copy of its output rows, and memory is the GPU's to
-# spare: larger bands there (256 MiB; measured on an H200 in BENCHMARKS.md).
-BAND_BYTES = 64 * 2**20
+# Patch matrices larger than this are built a band of rows at a time. On the CPU, 16 MiB
+# bands ran conv1_2..conv3_2's forward + backward 7-16% faster than 64 MiB ones (the band is
+# still in cache when the product reads it; BENCHMARKS.md), and Conv2d never cuts a band
+# smaller than its weights. On a GPU every band costs several kernel launches and a copy of
+# its output rows, and memory is the GPU's to spare: larger bands there (256 MiB; measured on
+# an H200 in BENCHMARKS.md).
+BAND_BYTES = 16 * 2**20
 GPU_BAND_BYTES = 256 * 2**20
 
 
-def row_bands(out_h, bytes_per_row, xp=numpy, *, limit=None):
+def row_bands(out_h, bytes_per_row, xp=numpy, *, limit=None, at_least=0):
     """Split out_h output rows into bands whose patch matrix stays under `limit` bytes (by default
-    BAND_BYTES for NumPy arrays, GPU_BAND_BYTES for CuPy's)."""
+    BAND_BYTES for NumPy arrays, GPU_BAND_BYTES for CuPy's), or under `at_least` if that is larger."""
     if limit is None:
         limit = BAND_BYTES if xp is numpy else GPU_BAND_BYTES
+    limit = max(limit, at_least)
     rows = max(1, min(out_h, limit // max(bytes_per_row, 1)))
     return [(row0, min(rows, out_h - row0)) for row0 in range(0, out_h, rows)]
 
