@@ -83,7 +83,7 @@ class Conv2d(Layer):
 
     def _bands(self, channels, out_h, out_w, xp=numpy):
         # every band's products read all of W and update all of dW: bands smaller than W would
-        # cost more passes over it than they save (fc6 at VOC size: 411 MB of weights, 35 MB of patches)
+        # cost more passes over it than they save (fc6 at VOC size: 411 MB of weights, 19 MB of patches)
         return row_bands(out_h, channels * self.kernel_h * self.kernel_w * out_w * self.dtype.itemsize, xp,
                          at_least=self.params["W"].nbytes)
 
