@@ -501,8 +501,9 @@ def test_a_gpu_training_step_queues_everything_without_waiting_for_the_gpu(cupy_
     model.set_input_grad(False)
     loss = SoftmaxCrossEntropy()
     optimizer = SGD(model, lr=1e-3)
-    x = backend.to_device(generator.standard_normal((1, 3, 40, 44)), dtype=numpy.float32)
-    labels = generator.integers(0, 3, (1, 40, 44)).astype(numpy.uint8)
+    # a VOC-sized image: the labels' copy to the device (187,500 bytes) must not wait either
+    x = backend.to_device(generator.standard_normal((1, 3, 375, 500)), dtype=numpy.float32)
+    labels = generator.integers(0, 3, (1, 375, 500)).astype(numpy.uint8)
 
     def step():
         model.zero_grad()

@@ -149,6 +149,19 @@ def test_labels_of_the_wrong_shape_raise_value_error(xp):
         SoftmaxCrossEntropy().forward(backend.to_device(scores), backend.to_device(labels[:, :2]))
 
 
+@pytest.mark.parametrize("on_device", [True, False])
+def test_uint8_labels_with_an_ignore_index_they_cannot_hold(xp, on_device):
+    scores, labels = random_problem(seed=9)
+    labels[labels == 255] = 0
+    labels8 = labels.astype(numpy.uint8)
+    loss = SoftmaxCrossEntropy(ignore_index=-1, dtype=numpy.float64)
+    value = loss.forward(backend.to_device(scores), backend.to_device(labels8) if on_device else labels8)
+    assert float(value) == pytest.approx(loss_direct(scores, labels, True, ignore_index=-1), rel=1e-12)
+    labels8[0, 0, 0] = 250
+    with pytest.raises(ValueError, match=r"value 250\b"):
+        loss.forward(backend.to_device(scores), backend.to_device(labels8) if on_device else labels8)
+
+
 def test_uint8_labels_and_another_ignore_index(xp):
     scores, labels = random_problem(seed=5)
     counted = labels != 255

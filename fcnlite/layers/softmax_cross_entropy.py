@@ -37,7 +37,8 @@ class SoftmaxCrossEntropy(Layer):
         if labels.shape != (n, h, w):
             raise ValueError(f"SoftmaxCrossEntropy: labels {tuple(labels.shape)} do not match scores {tuple(scores.shape)}")
         count = self._count_checked(labels, n_classes)
-        labels = xp.asarray(labels)
+        # int32 on the device: an 8-bit mask must still compare with an ignore index such as -1
+        labels = xp.asarray(labels).astype(numpy.int32, copy=False)
         counted = labels != self.ignore_index
         safe_labels = xp.where(counted, labels, 0).astype(numpy.intp)
 
@@ -59,6 +60,7 @@ class SoftmaxCrossEntropy(Layer):
         Runs on the labels' own device: both numbers come to the host in one transfer.
         """
         lp = array_module(labels)
+        labels = labels.astype(numpy.int64, copy=False)   # as forward: unsigned masks against any ignore index
         counted = labels != self.ignore_index
         bad = counted & ((labels < 0) | (labels >= n_classes))
         bad_count, count = (int(value) for value in backend.to_numpy(lp.stack([bad.sum(), counted.sum()])))
