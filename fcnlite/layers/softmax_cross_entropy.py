@@ -36,11 +36,13 @@ class SoftmaxCrossEntropy(Layer):
         n, n_classes, h, w = scores.shape
         if labels.shape != (n, h, w):
             raise ValueError(f"SoftmaxCrossEntropy: labels {tuple(labels.shape)} do not match scores {tuple(scores.shape)}")
+        # one integer type for the check and the loss, wide enough for any label and any ignore
+        # index (a uint8 mask against -1), cast where the labels are: the check runs there
+        labels = labels.astype(numpy.intp, copy=False)
         count = self._count_checked(labels, n_classes)
-        # int32 on the device: an 8-bit mask must still compare with an ignore index such as -1
-        labels = xp.asarray(labels).astype(numpy.int32, copy=False)
+        labels = xp.asarray(labels)
         counted = labels != self.ignore_index
-        safe_labels = xp.where(counted, labels, 0).astype(numpy.intp)
+        safe_labels = xp.where(counted, labels, 0)
 
         shifted = scores - scores.max(axis=1, keepdims=True)
         exp = xp.exp(shifted)
@@ -60,7 +62,6 @@ class SoftmaxCrossEntropy(Layer):
         Runs on the labels' own device: both numbers come to the host in one transfer.
         """
         lp = array_module(labels)
-        labels = labels.astype(numpy.int64, copy=False)   # as forward: unsigned masks against any ignore index
         counted = labels != self.ignore_index
         bad = counted & ((labels < 0) | (labels >= n_classes))
         bad_count, count = (int(value) for value in backend.to_numpy(lp.stack([bad.sum(), counted.sum()])))
