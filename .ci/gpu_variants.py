@@ -110,26 +110,18 @@ def labels():
         del runner, other
 
 
-SPIN_KERNEL = r"""
-extern "C" __global__ void spin(long long cycles) {
-    long long start = clock64();
-    while (clock64() - start < cycles) {}
-}
-"""
-
-
 def waits():
     import time
     import cupy
     import numpy
     from fcnlite import backend, benchmark, rng
+    from fcnlite.layers import cuda_kernels
     backend.use("cupy")
-    spin = cupy.RawKernel(SPIN_KERNEL, "spin")
     found = []
 
     def watched(name, call):
         def wrapper(*args, **kwargs):
-            spin((1,), (1,), (numpy.int64(40_000_000),))   # ~20 ms at ~2 GHz
+            cuda_kernels.spin(40_000_000)   # ~20 ms at ~2 GHz
             start = time.perf_counter()
             result = call(*args, **kwargs)
             spent = time.perf_counter() - start

@@ -478,14 +478,6 @@ def test_fcn_cupy_agrees_with_numpy(cupy_only, architecture):
         numpy.testing.assert_allclose(on_cupy[2][name], grad, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
 
 
-SPIN_KERNEL = r"""
-extern "C" __global__ void spin(long long cycles) {
-    long long start = clock64();
-    while (clock64() - start < cycles) {}
-}
-"""
-
-
 def test_a_gpu_training_step_queues_everything_without_waiting_for_the_gpu(cupy_only):
     """Forward, loss (labels from the host, as a data loader gives them), backward and the SGD step
     are all queued without one wait for the device: the host runs ahead while the GPU works.
@@ -493,8 +485,8 @@ def test_a_gpu_training_step_queues_everything_without_waiting_for_the_gpu(cupy_
     A kernel that keeps the GPU busy for about two seconds goes first; a step that waited for the
     device anywhere would take the host at least that long."""
     import time
+    from fcnlite.layers import cuda_kernels
     from fcnlite.optim import SGD
-    cupy = cupy_only
     generator = numpy.random.default_rng(0)
     backend.use("cupy")
     model = small_model("fcn8s", n_classes=3).train()
@@ -513,8 +505,7 @@ def test_a_gpu_training_step_queues_everything_without_waiting_for_the_gpu(cupy_
         return value
 
     step()   # builds the workspace, the optimizer's velocity and the kernels
-    spin = cupy.RawKernel(SPIN_KERNEL, "spin")
-    spin((1,), (1,), (numpy.int64(4 * 10**9),))   # ~2 s at an SM clock of ~2 GHz
+    cuda_kernels.spin(4 * 10**9)   # ~2 s at an SM clock of ~2 GHz
     start = time.perf_counter()
     value = step()
     queued = time.perf_counter() - start

@@ -14,6 +14,8 @@ tests/test_cuda_kernels.py checks that both agree (on a machine with a GPU).
     maxpool_backward dx[argmax position] += dy   (atomicAdd: windows may overlap)
     sgd_update      v = momentum*v - lr*(decay*w + g); w += v   (one pass instead of six, see optim.py)
     splitmix_uniform  u[k] = splitmix64(seed, k) / 2**64, 24 bits   (dropout masks; see rng.py)
+    spin            one thread busy for a number of clock cycles: not a layer, but the way the tests and
+                    .ci/gpu_variants.py see whether the host waits for the GPU
 
 Index arithmetic is in 32-bit int, and as little of it as can be: a GPU does an
 integer division in dozens of instructions. With a thread per im2col entry (five
@@ -208,3 +210,23 @@ def splitmix_uniform(seed, size):
     values = cupy.empty(size, dtype=cupy.float32)
     _kernel("splitmix_uniform")(numpy.uint64(seed), values)
     return values
+
+
+SPIN_SOURCE = r"""
+extern "C" __global__ void fcnlite_spin(long long cycles) {
+    long long start = clock64();
+    while (clock64() - start < cycles) {}
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _spin_kernel():
+    import cupy
+    return cupy.RawKernel(SPIN_SOURCE, "fcnlite_spin")
+
+
+def spin(cycles):
+    """Queue a kernel that keeps one GPU thread busy for `cycles` SM clock cycles (~cycles / 2e9 s)."""
+    import numpy
+    _spin_kernel()((1,), (1,), (numpy.int64(cycles),))
