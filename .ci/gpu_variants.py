@@ -225,20 +225,12 @@ if __name__ == "__main__":
     arguments = sys.argv[1:]
     if not arguments:
         sys.exit(__doc__)
+    modes = {"ceilings": ceilings, "overhead": overhead, "profile": profile, "calls": calls, "waits": waits,
+             "labels": labels}
     while arguments:
         mode = arguments.pop(0)
-        if mode == "ceilings":
-            ceilings()
-        elif mode == "overhead":
-            overhead()
-        elif mode == "profile":
-            profile()
-        elif mode == "calls":
-            calls()
-        elif mode == "waits":
-            waits()
-        elif mode == "labels":
-            labels()
+        if mode in modes:
+            modes[mode]()
         elif mode == "bands":
             sizes = []
             while arguments and arguments[0].isdigit():
