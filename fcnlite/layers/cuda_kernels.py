@@ -25,6 +25,8 @@ wrappers check that every index fits.
 """
 import functools
 
+from ..rng import GOLDEN_GAMMA, MIX_1, MIX_2
+
 
 # The pooling kernels' thread for output pixel (plane, oy, ox) of a (N*C, out_h, out_w) grid
 POOL_OUTPUT_PIXEL = """
@@ -131,10 +133,10 @@ def _kernel(name):
         "splitmix_uniform": (
             "uint64 seed",
             "float32 u",
-            """
-            unsigned long long z = seed + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL;
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+            f"""
+            unsigned long long z = seed + (unsigned long long)(i + 1) * {GOLDEN_GAMMA:#x}ULL;
+            z = (z ^ (z >> 30)) * {MIX_1:#x}ULL;
+            z = (z ^ (z >> 27)) * {MIX_2:#x}ULL;
             z ^= z >> 31;
             u = (float)(z >> 40) * (1.0f / 16777216.0f);
             """),
