@@ -124,6 +124,61 @@ def synchronize():
         _xp.cuda.get_current_stream().synchronize()
 
 
+_host_pool = None   # (workers, ThreadPoolExecutor), made at the first split
+
+# Host passes smaller than this per thread run whole in the caller: starting a thread would
+# cost more than it saves.
+MIN_THREAD_BYTES = 2**20
+# A pass made of several NumPy operations runs them a block of about this many bytes at a
+# time, so that the block stays in a core's L2 cache (2 MiB on this project's machines)
+# between them and crosses main memory once.
+HOST_BLOCK_BYTES = 2**20
+
+
+def host_threads():
+    """How many threads the CPU's memory-bound passes use: FCNLITE_HOST_THREADS, else the CPUs this
+    process may run on (at most 8: these passes are bound by memory bandwidth, not by cores)."""
+    setting = os.environ.get("FCNLITE_HOST_THREADS")
+    if setting:
+        return max(1, int(setting))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
+def split_over_threads(work, count, nbytes, blocked=False, xp=numpy):
+    """Call work(start, stop) on consecutive parts of range(count), which together cover it once,
+    on up to host_threads() threads; nbytes is the memory the whole pass touches.
+
+    NumPy runs a copy or an element-wise pass on one core. It releases the GIL while it
+    does, so parts given to other threads run at the same time, as PyTorch's CPU passes
+    do. With blocked=True each thread's part is cut further into blocks of about
+    HOST_BLOCK_BYTES, for passes made of several NumPy operations over the same memory.
+    A pass on CuPy arrays (xp not numpy) is one call of work: the GPU runs it in parallel.
+    """
+    global _host_pool
+    if xp is not numpy:
+        work(0, count)
+        return
+    parts = max(1, min(host_threads(), count, nbytes // MIN_THREAD_BYTES))
+    step = max(1, count * HOST_BLOCK_BYTES // max(nbytes, 1)) if blocked else count
+
+    def run(first, last):
+        for start in range(first, last, step):
+            work(start, min(start + step, last))
+
+    if parts == 1:
+        run(0, count)
+        return
+    if _host_pool is None or _host_pool[0] < parts - 1:
+        from concurrent.futures import ThreadPoolExecutor
+        _host_pool = parts - 1, ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="fcnlite")
+    bounds = [count * part // parts for part in range(parts + 1)]
+    others = [_host_pool[1].submit(run, bounds[part], bounds[part + 1]) for part in range(1, parts)]
+    run(bounds[0], bounds[1])
+    for other in others:
+        other.result()
+
+
 def reuse_host_memory():
     """Keep freed host memory in the process instead of returning it to the OS (glibc only).
 

@@ -27,7 +27,7 @@ import numpy
 
 from ..backend import array_module
 from .base import Layer, grad_enabled
-from .im2col import col2im_add, conv_output_size, im2col, row_bands, workspace
+from .im2col import col2im_add, conv_output_size, im2col, pad_images, row_bands, workspace
 
 
 def msra_std(fan_in):
@@ -78,8 +78,7 @@ class Conv2d(Layer):
         itself, so the GPU never makes the padded copy; NumPy's strided slices need it, made once."""
         if self.padding == 0 or array_module(x) is not numpy:
             return x, self.padding
-        p = self.padding
-        return numpy.pad(x, ((0, 0), (0, 0), (p, p), (p, p))), 0
+        return pad_images(x, self.padding), 0
 
     def _bands(self, channels, out_h, out_w, xp=numpy):
         # every band's products read all of W and update all of dW: bands smaller than W would
