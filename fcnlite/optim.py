@@ -9,6 +9,8 @@ without, frozen upsampling x0), as in the reference FCN nets. The momentum
 buffers are the optimizer's whole state: state_dict() / load_state_dict() move
 them in and out of checkpoints.
 """
+import numpy
+
 from . import backend
 
 
@@ -18,7 +20,6 @@ class SGD:
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.multipliers = model.parameter_multipliers()
         self.velocity = {}
-        self._scratch_buffers = {}
         for name, value, _ in model.named_parameters():
             if self.multipliers[name][0] != 0:
                 self.velocity[name] = backend.array_module(value).zeros_like(value)
@@ -34,23 +35,7 @@ class SGD:
                 cuda_kernels.sgd_update(value, grad, velocity, self.lr * lr_mult, self.momentum,
                                         self.weight_decay * decay_mult)
                 continue
-            xp = backend.array_module(value)
-            # in place, through one scratch buffer: fc6's weights alone are 411 MB at full width
-            scratch = self._scratch(xp, value)
-            xp.multiply(value, value.dtype.type(self.weight_decay * decay_mult), out=scratch)
-            scratch += grad
-            scratch *= value.dtype.type(self.lr * lr_mult)
-            velocity *= value.dtype.type(self.momentum)
-            velocity -= scratch
-            value += velocity
-
-    def _scratch(self, xp, like):
-        key = (xp.__name__, like.dtype.str)
-        buffer = self._scratch_buffers.get(key)
-        if buffer is None or buffer.size < like.size:
-            buffer = xp.empty(max(like.size, max(v.size for v in self.velocity.values())), dtype=like.dtype)
-            self._scratch_buffers[key] = buffer
-        return buffer[:like.size].reshape(like.shape)
+            _sgd_update_host(value, grad, velocity, self.lr * lr_mult, self.momentum, self.weight_decay * decay_mult)
 
     def state_dict(self):
         """Host copies of the momentum buffers and the hyper-parameters."""
@@ -68,6 +53,23 @@ class SGD:
         self.lr = state.get("lr", self.lr)
         self.momentum = state.get("momentum", self.momentum)
         self.weight_decay = state.get("weight_decay", self.weight_decay)
+
+
+def _sgd_update_host(value, grad, velocity, lr, momentum, weight_decay):
+    """The update above, in place: its six NumPy passes run a cache-sized block at a time (so that
+    w, g and v cross main memory once), the blocks shared among the host's threads."""
+    value, grad, velocity = value.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
+    lr, momentum, weight_decay = (value.dtype.type(number) for number in (lr, momentum, weight_decay))
+
+    def update(start, stop):
+        w, g, v = value[start:stop], grad[start:stop], velocity[start:stop]
+        step = numpy.multiply(w, weight_decay)
+        step += g
+        step *= lr
+        v *= momentum
+        v -= step
+        w += v
+    backend.split_over_threads(update, value.size, 3 * value.nbytes, blocked=True)
 
 
 def _host_copy(x):
