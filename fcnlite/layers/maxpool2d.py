@@ -6,17 +6,20 @@
     y[n, c, oy, ox] = max over the k x k window starting at (oy*s, ox*s)
 
 In ceil mode the last window may hang over the bottom/right edge; the part
-outside the image is ignored (padded with -inf). With conv1's 100-pixel
+outside the image is ignored (as if padded with -inf). With conv1's 100-pixel
 padding, a 500-pixel side goes 698 -> 349 -> 175 -> 88 -> 44 -> 22.
 
     backward    dx[window's argmax] += dy[n, c, oy, ox]     (all other pixels get 0)
 
 Forward remembers, per output pixel, which of the k*k window offsets won
 (self._argmax, uint8); ties go to the first offset in row-major order.
+
+On the CPU both passes take a block of channels at a time (its k*k strided passes
+then read it from cache), the blocks shared among the host's threads.
 """
 import numpy
 
-from ..backend import array_module
+from ..backend import array_module, split_over_threads
 from .base import Layer, grad_enabled
 from .im2col import conv_output_size
 
@@ -32,24 +35,18 @@ class MaxPool2d(Layer):
         return (n, c, conv_output_size(h, k, s, 0, self.ceil_mode), conv_output_size(w, k, s, 0, self.ceil_mode))
 
     def _windows(self, x, out_h, out_w):
-        """Yield (offset index, strided view) for each of the k*k window offsets."""
+        """Yield (offset index, view) for each of the k*k window offsets (i, j): the view holds pixel
+        (oy*s + i, ox*s + j) at [..., oy, ox]. In ceil mode the last windows may hang over the edge;
+        an offset's view then stops at the edge, short of (out_h, out_w), and the missing pixels
+        simply take no part in the max."""
         k, s = self.kernel, self.stride
         for i in range(k):
             for j in range(k):
-                yield i * k + j, x[:, :, i: i + s * out_h: s, j: j + s * out_w: s]
-
-    def _pad(self, x, out_h, out_w):
-        xp = array_module(x)
-        n, c, h, w = x.shape
-        need_h, need_w = (out_h - 1) * self.stride + self.kernel, (out_w - 1) * self.stride + self.kernel
-        if need_h <= h and need_w <= w:
-            return x
-        padded = xp.full((n, c, max(h, need_h), max(w, need_w)), -numpy.inf, dtype=x.dtype)
-        padded[:, :, :h, :w] = x
-        return padded
+                yield i * k + j, x[:, :, i::s, j::s][:, :, :out_h, :out_w]
 
     def forward(self, x):
         xp = array_module(x)
+        n, c, _, _ = x.shape
         _, _, out_h, out_w = self.output_shape(x.shape)
         self._input_shape = x.shape
         if xp is not numpy:   # one CuPy kernel instead of k*k strided passes
@@ -57,17 +54,21 @@ class MaxPool2d(Layer):
             y, argmax = cuda_kernels.maxpool_forward(xp.ascontiguousarray(x), out_h, out_w, self.kernel, self.stride)
             self._argmax = argmax if grad_enabled() else None
             return y
-        padded = self._pad(x, out_h, out_w)
-        y = None
-        argmax = xp.zeros(x.shape[:2] + (out_h, out_w), dtype=numpy.uint8) if grad_enabled() else None
-        for offset, window in self._windows(padded, out_h, out_w):
-            if y is None:
-                y = window.copy()
-                continue
-            if argmax is not None:
-                better = window > y          # strict: ties keep the earlier offset
-                xp.copyto(argmax, numpy.uint8(offset), where=better)
-            xp.maximum(y, window, out=y)
+        y = numpy.empty((n, c, out_h, out_w), dtype=x.dtype)
+        argmax = numpy.zeros((n, c, out_h, out_w), dtype=numpy.uint8) if grad_enabled() else None
+
+        def pool(c0, c1):
+            for offset, window in self._windows(x[:, c0:c1], out_h, out_w):
+                rows, cols = window.shape[2:]
+                best = y[:, c0:c1, :rows, :cols]
+                if offset == 0:   # the first offset's view is whole: every window starts inside the image
+                    best[...] = window
+                    continue
+                if argmax is not None:   # strict: ties keep the earlier offset
+                    numpy.copyto(argmax[:, c0:c1, :rows, :cols], numpy.uint8(offset), where=window > best)
+                numpy.maximum(best, window, out=best)
+        # a block of channels at a time, so that its k*k passes read it from cache
+        split_over_threads(pool, c, x.nbytes, blocked=True)
         self._argmax = argmax
         return y
 
@@ -78,12 +79,16 @@ class MaxPool2d(Layer):
         if xp is not numpy:
             from . import cuda_kernels
             return cuda_kernels.maxpool_backward(dy, self._argmax, self._input_shape, self.kernel, self.stride)
-        need_h, need_w = (out_h - 1) * self.stride + self.kernel, (out_w - 1) * self.stride + self.kernel
-        dx = xp.zeros((n, c, max(h, need_h), max(w, need_w)), dtype=dy.dtype)
-        for offset, window in self._windows(dx, out_h, out_w):
-            hit = self._argmax == offset
-            if self.stride >= self.kernel:   # windows do not overlap: each pixel is written once
-                xp.copyto(window, dy, where=hit)
-            else:
-                window += dy * hit
-        return dx[:, :, :h, :w]
+        dx = numpy.empty((n, c, h, w), dtype=dy.dtype)
+
+        def route(c0, c1):
+            dx[:, c0:c1] = 0
+            for offset, window in self._windows(dx[:, c0:c1], out_h, out_w):
+                rows, cols = window.shape[2:]
+                hit = self._argmax[:, c0:c1, :rows, :cols] == offset
+                if self.stride >= self.kernel:   # windows do not overlap: each pixel is written once
+                    numpy.copyto(window, dy[:, c0:c1, :rows, :cols], where=hit)
+                else:
+                    window += dy[:, c0:c1, :rows, :cols] * hit
+        split_over_threads(route, c, dx.nbytes, blocked=True)
+        return dx
