@@ -1,6 +1,6 @@
 """ReLU: y = max(x, 0).
 
-    x, y, dy, dx   (any shape, all the same)
+    x, y, dy, dx   (N, C, ...), all the same shape
     backward       dx = dy * [x > 0]
 
 inplace=True overwrites x with y (the networks use it: a convolution's output has
@@ -8,7 +8,7 @@ no other reader, and not allocating y saves one activation-sized array per layer
 """
 import numpy
 
-from ..backend import array_module
+from ..backend import array_module, split_over_threads
 from .base import Layer, grad_enabled
 
 
@@ -18,8 +18,23 @@ class ReLU(Layer):
         self.inplace = inplace
 
     def forward(self, x):
-        self._positive = x > 0 if grad_enabled() else None
-        return array_module(x).maximum(x, 0, dtype=x.dtype, out=x if self.inplace else None)
+        xp = array_module(x)
+        y = x if self.inplace else xp.empty_like(x)
+        positive = xp.empty(x.shape, dtype=bool) if grad_enabled() else None
+
+        def relu(c0, c1):   # channels c0..c1: the mask and the max while they are in cache
+            if positive is not None:
+                xp.greater(x[:, c0:c1], 0, out=positive[:, c0:c1])
+            xp.maximum(x[:, c0:c1], 0, out=y[:, c0:c1])
+        split_over_threads(relu, x.shape[1], x.nbytes, blocked=True, xp=xp)
+        self._positive = positive
+        return y
 
     def backward(self, dy):
-        return dy * self._positive
+        xp = array_module(dy)
+        dx = xp.empty(dy.shape, dtype=dy.dtype)
+
+        def mask(c0, c1):
+            xp.multiply(dy[:, c0:c1], self._positive[:, c0:c1], out=dx[:, c0:c1])
+        split_over_threads(mask, dy.shape[1], dy.nbytes, xp=xp)
+        return dx
