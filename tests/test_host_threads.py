@@ -1,0 +1,173 @@
+"""The CPU's memory-bound passes split over threads and cache-sized blocks give the same result as one pass.
+
+backend.split_over_threads runs a pass (a copy, an element-wise update) as parts of a
+range on several threads, each part cut into blocks. Each test here forces the finest
+split (three threads, blocks of one item, no size threshold) and compares the result
+bit for bit with the pass run whole on one thread.
+"""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy
+import pytest
+
+from fcnlite import backend
+from fcnlite.layers import MaxPool2d, ReLU
+from fcnlite.layers.im2col import col2im_add, im2col, pad_images
+from fcnlite.optim import _sgd_update_host
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def finest_split(monkeypatch):
+    """A context in which every host pass is split as finely as it can be, over three threads."""
+    def split(enabled):
+        monkeypatch.setenv("FCNLITE_HOST_THREADS", "3" if enabled else "1")
+        monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1 if enabled else 2**20)
+        monkeypatch.setattr(backend, "HOST_BLOCK_BYTES", 1 if enabled else 2**20)
+    return split
+
+
+def both_ways(finest_split, compute):
+    """compute() run whole on one thread, then split finely over three."""
+    finest_split(False)
+    whole = compute()
+    finest_split(True)
+    return whole, compute()
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 17, 1000])
+@pytest.mark.parametrize("threads", ["1", "2", "3", "8"])
+@pytest.mark.parametrize("blocked", [False, True])
+def test_split_over_threads_covers_the_range_once(monkeypatch, count, threads, blocked):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", threads)
+    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
+    monkeypatch.setattr(backend, "HOST_BLOCK_BYTES", 7)
+    hits = numpy.zeros(count, dtype=int)
+    parts, lock = [], threading.Lock()
+
+    def work(start, stop):
+        assert 0 <= start < stop <= count
+        with lock:
+            parts.append((start, stop, threading.get_ident()))
+        hits[start:stop] += 1
+    backend.split_over_threads(work, count, nbytes=count * 4, blocked=blocked)
+    assert (hits == 1).all()
+    expected_parts = min(int(threads), count)
+    used = len({thread for _, _, thread in parts})
+    assert min(2, expected_parts) <= used <= expected_parts   # a worker may take two parts in turn
+    if blocked:   # 4 bytes an item, blocks of 7 bytes: one item a call
+        assert all(stop - start == 1 for start, stop, _ in parts)
+    else:
+        assert len(parts) == expected_parts
+
+
+def test_small_passes_run_in_the_caller(monkeypatch):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "4")
+    threads = set()
+    backend.split_over_threads(lambda start, stop: threads.add(threading.get_ident()), 100, nbytes=2**20 - 1)
+    assert threads == {threading.get_ident()}
+
+
+def test_a_cupy_pass_is_one_call():
+    class NotNumpy:
+        pass
+    calls = []
+    backend.split_over_threads(lambda start, stop: calls.append((start, stop)), 50, 2**30, blocked=True,
+                               xp=NotNumpy())
+    assert calls == [(0, 50)]
+
+
+def test_pad_images_is_numpy_pad(finest_split):
+    x = numpy.random.default_rng(0).standard_normal((2, 5, 7, 4)).astype(numpy.float32)
+    whole, split = both_ways(finest_split, lambda: pad_images(x, 3))
+    expected = numpy.pad(x, ((0, 0), (0, 0), (3, 3), (3, 3)))
+    numpy.testing.assert_array_equal(whole, expected)
+    numpy.testing.assert_array_equal(split, expected)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), (16, 8, 0), (2, 3, 2)])
+def test_im2col_and_col2im_split_by_channel(finest_split, kernel, stride, padding):
+    generator = numpy.random.default_rng(1)
+    x = generator.standard_normal((5, 20, 23))
+    out_h = (20 + 2 * padding - kernel) // stride + 1
+    out_w = (23 + 2 * padding - kernel) // stride + 1
+    row0, rows = 1, out_h - 1
+    whole, split = both_ways(finest_split, lambda: im2col(x, kernel, kernel, stride, row0, rows, out_w,
+                                                          padding=padding).copy())
+    numpy.testing.assert_array_equal(split, whole)
+    cols = generator.standard_normal(whole.shape)
+
+    def col2im():
+        dx = numpy.ones_like(x)
+        return col2im_add(cols, dx, kernel, kernel, stride, row0, rows, out_w, padding)
+    whole, split = both_ways(finest_split, col2im)
+    numpy.testing.assert_array_equal(split, whole)
+
+
+@pytest.mark.parametrize("shape, kernel, stride", [((2, 5, 9, 11), 2, 2), ((1, 4, 8, 7), 3, 1), ((3, 2, 5, 5), 3, 2)])
+@pytest.mark.parametrize("training", [True, False])
+def test_maxpool_split_by_channel(finest_split, shape, kernel, stride, training):
+    from fcnlite.layers import no_grad
+    generator = numpy.random.default_rng(2)
+    x = generator.integers(-3, 3, size=shape).astype(numpy.float64)   # many ties
+    dy_shape = MaxPool2d(kernel, stride).output_shape(shape)
+    dy = generator.standard_normal(dy_shape)
+
+    def pool():
+        layer = MaxPool2d(kernel, stride)
+        if not training:
+            with no_grad():
+                return layer.forward(x), None
+        return layer.forward(x), layer.backward(dy)
+    (y_whole, dx_whole), (y_split, dx_split) = both_ways(finest_split, pool)
+    numpy.testing.assert_array_equal(y_split, y_whole)
+    if training:
+        numpy.testing.assert_array_equal(dx_split, dx_whole)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_split_by_channel(finest_split, inplace):
+    generator = numpy.random.default_rng(3)
+    x = generator.standard_normal((2, 6, 5, 4))
+    dy = generator.standard_normal((2, 6, 7, 6))[:, :, 1:6, 1:5]   # a cropped view, as conv backward gives
+
+    def relu():
+        layer = ReLU(inplace=inplace)
+        return layer.forward(x.copy()), layer.backward(dy)
+    (y_whole, dx_whole), (y_split, dx_split) = both_ways(finest_split, relu)
+    numpy.testing.assert_array_equal(y_whole, numpy.maximum(x, 0))
+    numpy.testing.assert_array_equal(dx_whole, dy * (x > 0))
+    numpy.testing.assert_array_equal(y_split, y_whole)
+    numpy.testing.assert_array_equal(dx_split, dx_whole)
+
+
+def test_sgd_host_update_split_into_blocks(finest_split):
+    generator = numpy.random.default_rng(4)
+    w0, g, v0 = (generator.standard_normal((7, 3, 5)) for _ in range(3))
+
+    def update():
+        w, v = w0.copy(), v0.copy()
+        _sgd_update_host(w, g, v, lr=0.1, momentum=0.9, weight_decay=0.01)
+        return w, v
+    (w_whole, v_whole), (w_split, v_split) = both_ways(finest_split, update)
+    v_expected = 0.9 * v0 - 0.1 * (g + 0.01 * w0)
+    numpy.testing.assert_allclose(v_whole, v_expected, rtol=1e-14)
+    numpy.testing.assert_allclose(w_whole, w0 + v_expected, rtol=1e-14)
+    numpy.testing.assert_array_equal(w_split, w_whole)
+    numpy.testing.assert_array_equal(v_split, v_whole)
+
+
+def run_python(code, **environment):
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_THREAD_TIMEOUT"}
+    env.update(environment, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+
+
+def test_importing_fcnlite_lets_openblas_threads_sleep_at_once():
+    code = "import os, fcnlite; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    assert run_python(code).strip() == "4"
+    assert run_python(code, OPENBLAS_THREAD_TIMEOUT="28").strip() == "28"   # the user's own setting wins
