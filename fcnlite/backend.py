@@ -145,7 +145,7 @@ def host_threads():
     return max(1, min(8, cpus))
 
 
-def split_over_threads(work, count, nbytes, blocked=False, xp=numpy):
+def split_over_threads(work, count, nbytes, blocked=False):
     """Call work(start, stop) on consecutive parts of range(count), which together cover it once,
     on up to host_threads() threads; nbytes is the memory the whole pass touches.
 
@@ -153,12 +153,8 @@ def split_over_threads(work, count, nbytes, blocked=False, xp=numpy):
     does, so parts given to other threads run at the same time, as PyTorch's CPU passes
     do. With blocked=True each thread's part is cut further into blocks of about
     HOST_BLOCK_BYTES, for passes made of several NumPy operations over the same memory.
-    A pass on CuPy arrays (xp not numpy) is one call of work: the GPU runs it in parallel.
     """
     global _host_pool
-    if xp is not numpy:
-        work(0, count)
-        return
     parts = max(1, min(host_threads(), count, nbytes // MIN_THREAD_BYTES))
     step = max(1, count * HOST_BLOCK_BYTES // max(nbytes, 1)) if blocked else count
 
@@ -177,6 +173,19 @@ def split_over_threads(work, count, nbytes, blocked=False, xp=numpy):
     run(bounds[0], bounds[1])
     for other in others:
         other.result()
+
+
+def split_channels(work, *arrays, blocked=False):
+    """work(*parts) with each part the channel slice [:, c0:c1] of one of the arrays (None stays
+    None), the channels split over the host's threads as split_over_threads does. CuPy arrays
+    go to work whole, in one call: the GPU runs the pass in parallel itself."""
+    if is_gpu_array(arrays[0]):
+        work(*arrays)
+        return
+
+    def part(c0, c1):
+        work(*(None if array is None else array[:, c0:c1] for array in arrays))
+    split_over_threads(part, arrays[0].shape[1], sum(array.nbytes for array in arrays if array is not None), blocked)
 
 
 def reuse_host_memory():

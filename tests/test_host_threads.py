@@ -72,13 +72,20 @@ def test_small_passes_run_in_the_caller(monkeypatch):
     assert threads == {threading.get_ident()}
 
 
-def test_a_cupy_pass_is_one_call():
-    class NotNumpy:
-        pass
-    calls = []
-    backend.split_over_threads(lambda start, stop: calls.append((start, stop)), 50, 2**30, blocked=True,
-                               xp=NotNumpy())
-    assert calls == [(0, 50)]
+def test_split_channels_gives_work_the_same_channel_slice_of_every_array(monkeypatch):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "2")
+    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
+    a, b = numpy.zeros((2, 9, 3)), numpy.zeros((2, 9, 5), dtype=bool)
+    seen = []
+
+    def work(a_part, none_part, b_part):
+        assert none_part is None and a_part.shape[1] == b_part.shape[1]
+        seen.append(a_part.shape[1])
+        a_part += 1
+        b_part |= True
+    backend.split_channels(work, a, None, b, blocked=True)
+    assert len(seen) > 1 and sum(seen) == 9
+    assert (a == 1).all() and b.all()
 
 
 def test_pad_images_is_numpy_pad(finest_split):
@@ -171,3 +178,12 @@ def test_importing_fcnlite_lets_openblas_threads_sleep_at_once():
     code = "import os, fcnlite; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
     assert run_python(code).strip() == "4"
     assert run_python(code, OPENBLAS_THREAD_TIMEOUT="28").strip() == "28"   # the user's own setting wins
+
+
+def test_split_channels_hands_cupy_arrays_over_whole(cupy_only, monkeypatch):
+    import cupy
+    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
+    x = cupy.zeros((1, 64, 8, 8))
+    calls = []
+    backend.split_channels(lambda part: calls.append(part), x, blocked=True)
+    assert len(calls) == 1 and calls[0] is x

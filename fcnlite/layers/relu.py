@@ -8,7 +8,7 @@ no other reader, and not allocating y saves one activation-sized array per layer
 """
 import numpy
 
-from ..backend import array_module, split_over_threads
+from ..backend import array_module, split_channels
 from .base import Layer, grad_enabled
 
 
@@ -22,19 +22,16 @@ class ReLU(Layer):
         y = x if self.inplace else xp.empty_like(x)
         positive = xp.empty(x.shape, dtype=bool) if grad_enabled() else None
 
-        def relu(c0, c1):   # channels c0..c1: the mask and the max while they are in cache
+        def relu(x, positive, y):   # on the CPU a block of channels: mask and max while it is in cache
             if positive is not None:
-                xp.greater(x[:, c0:c1], 0, out=positive[:, c0:c1])
-            xp.maximum(x[:, c0:c1], 0, out=y[:, c0:c1])
-        split_over_threads(relu, x.shape[1], x.nbytes, blocked=True, xp=xp)
+                xp.greater(x, 0, out=positive)
+            xp.maximum(x, 0, out=y)
+        split_channels(relu, x, positive, y, blocked=True)
         self._positive = positive
         return y
 
     def backward(self, dy):
         xp = array_module(dy)
         dx = xp.empty(dy.shape, dtype=dy.dtype)
-
-        def mask(c0, c1):
-            xp.multiply(dy[:, c0:c1], self._positive[:, c0:c1], out=dx[:, c0:c1])
-        split_over_threads(mask, dy.shape[1], dy.nbytes, xp=xp)
+        split_channels(lambda dy, positive, dx: xp.multiply(dy, positive, out=dx), dy, self._positive, dx)
         return dx
