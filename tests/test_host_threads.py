@@ -15,7 +15,7 @@ import pytest
 
 from fcnlite import backend
 from fcnlite.layers import MaxPool2d, ReLU
-from fcnlite.layers.im2col import col2im_add, im2col, pad_images
+from fcnlite.layers.im2col import col2im_add, im2col
 from fcnlite.optim import _sgd_update_host
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,14 +86,6 @@ def test_split_channels_gives_work_the_same_channel_slice_of_every_array(monkeyp
     backend.split_channels(work, a, None, b, blocked=True)
     assert len(seen) > 1 and sum(seen) == 9
     assert (a == 1).all() and b.all()
-
-
-def test_pad_images_is_numpy_pad(finest_split):
-    x = numpy.random.default_rng(0).standard_normal((2, 5, 7, 4)).astype(numpy.float32)
-    whole, split = both_ways(finest_split, lambda: pad_images(x, 3))
-    expected = numpy.pad(x, ((0, 0), (0, 0), (3, 3), (3, 3)))
-    numpy.testing.assert_array_equal(whole, expected)
-    numpy.testing.assert_array_equal(split, expected)
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), (16, 8, 0), (2, 3, 2)])

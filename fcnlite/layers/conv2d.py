@@ -13,8 +13,8 @@ With cols = im2col(xpad[n]) of shape (C*kh*kw, H'*W') and Wm = W.reshape(O, C*kh
                 db   += sum_{n, oy, ox} dy[n]
                 dx[n] = col2im(Wm.T @ dy[n])           (the transposed convolution of dy)
 
-xpad (x with p zeros on each side) is made only on the CPU: the GPU's im2col kernel
-reads zeros outside x itself, and its col2im drops what falls on the padding.
+xpad (x with p zeros on each side) is never made: im2col writes the zeros that
+fall on the padding itself, and col2im drops what falls there.
 
 The patch matrix is rebuilt in backward rather than kept from forward: it is
 kh*kw times larger than the input, and rebuilding it costs one copy.
@@ -27,7 +27,7 @@ import numpy
 
 from ..backend import array_module
 from .base import Layer, grad_enabled
-from .im2col import col2im_add, conv_output_size, im2col, pad_images, row_bands, workspace
+from .im2col import col2im_add, conv_output_size, im2col, row_bands, workspace
 
 
 def msra_std(fan_in):
@@ -73,13 +73,6 @@ class Conv2d(Layer):
         # a 1x1, stride-1, unpadded convolution is a plain matrix product: no patches needed
         return self.kernel_h == self.kernel_w == 1 and self.stride == 1 and self.padding == 0
 
-    def _source(self, x):
-        """(image im2col reads, padding it still adds). A CuPy kernel reads zeros outside the image
-        itself, so the GPU never makes the padded copy; NumPy's strided slices need it, made once."""
-        if self.padding == 0 or array_module(x) is not numpy:
-            return x, self.padding
-        return pad_images(x, self.padding), 0
-
     def _bands(self, channels, out_h, out_w, xp=numpy):
         # every band's products read all of W and update all of dW: bands smaller than W would
         # cost more passes over it than they save (fc6 at VOC size: 411 MB of weights, 19 MB of patches)
@@ -94,19 +87,17 @@ class Conv2d(Layer):
             raise ValueError(f"Conv2d: input {h}x{w} is smaller than the {self.kernel_h}x{self.kernel_w} kernel")
         weights = self.params["W"].reshape(out_c, -1)
         self._input_shape = x.shape
+        self._x = x if grad_enabled() else None
         if self._is_pointwise():
-            self._x = x if grad_enabled() else None
             y = xp.matmul(weights, x.reshape(n, channels, h * w)).reshape(n, out_c, h, w)
         else:
-            source, padding = self._source(x)
-            self._x, self._im2col_padding = (source if grad_enabled() else None), padding
             y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
             bands = self._bands(channels, out_h, out_w, xp)
             buffer = workspace.get(xp, channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w, x.dtype)
             for image in range(n):
                 for row0, rows in bands:
-                    cols = im2col(source[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
-                                  padding)
+                    cols = im2col(x[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
+                                  self.padding)
                     if rows == out_h:   # one band: the product can land in y without a temporary
                         xp.matmul(weights, cols, out=y[image].reshape(out_c, out_h * out_w))
                     else:
@@ -129,23 +120,20 @@ class Conv2d(Layer):
             for image in range(n):
                 add_weight_grad(grad_w, dy[image], x[image])
             return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if self.input_grad else None
-        source, padding = self._x, self._im2col_padding
-        dsource = xp.zeros_like(source) if self.input_grad else None
+        x = self._x
+        dx = xp.zeros_like(x) if self.input_grad else None
         bands = self._bands(channels, out_h, out_w, xp)
         size = channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w
         buffer = workspace.get(xp, size, dy.dtype)
         for image in range(n):
             for row0, rows in bands:
-                cols = im2col(source[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
-                              padding)
+                cols = im2col(x[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
+                              self.padding)
                 dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
                 add_weight_grad(grad_w, dy_band, cols)
-                if dsource is None:
+                if dx is None:
                     continue
                 dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory
-                col2im_add(dcols, dsource[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w,
-                           padding)
-        if dsource is None:
-            return None
-        crop = self.padding - padding   # the padding that _source made: its gradient is dropped
-        return dsource[:, :, crop:crop + h, crop:crop + w] if crop else dsource
+                col2im_add(dcols, dx[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w,
+                           self.padding)
+        return dx

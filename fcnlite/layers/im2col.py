@@ -42,30 +42,20 @@ def conv_output_size(size, kernel, stride, padding=0, ceil_mode=False):
     return span // stride + 1
 
 
-def pad_images(x, padding):
-    """x (..., C, H, W) with `padding` zeros on each side of H and W: numpy.pad's result, the
-    channels split over the host's threads (one copy of a conv1_2-sized input, 102 MB, takes
-    22 ms on one thread of this project's machines and 12 on two)."""
-    p = padding
-    *lead, channels, height, width = x.shape
-    padded = numpy.empty((*lead, channels, height + 2 * p, width + 2 * p), dtype=x.dtype)
-
-    def pad(c0, c1):
-        part = padded[..., c0:c1, :, :]
-        part[..., :p, :] = 0
-        part[..., height + p:, :] = 0
-        part[..., p:height + p, :p] = 0
-        part[..., p:height + p, width + p:] = 0
-        part[..., p:height + p, p:width + p] = x[..., c0:c1, :, :]
-    split_over_threads(pad, channels, padded.nbytes)
-    return padded
+def inside(offset, stride, padding, size, first, count):
+    """Which of the output positions first .. first+count-1 read, at kernel offset `offset`, a pixel
+    inside the image rather than the padding: position o reads pixel o*stride + offset - padding,
+    inside when in [0, size). Returns (lo, hi, pixel of lo), lo:hi relative to first (maybe empty)."""
+    lo = max(first, -(-(padding - offset) // stride))
+    hi = max(lo, min(first + count, (size - 1 + padding - offset) // stride + 1))
+    return lo - first, hi - first, lo * stride + offset - padding
 
 
 def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0):
     """Patch matrix (C*kh*kw, rows*out_w) of output rows row0..row0+rows of one image x (C, H, W)
     padded by `padding` zeros on each side."""
     xp = array_module(x)
-    channels = x.shape[0]
+    channels, height, width = x.shape
     if out is None:
         cols = xp.empty((channels, kernel_h, kernel_w, rows, out_w), dtype=x.dtype)
     else:
@@ -74,14 +64,18 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0
         from . import cuda_kernels
         cuda_kernels.im2col(xp.ascontiguousarray(x), kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols)
         return cols.reshape(channels * kernel_h * kernel_w, rows * out_w)
-    if padding:
-        x = pad_images(x, padding)
-    top = row0 * stride
 
     def fill(c0, c1):
         for i in range(kernel_h):
+            r0, r1, y0 = inside(i, stride, padding, height, row0, rows)
             for j in range(kernel_w):
-                cols[c0:c1, i, j] = x[c0:c1, top + i: top + i + stride * rows: stride, j: j + stride * out_w: stride]
+                q0, q1, x0 = inside(j, stride, padding, width, 0, out_w)
+                patch = cols[c0:c1, i, j]
+                if padding:   # what this offset reads from the padding: zeros
+                    patch[:, :r0] = patch[:, r1:] = patch[:, r0:r1, :q0] = patch[:, r0:r1, q1:] = 0
+                if r1 > r0 and q1 > q0:
+                    patch[:, r0:r1, q0:q1] = x[c0:c1, y0: y0 + stride * (r1 - r0): stride,
+                                               x0: x0 + stride * (q1 - q0): stride]
     split_over_threads(fill, channels, cols.nbytes)
     return cols.reshape(channels * kernel_h * kernel_w, rows * out_w)
 
@@ -89,24 +83,21 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0
 def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=0):
     """Adjoint of im2col: add cols (C*kh*kw, rows*out_w) onto the image gradient dx (C, H, W) in place
     (entries that im2col read from the padding are dropped)."""
-    channels = dx.shape[0]
+    channels, height, width = dx.shape
     if array_module(dx) is not numpy and dx.flags.c_contiguous:
         from . import cuda_kernels
         return cuda_kernels.col2im_add(array_module(dx).ascontiguousarray(cols), dx, kernel_h, kernel_w, stride,
                                        padding, row0, rows, out_w)
-    if padding:
-        height, width = dx.shape[1:]
-        dxpad = array_module(dx).zeros((channels, height + 2 * padding, width + 2 * padding), dtype=dx.dtype)
-        col2im_add(cols, dxpad, kernel_h, kernel_w, stride, row0, rows, out_w)
-        dx += dxpad[:, padding:padding + height, padding:padding + width]
-        return dx
     cols = cols.reshape(channels, kernel_h, kernel_w, rows, out_w)
-    top = row0 * stride
 
     def add(c0, c1):
         for i in range(kernel_h):
+            r0, r1, y0 = inside(i, stride, padding, height, row0, rows)
             for j in range(kernel_w):
-                dx[c0:c1, top + i: top + i + stride * rows: stride, j: j + stride * out_w: stride] += cols[c0:c1, i, j]
+                q0, q1, x0 = inside(j, stride, padding, width, 0, out_w)
+                if r1 > r0 and q1 > q0:
+                    dx[c0:c1, y0: y0 + stride * (r1 - r0): stride,
+                       x0: x0 + stride * (q1 - q0): stride] += cols[c0:c1, i, j, r0:r1, q0:q1]
     split_over_threads(add, channels, cols.nbytes)
     return dx
 
