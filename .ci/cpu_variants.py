@@ -1,0 +1,123 @@
+"""CPU measurements beside the benchmark: the figures in BENCHMARKS.md's section on host threads.
+
+    python .ci/cpu_variants.py threads [step|infer] [N]   the FCN-8s step (or inference) at VOC size with
+                                                          FCNLITE_HOST_THREADS=1 and the default taking turns
+                                                          in one process, N times each (default 5)
+    python .ci/cpu_variants.py spin                      conv1_2's bands, each im2col followed by its product:
+                                                          the copies on one thread and on two. Run it with
+                                                          OPENBLAS_THREAD_TIMEOUT=28 (OpenBLAS's own default) and
+                                                          without, to see its idle threads hold the second core
+    python .ci/cpu_variants.py passes                    the SGD update of FCN-8s and pool1 forward + backward,
+                                                          on one thread and on two
+    python .ci/cpu_variants.py padding                   a padded copy + im2col over a layer's bands, against im2col
+                                                          reading the padding itself, for conv1_2 .. conv4_2's inputs
+
+fcnlite is imported before NumPy, so that its OPENBLAS_THREAD_TIMEOUT default applies.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+import fcnlite  # noqa: E402  (before NumPy: see the docstring)
+import numpy  # noqa: E402
+
+from fcnlite import backend  # noqa: E402
+from fcnlite.layers.im2col import im2col, row_bands, workspace  # noqa: E402
+
+VOC_LAYER_INPUTS = [(64, 573, 698), (128, 287, 349), (256, 144, 175), (512, 72, 88)]   # conv1_2 .. conv4_2
+
+
+def seconds(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def with_threads(count, function):
+    os.environ["FCNLITE_HOST_THREADS"] = str(count)
+    try:
+        return seconds(function)
+    finally:
+        del os.environ["FCNLITE_HOST_THREADS"]
+
+
+def threads(mode="step", repeats="5"):
+    from fcnlite.benchmark import FcnliteRunner, Settings, random_batch
+    settings = Settings()
+    images, labels = random_batch(settings)
+    runner = FcnliteRunner(settings, images, labels)
+    run = runner.step if mode == "step" else runner.infer
+    run()
+    times = {1: [], backend.host_threads(): []}
+    for _ in range(int(repeats)):
+        for count in times:
+            times[count].append(with_threads(count, run))
+    one, many = (numpy.median(value) for value in times.values())
+    print(f"{mode}: host threads 1: {one:.2f} s, {backend.host_threads()}: {many:.2f} s, ratio {many / one:.3f} "
+          f"(OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})")
+
+
+def spin():
+    channels, height, width = VOC_LAYER_INPUTS[0]
+    x = numpy.random.default_rng(0).random((channels, height, width), dtype=numpy.float32)
+    weights = numpy.ones((64, channels * 9), dtype=numpy.float32)
+    bands = row_bands(height, channels * 9 * width * 4)
+    buffer = workspace.get(numpy, channels * 9 * bands[0][1] * width, numpy.float32)
+    for _ in range(4):
+        for count in (1, 2):
+            copies = products = 0.0
+            for row0, rows in bands:
+                copies += with_threads(count, lambda: im2col(x, 3, 3, 1, row0, rows, width, buffer, padding=1))
+                cols = buffer[:channels * 9 * rows * width].reshape(channels * 9, rows * width)
+                products += seconds(lambda: weights @ cols)
+            print(f"spin: {count} thread(s): copies {copies * 1e3:.0f} ms, products {products * 1e3:.0f} ms "
+                  f"(OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})")
+
+
+def passes():
+    from fcnlite import SGD
+    from fcnlite.layers import MaxPool2d
+    from fcnlite.models import build_model
+    optimizer = SGD(build_model("fcn8s", n_classes=21, width=1.0), lr=1e-10)
+    optimizer.step()
+    x = numpy.random.default_rng(0).random((1,) + VOC_LAYER_INPUTS[0], dtype=numpy.float32)
+    pool = MaxPool2d()
+
+    def pool_pass():
+        pool.backward(pool.forward(x))
+    for _ in range(3):
+        for count in (1, 2):
+            print(f"passes: {count} thread(s): SGD update {with_threads(count, optimizer.step) * 1e3:.0f} ms, "
+                  f"pool1 forward + backward {with_threads(count, pool_pass) * 1e3:.0f} ms")
+
+
+def padding():
+    for channels, height, width in VOC_LAYER_INPUTS:
+        x = numpy.random.default_rng(0).random((channels, height, width), dtype=numpy.float32)
+        bands = row_bands(height, channels * 9 * width * 4)
+        buffer = workspace.get(numpy, channels * 9 * bands[0][1] * width, numpy.float32)
+
+        def padded_copy():
+            padded = numpy.pad(x, ((0, 0), (1, 1), (1, 1)))
+            for row0, rows in bands:
+                im2col(padded, 3, 3, 1, row0, rows, width, buffer)
+
+        def reading_the_padding():
+            for row0, rows in bands:
+                im2col(x, 3, 3, 1, row0, rows, width, buffer, padding=1)
+        times = [(seconds(padded_copy), seconds(reading_the_padding)) for _ in range(5)]
+        copy, direct = numpy.median(times, axis=0) * 1e3
+        print(f"padding: {channels}x{height}x{width}: numpy.pad + im2col {copy:.0f} ms, "
+              f"im2col reading the padding {direct:.0f} ms")
+
+
+MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding}
+
+if __name__ == "__main__":
+    backend.use("numpy")
+    backend.reuse_host_memory()
+    if len(sys.argv) < 2 or sys.argv[1] not in MODES:
+        sys.exit(__doc__)
+    MODES[sys.argv[1]](*sys.argv[2:])
