@@ -126,6 +126,16 @@ def synchronize():
 
 _host_pool = None   # (workers, ThreadPoolExecutor), made at the first split
 
+
+def _forget_host_pool():
+    # a child made by fork() inherits the pool but none of its threads: it must make its own
+    global _host_pool
+    _host_pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_host_pool)
+
 # Host passes smaller than this per thread run whole in the caller: starting a thread would
 # cost more than it saves.
 MIN_THREAD_BYTES = 2**20
@@ -153,6 +163,8 @@ def split_over_threads(work, count, nbytes, blocked=False):
     does, so parts given to other threads run at the same time, as PyTorch's CPU passes
     do. With blocked=True each thread's part is cut further into blocks of about
     HOST_BLOCK_BYTES, for passes made of several NumPy operations over the same memory.
+    For NumPy arrays only: a CuPy call made on another thread would go to that thread's
+    own stream. work must not itself call split_over_threads.
     """
     global _host_pool
     parts = max(1, min(host_threads(), count, nbytes // MIN_THREAD_BYTES))
@@ -170,16 +182,19 @@ def split_over_threads(work, count, nbytes, blocked=False):
         _host_pool = parts - 1, ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="fcnlite")
     bounds = [count * part // parts for part in range(parts + 1)]
     others = [_host_pool[1].submit(run, bounds[part], bounds[part + 1]) for part in range(1, parts)]
-    run(bounds[0], bounds[1])
-    for other in others:
-        other.result()
+    try:
+        run(bounds[0], bounds[1])
+    finally:   # never return, not even with an error, while other threads still write
+        for other in others:
+            other.result()
 
 
 def split_channels(work, *arrays, blocked=False):
     """work(*parts) with each part the channel slice [:, c0:c1] of one of the arrays (None stays
     None), the channels split over the host's threads as split_over_threads does. CuPy arrays
-    go to work whole, in one call: the GPU runs the pass in parallel itself."""
-    if is_gpu_array(arrays[0]):
+    go to work whole, in one call: the GPU runs the pass in parallel itself; so do arrays
+    with no channel axis (fewer than two dimensions)."""
+    if is_gpu_array(arrays[0]) or arrays[0].ndim < 2:
         work(*arrays)
         return
 
