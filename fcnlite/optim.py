@@ -58,18 +58,21 @@ class SGD:
 def _sgd_update_host(value, grad, velocity, lr, momentum, weight_decay):
     """The update above, in place: its six NumPy passes run a cache-sized block at a time (so that
     w, g and v cross main memory once), the blocks shared among the host's threads."""
-    value, grad, velocity = value.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
     lr, momentum, weight_decay = (value.dtype.type(number) for number in (lr, momentum, weight_decay))
 
-    def update(start, stop):
-        w, g, v = value[start:stop], grad[start:stop], velocity[start:stop]
+    def update(w, g, v):
         step = numpy.multiply(w, weight_decay)
         step += g
         step *= lr
         v *= momentum
         v -= step
         w += v
-    backend.split_over_threads(update, value.size, 3 * value.nbytes, blocked=True)
+    if not all(array.flags.c_contiguous for array in (value, grad, velocity)):
+        update(value, grad, velocity)   # no flat views of these: one whole pass (Layer.add_param avoids it)
+        return
+    value, grad, velocity = value.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
+    backend.split_over_threads(lambda start, stop: update(value[start:stop], grad[start:stop], velocity[start:stop]),
+                               value.size, 3 * value.nbytes, blocked=True)
 
 
 def _host_copy(x):

@@ -39,8 +39,9 @@ class Layer:
         self.training = True
 
     def add_param(self, key, value):
-        """Register a parameter (host array) on the chosen device, with a zero gradient beside it."""
-        value = backend.to_device(numpy.asarray(value, dtype=self.dtype))
+        """Register a parameter (host array) on the chosen device, with a zero gradient beside it.
+        Parameters are C-contiguous: the optimizer updates them through flat views."""
+        value = backend.to_device(numpy.ascontiguousarray(value, dtype=self.dtype))
         self.params[key] = value
         self.grads[key] = backend.array_module(value).zeros_like(value)
 
