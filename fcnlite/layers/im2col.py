@@ -16,12 +16,12 @@ a VOC image after the reference's 100-pixel padding) is processed a band at a
 time so that its patch matrix never has to exist whole.
 
 The loops run over the kh*kw kernel offsets, each a strided slice of the whole
-band: never over pixels. On the CPU the channels are shared among the host's
-threads (backend.split_over_threads): NumPy copies on one core, and these copies,
-not the matrix products, are what a CPU convolution spends its other time on. With a CuPy array one kernel (cuda_kernels.py) does the
-same on the GPU, and reads zeros outside the image itself: the padded image is
-never made there. NumPy's strided slices need it; a caller that pads once for all
-its bands (Conv2d on the CPU) passes the padded image with padding=0.
+band: never over pixels. xpad is never made: each offset copies only the part of
+the band that lies on the image (`inside`), writes zeros for the rest, and col2im
+drops what falls on the padding. On the CPU the channels are shared among the
+host's threads (backend.split_over_threads): NumPy copies on one core, and these
+copies are most of what a CPU convolution spends besides its matrix product.
+With a CuPy array one kernel (cuda_kernels.py) does the same on the GPU.
 """
 import numpy
 
@@ -71,8 +71,10 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0
             for j in range(kernel_w):
                 q0, q1, x0 = inside(j, stride, padding, width, 0, out_w)
                 patch = cols[c0:c1, i, j]
-                if padding:   # what this offset reads from the padding: zeros
-                    patch[:, :r0] = patch[:, r1:] = patch[:, r0:r1, :q0] = patch[:, r0:r1, q1:] = 0
+                # what this offset reads from the padding is zero: the rows above and below the
+                # image, then the columns left and right of it (empty slices where there are none)
+                patch[:, :r0] = patch[:, r1:] = 0
+                patch[:, r0:r1, :q0] = patch[:, r0:r1, q1:] = 0
                 if r1 > r0 and q1 > q0:
                     patch[:, r0:r1, q0:q1] = x[c0:c1, y0: y0 + stride * (r1 - r0): stride,
                                                x0: x0 + stride * (q1 - q0): stride]
@@ -98,7 +100,10 @@ def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=
                 if r1 > r0 and q1 > q0:
                     dx[c0:c1, y0: y0 + stride * (r1 - r0): stride,
                        x0: x0 + stride * (q1 - q0): stride] += cols[c0:c1, i, j, r0:r1, q0:q1]
-    split_over_threads(add, channels, cols.nbytes)
+    if array_module(dx) is numpy:
+        split_over_threads(add, channels, cols.nbytes)
+    else:   # a CuPy dx that the kernel cannot take (not contiguous): the same loop, on this thread
+        add(0, channels)
     return dx
 
 

@@ -1,6 +1,6 @@
 """ReLU: y = max(x, 0).
 
-    x, y, dy, dx   (N, C, ...), all the same shape
+    x, y, dy, dx   any shape, all the same (on the CPU split over channels, axis 1)
     backward       dx = dy * [x > 0]
 
 inplace=True overwrites x with y (the networks use it: a convolution's output has
@@ -33,5 +33,8 @@ class ReLU(Layer):
     def backward(self, dy):
         xp = array_module(dy)
         dx = xp.empty(dy.shape, dtype=dy.dtype)
-        split_channels(lambda dy, positive, dx: xp.multiply(dy, positive, out=dx), dy, self._positive, dx)
+
+        def mask(dy, positive, dx):
+            xp.multiply(dy, positive, out=dx)
+        split_channels(mask, dy, self._positive, dx)
         return dx
