@@ -20,10 +20,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-import fcnlite  # noqa: E402  (before NumPy: see the docstring)
+from fcnlite import backend  # noqa: E402  (before NumPy: see the docstring)
 import numpy  # noqa: E402
-
-from fcnlite import backend  # noqa: E402
 from fcnlite.layers.im2col import im2col, row_bands, workspace  # noqa: E402
 
 VOC_LAYER_INPUTS = [(64, 573, 698), (128, 287, 349), (256, 144, 175), (512, 72, 88)]   # conv1_2 .. conv4_2
@@ -36,11 +34,15 @@ def seconds(function):
 
 
 def with_threads(count, function):
+    saved = os.environ.get("FCNLITE_HOST_THREADS")
     os.environ["FCNLITE_HOST_THREADS"] = str(count)
     try:
         return seconds(function)
     finally:
-        del os.environ["FCNLITE_HOST_THREADS"]
+        if saved is None:
+            del os.environ["FCNLITE_HOST_THREADS"]
+        else:
+            os.environ["FCNLITE_HOST_THREADS"] = saved
 
 
 def threads(mode="step", repeats="5"):
@@ -50,12 +52,13 @@ def threads(mode="step", repeats="5"):
     runner = FcnliteRunner(settings, images, labels)
     run = runner.step if mode == "step" else runner.infer
     run()
-    times = {1: [], backend.host_threads(): []}
+    threads = max(2, backend.host_threads())
+    times = {1: [], threads: []}
     for _ in range(int(repeats)):
         for count in times:
             times[count].append(with_threads(count, run))
     one, many = (numpy.median(value) for value in times.values())
-    print(f"{mode}: host threads 1: {one:.2f} s, {backend.host_threads()}: {many:.2f} s, ratio {many / one:.3f} "
+    print(f"{mode}: host threads 1: {one:.2f} s, {threads}: {many:.2f} s, ratio {many / one:.3f} "
           f"(OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})")
 
 

@@ -5,16 +5,18 @@ range on several threads, each part cut into blocks. Each test here forces the f
 split (three threads, blocks of one item, no size threshold) and compares the result
 bit for bit with the pass run whole on one thread.
 """
+import multiprocessing
 import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy
 import pytest
 
 from fcnlite import backend
-from fcnlite.layers import MaxPool2d, ReLU
+from fcnlite.layers import Conv2d, MaxPool2d, ReLU
 from fcnlite.layers.im2col import col2im_add, im2col
 from fcnlite.optim import _sgd_update_host
 
@@ -94,7 +96,8 @@ def test_im2col_and_col2im_split_by_channel(finest_split, kernel, stride, paddin
     x = generator.standard_normal((5, 20, 23))
     out_h = (20 + 2 * padding - kernel) // stride + 1
     out_w = (23 + 2 * padding - kernel) // stride + 1
-    row0, rows = 1, out_h - 1
+    row0 = min(1, out_h - 1)   # a band that starts below the top, where there is room for one
+    rows = out_h - row0
     whole, split = both_ways(finest_split, lambda: im2col(x, kernel, kernel, stride, row0, rows, out_w,
                                                           padding=padding).copy())
     numpy.testing.assert_array_equal(split, whole)
@@ -158,6 +161,67 @@ def test_sgd_host_update_split_into_blocks(finest_split):
     numpy.testing.assert_allclose(w_whole, w0 + v_expected, rtol=1e-14)
     numpy.testing.assert_array_equal(w_split, w_whole)
     numpy.testing.assert_array_equal(v_split, v_whole)
+
+
+def test_sgd_host_update_of_arrays_without_flat_views():
+    generator = numpy.random.default_rng(5)
+    w0, g, v0 = (numpy.asfortranarray(generator.standard_normal((6, 4))) for _ in range(3))
+    w, v = w0.copy(order="F"), v0.copy(order="F")
+    _sgd_update_host(w, g, v, lr=0.1, momentum=0.9, weight_decay=0.01)
+    v_expected = 0.9 * v0 - 0.1 * (g + 0.01 * w0)
+    numpy.testing.assert_allclose(v, v_expected, rtol=1e-14)
+    numpy.testing.assert_allclose(w, w0 + v_expected, rtol=1e-14)
+
+
+def test_parameters_are_stored_c_contiguous():
+    layer = Conv2d(2, 3, 3)
+    layer.add_param("W", numpy.asfortranarray(numpy.ones((3, 2, 3, 3))))
+    assert layer.params["W"].flags.c_contiguous and layer.grads["W"].flags.c_contiguous
+
+
+def test_relu_of_an_array_without_a_channel_axis(finest_split):
+    finest_split(True)
+    x = numpy.array([-2.0, 0.5, 3.0, -0.1])
+    layer = ReLU()
+    numpy.testing.assert_array_equal(layer.forward(x), [0.0, 0.5, 3.0, 0.0])
+    numpy.testing.assert_array_equal(layer.backward(numpy.ones(4)), [0.0, 1.0, 1.0, 0.0])
+
+
+def test_an_error_in_the_callers_part_waits_for_the_other_threads(monkeypatch):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "2")
+    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
+    finished = []
+
+    def work(start, stop):
+        if start == 0:
+            raise ValueError("the caller's part failed")
+        time.sleep(0.2)
+        finished.append(start)
+    with pytest.raises(ValueError, match="caller's part"):
+        backend.split_over_threads(work, 2, nbytes=8)
+    assert finished == [1]   # the other part was done before the error came out
+
+
+def _split_in_child(queue):
+    hits = numpy.zeros(8, dtype=int)
+    backend.split_over_threads(lambda start, stop: hits.__setitem__(slice(start, stop), 1), 8, nbytes=8)
+    queue.put(int(hits.sum()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX only")
+def test_a_forked_child_makes_its_own_threads(monkeypatch):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "2")
+    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
+    backend.split_over_threads(lambda start, stop: None, 8, nbytes=8)   # the pool exists in this process
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_split_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in split_over_threads: it waited for threads it does not have")
+    assert child.exitcode == 0 and queue.get(timeout=5) == 8
 
 
 def run_python(code, **environment):

@@ -14,7 +14,8 @@ IM2COL_CASES = [
     (3, 9, 11, 3, 3, 1, 0, 0, 7), (2, 13, 10, 3, 3, 2, 0, 1, 3), (5, 20, 17, 4, 4, 2, 0, 2, 4),
     (1, 40, 33, 16, 16, 8, 0, 0, 4), (4, 7, 7, 7, 7, 1, 0, 0, 1), (6, 5, 8, 1, 1, 1, 0, 1, 3),
     (2, 9, 11, 3, 5, 2, 0, 0, 3), (2, 8, 13, 4, 1, 3, 0, 0, 2),   # kernels that are not square
-    (3, 10, 12, 2, 2, 3, 0, 1, 2),                                # a stride longer than the kernel: pixels no window reads
+    (3, 10, 12, 2, 2, 3, 0, 1, 2),                                # a stride longer than the kernel
+                                                                  # (pixels that no window reads)
     (3, 9, 11, 3, 3, 1, 1, 0, 9), (2, 9, 11, 3, 3, 1, 1, 3, 4),   # padding: whole, and a band in the middle
     (2, 6, 7, 3, 3, 2, 2, 0, 2), (2, 6, 7, 3, 3, 2, 2, 2, 2),     # bands at the top and bottom, in the padding
     (1, 4, 5, 3, 3, 1, 6, 0, 14), (1, 4, 5, 3, 3, 1, 6, 0, 3),    # wider padding than the image (as conv1_1's 100)
