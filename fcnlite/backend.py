@@ -150,7 +150,9 @@ def host_threads():
     process may run on (at most 8: these passes are bound by memory bandwidth, not by cores)."""
     setting = os.environ.get("FCNLITE_HOST_THREADS")
     if setting:
-        return max(1, int(setting))
+        if not setting.strip().isdigit() or int(setting) < 1:
+            raise BackendError(f"FCNLITE_HOST_THREADS={setting!r}: expected a whole number of threads, 1 or more")
+        return int(setting)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(8, cpus))
 

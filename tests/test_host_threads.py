@@ -67,6 +67,13 @@ def test_split_over_threads_covers_the_range_once(monkeypatch, count, threads, b
         assert len(parts) == expected_parts
 
 
+@pytest.mark.parametrize("setting", ["0", "-2", "two", "1.5"])
+def test_a_bad_thread_count_is_a_backend_error(monkeypatch, setting):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", setting)
+    with pytest.raises(backend.BackendError, match="FCNLITE_HOST_THREADS"):
+        backend.host_threads()
+
+
 def test_small_passes_run_in_the_caller(monkeypatch):
     monkeypatch.setenv("FCNLITE_HOST_THREADS", "4")
     threads = set()

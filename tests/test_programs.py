@@ -82,6 +82,16 @@ def test_predict_names_an_unreadable_image_in_one_line(trained):
     assert "broken.jpg" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_bad_host_thread_count_is_one_line_naming_the_variable(trained, monkeypatch):
+    folder, weights = trained
+    Image.fromarray(numpy.zeros((8, 8, 3), dtype=numpy.uint8)).save(folder / "c.png")
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "two")
+    result = run("predict.py", ["--weights", weights, str(folder / "c.png"), "--out", str(folder / "y")], folder)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: FCNLITE_HOST_THREADS='two': expected a whole number of threads, "
+                                     "1 or more")
+
+
 def test_evaluate_rejects_a_file_that_is_not_weights_in_one_line(trained):
     folder, _ = trained
     (folder / "fake.h5").write_text("hello")
