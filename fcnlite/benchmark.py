@@ -680,6 +680,8 @@ def _layer_figures(runner, input_shape):
 def machine_description(threads, torch, on_gpu):
     machine = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
                "numpy": numpy.__version__, "blas": blas_description(), "numpy_threads": threads,
+               "host_threads": backend.host_threads(),
+               "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT"),
                "backend": backend.describe()}
     if backend.name() == "cupy":
         machine["cupy"] = backend.get().__version__
@@ -720,6 +722,8 @@ def format_report(results):
         f"{machine['backend']}; CPU {machine['cpu']} ({machine['cpu_count']} cores), "
         f"BLAS {machine['blas']}" + (f"; PyTorch {machine['torch']} ({_count(machine['torch_threads'], 'thread')})"
                                      if "torch" in machine else ""),
+        f"fcnlite's copies and element-wise passes on the CPU: {_count(machine['host_threads'], 'thread')} "
+        f"(FCNLITE_HOST_THREADS); OPENBLAS_THREAD_TIMEOUT={machine['openblas_thread_timeout']}",
         f"FLOPs: forward {flops['forward'] / 1e9:.1f} GFLOP, training step {flops['step'] / 1e9:.1f} GFLOP "
         f"({flops['convention']})",
     ]

@@ -1,5 +1,6 @@
 """The benchmark: examples/benchmark.py run end to end in a reduced mode, and the pieces it trusts."""
 import json
+import os
 import tracemalloc
 
 import numpy
@@ -34,6 +35,8 @@ def test_example_without_torch_reports_every_figure(tmp_path):
     assert results["flops"]["step"] > results["flops"]["forward"] > 0
     assert results["settings"]["size"] == [32, 32] and results["input_shape"] == [1, 3, 32, 32]
     assert results["machine"]["numpy"] == numpy.__version__
+    assert "FCNLITE_HOST_THREADS" in output and results["machine"]["host_threads"] >= 1
+    assert results["machine"]["openblas_thread_timeout"] == os.environ.get("OPENBLAS_THREAD_TIMEOUT", "4")
     layers = {row["name"]: row for row in results["layers"]["rows"]}
     assert set(layers) == {row["name"] for row in results["flops"]["layers"]}
     assert layers["conv1_2"]["backward_flops"] == 2 * layers["conv1_2"]["forward_flops"]
