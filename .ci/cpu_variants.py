@@ -1,7 +1,8 @@
 """CPU measurements beside the benchmark: the figures in BENCHMARKS.md's section on host threads.
 
     python .ci/cpu_variants.py threads [step|infer] [N]   the FCN-8s step (or inference) at VOC size with
-                                                          FCNLITE_HOST_THREADS=1 and the default taking turns
+                                                          FCNLITE_HOST_THREADS=1 and the default (at least 2)
+                                                          taking turns
                                                           in one process, N times each (default 5)
     python .ci/cpu_variants.py spin                      conv1_2's bands, each im2col followed by its product:
                                                           the copies on one thread and on two. Run it with
@@ -52,13 +53,13 @@ def threads(mode="step", repeats="5"):
     runner = FcnliteRunner(settings, images, labels)
     run = runner.step if mode == "step" else runner.infer
     run()
-    threads = max(2, backend.host_threads())
-    times = {1: [], threads: []}
+    several = max(2, backend.host_threads())
+    times = {1: [], several: []}
     for _ in range(int(repeats)):
         for count in times:
             times[count].append(with_threads(count, run))
     one, many = (numpy.median(value) for value in times.values())
-    print(f"{mode}: host threads 1: {one:.2f} s, {threads}: {many:.2f} s, ratio {many / one:.3f} "
+    print(f"{mode}: host threads 1: {one:.2f} s, {several}: {many:.2f} s, ratio {many / one:.3f} "
           f"(OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})")
 
 

@@ -12,6 +12,7 @@ devices. CuPy is optional and imported only when asked for.
 The environment variable FCNLITE_DEVICE sets the initial choice (default "auto").
 """
 import os
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy
 
@@ -150,7 +151,7 @@ def host_threads():
     process may run on (at most 8: these passes are bound by memory bandwidth, not by cores)."""
     setting = os.environ.get("FCNLITE_HOST_THREADS")
     if setting:
-        if not setting.strip().isdigit() or int(setting) < 1:
+        if not setting.strip().isdecimal() or int(setting) < 1:
             raise BackendError(f"FCNLITE_HOST_THREADS={setting!r}: expected a whole number of threads, 1 or more")
         return int(setting)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -165,8 +166,10 @@ def split_over_threads(work, count, nbytes, blocked=False):
     does, so parts given to other threads run at the same time, as PyTorch's CPU passes
     do. With blocked=True each thread's part is cut further into blocks of about
     HOST_BLOCK_BYTES, for passes made of several NumPy operations over the same memory.
-    For NumPy arrays only: a CuPy call made on another thread would go to that thread's
-    own stream. work must not itself call split_over_threads.
+    For NumPy arrays only: CuPy keeps the current device and stream per thread, so a
+    call on a pool thread could run elsewhere than the caller's, and synchronize() would
+    not wait for it. work must not itself call split_over_threads: its parts would queue
+    behind pool threads that are waiting for them, a deadlock.
     """
     global _host_pool
     parts = max(1, min(host_threads(), count, nbytes // MIN_THREAD_BYTES))
@@ -180,15 +183,15 @@ def split_over_threads(work, count, nbytes, blocked=False):
         run(0, count)
         return
     if _host_pool is None or _host_pool[0] < parts - 1:
-        from concurrent.futures import ThreadPoolExecutor
         _host_pool = parts - 1, ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="fcnlite")
     bounds = [count * part // parts for part in range(parts + 1)]
     others = [_host_pool[1].submit(run, bounds[part], bounds[part + 1]) for part in range(1, parts)]
     try:
         run(bounds[0], bounds[1])
     finally:   # never return, not even with an error, while other threads still write
-        for other in others:
-            other.result()
+        wait(others)
+    for other in others:
+        other.result()   # raises a part's error, if it had one
 
 
 def split_channels(work, *arrays, blocked=False):

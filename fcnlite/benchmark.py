@@ -535,8 +535,16 @@ def run(settings, log=print):
     except ImportError:
         raise BenchmarkError("--threads needs threadpoolctl (pip install threadpoolctl) to set NumPy's BLAS "
                              "threads; or set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before starting") from None
-    with threadpool_limits(limits=settings.threads, user_api="blas"):
-        return _run(settings, log)
+    saved = os.environ.get("FCNLITE_HOST_THREADS")
+    os.environ["FCNLITE_HOST_THREADS"] = str(settings.threads)   # fcnlite's own copies: as many as the BLAS
+    try:
+        with threadpool_limits(limits=settings.threads, user_api="blas"):
+            return _run(settings, log)
+    finally:
+        if saved is None:
+            del os.environ["FCNLITE_HOST_THREADS"]
+        else:
+            os.environ["FCNLITE_HOST_THREADS"] = saved
 
 
 def _run(settings, log):
@@ -791,7 +799,8 @@ def add_arguments(parser):
                         help="TF32 tensor cores for float32 products on the GPU (ignored on the CPU)")
     parser.add_argument("--layers", action="store_true", help="also time every layer of one fcnlite step")
     parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for NumPy's BLAS and PyTorch (default: as many as NumPy's BLAS runs)")
+                        help="CPU threads for NumPy's BLAS, fcnlite's host passes and PyTorch "
+                             "(default: as many as NumPy's BLAS runs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
     return parser

@@ -54,6 +54,12 @@ def test_example_beside_torch_reports_the_ratios(tmp_path):
     assert results["machine"]["torch_threads"] == 1
 
 
+def test_threads_option_limits_fcnlites_host_passes_too(tmp_path):
+    pytest.importorskip("threadpoolctl", reason="--threads sets NumPy's BLAS threads through threadpoolctl")
+    _, results = run_benchmark(tmp_path, "--no-torch", "--threads", "1", "--repeats", "1")
+    assert results["machine"]["host_threads"] == 1
+
+
 def test_size_is_height_by_width():
     assert benchmark.parse_size("375x500") == (375, 500)
     assert benchmark.parse_size("64") == (64, 64)

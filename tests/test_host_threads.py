@@ -67,7 +67,7 @@ def test_split_over_threads_covers_the_range_once(monkeypatch, count, threads, b
         assert len(parts) == expected_parts
 
 
-@pytest.mark.parametrize("setting", ["0", "-2", "two", "1.5"])
+@pytest.mark.parametrize("setting", ["0", "-2", "two", "1.5", "\u00b2"])
 def test_a_bad_thread_count_is_a_backend_error(monkeypatch, setting):
     monkeypatch.setenv("FCNLITE_HOST_THREADS", setting)
     with pytest.raises(backend.BackendError, match="FCNLITE_HOST_THREADS"):
@@ -207,6 +207,21 @@ def test_an_error_in_the_callers_part_waits_for_the_other_threads(monkeypatch):
     with pytest.raises(ValueError, match="caller's part"):
         backend.split_over_threads(work, 2, nbytes=8)
     assert finished == [1]   # the other part was done before the error came out
+
+
+def test_an_error_in_another_part_still_waits_for_every_part(monkeypatch):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "3")
+    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
+    finished = []
+
+    def work(start, stop):
+        if start == 1:
+            raise ValueError("part 1 failed")
+        time.sleep(0.3 if start == 2 else 0)
+        finished.append(start)
+    with pytest.raises(ValueError, match="part 1"):
+        backend.split_over_threads(work, 3, nbytes=12)
+    assert sorted(finished) == [0, 2]
 
 
 def _split_in_child(queue):

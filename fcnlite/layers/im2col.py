@@ -71,8 +71,9 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0
             for j in range(kernel_w):
                 q0, q1, x0 = inside(j, stride, padding, width, 0, out_w)
                 patch = cols[c0:c1, i, j]
-                # what this offset reads from the padding is zero: the rows above and below the
-                # image, then the columns left and right of it (empty slices where there are none)
+                # cols may be the shared workspace, still holding the last layer's patches: every
+                # entry is written, the padding's zeros included (rows above and below the image,
+                # then columns left and right of it; empty slices where there are none)
                 patch[:, :r0] = patch[:, r1:] = 0
                 patch[:, r0:r1, :q0] = patch[:, r0:r1, q1:] = 0
                 if r1 > r0 and q1 > q0:
@@ -102,7 +103,7 @@ def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=
                        x0: x0 + stride * (q1 - q0): stride] += cols[c0:c1, i, j, r0:r1, q0:q1]
     if array_module(dx) is numpy:
         split_over_threads(add, channels, cols.nbytes)
-    else:   # a CuPy dx that the kernel cannot take (not contiguous): the same loop, on this thread
+    else:   # a CuPy dx the kernel cannot take (not contiguous): the same loop; CuPy calls stay on this thread
         add(0, channels)
     return dx
 
