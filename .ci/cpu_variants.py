@@ -35,15 +35,8 @@ def seconds(function):
 
 
 def with_threads(count, function):
-    saved = os.environ.get("FCNLITE_HOST_THREADS")
-    os.environ["FCNLITE_HOST_THREADS"] = str(count)
-    try:
+    with backend.host_threads_set_to(count):
         return seconds(function)
-    finally:
-        if saved is None:
-            del os.environ["FCNLITE_HOST_THREADS"]
-        else:
-            os.environ["FCNLITE_HOST_THREADS"] = saved
 
 
 def threads(mode="step", repeats="5"):

@@ -11,6 +11,7 @@ devices. CuPy is optional and imported only when asked for.
 
 The environment variable FCNLITE_DEVICE sets the initial choice (default "auto").
 """
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -156,6 +157,20 @@ def host_threads():
         return int(setting)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(8, cpus))
+
+
+@contextlib.contextmanager
+def host_threads_set_to(count):
+    """Within the block, host_threads() is `count` (FCNLITE_HOST_THREADS); the setting before it is restored."""
+    saved = os.environ.get("FCNLITE_HOST_THREADS")
+    os.environ["FCNLITE_HOST_THREADS"] = str(count)
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["FCNLITE_HOST_THREADS"]
+        else:
+            os.environ["FCNLITE_HOST_THREADS"] = saved
 
 
 def split_over_threads(work, count, nbytes, blocked=False):

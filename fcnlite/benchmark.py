@@ -535,16 +535,9 @@ def run(settings, log=print):
     except ImportError:
         raise BenchmarkError("--threads needs threadpoolctl (pip install threadpoolctl) to set NumPy's BLAS "
                              "threads; or set OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before starting") from None
-    saved = os.environ.get("FCNLITE_HOST_THREADS")
-    os.environ["FCNLITE_HOST_THREADS"] = str(settings.threads)   # fcnlite's own copies: as many as the BLAS
-    try:
-        with threadpool_limits(limits=settings.threads, user_api="blas"):
-            return _run(settings, log)
-    finally:
-        if saved is None:
-            del os.environ["FCNLITE_HOST_THREADS"]
-        else:
-            os.environ["FCNLITE_HOST_THREADS"] = saved
+    # fcnlite's own copies and element-wise passes: as many threads as the BLAS
+    with threadpool_limits(limits=settings.threads, user_api="blas"), backend.host_threads_set_to(settings.threads):
+        return _run(settings, log)
 
 
 def _run(settings, log):

@@ -74,6 +74,17 @@ def test_a_bad_thread_count_is_a_backend_error(monkeypatch, setting):
         backend.host_threads()
 
 
+def test_host_threads_set_to_restores_the_setting_before_it(monkeypatch):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "3")
+    with backend.host_threads_set_to(1):
+        assert backend.host_threads() == 1
+    assert backend.host_threads() == 3
+    monkeypatch.delenv("FCNLITE_HOST_THREADS")
+    with backend.host_threads_set_to(2):
+        assert backend.host_threads() == 2
+    assert "FCNLITE_HOST_THREADS" not in os.environ
+
+
 def test_small_passes_run_in_the_caller(monkeypatch):
     monkeypatch.setenv("FCNLITE_HOST_THREADS", "4")
     threads = set()
@@ -194,34 +205,20 @@ def test_relu_of_an_array_without_a_channel_axis(finest_split):
     numpy.testing.assert_array_equal(layer.backward(numpy.ones(4)), [0.0, 1.0, 1.0, 0.0])
 
 
-def test_an_error_in_the_callers_part_waits_for_the_other_threads(monkeypatch):
-    monkeypatch.setenv("FCNLITE_HOST_THREADS", "2")
+@pytest.mark.parametrize("parts, failing", [(2, 0), (3, 1)], ids=["the caller's part", "a worker's part"])
+def test_an_error_in_one_part_still_waits_for_every_other_part(monkeypatch, parts, failing):
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", str(parts))
     monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
     finished = []
 
     def work(start, stop):
-        if start == 0:
-            raise ValueError("the caller's part failed")
-        time.sleep(0.2)
+        if start == failing:
+            raise ValueError(f"part {start} failed")
+        time.sleep(0.3 if start else 0)   # the workers' parts end well after the caller's
         finished.append(start)
-    with pytest.raises(ValueError, match="caller's part"):
-        backend.split_over_threads(work, 2, nbytes=8)
-    assert finished == [1]   # the other part was done before the error came out
-
-
-def test_an_error_in_another_part_still_waits_for_every_part(monkeypatch):
-    monkeypatch.setenv("FCNLITE_HOST_THREADS", "3")
-    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
-    finished = []
-
-    def work(start, stop):
-        if start == 1:
-            raise ValueError("part 1 failed")
-        time.sleep(0.3 if start == 2 else 0)
-        finished.append(start)
-    with pytest.raises(ValueError, match="part 1"):
-        backend.split_over_threads(work, 3, nbytes=12)
-    assert sorted(finished) == [0, 2]
+    with pytest.raises(ValueError, match=f"part {failing}"):
+        backend.split_over_threads(work, parts, nbytes=4 * parts)
+    assert sorted(finished) == [part for part in range(parts) if part != failing]
 
 
 def _split_in_child(queue):
