@@ -12,6 +12,10 @@
                                                           on one thread and on two
     python .ci/cpu_variants.py padding                   a padded copy + im2col over a layer's bands, against im2col
                                                           reading the padding itself, for conv1_2 .. conv4_2's inputs
+    python .ci/cpu_variants.py upsampling                upscore8 at VOC size (21 channels, kernel 16, stride 8, 73x89
+                                                          input), forward and backward: ConvTranspose2d (its phases
+                                                          computed as one convolution) against the col2im form it
+                                                          replaced, taking turns
 
 fcnlite is imported before NumPy, so that its OPENBLAS_THREAD_TIMEOUT default applies.
 """
@@ -110,7 +114,38 @@ def padding():
               f"im2col reading the padding {direct:.0f} ms")
 
 
-MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding}
+def upsampling():
+    from fcnlite.layers import ConvTranspose2d
+    from fcnlite.layers.im2col import col2im_add
+    channels, kernel, stride, height, width = 21, 16, 8, 73, 89
+    layer = ConvTranspose2d(channels, channels, kernel, stride).init_bilinear()
+    layer.frozen = True   # as in FCN-8s: dx only
+    x = numpy.random.default_rng(0).random((1, channels, height, width), dtype=numpy.float32)
+    dy = numpy.random.default_rng(1).random(layer.output_shape(x.shape), dtype=numpy.float32)
+    weights = layer.params["W"].reshape(channels, -1)
+    bands = row_bands(height, weights.nbytes // channels * width)
+
+    def col2im_form():   # the layer's definition, y = col2im(Wm.T @ x), dx = Wm @ im2col(dy), in bands
+        y = numpy.zeros(dy.shape, dtype=numpy.float32)
+        dx = numpy.empty_like(x)
+        for row0, rows in bands:
+            cols = weights.T @ x[0, :, row0:row0 + rows].reshape(channels, rows * width)
+            col2im_add(cols, y[0], kernel, kernel, stride, row0, rows, width)
+        for row0, rows in bands:
+            cols = im2col(dy[0], kernel, kernel, stride, row0, rows, width)
+            dx[0, :, row0:row0 + rows] = (weights @ cols).reshape(channels, rows, width)
+        return y, dx
+
+    def phases():
+        return layer.forward(x), layer.backward(dy)
+    for old, new in zip(col2im_form(), phases()):
+        assert numpy.allclose(old, new, rtol=1e-4, atol=1e-4)
+    times = numpy.median([(seconds(col2im_form), seconds(phases)) for _ in range(9)], axis=0) * 1e3
+    print(f"upsampling: upscore8 forward + backward: col2im form {times[0]:.0f} ms, phases as one convolution "
+          f"{times[1]:.0f} ms, ratio {times[1] / times[0]:.2f}")
+
+
+MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling}
 
 if __name__ == "__main__":
     backend.use("numpy")

@@ -22,6 +22,9 @@ kh*kw times larger than the input, and rebuilding it costs one copy.
 input_grad=False skips dx (backward returns None): the first layer of a network
 needs no gradient for the image, and at conv1_1 (3 input channels, the reference's
 100-pixel padding) that is a large share of the layer's work.
+
+The products themselves are two functions, convolve and convolve_backward, which
+ConvTranspose2d shares: it computes a transposed convolution as a convolution.
 """
 import numpy
 
@@ -48,6 +51,69 @@ def add_weight_grad(grad_w, dy, cols):
         grad_w += dy @ cols.T
 
 
+def patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights):
+    """The bands of output rows (row_bands) that a convolution of `channels` input channels builds
+    its patch matrix in."""
+    # every band's products read all of W and update all of dW: bands smaller than W would
+    # cost more passes over it than they save (fc6 at VOC size: 411 MB of weights, 19 MB of patches)
+    return row_bands(out_h, channels * kernel_h * kernel_w * out_w * weights.dtype.itemsize, array_module(weights),
+                     at_least=weights.nbytes)
+
+
+def is_pointwise(kernel_h, kernel_w, stride, padding):
+    # a 1x1, stride-1, unpadded convolution is a plain matrix product: no patches needed
+    return kernel_h == kernel_w == 1 and stride == 1 and padding == 0
+
+
+def convolve(x, weights, kernel_h, kernel_w, stride=1, padding=0):
+    """y (N, O, H', W'): x (N, C, H, W) convolved with weights (O, C*kh*kw), without a bias."""
+    xp = array_module(x)
+    n, channels, h, w = x.shape
+    out_c = weights.shape[0]
+    out_h, out_w = conv_output_size(h, kernel_h, stride, padding), conv_output_size(w, kernel_w, stride, padding)
+    if is_pointwise(kernel_h, kernel_w, stride, padding):
+        return xp.matmul(weights, x.reshape(n, channels, h * w)).reshape(n, out_c, h, w)
+    y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
+    bands = patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights)
+    buffer = workspace.get(xp, channels * kernel_h * kernel_w * bands[0][1] * out_w, x.dtype)
+    for image in range(n):
+        for row0, rows in bands:
+            cols = im2col(x[image], kernel_h, kernel_w, stride, row0, rows, out_w, buffer, padding)
+            if rows == out_h:   # one band: the product can land in y without a temporary
+                xp.matmul(weights, cols, out=y[image].reshape(out_c, out_h * out_w))
+            else:
+                y[image, :, row0:row0 + rows] = (weights @ cols).reshape(out_c, rows, out_w)
+    return y
+
+
+def convolve_backward(x, dy, weights, grad_w, kernel_h, kernel_w, stride=1, padding=0, input_grad=True):
+    """For y = convolve(x, weights, ...): add dL/dweights into grad_w (O, C*kh*kw), unless grad_w is
+    None, and return dL/dx (None when input_grad is False)."""
+    xp = array_module(dy)
+    n, channels, h, w = x.shape
+    _, out_c, out_h, out_w = dy.shape
+    if is_pointwise(kernel_h, kernel_w, stride, padding):
+        x = x.reshape(n, channels, h * w)
+        dy = dy.reshape(n, out_c, h * w)
+        if grad_w is not None:
+            for image in range(n):
+                add_weight_grad(grad_w, dy[image], x[image])
+        return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if input_grad else None
+    dx = xp.zeros_like(x) if input_grad else None
+    bands = patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights)
+    buffer = workspace.get(xp, channels * kernel_h * kernel_w * bands[0][1] * out_w, dy.dtype)
+    for image in range(n):
+        for row0, rows in bands:
+            cols = im2col(x[image], kernel_h, kernel_w, stride, row0, rows, out_w, buffer, padding)
+            dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
+            if grad_w is not None:
+                add_weight_grad(grad_w, dy_band, cols)
+            if dx is not None:
+                dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory
+                col2im_add(dcols, dx[image], kernel_h, kernel_w, stride, row0, rows, out_w, padding)
+    return dx
+
+
 class Conv2d(Layer):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=numpy.float32):
         super().__init__(dtype)
@@ -69,71 +135,21 @@ class Conv2d(Layer):
                 conv_output_size(h, self.kernel_h, self.stride, self.padding),
                 conv_output_size(w, self.kernel_w, self.stride, self.padding))
 
-    def _is_pointwise(self):
-        # a 1x1, stride-1, unpadded convolution is a plain matrix product: no patches needed
-        return self.kernel_h == self.kernel_w == 1 and self.stride == 1 and self.padding == 0
-
-    def _bands(self, channels, out_h, out_w, xp=numpy):
-        # every band's products read all of W and update all of dW: bands smaller than W would
-        # cost more passes over it than they save (fc6 at VOC size: 411 MB of weights, 19 MB of patches)
-        return row_bands(out_h, channels * self.kernel_h * self.kernel_w * out_w * self.dtype.itemsize, xp,
-                         at_least=self.params["W"].nbytes)
-
     def forward(self, x):
-        xp = array_module(x)
-        n, channels, h, w = x.shape
-        _, out_c, out_h, out_w = self.output_shape(x.shape)
+        _, _, out_h, out_w = self.output_shape(x.shape)
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"Conv2d: input {h}x{w} is smaller than the {self.kernel_h}x{self.kernel_w} kernel")
-        weights = self.params["W"].reshape(out_c, -1)
-        self._input_shape = x.shape
+            raise ValueError(f"Conv2d: input {x.shape[2]}x{x.shape[3]} is smaller than the "
+                             f"{self.kernel_h}x{self.kernel_w} kernel")
         self._x = x if grad_enabled() else None
-        if self._is_pointwise():
-            y = xp.matmul(weights, x.reshape(n, channels, h * w)).reshape(n, out_c, h, w)
-        else:
-            y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
-            bands = self._bands(channels, out_h, out_w, xp)
-            buffer = workspace.get(xp, channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w, x.dtype)
-            for image in range(n):
-                for row0, rows in bands:
-                    cols = im2col(x[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
-                                  self.padding)
-                    if rows == out_h:   # one band: the product can land in y without a temporary
-                        xp.matmul(weights, cols, out=y[image].reshape(out_c, out_h * out_w))
-                    else:
-                        y[image, :, row0:row0 + rows] = (weights @ cols).reshape(out_c, rows, out_w)
+        y = convolve(x, self.params["W"].reshape(self.out_channels, -1), self.kernel_h, self.kernel_w,
+                     self.stride, self.padding)
         if "b" in self.params:
-            y += self.params["b"].reshape(1, out_c, 1, 1)
+            y += self.params["b"].reshape(1, self.out_channels, 1, 1)
         return y
 
     def backward(self, dy):
-        xp = array_module(dy)
-        n, channels, h, w = self._input_shape
-        _, out_c, out_h, out_w = dy.shape
-        weights = self.params["W"].reshape(out_c, -1)
-        grad_w = self.grads["W"].reshape(out_c, -1)
         if "b" in self.params:
             self.grads["b"] += dy.sum(axis=(0, 2, 3))
-        if self._is_pointwise():
-            x = self._x.reshape(n, channels, h * w)
-            dy = dy.reshape(n, out_c, h * w)
-            for image in range(n):
-                add_weight_grad(grad_w, dy[image], x[image])
-            return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if self.input_grad else None
-        x = self._x
-        dx = xp.zeros_like(x) if self.input_grad else None
-        bands = self._bands(channels, out_h, out_w, xp)
-        size = channels * self.kernel_h * self.kernel_w * bands[0][1] * out_w
-        buffer = workspace.get(xp, size, dy.dtype)
-        for image in range(n):
-            for row0, rows in bands:
-                cols = im2col(x[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w, buffer,
-                              self.padding)
-                dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
-                add_weight_grad(grad_w, dy_band, cols)
-                if dx is None:
-                    continue
-                dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory
-                col2im_add(dcols, dx[image], self.kernel_h, self.kernel_w, self.stride, row0, rows, out_w,
-                           self.padding)
-        return dx
+        return convolve_backward(self._x, dy, self.params["W"].reshape(self.out_channels, -1),
+                                 self.grads["W"].reshape(self.out_channels, -1), self.kernel_h, self.kernel_w,
+                                 self.stride, self.padding, self.input_grad)
