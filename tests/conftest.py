@@ -66,3 +66,13 @@ def cupy_only():
         pytest.skip(CUPY_SKIP_REASON)
     import cupy
     return cupy
+
+
+@pytest.fixture
+def finest_split(monkeypatch):
+    """A context in which every host pass is split as finely as it can be, over three threads."""
+    def split(enabled):
+        monkeypatch.setenv("FCNLITE_HOST_THREADS", "3" if enabled else "1")
+        monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1 if enabled else 2**20)
+        monkeypatch.setattr(backend, "HOST_BLOCK_BYTES", 1 if enabled else 2**20)
+    return split

@@ -23,16 +23,6 @@ from fcnlite.optim import _sgd_update_host
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def finest_split(monkeypatch):
-    """A context in which every host pass is split as finely as it can be, over three threads."""
-    def split(enabled):
-        monkeypatch.setenv("FCNLITE_HOST_THREADS", "3" if enabled else "1")
-        monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1 if enabled else 2**20)
-        monkeypatch.setattr(backend, "HOST_BLOCK_BYTES", 1 if enabled else 2**20)
-    return split
-
-
 def both_ways(finest_split, compute):
     """compute() run whole on one thread, then split finely over three."""
     finest_split(False)

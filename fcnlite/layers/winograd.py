@@ -1,0 +1,102 @@
+"""Winograd's minimal filtering F(2x2, 3x3): a 3x3, stride-1 convolution with 2.25x fewer multiplications.
+
+(Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016.)
+
+A 2x2 tile of output pixels reads a 4x4 tile d of the padded input. With
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+
+the tile is  y[o] = A^T [ sum_c (G W[o, c] G^T) * (B^T d[c] B) ] A,  with * element-wise on 4x4.
+The 16 entries (a, b) of the 4x4 transforms do not mix, so over all tiles t and channels:
+
+    U[a, b] = (G W[o, c] G^T)[a, b]     (16, O, C)    the kernel, transformed once per call
+    V[a, b] = (B^T d[c, t] B)[a, b]     (16, C, T)    every input tile
+    M[a, b] = U[a, b] @ V[a, b]         (16, O, T)    16 matrix products
+    y[:, tile t] = A^T M[:, :, t] A     (O, 2, 2)
+
+The 16 products make 16 multiplications per 2x2 output tile and (o, c) pair, where im2col's
+one product makes 36: 2.25x fewer. The tiles (im2col's patches for a 4x4 kernel with stride 2)
+and V are 4x the input, where a 3x3 patch matrix is 9x. In exact arithmetic the result is the
+convolution's; in float32 it differs by rounding, about as much as the direct sum does (the
+tests compare the two).
+
+Conv2d uses it on the CPU for 3x3, stride-1 layers with many channels (VGG16's from conv2_2 on):
+for y, and for dx, which is the 3x3, stride-1 convolution of dy with the kernel flipped and its
+channel axes swapped. dW keeps im2col's product. The GPU keeps im2col and cuBLAS throughout
+(this form is not yet measured there). The input is handled in bands of tile rows, so that the
+tiles, V and M stay cache-sized.
+"""
+import numpy
+
+from ..backend import array_module, split_channels
+from .im2col import conv_output_size, im2col, workspace
+
+B_T = numpy.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+G = numpy.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+A_T = numpy.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+
+# Each transform P X Q^T of a tile X is one matrix product on the tile's entries in row-major
+# order: vec(P X Q^T) = (P kron Q) vec(X). So the three transforms are matrix products too.
+INPUT_TRANSFORM = numpy.kron(B_T, B_T)     # (16, 16): vec(B^T d B)
+KERNEL_TRANSFORM = numpy.kron(G, G)        # (16, 9):  vec(G g G^T)
+OUTPUT_TRANSFORM = numpy.kron(A_T, A_T)    # (4, 16):  vec(A^T m A)
+
+# V and M of one band of tile rows stay under this many bytes (each)
+BAND_BYTES = 16 * 2**20
+# fewer input channels than this: im2col's one product (K = 9C) was faster (BENCHMARKS.md)
+MIN_CHANNELS = 128
+
+
+def applies(x, kernel_h, kernel_w, stride, padding):
+    """Whether Conv2d takes this form for x (N, C, H, W): on the CPU, 3x3, stride 1, padding 0..2
+    (so that dx, padded by 2 - padding, can take it too), and enough channels."""
+    return (array_module(x) is numpy and kernel_h == kernel_w == 3 and stride == 1 and 0 <= padding <= 2
+            and x.shape[1] >= MIN_CHANNELS)
+
+
+def kernel_transform(weights):
+    """U (16, O, C): G W[o, c] G^T for weights (O, C, 3, 3), its 4x4 entries (a, b) first."""
+    out_c, in_c = weights.shape[:2]
+    transform = KERNEL_TRANSFORM.astype(weights.dtype)
+    return (transform @ weights.reshape(out_c * in_c, 9).T).reshape(16, out_c, in_c)
+
+
+def convolve3x3(x, weights, padding):
+    """The 3x3, stride-1 convolution of x (N, C, H, W) with weights (O, C, 3, 3), padded by `padding`
+    zeros on each side, without a bias: y (N, O, H + 2*padding - 2, W + 2*padding - 2)."""
+    n, channels, height, width = x.shape
+    out_c = weights.shape[0]
+    out_h, out_w = conv_output_size(height, 3, 1, padding), conv_output_size(width, 3, 1, padding)
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    kernels = kernel_transform(weights)
+    input_transform = INPUT_TRANSFORM.astype(x.dtype)
+    output_transform = OUTPUT_TRANSFORM.astype(x.dtype)
+    y = numpy.empty((n, out_c, out_h, out_w), dtype=x.dtype)
+    tile_row_bytes = 16 * max(channels, out_c) * tiles_w * x.dtype.itemsize   # V's or M's size per tile row
+    band = max(1, min(tiles_h, BAND_BYTES // tile_row_bytes))
+    tiles = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=0)
+    inputs = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=1)
+    products = workspace.get(numpy, 16 * out_c * band * tiles_w, x.dtype, slot=2)
+    for image in range(n):
+        for tile_row0 in range(0, tiles_h, band):
+            tile_rows = min(band, tiles_h - tile_row0)
+            count = tile_rows * tiles_w
+            # the 4x4 input tiles, 2 apart: im2col's patches for a 4x4 kernel with stride 2, (C, 16, T)
+            d = im2col(x[image], 4, 4, 2, tile_row0, tile_rows, tiles_w, tiles, padding).reshape(channels, 16, count)
+            v = numpy.matmul(input_transform, d, out=inputs[:d.size].reshape(d.shape))          # (C, 16, T)
+            m = numpy.matmul(kernels, v.transpose(1, 0, 2),
+                             out=products[:16 * out_c * count].reshape(16, out_c, count))     # (16, O, T)
+            # the 2x2 output tiles, (2, 2, O, tile rows, tile columns), into the band's output rows
+            tile_out = (output_transform @ m.reshape(16, -1)).reshape(2, 2, out_c, tile_rows, tiles_w)
+            row0 = 2 * tile_row0
+            rows = min(2 * tile_rows, out_h - row0)
+
+            def place(y, tile_out):   # y (1, o, ...) and tile_out (1, o, 2, 2, ...): a block of output channels
+                for u in range(2):
+                    for v in range(2):
+                        target = y[0, :, row0 + u:row0 + rows:2, v::2]
+                        target[...] = tile_out[0, :, u, v, :target.shape[1], :target.shape[2]]
+            split_channels(place, y[image:image + 1], tile_out.transpose(2, 0, 1, 3, 4)[numpy.newaxis])
+    return y
