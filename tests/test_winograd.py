@@ -1,10 +1,10 @@
 """Winograd F(2x2, 3x3): the same convolution as im2col's, in float64 to rounding and in float32 to its
-precision, for y and dx through Conv2d, in bands and over threads."""
+precision, for y, dx and dW through Conv2d, in bands and over threads."""
 import numpy
 import pytest
 
 from fcnlite.layers import Conv2d, winograd
-from fcnlite.layers.conv2d import convolve
+from fcnlite.layers.conv2d import convolve, convolve_backward
 from gradcheck import layer_gradient_errors
 from test_conv2d import conv2d_direct, make_conv
 from test_host_threads import both_ways
@@ -23,15 +23,15 @@ CASE_IDS = [f"x{'x'.join(map(str, s))}-o{o}-p{p}" for s, o, p in CASES]
 
 @pytest.fixture
 def winograd_everywhere(monkeypatch):
-    """Conv2d takes Winograd's form for every 3x3, stride-1 layer, however few its channels; calls are counted."""
+    """Conv2d takes Winograd's form for every 3x3, stride-1 layer, however few its channels; calls are
+    counted as (function name, shape of its first argument)."""
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
     calls = []
-    real = winograd.convolve3x3
-
-    def counted(*args):
-        calls.append(args[0].shape)
-        return real(*args)
-    monkeypatch.setattr(winograd, "convolve3x3", counted)
+    for name in ("convolve3x3", "weight_grad3x3"):
+        def counted(*args, real=getattr(winograd, name), name=name):
+            calls.append((name, args[0].shape))
+            return real(*args)
+        monkeypatch.setattr(winograd, name, counted)
     return calls
 
 
@@ -74,25 +74,46 @@ def test_conv2d_by_winograd_matches_direct_loop_and_numerical_gradient(winograd_
     # one: Winograd's transforms cancel its contribution to within rounding (1e-16), not exactly
     errors = layer_gradient_errors(layer, [x], eps=1.0)
     assert max(errors.values()) < 1e-6, errors
-    # y in forward, dx in backward (dy convolved with the flipped kernel, padded by 2 - padding)
-    assert shape in winograd_everywhere and layer.output_shape(shape) in winograd_everywhere
+    # y in forward, dx in backward (dy convolved with the flipped kernel, padded by 2 - padding), and dW
+    assert {("convolve3x3", shape), ("convolve3x3", layer.output_shape(shape)),
+            ("weight_grad3x3", shape)} <= set(winograd_everywhere)
+
+
+@pytest.mark.parametrize("shape, out_channels, padding", CASES, ids=CASE_IDS)
+def test_winograd_weight_gradient_matches_im2col_in_float64(monkeypatch, shape, out_channels, padding):
+    generator = numpy.random.default_rng(0)
+    x = generator.standard_normal(shape)
+    out_h, out_w = shape[2] + 2 * padding - 2, shape[3] + 2 * padding - 2
+    dy = generator.standard_normal((shape[0], out_channels, out_h, out_w))
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 10**9)
+    expected = numpy.zeros((out_channels, shape[1] * 9))
+    convolve_backward(x, dy, numpy.zeros_like(expected), expected, 3, 3, 1, padding, input_grad=False)
+    grad = winograd.weight_grad3x3(x, dy, padding)
+    assert grad.shape == (out_channels, shape[1], 3, 3)
+    numpy.testing.assert_allclose(grad.reshape(out_channels, -1), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_winograd_bands_of_one_tile_row_agree_with_one_band(monkeypatch):
     generator = numpy.random.default_rng(2)
     x = generator.standard_normal((2, 3, 9, 7))
     weights = generator.standard_normal((4, 3, 3, 3))
-    whole = winograd.convolve3x3(x, weights, 1)
+    dy = generator.standard_normal((2, 4, 9, 7))
+    whole = winograd.convolve3x3(x, weights, 1), winograd.weight_grad3x3(x, dy, 1)
     monkeypatch.setattr(winograd, "BAND_BYTES", 1)
-    numpy.testing.assert_allclose(winograd.convolve3x3(x, weights, 1), whole, rtol=1e-12, atol=1e-12)
+    banded = winograd.convolve3x3(x, weights, 1), winograd.weight_grad3x3(x, dy, 1)
+    for name, a, b in zip(["y", "dW"], banded, whole):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 def test_winograd_split_over_threads_agrees_with_one_thread(finest_split):
     generator = numpy.random.default_rng(3)
     x = generator.standard_normal((1, 7, 9, 10)).astype(numpy.float32)
     weights = generator.standard_normal((5, 7, 3, 3)).astype(numpy.float32)
-    whole, split = both_ways(finest_split, lambda: winograd.convolve3x3(x, weights, 1))
-    numpy.testing.assert_array_equal(split, whole)
+    dy = generator.standard_normal((1, 5, 9, 10)).astype(numpy.float32)
+    whole, split = both_ways(finest_split, lambda: (winograd.convolve3x3(x, weights, 1),
+                                                     winograd.weight_grad3x3(x, dy, 1)))
+    for name, a, b in zip(["y", "dW"], split, whole):
+        numpy.testing.assert_array_equal(a, b, err_msg=name)
 
 
 @pytest.mark.parametrize("kernel, stride, padding, channels, takes", [
@@ -117,4 +138,21 @@ def test_vgg_width_conv_takes_winograd_on_the_cpu(winograd_everywhere, monkeypat
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 128)
     layer = Conv2d(128, 4, 3, padding=1, dtype=numpy.float32)
     layer.forward(numpy.ones((1, 128, 5, 6), dtype=numpy.float32))
-    assert winograd_everywhere == [(1, 128, 5, 6)]
+    assert winograd_everywhere == [("convolve3x3", (1, 128, 5, 6))]
+
+
+def test_fcn8s_scores_and_gradients_are_the_same_with_winograd_and_with_im2col(monkeypatch):
+    from fcnlite.models import build_model
+    from test_models import randomize_scores
+    model = build_model("fcn8s", n_classes=3, width=1 / 16, dtype=numpy.float64).eval()   # no dropout
+    randomize_scores(model, numpy.random.default_rng(0))
+    x = numpy.random.default_rng(1).standard_normal((1, 3, 21, 26))
+
+    def run(min_channels):
+        monkeypatch.setattr(winograd, "MIN_CHANNELS", min_channels)
+        model.zero_grad()
+        scores = model.forward(x)
+        model.backward(numpy.random.default_rng(2).standard_normal(scores.shape))
+        return [scores] + [grad.copy() for _, _, grad in model.named_parameters()]
+    for with_im2col, with_winograd in zip(run(10**9), run(1)):
+        numpy.testing.assert_allclose(with_winograd, with_im2col, rtol=1e-9, atol=1e-12)

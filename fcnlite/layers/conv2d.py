@@ -25,8 +25,8 @@ needs no gradient for the image, and at conv1_1 (3 input channels, the reference
 
 The products themselves are two functions, convolve and convolve_backward, which
 ConvTranspose2d shares: it computes a transposed convolution as a convolution.
-On the CPU, 3x3 stride-1 layers with many channels compute y and dx in Winograd's
-form instead (winograd.py): the same sums with 2.25x fewer multiplications.
+On the CPU, 3x3 stride-1 layers with many channels compute y, dx and dW in
+Winograd's form instead (winograd.py): the same sums with 2.25x fewer multiplications.
 """
 import numpy
 
@@ -107,11 +107,14 @@ def convolve_backward(x, dy, weights, grad_w, kernel_h, kernel_w, stride=1, padd
     winograd_dx = input_grad and winograd.applies(dy, kernel_h, kernel_w, stride, kernel_h - 1 - padding)
     if winograd_dx:
         # dx is dy convolved with the kernel flipped and its channel axes swapped, padded by
-        # 2 - padding: a 3x3, stride-1 convolution again; only dW needs the patch matrix below
+        # 2 - padding: a 3x3, stride-1 convolution again
         flipped = weights.reshape(out_c, channels, 3, 3)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = winograd.convolve3x3(dy, flipped, 2 - padding)
     else:
         dx = xp.zeros_like(x) if input_grad else None   # col2im adds into it, band by band
+    if grad_w is not None and winograd.applies(x, kernel_h, kernel_w, stride, padding):
+        grad_w += winograd.weight_grad3x3(x, dy, padding).reshape(out_c, -1)
+        grad_w = None   # done: the patch matrix below is not needed for it
     col2im_dx = input_grad and not winograd_dx
     if grad_w is None and not col2im_dx:
         return dx

@@ -22,11 +22,11 @@ and V are 4x the input, where a 3x3 patch matrix is 9x. In exact arithmetic the 
 convolution's; in float32 it differs by rounding, about as much as the direct sum does (the
 tests compare the two).
 
-Conv2d uses it on the CPU for 3x3, stride-1 layers with many channels (VGG16's from conv2_2 on):
-for y, and for dx, which is the 3x3, stride-1 convolution of dy with the kernel flipped and its
-channel axes swapped. dW keeps im2col's product. The GPU keeps im2col and cuBLAS throughout
-(this form is not yet measured there). The input is handled in bands of tile rows, so that the
-tiles, V and M stay cache-sized.
+Conv2d uses it on the CPU for 3x3, stride-1 layers with many channels (VGG16's from conv2_2
+on): for y; for dx, which is the 3x3, stride-1 convolution of dy with the kernel flipped and
+its channel axes swapped; and for dW (weight_grad3x3: the same steps run backwards). The GPU
+keeps im2col and cuBLAS throughout (this form is not yet measured there). The input is handled
+in bands of tile rows, so that the tiles, V and M stay cache-sized.
 """
 import numpy
 
@@ -63,6 +63,12 @@ def kernel_transform(weights):
     return (transform @ weights.reshape(out_c * in_c, 9).T).reshape(16, out_c, in_c)
 
 
+def _band(channels, out_c, tiles_h, tiles_w, dtype):
+    """Tile rows per band: V's and M's share of a band stay under BAND_BYTES."""
+    tile_row_bytes = 16 * max(channels, out_c) * tiles_w * numpy.dtype(dtype).itemsize
+    return max(1, min(tiles_h, BAND_BYTES // tile_row_bytes))
+
+
 def convolve3x3(x, weights, padding):
     """The 3x3, stride-1 convolution of x (N, C, H, W) with weights (O, C, 3, 3), padded by `padding`
     zeros on each side, without a bias: y (N, O, H + 2*padding - 2, W + 2*padding - 2)."""
@@ -74,8 +80,7 @@ def convolve3x3(x, weights, padding):
     input_transform = INPUT_TRANSFORM.astype(x.dtype)
     output_transform = OUTPUT_TRANSFORM.astype(x.dtype)
     y = numpy.empty((n, out_c, out_h, out_w), dtype=x.dtype)
-    tile_row_bytes = 16 * max(channels, out_c) * tiles_w * x.dtype.itemsize   # V's or M's size per tile row
-    band = max(1, min(tiles_h, BAND_BYTES // tile_row_bytes))
+    band = _band(channels, out_c, tiles_h, tiles_w, x.dtype)
     tiles = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=0)
     inputs = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=1)
     products = workspace.get(numpy, 16 * out_c * band * tiles_w, x.dtype, slot=2)
@@ -100,3 +105,45 @@ def convolve3x3(x, weights, padding):
                         target[...] = tile_out[0, :, u, v, :target.shape[1], :target.shape[2]]
             split_channels(place, y[image:image + 1], tile_out.transpose(2, 0, 1, 3, 4)[numpy.newaxis])
     return y
+
+
+def weight_grad3x3(x, dy, padding):
+    """dL/dW (O, C, 3, 3) of y = convolve3x3(x, W, padding), from dy (N, O, H', W'): each step of
+    convolve3x3 run backwards (its adjoint), the 16 products now summing over the tiles:
+
+        dM[a, b] = (A dy_tile A^T)[a, b]       (16, O, T)   dy's 2x2 tiles, zero past the output's edge
+        dU[a, b] = sum_t dM[a, b] V[a, b].T     (16, O, C)
+        dW[o, c] = G^T dU[:, :, o, c] G         (O, C, 3, 3)
+    """
+    n, channels, _, _ = x.shape
+    _, out_c, out_h, out_w = dy.shape
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    input_transform = INPUT_TRANSFORM.astype(x.dtype)
+    output_transform = OUTPUT_TRANSFORM.astype(x.dtype)
+    grad_u = numpy.zeros((16, out_c, channels), dtype=x.dtype)
+    band = _band(channels, out_c, tiles_h, tiles_w, x.dtype)
+    tiles = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=0)
+    inputs = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=1)
+    grad_products = workspace.get(numpy, 16 * out_c * band * tiles_w, x.dtype, slot=2)
+    for image in range(n):
+        for tile_row0 in range(0, tiles_h, band):
+            tile_rows = min(band, tiles_h - tile_row0)
+            count = tile_rows * tiles_w
+            d = im2col(x[image], 4, 4, 2, tile_row0, tile_rows, tiles_w, tiles, padding).reshape(channels, 16, count)
+            v = numpy.matmul(input_transform, d, out=inputs[:d.size].reshape(d.shape))          # (C, 16, T)
+            # dy's 2x2 tiles, (1, O, 2, 2, tile rows, tile columns); zero where a tile hangs past the edge
+            dy_tiles = numpy.zeros((1, out_c, 2, 2, tile_rows, tiles_w), dtype=dy.dtype)
+            row0 = 2 * tile_row0
+            rows = min(2 * tile_rows, out_h - row0)
+
+            def gather(dy, dy_tiles):   # a block of output channels
+                for u in range(2):
+                    for v in range(2):
+                        source = dy[0, :, row0 + u:row0 + rows:2, v::2]
+                        dy_tiles[0, :, u, v, :source.shape[1], :source.shape[2]] = source
+            split_channels(gather, dy[image:image + 1], dy_tiles)
+            grad_m = numpy.matmul(output_transform.T, dy_tiles.reshape(out_c, 4, count),
+                                  out=grad_products[:16 * out_c * count].reshape(out_c, 16, count))   # (O, 16, T)
+            grad_u += numpy.matmul(grad_m.transpose(1, 0, 2), v.transpose(1, 2, 0))             # (16, O, C)
+    kernel_transform = KERNEL_TRANSFORM.astype(x.dtype)
+    return (kernel_transform.T @ grad_u.reshape(16, -1)).reshape(3, 3, out_c, channels).transpose(2, 3, 0, 1)
