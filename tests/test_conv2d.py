@@ -136,7 +136,8 @@ def test_conv_bands_are_never_smaller_than_the_weights(monkeypatch):
     monkeypatch.setattr(im2col_module, "BAND_BYTES", 1)
     layer = Conv2d(2, 64, 3, dtype=numpy.float64)      # W: 64*2*3*3 float64 = 9216 bytes
     row_bytes = 2 * 3 * 3 * 8 * 8                      # a patch-matrix row for 8 output columns: 1152 bytes
-    assert conv2d_module.patch_bands(2, 3, 3, 10, 8, layer.params["W"]) == [(0, 8), (8, 2)]  # 9216 // 1152 = 8 rows per band
+    # 9216 // 1152 = 8 rows per band
+    assert conv2d_module.patch_bands(2, 3, 3, 10, 8, layer.params["W"]) == [(0, 8), (8, 2)]
     assert im2col_module.row_bands(10, row_bytes) == [(row, 1) for row in range(10)]
 
 

@@ -3,8 +3,10 @@ import numpy
 import pytest
 
 from fcnlite import backend
-from fcnlite.layers import ConvTranspose2d, bilinear_kernel
+from fcnlite.layers import ConvTranspose2d, bilinear_kernel, winograd
+from fcnlite.layers import conv2d as conv2d_module
 from gradcheck import backends_agree, layer_gradient_errors, torch_agrees
+from test_host_threads import both_ways
 
 # (input shape, out channels, kernel, stride, bias)
 CASES = [
@@ -88,6 +90,66 @@ def test_conv_transpose_gradients_accumulate_until_zero_grad(xp):
         numpy.testing.assert_allclose(backend.to_numpy(grad), 2 * once[key], rtol=1e-12, err_msg=key)
     layer.zero_grad()
     assert not any(backend.to_numpy(grad).any() for grad in layer.grads.values())
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("shape, kernel, stride", [((2, 3, 6, 5), 4, 2), ((1, 2, 5, 3), 16, 8), ((1, 2, 7, 4), 3, 1)])
+def test_conv_transpose_row_bands_agree_with_one_band(xp, monkeypatch, shape, kernel, stride, frozen):
+    layer = make_transpose(shape[1], 3, kernel, stride)
+    layer.frozen = frozen   # frozen: the phases' convolution computes dx alone (col2im without the patch matrix)
+    generator = numpy.random.default_rng(2)
+    x = backend.to_device(generator.standard_normal(shape))
+    dy = backend.to_device(generator.standard_normal(layer.output_shape(shape)))
+
+    def run():
+        layer.zero_grad()
+        y = backend.to_numpy(layer.forward(x)).copy()
+        dx = backend.to_numpy(layer.backward(dy)).copy()
+        return y, dx, backend.to_numpy(layer.grads["W"]).copy()
+
+    whole = run()
+    band_counts = []
+
+    def one_row_per_band(out_h, *args, **kwargs):
+        band_counts.append(out_h)
+        return [(row, 1) for row in range(out_h)]
+    monkeypatch.setattr(conv2d_module, "row_bands", one_row_per_band)
+    banded = run()
+    assert band_counts and min(band_counts) > 1   # the phases' convolution really ran in several bands
+    for name, a, b in zip(["y", "dx", "dW"], banded, whole):
+        numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_conv_transpose_with_stride_1_through_winograd_matches_direct_stamping(monkeypatch, frozen):
+    # stride 1, kernel 3: the phases' convolution is one 3x3, stride-1 convolution padded by 2
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    calls = []
+    real = winograd.convolve3x3
+    monkeypatch.setattr(winograd, "convolve3x3", lambda *args: calls.append(args[2]) or real(*args))
+    layer = make_transpose(3, 2, 3, 1, bias=True)
+    layer.frozen = frozen
+    x = numpy.random.default_rng(1).standard_normal((2, 3, 4, 5))
+    expected = conv_transpose2d_direct(x, layer.params["W"], layer.params["b"], 1)
+    numpy.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)
+    assert calls == [2]   # y: padding 2
+    errors = layer_gradient_errors(layer, [x], eps=1.0, params_to_check=["b"] if frozen else None)  # linear
+    assert max(errors.values()) < 1e-6, errors
+    assert 0 in calls     # dx: padding 2 - 2
+
+
+def test_conv_transpose_split_over_threads_agrees_with_one_thread(finest_split):
+    layer = make_transpose(3, 4, 16, 8, dtype=numpy.float32)
+    generator = numpy.random.default_rng(3)
+    x = generator.standard_normal((2, 3, 3, 4)).astype(numpy.float32)
+    dy = generator.standard_normal(layer.output_shape(x.shape)).astype(numpy.float32)
+
+    def run():
+        layer.zero_grad()
+        return layer.forward(x), layer.backward(dy), layer.grads["W"].copy()
+    whole, split = both_ways(finest_split, run)
+    for name, a, b in zip(["y", "dx", "dW"], split, whole):
+        numpy.testing.assert_array_equal(a, b, err_msg=name)
 
 
 @pytest.mark.parametrize("shape, out_channels, kernel, stride, bias", CASES, ids=CASE_IDS)

@@ -137,8 +137,10 @@ def test_winograd_is_not_used_for_gpu_arrays(cupy_only):
 def test_vgg_width_conv_takes_winograd_on_the_cpu(winograd_everywhere, monkeypatch):
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 128)
     layer = Conv2d(128, 4, 3, padding=1, dtype=numpy.float32)
-    layer.forward(numpy.ones((1, 128, 5, 6), dtype=numpy.float32))
-    assert winograd_everywhere == [("convolve3x3", (1, 128, 5, 6))]
+    y = layer.forward(numpy.ones((1, 128, 5, 6), dtype=numpy.float32))
+    layer.backward(numpy.ones_like(y))
+    # dx is the convolution of dy, which has 4 channels: too few, so im2col's col2im computes it
+    assert winograd_everywhere == [("convolve3x3", (1, 128, 5, 6)), ("weight_grad3x3", (1, 128, 5, 6))]
 
 
 def test_fcn8s_scores_and_gradients_are_the_same_with_winograd_and_with_im2col(monkeypatch):

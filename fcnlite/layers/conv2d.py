@@ -112,22 +112,24 @@ def convolve_backward(x, dy, weights, grad_w, kernel_h, kernel_w, stride=1, padd
         dx = winograd.convolve3x3(dy, flipped, 2 - padding)
     else:
         dx = xp.zeros_like(x) if input_grad else None   # col2im adds into it, band by band
-    if grad_w is not None and winograd.applies(x, kernel_h, kernel_w, stride, padding):
+    patches_dw = grad_w is not None
+    if patches_dw and winograd.applies(x, kernel_h, kernel_w, stride, padding):
         grad_w += winograd.weight_grad3x3(x, dy, padding).reshape(out_c, -1)
-        grad_w = None   # done: the patch matrix below is not needed for it
+        patches_dw = False
     col2im_dx = input_grad and not winograd_dx
-    if grad_w is None and not col2im_dx:
+    if not (patches_dw or col2im_dx):
         return dx
     bands = patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights)
     buffer = workspace.get(xp, channels * kernel_h * kernel_w * bands[0][1] * out_w, dy.dtype)
     for image in range(n):
         for row0, rows in bands:
-            cols = im2col(x[image], kernel_h, kernel_w, stride, row0, rows, out_w, buffer, padding)
             dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
-            if grad_w is not None:
+            size = channels * kernel_h * kernel_w * rows * out_w
+            if patches_dw:
+                cols = im2col(x[image], kernel_h, kernel_w, stride, row0, rows, out_w, buffer, padding)
                 add_weight_grad(grad_w, dy_band, cols)
-            if col2im_dx:
-                dcols = xp.matmul(weights.T, dy_band, out=cols)  # cols is no longer needed: reuse its memory
+            if col2im_dx:   # the patch matrix's gradient, in the patch matrix's memory (no longer needed)
+                dcols = xp.matmul(weights.T, dy_band, out=buffer[:size].reshape(-1, rows * out_w))
                 col2im_add(dcols, dx[image], kernel_h, kernel_w, stride, row0, rows, out_w, padding)
     return dx
 

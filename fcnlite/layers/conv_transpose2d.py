@@ -27,9 +27,11 @@ interleaved into y (the "sub-pixel convolution" of Shi et al., 2016):
     V[(o, a, b), (c, q, r)] = W[c, o, a + s*(m-1-q), b + s*(m-1-r)]   (W zero-padded to m*s taps)
 
 Backward is that convolution's backward, after the inverse interleaving of dy.
-The multiply-adds are the same as col2im(Wm.T @ x)'s, but the (Cout*k*k, H*W)
-matrix that col2im scatters is never made: for FCN-8s's upscore8 (k 16, stride 8)
-it is four times the size of the output.
+When s divides k, the multiply-adds are those of col2im(Wm.T @ x) but for the
+m - 1 extra rows and columns of the phases' grid (2.5% more for upscore8 at VOC size),
+and the (Cout*k*k, H*W) matrix that col2im scatters is never made: for FCN-8s's
+upscore8 (k 16, stride 8) that matrix is four times the size of the output. When s
+does not divide k, the zero taps cost more (k 3, s 2: 16 taps for 9).
 
 The FCN heads initialise these layers to bilinear interpolation and keep them
 fixed (frozen=True skips dW); see bilinear_kernel.
@@ -121,7 +123,7 @@ class ConvTranspose2d(Layer):
                            y.reshape(n, out_c, grid_h, s, grid_w, s))
         _, _, out_h, out_w = self.output_shape(x.shape)
         if (out_h, out_w) != y.shape[2:]:   # the zero taps' rows and columns past the last stamp
-            y = xp.ascontiguousarray(y[:, :, :out_h, :out_w])
+            y = xp.ascontiguousarray(y[:, :, :out_h, :out_w])   # a copy, only when s does not divide k
         if "b" in self.params:
             y += self.params["b"].reshape(1, -1, 1, 1)
         return y

@@ -63,47 +63,49 @@ def kernel_transform(weights):
     return (transform @ weights.reshape(out_c * in_c, 9).T).reshape(16, out_c, in_c)
 
 
-def _band(channels, out_c, tiles_h, tiles_w, dtype):
-    """Tile rows per band: V's and M's share of a band stay under BAND_BYTES."""
-    tile_row_bytes = 16 * max(channels, out_c) * tiles_w * numpy.dtype(dtype).itemsize
-    return max(1, min(tiles_h, BAND_BYTES // tile_row_bytes))
+def transformed_input_bands(x, padding, out_c, out_h, out_w):
+    """Yield (image, V, row0, rows, tile_rows) for each band of tile rows of each image of x (N, C, H, W):
+    V (C, 16, T) holds B^T d B of the band's T = tile_rows * tiles_w input tiles, which make output
+    rows row0 .. row0 + rows. V lives in the shared workspace until the next band."""
+    n, channels, _, _ = x.shape
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    # tile rows per band: V's and M's share of a band stay under BAND_BYTES
+    band = max(1, min(tiles_h, BAND_BYTES // (16 * max(channels, out_c) * tiles_w * x.dtype.itemsize)))
+    tiles = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=0)
+    transformed = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=1)
+    input_transform = INPUT_TRANSFORM.astype(x.dtype)
+    for image in range(n):
+        for tile_row0 in range(0, tiles_h, band):
+            tile_rows = min(band, tiles_h - tile_row0)
+            count = tile_rows * tiles_w
+            # the 4x4 input tiles d, 2 apart: im2col's patches for a 4x4 kernel with stride 2, (C, 16, T)
+            d = im2col(x[image], 4, 4, 2, tile_row0, tile_rows, tiles_w, tiles, padding).reshape(channels, 16, count)
+            v = numpy.matmul(input_transform, d, out=transformed[:d.size].reshape(d.shape))
+            yield image, v, 2 * tile_row0, min(2 * tile_rows, out_h - 2 * tile_row0), tile_rows
 
 
 def convolve3x3(x, weights, padding):
     """The 3x3, stride-1 convolution of x (N, C, H, W) with weights (O, C, 3, 3), padded by `padding`
     zeros on each side, without a bias: y (N, O, H + 2*padding - 2, W + 2*padding - 2)."""
-    n, channels, height, width = x.shape
+    n, _, height, width = x.shape
     out_c = weights.shape[0]
     out_h, out_w = conv_output_size(height, 3, 1, padding), conv_output_size(width, 3, 1, padding)
-    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
     kernels = kernel_transform(weights)
-    input_transform = INPUT_TRANSFORM.astype(x.dtype)
     output_transform = OUTPUT_TRANSFORM.astype(x.dtype)
     y = numpy.empty((n, out_c, out_h, out_w), dtype=x.dtype)
-    band = _band(channels, out_c, tiles_h, tiles_w, x.dtype)
-    tiles = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=0)
-    inputs = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=1)
-    products = workspace.get(numpy, 16 * out_c * band * tiles_w, x.dtype, slot=2)
-    for image in range(n):
-        for tile_row0 in range(0, tiles_h, band):
-            tile_rows = min(band, tiles_h - tile_row0)
-            count = tile_rows * tiles_w
-            # the 4x4 input tiles, 2 apart: im2col's patches for a 4x4 kernel with stride 2, (C, 16, T)
-            d = im2col(x[image], 4, 4, 2, tile_row0, tile_rows, tiles_w, tiles, padding).reshape(channels, 16, count)
-            v = numpy.matmul(input_transform, d, out=inputs[:d.size].reshape(d.shape))          # (C, 16, T)
-            m = numpy.matmul(kernels, v.transpose(1, 0, 2),
-                             out=products[:16 * out_c * count].reshape(16, out_c, count))     # (16, O, T)
-            # the 2x2 output tiles, (2, 2, O, tile rows, tile columns), into the band's output rows
-            tile_out = (output_transform @ m.reshape(16, -1)).reshape(2, 2, out_c, tile_rows, tiles_w)
-            row0 = 2 * tile_row0
-            rows = min(2 * tile_rows, out_h - row0)
+    for image, v, row0, rows, tile_rows in transformed_input_bands(x, padding, out_c, out_h, out_w):
+        count = v.shape[2]
+        products = workspace.get(numpy, 16 * out_c * count, x.dtype, slot=2)
+        m = numpy.matmul(kernels, v.transpose(1, 0, 2), out=products[:16 * out_c * count].reshape(16, out_c, count))
+        # A^T M A: the 2x2 output tiles, (2, 2, O, tile rows, tile columns)
+        tile_out = (output_transform @ m.reshape(16, -1)).reshape(2, 2, out_c, tile_rows, -1)
 
-            def place(y, tile_out):   # y (1, o, ...) and tile_out (1, o, 2, 2, ...): a block of output channels
-                for u in range(2):
-                    for v in range(2):
-                        target = y[0, :, row0 + u:row0 + rows:2, v::2]
-                        target[...] = tile_out[0, :, u, v, :target.shape[1], :target.shape[2]]
-            split_channels(place, y[image:image + 1], tile_out.transpose(2, 0, 1, 3, 4)[numpy.newaxis])
+        def place(y, tile_out):   # y (1, o, ...) and tile_out (1, o, 2, 2, ...): a block of output channels
+            for tile_y in range(2):
+                for tile_x in range(2):
+                    target = y[0, :, row0 + tile_y:row0 + rows:2, tile_x::2]
+                    target[...] = tile_out[0, :, tile_y, tile_x, :target.shape[1], :target.shape[2]]
+        split_channels(place, y[image:image + 1], tile_out.transpose(2, 0, 1, 3, 4)[numpy.newaxis])
     return y
 
 
@@ -115,35 +117,25 @@ def weight_grad3x3(x, dy, padding):
         dU[a, b] = sum_t dM[a, b] V[a, b].T     (16, O, C)
         dW[o, c] = G^T dU[:, :, o, c] G         (O, C, 3, 3)
     """
-    n, channels, _, _ = x.shape
+    channels = x.shape[1]
     _, out_c, out_h, out_w = dy.shape
-    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
-    input_transform = INPUT_TRANSFORM.astype(x.dtype)
     output_transform = OUTPUT_TRANSFORM.astype(x.dtype)
     grad_u = numpy.zeros((16, out_c, channels), dtype=x.dtype)
-    band = _band(channels, out_c, tiles_h, tiles_w, x.dtype)
-    tiles = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=0)
-    inputs = workspace.get(numpy, 16 * channels * band * tiles_w, x.dtype, slot=1)
-    grad_products = workspace.get(numpy, 16 * out_c * band * tiles_w, x.dtype, slot=2)
-    for image in range(n):
-        for tile_row0 in range(0, tiles_h, band):
-            tile_rows = min(band, tiles_h - tile_row0)
-            count = tile_rows * tiles_w
-            d = im2col(x[image], 4, 4, 2, tile_row0, tile_rows, tiles_w, tiles, padding).reshape(channels, 16, count)
-            v = numpy.matmul(input_transform, d, out=inputs[:d.size].reshape(d.shape))          # (C, 16, T)
-            # dy's 2x2 tiles, (1, O, 2, 2, tile rows, tile columns); zero where a tile hangs past the edge
-            dy_tiles = numpy.zeros((1, out_c, 2, 2, tile_rows, tiles_w), dtype=dy.dtype)
-            row0 = 2 * tile_row0
-            rows = min(2 * tile_rows, out_h - row0)
+    band_grad_u = numpy.empty_like(grad_u)
+    for image, v, row0, rows, tile_rows in transformed_input_bands(x, padding, out_c, out_h, out_w):
+        count = v.shape[2]
+        # dy's 2x2 tiles, (1, O, 2, 2, tile rows, tile columns); zero where a tile hangs past the edge
+        dy_tiles = numpy.zeros((1, out_c, 2, 2, tile_rows, count // tile_rows), dtype=dy.dtype)
 
-            def gather(dy, dy_tiles):   # a block of output channels
-                for u in range(2):
-                    for v in range(2):
-                        source = dy[0, :, row0 + u:row0 + rows:2, v::2]
-                        dy_tiles[0, :, u, v, :source.shape[1], :source.shape[2]] = source
-            split_channels(gather, dy[image:image + 1], dy_tiles)
-            grad_m = numpy.matmul(output_transform.T, dy_tiles.reshape(out_c, 4, count),
-                                  out=grad_products[:16 * out_c * count].reshape(out_c, 16, count))   # (O, 16, T)
-            grad_u += numpy.matmul(grad_m.transpose(1, 0, 2), v.transpose(1, 2, 0))             # (16, O, C)
-    kernel_transform = KERNEL_TRANSFORM.astype(x.dtype)
-    return (kernel_transform.T @ grad_u.reshape(16, -1)).reshape(3, 3, out_c, channels).transpose(2, 3, 0, 1)
+        def gather(dy, dy_tiles):   # a block of output channels
+            for tile_y in range(2):
+                for tile_x in range(2):
+                    source = dy[0, :, row0 + tile_y:row0 + rows:2, tile_x::2]
+                    dy_tiles[0, :, tile_y, tile_x, :source.shape[1], :source.shape[2]] = source
+        split_channels(gather, dy[image:image + 1], dy_tiles)
+        products = workspace.get(numpy, 16 * out_c * count, x.dtype, slot=2)
+        grad_m = numpy.matmul(output_transform.T, dy_tiles.reshape(out_c, 4, count),
+                              out=products[:16 * out_c * count].reshape(out_c, 16, count))       # (O, 16, T)
+        grad_u += numpy.matmul(grad_m.transpose(1, 0, 2), v.transpose(1, 2, 0), out=band_grad_u)  # (16, O, C)
+    transform = KERNEL_TRANSFORM.astype(x.dtype)
+    return (transform.T @ grad_u.reshape(16, -1)).reshape(3, 3, out_c, channels).transpose(2, 3, 0, 1)
