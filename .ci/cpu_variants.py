@@ -1,4 +1,4 @@
-"""CPU measurements beside the benchmark: the figures in BENCHMARKS.md's section on host threads.
+"""CPU measurements beside the benchmark: the figures in BENCHMARKS.md's CPU sections (host threads, Winograd).
 
     python .ci/cpu_variants.py threads [step|infer] [N]   the FCN-8s step (or inference) at VOC size with
                                                           FCNLITE_HOST_THREADS=1 and the default (at least 2)
@@ -16,6 +16,14 @@
                                                           input), forward and backward: ConvTranspose2d (its phases
                                                           computed as one convolution) against the col2im form it
                                                           replaced, taking turns
+    python .ci/cpu_variants.py winograd [step|infer] [N]  the FCN-8s step (or inference) with Winograd's form for the
+                                                          wide 3x3 layers and with im2col everywhere, taking turns in
+                                                          one process, N times each (default 5)
+    python .ci/cpu_variants.py winograd-layers           conv2_2 .. conv5_1 alone at VOC size, forward and backward,
+                                                          Winograd's form against im2col's, taking turns (median of 3)
+    python .ci/cpu_variants.py layers [N]                one inference, each convolution timed inside the network,
+                                                          fcnlite's against PyTorch's module (needs PyTorch), taking
+                                                          turns, median of N (default 5)
 
 fcnlite is imported before NumPy, so that its OPENBLAS_THREAD_TIMEOUT default applies.
 """
@@ -145,7 +153,94 @@ def upsampling():
           f"{times[1]:.0f} ms, ratio {times[1] / times[0]:.2f}")
 
 
-MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling}
+def winograd_or_im2col(mode="step", repeats="5"):
+    from fcnlite.benchmark import FcnliteRunner, Settings, random_batch
+    from fcnlite.layers import winograd
+    settings = Settings()
+    runner = FcnliteRunner(settings, *random_batch(settings))
+    run = runner.step if mode == "step" else runner.infer
+    run()
+    thresholds = {"winograd": winograd.MIN_CHANNELS, "im2col": 10**9}
+    times = {name: [] for name in thresholds}
+    try:
+        for _ in range(int(repeats)):
+            for name, threshold in thresholds.items():
+                winograd.MIN_CHANNELS = threshold
+                times[name].append(seconds(run))
+    finally:
+        winograd.MIN_CHANNELS = thresholds["winograd"]
+    medians = {name: numpy.median(value) for name, value in times.items()}
+    print(f"winograd: {mode}: Winograd {medians['winograd']:.2f} s, im2col {medians['im2col']:.2f} s, "
+          f"ratio {medians['winograd'] / medians['im2col']:.3f}")
+
+
+def winograd_layers():
+    from fcnlite.layers import Conv2d, winograd
+    generator = numpy.random.default_rng(0)
+    layers = {"conv2_2": (128, 128, 287, 349), "conv3_2": (256, 256, 144, 175), "conv4_2": (512, 512, 72, 88),
+              "conv5_1": (512, 512, 36, 44)}
+    threshold = winograd.MIN_CHANNELS
+    for name, (channels, out_c, height, width) in layers.items():
+        layer = Conv2d(channels, out_c, 3, padding=1)
+        x = generator.random((1, channels, height, width), dtype=numpy.float32)
+        dy = generator.random((1, out_c, height, width), dtype=numpy.float32)
+        times = {"winograd": [], "im2col": []}
+        try:
+            for _ in range(3):
+                for form, setting in (("winograd", threshold), ("im2col", 10**9)):
+                    winograd.MIN_CHANNELS = setting
+                    times[form].append((seconds(lambda: layer.forward(x)), seconds(lambda: layer.backward(dy))))
+        finally:
+            winograd.MIN_CHANNELS = threshold
+        (wf, wb), (cf, cb) = (numpy.median(times[form], axis=0) * 1e3 for form in ("winograd", "im2col"))
+        print(f"winograd-layers: {name}: forward {wf:.0f} / {cf:.0f} ms = {wf / cf:.2f}, "
+              f"backward {wb:.0f} / {cb:.0f} ms = {wb / cb:.2f} (Winograd / im2col)")
+
+
+def layers(repeats="5"):
+    import torch
+    from fcnlite.benchmark import FcnliteRunner, Settings, TorchRunner, random_batch
+    from fcnlite.layers import Conv2d, ConvTranspose2d
+    settings = Settings()
+    images, labels = random_batch(settings)
+    ours = FcnliteRunner(settings, images, labels)
+    theirs = TorchRunner(torch, ours.model, images, labels, "cpu")
+    torch.set_num_threads(backend.host_threads())
+    spent = {}
+
+    def timed(name, forward):
+        def call(*args):
+            start = time.perf_counter()
+            result = forward(*args)
+            spent[("fcnlite", name)] = time.perf_counter() - start
+            return result
+        return call
+    starts = {}
+    for name, layer in ours.model.layers.items():
+        if isinstance(layer, (Conv2d, ConvTranspose2d)):
+            layer.forward = timed(name, layer.forward)
+            module = theirs.net.layers[name]
+            module.register_forward_pre_hook(lambda *_, name=name: starts.__setitem__(name, time.perf_counter()))
+            module.register_forward_hook(
+                lambda *_, name=name: spent.__setitem__(("PyTorch", name), time.perf_counter() - starts[name]))
+    rows, totals = {}, {"fcnlite": [], "PyTorch": []}
+    for repeat in range(int(repeats) + 1):   # the first round warms up
+        for framework, runner in (("fcnlite", ours), ("PyTorch", theirs)):
+            spent.clear()
+            total = seconds(runner.infer)
+            if repeat:
+                totals[framework].append(total)
+                for key, value in spent.items():
+                    rows.setdefault(key[1], {}).setdefault(key[0], []).append(value)
+    print(f"layers: inference {numpy.median(totals['fcnlite']) * 1e3:.0f} ms, PyTorch "
+          f"{numpy.median(totals['PyTorch']) * 1e3:.0f} ms")
+    for name, times in rows.items():
+        mine, torch_time = (numpy.median(times[framework]) * 1e3 for framework in ("fcnlite", "PyTorch"))
+        print(f"layers: {name:14s} {mine:7.1f} ms {torch_time:7.1f} ms {mine / torch_time:5.2f}")
+
+
+MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling,
+         "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers}
 
 if __name__ == "__main__":
     backend.use("numpy")
