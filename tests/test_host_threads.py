@@ -181,6 +181,18 @@ def test_sgd_host_update_of_arrays_without_flat_views():
     numpy.testing.assert_allclose(w, w0 + v_expected, rtol=1e-14)
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_zero_grad_split_over_threads_zeroes_every_entry(finest_split, order):
+    layer = Conv2d(3, 5, 3)
+    finest_split(True)
+    for key in layer.grads:
+        layer.grads[key] = numpy.full(layer.grads[key].shape, numpy.nan, dtype=layer.dtype, order=order)
+    layer.zero_grad()
+    for key, grad in layer.grads.items():
+        assert grad.flags.c_contiguous == (order == "C" or grad.ndim == 1)
+        assert not grad.any() and not numpy.isnan(grad).any(), key
+
+
 def test_parameters_are_stored_c_contiguous():
     layer = Conv2d(2, 3, 3)
     layer.add_param("W", numpy.asfortranarray(numpy.ones((3, 2, 3, 3))))
