@@ -198,7 +198,10 @@ def winograd_layers():
 
 
 def layers(repeats="5"):
-    import torch
+    try:
+        import torch
+    except ImportError:
+        sys.exit("layers: needs PyTorch, the comparison's other side (pip install torch==2.13.0: the CPU build)")
     from fcnlite.benchmark import FcnliteRunner, Settings, TorchRunner, random_batch
     from fcnlite.layers import Conv2d, ConvTranspose2d
     settings = Settings()
