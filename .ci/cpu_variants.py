@@ -123,19 +123,21 @@ def padding():
 
 
 def upsampling():
+    """upscore8 on the current backend (gpu_variants.py runs it on CuPy): the phase form against col2im's."""
     from fcnlite.layers import ConvTranspose2d
     from fcnlite.layers.im2col import col2im_add
+    xp = backend.get()
     channels, kernel, stride, height, width = 21, 16, 8, 73, 89
     layer = ConvTranspose2d(channels, channels, kernel, stride).init_bilinear()
     layer.frozen = True   # as in FCN-8s: dx only
-    x = numpy.random.default_rng(0).random((1, channels, height, width), dtype=numpy.float32)
-    dy = numpy.random.default_rng(1).random(layer.output_shape(x.shape), dtype=numpy.float32)
+    x = xp.asarray(numpy.random.default_rng(0).random((1, channels, height, width), dtype=numpy.float32))
+    dy = xp.asarray(numpy.random.default_rng(1).random(layer.output_shape(x.shape), dtype=numpy.float32))
     weights = layer.params["W"].reshape(channels, -1)
-    bands = row_bands(height, weights.nbytes // channels * width)
+    bands = row_bands(height, weights.nbytes // channels * width, xp)
 
     def col2im_form():   # the layer's definition, y = col2im(Wm.T @ x), dx = Wm @ im2col(dy), in bands
-        y = numpy.zeros(dy.shape, dtype=numpy.float32)
-        dx = numpy.empty_like(x)
+        y = xp.zeros(dy.shape, dtype=numpy.float32)
+        dx = xp.empty_like(x)
         for row0, rows in bands:
             cols = weights.T @ x[0, :, row0:row0 + rows].reshape(channels, rows * width)
             col2im_add(cols, y[0], kernel, kernel, stride, row0, rows, width)
@@ -146,11 +148,16 @@ def upsampling():
 
     def phases():
         return layer.forward(x), layer.backward(dy)
+
+    def timed(function):   # on a GPU, from an idle device to an idle device
+        backend.synchronize()
+        return seconds(lambda: (function(), backend.synchronize()))
     for old, new in zip(col2im_form(), phases()):
-        assert numpy.allclose(old, new, rtol=1e-4, atol=1e-4)
-    times = numpy.median([(seconds(col2im_form), seconds(phases)) for _ in range(9)], axis=0) * 1e3
-    print(f"upsampling: upscore8 forward + backward: col2im form {times[0]:.0f} ms, phases as one convolution "
-          f"{times[1]:.0f} ms, ratio {times[1] / times[0]:.2f}")
+        assert numpy.allclose(backend.to_numpy(old), backend.to_numpy(new), rtol=1e-4, atol=1e-4)
+    repeats = 9 if xp is numpy else 50
+    times = numpy.median([(timed(col2im_form), timed(phases)) for _ in range(repeats)], axis=0) * 1e3
+    print(f"upsampling ({xp.__name__}): upscore8 forward + backward: col2im form {times[0]:.2f} ms, phases as one "
+          f"convolution {times[1]:.2f} ms, ratio {times[1] / times[0]:.2f}")
 
 
 def winograd_or_im2col(mode="step", repeats="5"):

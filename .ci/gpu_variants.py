@@ -16,6 +16,9 @@
                                                    forward and backward, the loss and the SGD step are called with
                                                    a 20 ms kernel queued before them; a call that takes the host
                                                    that long waited for it
+    python .ci/gpu_variants.py upsampling          upscore8 forward + backward on the GPU: ConvTranspose2d's phase
+                                                   form against the col2im form it replaced (stop 12; the same code
+                                                   as cpu_variants.py upsampling)
 Modes can follow each other: bands 256 512 overhead
 """
 import os
@@ -221,12 +224,20 @@ def calls():
         print(f"calls: {name:<40} {host / count * 1e6:6.1f} us a call (host)", flush=True)
 
 
+def upsampling():
+    from fcnlite import backend
+    backend.use("cupy")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import cpu_variants
+    cpu_variants.upsampling()
+
+
 if __name__ == "__main__":
     arguments = sys.argv[1:]
     if not arguments:
         sys.exit(__doc__)
     modes = {"ceilings": ceilings, "overhead": overhead, "profile": profile, "calls": calls, "waits": waits,
-             "labels": labels}
+             "labels": labels, "upsampling": upsampling}
     while arguments:
         mode = arguments.pop(0)
         if mode in modes:
