@@ -223,6 +223,21 @@ def split_channels(work, *arrays, blocked=False):
     split_over_threads(part, arrays[0].shape[1], sum(array.nbytes for array in arrays if array is not None), blocked)
 
 
+def split_flat(work, *arrays, blocked=False):
+    """work(*parts) with each part the same flat slice of one of the arrays, split over the host's
+    threads as split_over_threads does: for element-wise passes over arrays of one shape (a
+    parameter, its gradient, its velocity). CuPy arrays, and arrays that are not all
+    C-contiguous (no flat views of them), go to work whole, in one call."""
+    if is_gpu_array(arrays[0]) or not all(array.flags.c_contiguous for array in arrays):
+        work(*arrays)
+        return
+    flat = [array.reshape(-1) for array in arrays]
+
+    def part(start, stop):
+        work(*(array[start:stop] for array in flat))
+    split_over_threads(part, flat[0].size, sum(array.nbytes for array in flat), blocked)
+
+
 def reuse_host_memory():
     """Keep freed host memory in the process instead of returning it to the OS (glibc only).
 

@@ -67,12 +67,8 @@ def _sgd_update_host(value, grad, velocity, lr, momentum, weight_decay):
         v *= momentum
         v -= step
         w += v
-    if not all(array.flags.c_contiguous for array in (value, grad, velocity)):
-        update(value, grad, velocity)   # no flat views of these: one whole pass (Layer.add_param avoids it)
-        return
-    value, grad, velocity = value.reshape(-1), grad.reshape(-1), velocity.reshape(-1)
-    backend.split_over_threads(lambda start, stop: update(value[start:stop], grad[start:stop], velocity[start:stop]),
-                               value.size, 3 * value.nbytes, blocked=True)
+    # (arrays that are not C-contiguous take one whole pass; Layer.add_param avoids them)
+    backend.split_flat(update, value, grad, velocity, blocked=True)
 
 
 def _host_copy(x):
