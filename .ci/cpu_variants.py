@@ -27,6 +27,7 @@
 
 fcnlite is imported before NumPy, so that its OPENBLAS_THREAD_TIMEOUT default applies.
 """
+import contextlib
 import os
 import sys
 import time
@@ -51,13 +52,34 @@ def with_threads(count, function):
         return seconds(function)
 
 
-def threads(mode="step", repeats="5"):
+def voc_runner():
+    """fcnlite's FCN-8s, loss and SGD on one random VOC-sized image, as the benchmark builds them."""
     from fcnlite.benchmark import FcnliteRunner, Settings, random_batch
     settings = Settings()
-    images, labels = random_batch(settings)
-    runner = FcnliteRunner(settings, images, labels)
+    return FcnliteRunner(settings, *random_batch(settings))
+
+
+def warm_voc_run(mode):
+    """The benchmark's training step (mode "step") or inference, run once already."""
+    runner = voc_runner()
     run = runner.step if mode == "step" else runner.infer
     run()
+    return run
+
+
+@contextlib.contextmanager
+def winograd_threshold(channels):
+    """Within the block, Conv2d takes Winograd's form from `channels` input channels on (10**9: never)."""
+    from fcnlite.layers import winograd
+    saved, winograd.MIN_CHANNELS = winograd.MIN_CHANNELS, channels
+    try:
+        yield
+    finally:
+        winograd.MIN_CHANNELS = saved
+
+
+def threads(mode="step", repeats="5"):
+    run = warm_voc_run(mode)
     several = max(2, backend.host_threads())
     times = {1: [], several: []}
     for _ in range(int(repeats)):
@@ -161,21 +183,14 @@ def upsampling():
 
 
 def winograd_or_im2col(mode="step", repeats="5"):
-    from fcnlite.benchmark import FcnliteRunner, Settings, random_batch
     from fcnlite.layers import winograd
-    settings = Settings()
-    runner = FcnliteRunner(settings, *random_batch(settings))
-    run = runner.step if mode == "step" else runner.infer
-    run()
+    run = warm_voc_run(mode)
     thresholds = {"winograd": winograd.MIN_CHANNELS, "im2col": 10**9}
     times = {name: [] for name in thresholds}
-    try:
-        for _ in range(int(repeats)):
-            for name, threshold in thresholds.items():
-                winograd.MIN_CHANNELS = threshold
+    for _ in range(int(repeats)):
+        for name, threshold in thresholds.items():
+            with winograd_threshold(threshold):
                 times[name].append(seconds(run))
-    finally:
-        winograd.MIN_CHANNELS = thresholds["winograd"]
     medians = {name: numpy.median(value) for name, value in times.items()}
     print(f"winograd: {mode}: Winograd {medians['winograd']:.2f} s, im2col {medians['im2col']:.2f} s, "
           f"ratio {medians['winograd'] / medians['im2col']:.3f}")
@@ -192,13 +207,10 @@ def winograd_layers():
         x = generator.random((1, channels, height, width), dtype=numpy.float32)
         dy = generator.random((1, out_c, height, width), dtype=numpy.float32)
         times = {"winograd": [], "im2col": []}
-        try:
-            for _ in range(3):
-                for form, setting in (("winograd", threshold), ("im2col", 10**9)):
-                    winograd.MIN_CHANNELS = setting
+        for _ in range(3):
+            for form, setting in (("winograd", threshold), ("im2col", 10**9)):
+                with winograd_threshold(setting):
                     times[form].append((seconds(lambda: layer.forward(x)), seconds(lambda: layer.backward(dy))))
-        finally:
-            winograd.MIN_CHANNELS = threshold
         (wf, wb), (cf, cb) = (numpy.median(times[form], axis=0) * 1e3 for form in ("winograd", "im2col"))
         print(f"winograd-layers: {name}: forward {wf:.0f} / {cf:.0f} ms = {wf / cf:.2f}, "
               f"backward {wb:.0f} / {cb:.0f} ms = {wb / cb:.2f} (Winograd / im2col)")
@@ -209,12 +221,10 @@ def layers(repeats="5"):
         import torch
     except ImportError:
         sys.exit("layers: needs PyTorch, the comparison's other side (pip install torch==2.13.0: the CPU build)")
-    from fcnlite.benchmark import FcnliteRunner, Settings, TorchRunner, random_batch
+    from fcnlite.benchmark import TorchRunner
     from fcnlite.layers import Conv2d, ConvTranspose2d
-    settings = Settings()
-    images, labels = random_batch(settings)
-    ours = FcnliteRunner(settings, images, labels)
-    theirs = TorchRunner(torch, ours.model, images, labels, "cpu")
+    ours = voc_runner()
+    theirs = TorchRunner(torch, ours.model, ours.images, ours.labels, "cpu")
     torch.set_num_threads(backend.host_threads())
     spent = {}
 
