@@ -5,9 +5,12 @@
     w += v
 
 lr_mult / decay_mult come from the model (weights x1 with decay, biases x2
-without, frozen upsampling x0), as in the reference FCN nets. The momentum
-buffers are the optimizer's whole state: state_dict() / load_state_dict() move
-them in and out of checkpoints.
+without, frozen upsampling x0), as in the reference FCN nets. The optimizer
+packs the model's parameters (Model.pack_parameters): the parameters of one
+group of multipliers are then one flat slice, and the update runs once per
+group (twice for an FCN) rather than once per parameter (about forty). The
+momentum buffers are the optimizer's whole state: state_dict() /
+load_state_dict() move them in and out of checkpoints, by parameter name.
 """
 import numpy
 
@@ -18,24 +21,28 @@ class SGD:
     def __init__(self, model, lr, momentum=0.99, weight_decay=5e-4):
         self.model = model
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
-        self.multipliers = model.parameter_multipliers()
-        self.velocity = {}
+        # one pass per group over flat slices, not one per parameter (Model.pack_parameters)
+        self.groups = [group for group in model.pack_parameters() if group.lr_mult != 0]
+        trained = self.groups[-1].stop if self.groups else 0   # the trained groups come first
+        flat_values = model.flat_values
+        self.flat_velocity = None if flat_values is None else \
+            backend.array_module(flat_values).zeros(trained, dtype=flat_values.dtype)
+        self.velocity = {}   # views of flat_velocity by parameter name: what checkpoints hold
         for name, value, _ in model.named_parameters():
-            if self.multipliers[name][0] != 0:
-                self.velocity[name] = backend.array_module(value).zeros_like(value)
+            offset = model.parameter_offsets[name]
+            if offset < trained:
+                self.velocity[name] = self.flat_velocity[offset: offset + value.size].reshape(value.shape)
 
     def step(self):
-        for name, value, grad in self.model.named_parameters():
-            lr_mult, decay_mult = self.multipliers[name]
-            if lr_mult == 0:
-                continue
-            velocity = self.velocity[name]
+        for group in self.groups:
+            value, grad = (flat[group.start: group.stop] for flat in (self.model.flat_values, self.model.flat_grads))
+            velocity = self.flat_velocity[group.start: group.stop]
+            lr, weight_decay = self.lr * group.lr_mult, self.weight_decay * group.decay_mult
             if backend.is_gpu_array(value):   # the same update in one CuPy kernel: one pass over the memory
                 from .layers import cuda_kernels
-                cuda_kernels.sgd_update(value, grad, velocity, self.lr * lr_mult, self.momentum,
-                                        self.weight_decay * decay_mult)
-                continue
-            _sgd_update_host(value, grad, velocity, self.lr * lr_mult, self.momentum, self.weight_decay * decay_mult)
+                cuda_kernels.sgd_update(value, grad, velocity, lr, self.momentum, weight_decay)
+            else:
+                _sgd_update_host(value, grad, velocity, lr, self.momentum, weight_decay)
 
     def state_dict(self):
         """Host copies of the momentum buffers and the hyper-parameters."""
@@ -67,7 +74,6 @@ def _sgd_update_host(value, grad, velocity, lr, momentum, weight_decay):
         v *= momentum
         v -= step
         w += v
-    # (arrays that are not C-contiguous take one whole pass; Layer.add_param avoids them)
     backend.split_flat(update, value, grad, velocity, blocked=True)
 
 

@@ -244,9 +244,14 @@ def test_named_parameters_yields_the_live_arrays(xp):
     assert (after.argmax(axis=1) == 1).mean() > 0.9
 
 
-def test_gradients_reach_named_parameters_and_accumulate_until_zero_grad(xp):
+@pytest.mark.parametrize("packed", [False, True], ids=["arrays", "packed"])
+def test_gradients_reach_named_parameters_and_accumulate_until_zero_grad(xp, packed):
     model = small_model("fcn16s").eval()
     randomize_scores(model, numpy.random.default_rng(0))
+    if packed:   # as the optimizer leaves it: the layers' gradients are views of one flat array
+        model.pack_parameters()
+        model.flat_grads.fill(1)
+        assert all(backend.to_numpy(grad).all() for _, _, grad in model.named_parameters())
     x = xp.asarray(numpy.random.default_rng(1).standard_normal((1, 3, 6, 5)), dtype=numpy.float32)
     dscores = xp.asarray(numpy.random.default_rng(2).standard_normal((1, 3, 6, 5)), dtype=numpy.float32)
     model.zero_grad()
@@ -260,6 +265,8 @@ def test_gradients_reach_named_parameters_and_accumulate_until_zero_grad(xp):
         numpy.testing.assert_allclose(backend.to_numpy(grad), 2 * once[name], rtol=1e-5, atol=1e-7, err_msg=name)
     model.zero_grad()
     assert not any(backend.to_numpy(grad).any() for _, _, grad in model.named_parameters())
+    if packed:   # the padding between parameters too
+        assert not backend.to_numpy(model.flat_grads).any()
 
 
 def test_predict_returns_integer_labels_of_the_input_size_and_keeps_the_mode(xp):

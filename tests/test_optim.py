@@ -2,8 +2,9 @@
 import numpy
 import pytest
 
-from fcnlite import SGD, backend
+from fcnlite import SGD, backend, optim
 from fcnlite.models import build_model
+from fcnlite.models.base import PARAMETER_ALIGNMENT_BYTES
 
 LR, MOMENTUM, DECAY = 0.1, 0.9, 0.01
 
@@ -137,3 +138,67 @@ def test_load_state_dict_rejects_a_shape_mismatch(xp):
     state["velocity"]["score_fr/b"] = numpy.zeros(5)
     with pytest.raises(ValueError, match=r"score_fr/b has shape \(5,\), the model \(3,\)"):
         optimizer.load_state_dict(state)
+
+
+# ---------------------------------------------------------------- packing (Model.pack_parameters)
+
+def test_packing_keeps_every_value_and_gradient_in_aligned_views_grouped_by_multipliers(xp):
+    model = small_model()
+    grads = set_random_gradients(model, 10)
+    values = host_parameters(model)
+    groups = model.pack_parameters()
+    multipliers = model.parameter_multipliers()
+    assert [(group.lr_mult, group.decay_mult) for group in groups] == [(1.0, 1.0), (2.0, 0.0), (0.0, 0.0)]
+    assert groups[0].start == 0 and groups[-1].stop == model.flat_values.size
+    assert all(earlier.stop == later.start for earlier, later in zip(groups, groups[1:]))
+    for name, value, grad in model.named_parameters():
+        numpy.testing.assert_array_equal(backend.to_numpy(value), values[name], err_msg=name)
+        numpy.testing.assert_array_equal(backend.to_numpy(grad), grads[name], err_msg=name)
+        offset = model.parameter_offsets[name]
+        assert offset * value.itemsize % PARAMETER_ALIGNMENT_BYTES == 0
+        group, = (group for group in groups if (group.lr_mult, group.decay_mult) == multipliers[name])
+        assert group.start <= offset and offset + value.size <= group.stop
+        # the layer's arrays are the flat arrays' entries: a write to one is a write to the other
+        flat = model.flat_values[offset: offset + value.size]
+        flat += 1
+        numpy.testing.assert_array_equal(backend.to_numpy(value), values[name] + 1, err_msg=name)
+        model.flat_grads[offset] = 7
+        assert float(grad.reshape(-1)[0]) == 7
+
+
+def test_packing_again_changes_nothing_unless_the_multipliers_changed(xp):
+    model = small_model()
+    groups = model.pack_parameters()
+    flat_values, conv1_1 = model.flat_values, model.layers["conv1_1"].params["W"]
+    assert model.pack_parameters() is groups and model.flat_values is flat_values
+    assert model.layers["conv1_1"].params["W"] is conv1_1
+    # unfreezing the upsampling moves it into the weights' group, keeping every value
+    values = host_parameters(model)
+    model.layers["upscore2"].frozen = False
+    groups = model.pack_parameters()
+    assert [(group.lr_mult, group.decay_mult) for group in groups] == [(1.0, 1.0), (2.0, 0.0), (0.0, 0.0)]
+    assert model.parameter_offsets["upscore2/W"] < groups[0].stop
+    assert model.parameter_offsets["upscore16/W"] >= groups[2].start
+    for name, value in host_parameters(model).items():
+        numpy.testing.assert_array_equal(value, values[name], err_msg=name)
+
+
+def test_packing_refuses_parameters_of_different_dtypes():
+    model = small_model()
+    model.layers["fc7"].params["b"] = numpy.zeros(model.layers["fc7"].params["b"].shape, dtype=numpy.float32)
+    with pytest.raises(ValueError, match=r"fc7/b is a ndarray of float32, conv1_1/W a ndarray of float64"):
+        model.pack_parameters()
+
+
+def test_sgd_updates_each_group_in_one_pass_and_keeps_a_velocity_view_per_parameter(monkeypatch):
+    model = small_model()
+    optimizer = SGD(model, lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
+    passes = []
+    update = optim._sgd_update_host
+    monkeypatch.setattr(optim, "_sgd_update_host", lambda value, *rest: (passes.append(value.size), update(value, *rest)))
+    set_random_gradients(model, 11)
+    optimizer.step()
+    assert passes == [group.stop - group.start for group in model.parameter_groups if group.lr_mult != 0]
+    for name, velocity in optimizer.velocity.items():
+        assert numpy.shares_memory(velocity, optimizer.flat_velocity), name
+        assert velocity.any(), name

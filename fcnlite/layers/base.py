@@ -40,7 +40,8 @@ class Layer:
 
     def add_param(self, key, value):
         """Register a parameter (host array) on the chosen device, with a zero gradient beside it.
-        Parameters are C-contiguous: the optimizer updates them through flat views."""
+        Parameters are C-contiguous, so that reshaping them makes views. A model may later move
+        them into one flat array (Model.pack_parameters): always reach them through self.params."""
         value = backend.to_device(numpy.ascontiguousarray(value, dtype=self.dtype))
         self.params[key] = value
         self.grads[key] = backend.array_module(value).zeros_like(value)
