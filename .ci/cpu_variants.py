@@ -16,6 +16,10 @@
                                                           input), forward and backward: ConvTranspose2d (its phases
                                                           computed as one convolution) against the col2im form it
                                                           replaced, taking turns
+    python .ci/cpu_variants.py packing [N]               the FCN-8s step with packed parameters (one SGD update per
+                                                          group, zero_grad one fill) against the per-parameter passes
+                                                          it replaced, taking turns, N times each (default 20); and
+                                                          zero_grad + the update alone
     python .ci/cpu_variants.py winograd [step|infer] [N]  the FCN-8s step (or inference) with Winograd's form for the
                                                           wide 3x3 layers and with im2col everywhere, taking turns in
                                                           one process, N times each (default 5)
@@ -182,6 +186,69 @@ def upsampling():
           f"convolution {times[1]:.2f} ms, ratio {times[1] / times[0]:.2f}")
 
 
+def packing(repeats="20", size=None, tf32=False):
+    """The FCN-8s step on the current backend (gpu_variants.py runs it on CuPy) with the parameters packed
+    (SGD: one update per group, zero_grad one fill) against the per-parameter passes that the packing
+    replaced, taking turns; and the host's time for zero_grad + the update alone."""
+    import statistics
+    from fcnlite import benchmark, optim
+    repeats = int(repeats)
+
+    class PerParameter(benchmark.FcnliteRunner):
+        """The same step with zero_grad and the update run parameter by parameter, as before stop 13
+        (over views of the same packed arrays: only the number of passes, and launches, differs)."""
+        name = "per parameter"
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            model, optimizer = self.model, self.optimizer
+            multipliers = model.parameter_multipliers()
+
+            def zero_grad():
+                for layer in model.layers.values():
+                    layer.zero_grad()
+
+            def step():
+                for name, value, grad in model.named_parameters():
+                    lr_mult, decay_mult = multipliers[name]
+                    if lr_mult == 0:
+                        continue
+                    arguments = (value, grad, optimizer.velocity[name], optimizer.lr * lr_mult, optimizer.momentum,
+                                 optimizer.weight_decay * decay_mult)
+                    if backend.is_gpu_array(value):
+                        from fcnlite.layers import cuda_kernels
+                        cuda_kernels.sgd_update(*arguments)
+                    else:
+                        optim._sgd_update_host(*arguments)
+            model.zero_grad, optimizer.step = zero_grad, step
+
+    def host_seconds(runner):
+        """Median host time of zero_grad + the update, from an idle device."""
+        spent = []
+        for _ in range(repeats):
+            backend.synchronize()
+            spent.append(seconds(lambda: (runner.model.zero_grad(), runner.optimizer.step())))
+        backend.synchronize()
+        return statistics.median(spent)
+
+    device = "gpu" if backend.get() is not numpy else "cpu"
+    settings = benchmark.Settings(device=device, tf32=tf32, **({"size": size} if size else {}))
+    benchmark.set_tf32(tf32)
+    images, labels = benchmark.random_batch(settings)
+    packed = benchmark.FcnliteRunner(settings, images, labels)
+    packed.name = "packed"
+    per_parameter = PerParameter(settings, images, labels)
+    for runner in (packed, per_parameter):
+        benchmark.warm_up(runner, "step", 3)
+    times = benchmark.interleaved_times([packed, per_parameter], "step", repeats)
+    step = {name: statistics.median(times[name]) for name in times}
+    host = {runner.name: host_seconds(runner) for runner in (packed, per_parameter)}
+    print(f"packing (FCN-8s step, {device}{', TF32 on' if tf32 else ''}): packed {step['packed'] * 1e3:.2f} ms, "
+          f"per parameter {step['per parameter'] * 1e3:.2f} ms, ratio {step['packed'] / step['per parameter']:.3f}; "
+          f"zero_grad + update alone: {host['packed'] * 1e3:.3f} against {host['per parameter'] * 1e3:.3f} ms "
+          f"(host time)", flush=True)
+
+
 def winograd_or_im2col(mode="step", repeats="5"):
     from fcnlite.layers import winograd
     run = warm_voc_run(mode)
@@ -260,7 +327,7 @@ def layers(repeats="5"):
 
 
 MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling,
-         "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers}
+         "packing": packing, "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers}
 
 if __name__ == "__main__":
     backend.use("numpy")

@@ -22,7 +22,7 @@
     python .ci/gpu_variants.py packing             the FCN-8s step with the parameters packed (SGD: one update per
                                                    group, zero_grad one fill) against the per-parameter passes it
                                                    replaced (stop 13), interleaved, TF32 off and on; and the host's
-                                                   time for zero_grad + the update alone
+                                                   time for zero_grad + the update alone (cpu_variants.py's code)
 Modes can follow each other: bands 256 512 overhead
 """
 import os
@@ -228,69 +228,13 @@ def calls():
         print(f"calls: {name:<40} {host / count * 1e6:6.1f} us a call (host)", flush=True)
 
 
-def packing(device="gpu", size=None, repeats=20):
-    import statistics
-    import time
-    from fcnlite import backend, benchmark, optim
-
-    class PerParameter(benchmark.FcnliteRunner):
-        """The same step with zero_grad and the SGD update run parameter by parameter, as before stop 13
-        (over the same packed arrays' views: the passes and launches are what differ)."""
-        name = "per parameter"
-
-        def __init__(self, *args):
-            super().__init__(*args)
-            model, optimizer = self.model, self.optimizer
-            multipliers = model.parameter_multipliers()
-
-            def zero_grad():
-                for layer in model.layers.values():
-                    layer.zero_grad()
-
-            def step():
-                for name, value, grad in model.named_parameters():
-                    lr_mult, decay_mult = multipliers[name]
-                    if lr_mult == 0:
-                        continue
-                    arguments = (value, grad, optimizer.velocity[name], optimizer.lr * lr_mult, optimizer.momentum,
-                                 optimizer.weight_decay * decay_mult)
-                    if backend.is_gpu_array(value):
-                        from fcnlite.layers import cuda_kernels
-                        cuda_kernels.sgd_update(*arguments)
-                    else:
-                        optim._sgd_update_host(*arguments)
-            model.zero_grad, optimizer.step = zero_grad, step
-
-    def host_seconds(runner):
-        """Median host time of zero_grad + the update, the device idle before each."""
-        spent = []
-        for _ in range(repeats):
-            backend.synchronize()
-            start = time.perf_counter()
-            runner.model.zero_grad()
-            runner.optimizer.step()
-            spent.append(time.perf_counter() - start)
-        backend.synchronize()
-        return statistics.median(spent)
-
-    backend.use("cupy" if device == "gpu" else "numpy")
-    for tf32 in ((False, True) if device == "gpu" else (False,)):
-        settings = benchmark.Settings(device=device, tf32=tf32, **({"size": size} if size else {}))
-        benchmark.set_tf32(tf32)
-        images, labels = benchmark.random_batch(settings)
-        packed = benchmark.FcnliteRunner(settings, images, labels)
-        packed.name = "packed"
-        per_parameter = PerParameter(settings, images, labels)
-        for runner in (packed, per_parameter):
-            benchmark.warm_up(runner, "step", 3)
-        times = benchmark.interleaved_times([packed, per_parameter], "step", repeats)
-        step = {name: statistics.median(times[name]) for name in times}
-        host = {runner.name: host_seconds(runner) for runner in (packed, per_parameter)}
-        print(f"packing (FCN-8s step, {device}, TF32 {'on' if tf32 else 'off'}): packed {step['packed'] * 1e3:.2f} ms, "
-              f"per parameter {step['per parameter'] * 1e3:.2f} ms, ratio {step['packed'] / step['per parameter']:.3f}; "
-              f"zero_grad + update on the host: {host['packed'] * 1e3:.3f} against {host['per parameter'] * 1e3:.3f} ms",
-              flush=True)
-        del packed, per_parameter
+def packing():
+    from fcnlite import backend
+    backend.use("cupy")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import cpu_variants
+    for tf32 in (False, True):
+        cpu_variants.packing(tf32=tf32)
 
 
 def upsampling():
