@@ -186,7 +186,7 @@ def upsampling():
           f"convolution {times[1]:.2f} ms, ratio {times[1] / times[0]:.2f}")
 
 
-def packing(repeats="20", size=None, tf32=False):
+def packing(repeats="20", tf32=False):
     """The FCN-8s step on the current backend (gpu_variants.py runs it on CuPy) with the parameters packed
     (SGD: one update per group, zero_grad one fill) against the per-parameter passes that the packing
     replaced, taking turns; and the host's time for zero_grad + the update alone."""
@@ -232,7 +232,7 @@ def packing(repeats="20", size=None, tf32=False):
         return statistics.median(spent)
 
     device = "gpu" if backend.get() is not numpy else "cpu"
-    settings = benchmark.Settings(device=device, tf32=tf32, **({"size": size} if size else {}))
+    settings = benchmark.Settings(device=device, tf32=tf32)
     benchmark.set_tf32(tf32)
     images, labels = benchmark.random_batch(settings)
     packed = benchmark.FcnliteRunner(settings, images, labels)

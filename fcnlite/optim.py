@@ -8,7 +8,7 @@ lr_mult / decay_mult come from the model (weights x1 with decay, biases x2
 without, frozen upsampling x0), as in the reference FCN nets. The optimizer
 packs the model's parameters (Model.pack_parameters): the parameters of one
 group of multipliers are then one flat slice, and the update runs once per
-group (twice for an FCN) rather than once per parameter (about forty). The
+group (twice for an FCN) rather than once per parameter (32 to 36). The
 momentum buffers are the optimizer's whole state: state_dict() /
 load_state_dict() move them in and out of checkpoints, by parameter name.
 """
@@ -24,9 +24,9 @@ class SGD:
         # one pass per group over flat slices, not one per parameter (Model.pack_parameters)
         self.groups = [group for group in model.pack_parameters() if group.lr_mult != 0]
         trained = self.groups[-1].stop if self.groups else 0   # the trained groups come first
-        flat_values = model.flat_values
-        self.flat_velocity = None if flat_values is None else \
-            backend.array_module(flat_values).zeros(trained, dtype=flat_values.dtype)
+        self._flat_values, self.flat_velocity = model.flat_values, None
+        if model.flat_values is not None:
+            self.flat_velocity = backend.array_module(model.flat_values).zeros(trained, dtype=model.flat_values.dtype)
         self.velocity = {}   # views of flat_velocity by parameter name: what checkpoints hold
         for name, value, _ in model.named_parameters():
             offset = model.parameter_offsets[name]
@@ -34,8 +34,12 @@ class SGD:
                 self.velocity[name] = self.flat_velocity[offset: offset + value.size].reshape(value.shape)
 
     def step(self):
+        if self.model.flat_values is not self._flat_values:
+            raise RuntimeError("SGD: the model's parameters were packed anew after this optimizer was made (a layer "
+                               "frozen or unfrozen, or a parameter array replaced): make a new SGD")
         for group in self.groups:
-            value, grad = (flat[group.start: group.stop] for flat in (self.model.flat_values, self.model.flat_grads))
+            value = self.model.flat_values[group.start: group.stop]
+            grad = self.model.flat_grads[group.start: group.stop]
             velocity = self.flat_velocity[group.start: group.stop]
             lr, weight_decay = self.lr * group.lr_mult, self.weight_decay * group.decay_mult
             if backend.is_gpu_array(value):   # the same update in one CuPy kernel: one pass over the memory

@@ -183,10 +183,52 @@ def test_packing_again_changes_nothing_unless_the_multipliers_changed(xp):
         numpy.testing.assert_array_equal(value, values[name], err_msg=name)
 
 
+def test_packing_again_after_an_array_was_replaced_takes_the_new_array_in(xp):
+    model = small_model()
+    optimizer = SGD(model, lr=LR)
+    replacement = xp.full(model.layers["fc7"].params["b"].shape, 3.0)
+    model.layers["fc7"].params["b"] = replacement   # not written in place: no longer a view of flat_values
+    model.pack_parameters()
+    assert float(model.flat_values[model.parameter_offsets["fc7/b"]]) == 3.0
+    model.flat_values[model.parameter_offsets["fc7/b"]] = 4.0
+    assert float(model.layers["fc7"].params["b"][0]) == 4.0
+    # the optimizer made before still holds the old arrays' velocity: it must not step on the new ones
+    with pytest.raises(RuntimeError, match="packed anew after this optimizer was made"):
+        optimizer.step()
+
+
+def test_an_optimizer_made_before_a_layer_was_unfrozen_refuses_to_step(xp):
+    model = small_model()
+    optimizer = SGD(model, lr=LR)
+    model.layers["upscore2"].frozen = False
+    SGD(model, lr=LR).step()   # a new one packs anew and steps
+    with pytest.raises(RuntimeError, match="make a new SGD"):
+        optimizer.step()
+
+
+def test_a_frozen_layer_in_the_middle_has_no_velocity_and_does_not_move(xp):
+    model = small_model()
+    model.layers["conv1_1"].frozen = True
+    optimizer = SGD(model, lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
+    groups = model.parameter_groups
+    assert [(group.lr_mult, group.decay_mult) for group in groups] == [(1.0, 1.0), (2.0, 0.0), (0.0, 0.0)]
+    assert optimizer.flat_velocity.size == groups[1].stop
+    assert not {"conv1_1/W", "conv1_1/b"} & set(optimizer.velocity)
+    assert groups[2].start <= model.parameter_offsets["conv1_1/W"] < groups[2].stop
+    before = host_parameters(model)
+    set_random_gradients(model, 12)
+    optimizer.step()
+    after = host_parameters(model)
+    for name in ("conv1_1/W", "conv1_1/b", "upscore2/W"):
+        numpy.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    assert not numpy.array_equal(after["conv1_2/W"], before["conv1_2/W"])
+
+
 def test_packing_refuses_parameters_of_different_dtypes():
     model = small_model()
     model.layers["fc7"].params["b"] = numpy.zeros(model.layers["fc7"].params["b"].shape, dtype=numpy.float32)
-    with pytest.raises(ValueError, match=r"fc7/b is a ndarray of float32, conv1_1/W a ndarray of float64"):
+    with pytest.raises(ValueError, match=r"fc7/b is a float32 NumPy array, conv1_1/W a float64 NumPy array: "
+                                         r"a model's parameters share one dtype and device"):
         model.pack_parameters()
 
 
@@ -195,10 +237,16 @@ def test_sgd_updates_each_group_in_one_pass_and_keeps_a_velocity_view_per_parame
     optimizer = SGD(model, lr=LR, momentum=MOMENTUM, weight_decay=DECAY)
     passes = []
     update = optim._sgd_update_host
-    monkeypatch.setattr(optim, "_sgd_update_host", lambda value, *rest: (passes.append(value.size), update(value, *rest)))
+    monkeypatch.setattr(optim, "_sgd_update_host",
+                        lambda value, *rest: (passes.append(value.size), update(value, *rest)))
     set_random_gradients(model, 11)
     optimizer.step()
-    assert passes == [group.stop - group.start for group in model.parameter_groups if group.lr_mult != 0]
+    # each pass covers its group's parameters, each rounded up to 256 bytes (32 float64 entries)
+    sizes = {}
+    for name, value, _ in model.named_parameters():
+        if not name.startswith("upscore"):
+            sizes.setdefault(name.endswith("/b"), []).append(-(-value.size // 32) * 32)
+    assert passes == [sum(sizes[False]), sum(sizes[True])]
     for name, velocity in optimizer.velocity.items():
         assert numpy.shares_memory(velocity, optimizer.flat_velocity), name
         assert velocity.any(), name

@@ -19,8 +19,9 @@ from .. import backend
 # the parameters that share one (lr_mult, decay_mult) lie together: flat_values[start:stop]
 ParameterGroup = namedtuple("ParameterGroup", "lr_mult decay_mult start stop")
 
-# every packed parameter starts on a 256-byte boundary, as a fresh allocation would: cuBLAS
-# and vectorized loads may take slower paths on operands that are not aligned
+# every packed parameter starts 256 bytes (or a multiple) after the flat array's start, which on
+# the GPU (CuPy allocates on 512-byte boundaries) is as aligned as a fresh allocation: cuBLAS and
+# vectorized loads may take slower paths on operands that are not
 PARAMETER_ALIGNMENT_BYTES = 256
 
 
@@ -74,49 +75,56 @@ class Model:
         """Move the parameters into one flat array (flat_values) and their gradients into another
         (flat_grads), keeping their contents; layer.params and layer.grads then hold views of them.
         The parameters are ordered by group of multipliers, trained groups first, so that each
-        group is one slice. Returns the groups [ParameterGroup]. Calling it again changes nothing
-        unless the multipliers have changed since (a layer frozen or unfrozen): then it packs anew.
+        group is one slice. Returns the groups [ParameterGroup].
 
-        Arrays taken from layer.params before packing are no longer the live ones afterwards."""
+        Calling it again changes nothing, unless the multipliers have changed (a layer frozen or
+        unfrozen) or an array is no longer the view packing made (a layer's array replaced, a
+        layer added): then it packs anew, and an optimizer made before refuses to step. Layers
+        write their parameters in place (value[...] = ...), which keeps the views."""
         multipliers = self.parameter_multipliers()
-        if self.parameter_groups is not None and multipliers == self._packed_multipliers:
+        if self._packed_multipliers == multipliers and self._views_intact():
             return self.parameter_groups
-        groups = {}   # (lr_mult, decay_mult) -> [(name, layer, key)], in layer order
+        members, groups, offsets, size = self._packed_layout(multipliers)
+        if not members:
+            return []
+        # peak: the old parameters and gradients, and one new flat array beside them
+        places = [offsets[name] for name, _, _ in members]
+        self.flat_grads = _move_into_flat([(layer.grads, key) for _, layer, key in members], places, size)
+        self.flat_values = _move_into_flat([(layer.params, key) for _, layer, key in members], places, size)
+        self.parameter_groups, self.parameter_offsets, self._packed_multipliers = groups, offsets, multipliers
+        return groups
+
+    def _packed_layout(self, multipliers):
+        """Where each parameter goes: ([(name, layer, key)] in flat order, [ParameterGroup], {name: offset},
+        the flat arrays' size)."""
+        by_group = {}   # (lr_mult, decay_mult) -> [(name, layer, key)], in layer order
         for layer_name, layer in self.layers.items():
             for key in layer.params:
                 name = f"{layer_name}/{key}"
-                groups.setdefault(multipliers[name], []).append((name, layer, key))
-        groups = sorted(groups.items(), key=lambda item: item[0][0] == 0)   # stable: trained groups first
-        members = [member for _, group in groups for member in group]
-        if not members:
-            return []
-        first_name, first_layer, first_key = members[0]
-        first = first_layer.params[first_key]
-        xp, dtype = backend.array_module(first), first.dtype
-        align = max(1, PARAMETER_ALIGNMENT_BYTES // dtype.itemsize)
-        offsets, parameter_groups, end = {}, [], 0
-        for (lr_mult, decay_mult), group in groups:
-            start = end
+                by_group.setdefault(multipliers[name], []).append((name, layer, key))
+        members, groups, offsets, end = [], [], {}, 0
+        for (lr_mult, decay_mult), group in sorted(by_group.items(), key=lambda item: item[0][0] == 0):
+            start = end   # (the sort is stable: trained groups first, each in layer order)
             for name, layer, key in group:
                 value = layer.params[key]
-                if backend.array_module(value) is not xp or value.dtype != dtype:
-                    raise ValueError(f"pack_parameters: {name} is a {type(value).__name__} of {value.dtype}, "
-                                     f"{first_name} a {type(first).__name__} of {dtype}")
+                if members:
+                    _check_same_kind(name, value, members[0])
+                members.append((name, layer, key))
                 offsets[name] = end
-                end += -(-value.size // align) * align
-            parameter_groups.append(ParameterGroup(lr_mult, decay_mult, start, end))
-        # the gradients first, then the values: at most one old and one new set alive at once
-        for kind in ("grads", "params"):
-            flat = xp.zeros(end, dtype=dtype)
-            for name, layer, key in members:
-                arrays = getattr(layer, kind)
-                view = flat[offsets[name]: offsets[name] + arrays[key].size].reshape(arrays[key].shape)
-                view[...] = arrays[key]
-                arrays[key] = view
-            setattr(self, "flat_grads" if kind == "grads" else "flat_values", flat)
-        self.parameter_groups, self.parameter_offsets = parameter_groups, offsets
-        self._packed_multipliers = multipliers
-        return parameter_groups
+                align = max(1, PARAMETER_ALIGNMENT_BYTES // value.itemsize)
+                end += -(-value.size // align) * align   # the size rounded up to a multiple of align
+            groups.append(ParameterGroup(lr_mult, decay_mult, start, end))
+        return members, groups, offsets, end
+
+    def _views_intact(self):
+        """Whether every parameter and gradient is still the view of the flat arrays that packing made."""
+        itemsize = self.flat_values.itemsize
+        for name, value, grad in self.named_parameters():
+            offset = self.parameter_offsets.get(name)
+            if offset is None or any(backend.data_pointer(array) != backend.data_pointer(flat) + offset * itemsize
+                                     for array, flat in ((value, self.flat_values), (grad, self.flat_grads))):
+                return False
+        return True
 
     def zero_grad(self):
         if self.flat_grads is not None:   # one fill (on the CPU over the host's threads)
@@ -159,6 +167,28 @@ class Model:
 
     def __call__(self, x):
         return self.forward(x)
+
+
+def _check_same_kind(name, value, first_member):
+    first_name, first_layer, first_key = first_member
+    first = first_layer.params[first_key]
+    if backend.is_gpu_array(value) != backend.is_gpu_array(first) or value.dtype != first.dtype:
+        def kind(array):
+            return f"{array.dtype} {'CuPy' if backend.is_gpu_array(array) else 'NumPy'} array"
+        raise ValueError(f"pack_parameters: {name} is a {kind(value)}, {first_name} a {kind(first)}: "
+                         f"a model's parameters share one dtype and device")
+
+
+def _move_into_flat(arrays, places, size):
+    """A flat array of `size` zeros, each array[key] copied into it at its offset and replaced by that view."""
+    first_dict, first_key = arrays[0]
+    flat = backend.array_module(first_dict[first_key]).zeros(size, dtype=first_dict[first_key].dtype)
+    for (array_dict, key), offset in zip(arrays, places):
+        array = array_dict[key]
+        view = flat[offset: offset + array.size].reshape(array.shape)
+        view[...] = array
+        array_dict[key] = view
+    return flat
 
 
 def channels(count, width):
