@@ -92,6 +92,18 @@ def test_torch_keeps_the_upsampling_fixed_as_fcnlite():
     assert trained == {name for name, layer in model.layers.items() if layer.params} - frozen
 
 
+def test_timed_steps_barely_move_the_weights_so_that_each_does_the_same_work():
+    # at 1e-4 the VOC-sized batch's loss reached NaN after about 12 steps: the later ones were timed on NaNs
+    settings = benchmark.Settings(size=(48, 40), width=1 / 16)
+    runner = benchmark.FcnliteRunner(settings, *benchmark.random_batch(settings))
+    before = runner.model.flat_values.copy()
+    for _ in range(5):
+        runner.step()
+        assert numpy.isfinite(float(runner.last_loss))
+    change = numpy.abs(runner.model.flat_values - before).max()
+    assert 0 < change < 1e-6 * numpy.abs(before).max()
+
+
 def test_fcnlite_memory_meter_sees_a_temporary_array():
     tracemalloc.start()
     try:
