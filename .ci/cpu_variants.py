@@ -23,6 +23,12 @@
     python .ci/cpu_variants.py winograd [step|infer] [N]  the FCN-8s step (or inference) with Winograd's form for the
                                                           wide 3x3 layers and with im2col everywhere, taking turns in
                                                           one process, N times each (default 5)
+    python .ci/cpu_variants.py winograd-passes [N]       each pass (y, dx, dW) of each 3x3 layer conv1_2 .. conv5_1
+                                                          alone at VOC size by each form it could take, median of N
+                                                          (default 5)
+    python .ci/cpu_variants.py winograd-rule [N]         the FCN-8s step with Winograd's form chosen by the channels
+                                                          on both sides of each convolution against by the input's
+                                                          alone (stop 12), taking turns, N times each (default 5)
     python .ci/cpu_variants.py winograd-layers           conv2_2 .. conv5_1 alone at VOC size, forward and backward,
                                                           Winograd's form against im2col's, taking turns (median of 3)
     python .ci/cpu_variants.py layers [N]                one inference, each convolution timed inside the network,
@@ -73,13 +79,27 @@ def warm_voc_run(mode):
 
 @contextlib.contextmanager
 def winograd_threshold(channels):
-    """Within the block, Conv2d takes Winograd's form from `channels` input channels on (10**9: never)."""
+    """Within the block, Conv2d takes Winograd's form from `channels` channels on (10**9: never)."""
     from fcnlite.layers import winograd
     saved, winograd.MIN_CHANNELS = winograd.MIN_CHANNELS, channels
     try:
         yield
     finally:
         winograd.MIN_CHANNELS = saved
+
+
+@contextlib.contextmanager
+def winograd_by_input_channels_alone():
+    """Within the block, Winograd's form is chosen as in stop 12: by the input's channels alone (so that
+    conv2_1's dx, 128 channels into 64, takes it too)."""
+    from fcnlite.layers import winograd
+    rule = winograd.applies
+    winograd.applies = lambda x, kernel_h, kernel_w, stride, padding, out_channels: \
+        rule(x, kernel_h, kernel_w, stride, padding, 10**9)
+    try:
+        yield
+    finally:
+        winograd.applies = rule
 
 
 def threads(mode="step", repeats="5"):
@@ -263,6 +283,63 @@ def winograd_or_im2col(mode="step", repeats="5"):
           f"ratio {medians['winograd'] / medians['im2col']:.3f}")
 
 
+def winograd_rule(repeats="5"):
+    """The FCN-8s step with Winograd's form chosen by the channels on both sides of each convolution
+    against by its input's channels alone (stop 12), taking turns in one process."""
+    run = warm_voc_run("step")
+    times = {"both sides": [], "input alone": []}
+    for _ in range(int(repeats)):
+        times["both sides"].append(seconds(run))
+        with winograd_by_input_channels_alone():
+            times["input alone"].append(seconds(run))
+    both, alone = (numpy.median(times[name]) for name in ("both sides", "input alone"))
+    print(f"winograd-rule: step with the channels on both sides {both:.2f} s, the input's alone {alone:.2f} s, "
+          f"ratio {both / alone:.3f}")
+
+
+def winograd_passes(repeats="5"):
+    """Each pass of each 3x3 layer from conv1_2 to conv5_1 alone at VOC size, by each form (median of N ms):
+    y by im2col or Winograd; dx by col2im, as a convolution of dy by im2col, or by Winograd; dW by the
+    patches' product or by Winograd."""
+    from fcnlite.layers import winograd
+    from fcnlite.layers.conv2d import convolve, convolve_backward
+    never = 10**9
+    generator = numpy.random.default_rng(0)
+    layers = {"conv1_2": (64, 64, 573, 698), "conv2_1": (64, 128, 287, 349), "conv2_2": (128, 128, 287, 349),
+              "conv3_1": (128, 256, 144, 175), "conv3_2": (256, 256, 144, 175), "conv4_1": (256, 512, 72, 88),
+              "conv4_2": (512, 512, 72, 88), "conv5_1": (512, 512, 36, 44)}
+    print(f"{'layer':8}{'y im2col':>10}{'Winograd':>10}{'dx col2im':>11}{'conv':>7}{'Winograd':>10}"
+          f"{'dW patches':>12}{'Winograd':>10}")
+    for name, (channels, out_c, height, width) in layers.items():
+        x = generator.standard_normal((1, channels, height, width), dtype=numpy.float32)
+        dy = generator.standard_normal((1, out_c, height, width), dtype=numpy.float32)
+        weights = generator.standard_normal((out_c, channels * 9), dtype=numpy.float32) * 0.05
+        flipped = numpy.ascontiguousarray(weights.reshape(out_c, channels, 3, 3)[:, :, ::-1, ::-1]
+                                          .transpose(1, 0, 2, 3))
+        grad_w = numpy.zeros_like(weights)
+
+        def im2col_only(function):
+            def run():
+                with winograd_threshold(never):
+                    function()
+            return run
+        passes = [
+            im2col_only(lambda: convolve(x, weights, 3, 3, 1, 1)),
+            lambda: winograd.convolve3x3(x, weights.reshape(out_c, channels, 3, 3), 1),
+            im2col_only(lambda: convolve_backward(x, dy, weights, None, 3, 3, 1, 1)),
+            im2col_only(lambda: convolve(dy, flipped.reshape(channels, -1), 3, 3, 1, 1)),
+            lambda: winograd.convolve3x3(dy, flipped, 1),
+            im2col_only(lambda: convolve_backward(x, dy, weights, grad_w, 3, 3, 1, 1, input_grad=False)),
+            lambda: winograd.weight_grad3x3(x, dy, 1),
+        ]
+        times = [[] for _ in passes]
+        for _ in range(int(repeats)):
+            for function, spent in zip(passes, times):
+                spent.append(seconds(function))
+        y_i, y_w, dx_c, dx_i, dx_w, dw_i, dw_w = (numpy.median(spent) * 1e3 for spent in times)
+        print(f"{name:8}{y_i:10.0f}{y_w:10.0f}{dx_c:11.0f}{dx_i:7.0f}{dx_w:10.0f}{dw_i:12.0f}{dw_w:10.0f}", flush=True)
+
+
 def winograd_layers():
     from fcnlite.layers import Conv2d, winograd
     generator = numpy.random.default_rng(0)
@@ -327,7 +404,8 @@ def layers(repeats="5"):
 
 
 MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling,
-         "packing": packing, "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers}
+         "packing": packing, "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers,
+         "winograd-rule": winograd_rule, "winograd-passes": winograd_passes}
 
 if __name__ == "__main__":
     backend.use("numpy")

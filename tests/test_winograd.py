@@ -116,31 +116,41 @@ def test_winograd_split_over_threads_agrees_with_one_thread(finest_split):
         numpy.testing.assert_array_equal(a, b, err_msg=name)
 
 
-@pytest.mark.parametrize("kernel, stride, padding, channels, takes", [
-    (3, 1, 1, 128, True),
-    (3, 1, 0, 512, True),
-    (3, 1, 1, 64, False),     # few channels: im2col's one product (K = 9C) is faster
-    (3, 2, 1, 128, False),
-    (7, 1, 0, 512, False),    # fc6
-    (3, 1, 3, 128, False),    # dx would need a negative padding
+@pytest.mark.parametrize("kernel, stride, padding, channels, out_channels, takes", [
+    (3, 1, 1, 128, 128, True),
+    (3, 1, 0, 512, 256, True),
+    (3, 1, 1, 64, 128, False),     # few channels in: im2col's one product (K = 9C) is faster
+    (3, 1, 1, 128, 64, False),     # few out (conv2_1's dx): col2im's product and scatter are faster
+    (3, 2, 1, 128, 128, False),
+    (7, 1, 0, 512, 4096, False),   # fc6
+    (3, 1, 3, 128, 128, False),    # dx would need a negative padding
 ])
-def test_winograd_applies_to_wide_3x3_stride_1_layers_on_the_cpu(kernel, stride, padding, channels, takes):
+def test_winograd_applies_to_wide_3x3_stride_1_convolutions_on_the_cpu(kernel, stride, padding, channels,
+                                                                       out_channels, takes):
     x = numpy.zeros((1, channels, 8, 8), dtype=numpy.float32)
-    assert winograd.applies(x, kernel, kernel, stride, padding) is takes
+    assert winograd.applies(x, kernel, kernel, stride, padding, out_channels) is takes
 
 
 def test_winograd_is_not_used_for_gpu_arrays(cupy_only):
     x = cupy_only.zeros((1, 256, 8, 8), dtype=numpy.float32)
-    assert not winograd.applies(x, 3, 3, 1, 1)
+    assert not winograd.applies(x, 3, 3, 1, 1, 256)
 
 
-def test_vgg_width_conv_takes_winograd_on_the_cpu(winograd_everywhere, monkeypatch):
+@pytest.mark.parametrize("in_channels, out_channels, forms", [
+    (64, 64, set()),                    # conv1_2: im2col throughout
+    (64, 128, set()),                   # conv2_1: dx's convolution would make only 64 channels
+    (128, 128, {"y", "dx", "dW"}),      # conv2_2 on
+    (128, 4, set()),                    # a score layer's width
+])
+def test_vgg_width_convs_take_winograd_with_enough_channels_on_both_sides(winograd_everywhere, monkeypatch,
+                                                                          in_channels, out_channels, forms):
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 128)
-    layer = Conv2d(128, 4, 3, padding=1, dtype=numpy.float32)
-    y = layer.forward(numpy.ones((1, 128, 5, 6), dtype=numpy.float32))
+    layer = Conv2d(in_channels, out_channels, 3, padding=1, dtype=numpy.float32)
+    y = layer.forward(numpy.ones((1, in_channels, 5, 6), dtype=numpy.float32))
     layer.backward(numpy.ones_like(y))
-    # dx is the convolution of dy, which has 4 channels: too few, so im2col's col2im computes it
-    assert winograd_everywhere == [("convolve3x3", (1, 128, 5, 6)), ("weight_grad3x3", (1, 128, 5, 6))]
+    expected = {"y": ("convolve3x3", (1, in_channels, 5, 6)), "dx": ("convolve3x3", (1, out_channels, 5, 6)),
+                "dW": ("weight_grad3x3", (1, in_channels, 5, 6))}
+    assert sorted(winograd_everywhere) == sorted(expected[form] for form in forms)
 
 
 def test_fcn8s_scores_and_gradients_are_the_same_with_winograd_and_with_im2col(monkeypatch):

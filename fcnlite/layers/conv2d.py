@@ -76,7 +76,7 @@ def convolve(x, weights, kernel_h, kernel_w, stride=1, padding=0):
     out_h, out_w = conv_output_size(h, kernel_h, stride, padding), conv_output_size(w, kernel_w, stride, padding)
     if is_pointwise(kernel_h, kernel_w, stride, padding):
         return xp.matmul(weights, x.reshape(n, channels, h * w)).reshape(n, out_c, h, w)
-    if winograd.applies(x, kernel_h, kernel_w, stride, padding):
+    if winograd.applies(x, kernel_h, kernel_w, stride, padding, out_c):
         return winograd.convolve3x3(x, weights.reshape(out_c, channels, 3, 3), padding)
     y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
     bands = patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights)
@@ -104,7 +104,7 @@ def convolve_backward(x, dy, weights, grad_w, kernel_h, kernel_w, stride=1, padd
             for image in range(n):
                 add_weight_grad(grad_w, dy[image], x[image])
         return xp.matmul(weights.T, dy).reshape(n, channels, h, w) if input_grad else None
-    winograd_dx = input_grad and winograd.applies(dy, kernel_h, kernel_w, stride, kernel_h - 1 - padding)
+    winograd_dx = input_grad and winograd.applies(dy, kernel_h, kernel_w, stride, kernel_h - 1 - padding, channels)
     if winograd_dx:
         # dx is dy convolved with the kernel flipped and its channel axes swapped, padded by
         # 2 - padding: a 3x3, stride-1 convolution again
@@ -113,7 +113,7 @@ def convolve_backward(x, dy, weights, grad_w, kernel_h, kernel_w, stride=1, padd
     else:
         dx = xp.zeros_like(x) if input_grad else None   # col2im adds into it, band by band
     patches_dw = grad_w is not None
-    if patches_dw and winograd.applies(x, kernel_h, kernel_w, stride, padding):
+    if patches_dw and winograd.applies(x, kernel_h, kernel_w, stride, padding, out_c):
         grad_w += winograd.weight_grad3x3(x, dy, padding).reshape(out_c, -1)
         patches_dw = False
     col2im_dx = input_grad and not winograd_dx

@@ -22,9 +22,10 @@ and V are 4x the input, where a 3x3 patch matrix is 9x. In exact arithmetic the 
 convolution's; in float32 it differs by rounding, about as much as the direct sum does (the
 tests compare the two).
 
-Conv2d uses it on the CPU for 3x3, stride-1 layers with many channels (VGG16's from conv2_2
-on): for y; for dx, which is the 3x3, stride-1 convolution of dy with the kernel flipped and
-its channel axes swapped; and for dW (weight_grad3x3: the same steps run backwards). The GPU
+Conv2d uses it on the CPU for 3x3, stride-1 convolutions with many channels in and out
+(VGG16's from conv2_2 on): for y; for dx, which is the 3x3, stride-1 convolution of dy with the
+kernel flipped and its channel axes swapped (so not for conv2_1's, whose dx has 64 channels);
+and for dW (weight_grad3x3: the same steps run backwards). The GPU
 keeps im2col and cuBLAS throughout (this form is not yet measured there). The input is handled
 in bands of tile rows, so that the tiles, V and M stay cache-sized.
 """
@@ -45,15 +46,17 @@ OUTPUT_TRANSFORM = numpy.kron(A_T, A_T)    # (4, 16):  vec(A^T m A)
 
 # V and M of one band of tile rows stay under this many bytes (each)
 BAND_BYTES = 16 * 2**20
-# fewer input channels than this: im2col's one product (K = 9C) was faster (BENCHMARKS.md)
+# fewer input or output channels than this: im2col's one product (K = 9C) was faster, or for dx
+# col2im's (BENCHMARKS.md)
 MIN_CHANNELS = 128
 
 
-def applies(x, kernel_h, kernel_w, stride, padding):
-    """Whether Conv2d takes this form for x (N, C, H, W): on the CPU, 3x3, stride 1, padding 0..2
-    (so that dx, padded by 2 - padding, can take it too), and enough channels."""
+def applies(x, kernel_h, kernel_w, stride, padding, out_channels):
+    """Whether Conv2d takes this form to convolve x (N, C, H, W) into out_channels channels: on the
+    CPU, 3x3, stride 1, padding 0..2 (so that dx, padded by 2 - padding, can take it too), and
+    enough channels on both sides."""
     return (array_module(x) is numpy and kernel_h == kernel_w == 3 and stride == 1 and 0 <= padding <= 2
-            and x.shape[1] >= MIN_CHANNELS)
+            and min(x.shape[1], out_channels) >= MIN_CHANNELS)
 
 
 def kernel_transform(weights):
