@@ -26,7 +26,7 @@ done
 timeout "${TEST_TIMEOUT:-180}" $python -m pytest -q -p no:cacheprovider -rs -n 8 tests 2>&1 | tee "$out/pytest.log" | tail -40 || failed=1
 
 if [ $# -gt 0 ]; then
-  timeout 120 $python .ci/gpu_variants.py "$@" 2>&1 | tee "$out/variants.log" || failed=1
+  timeout 150 $python .ci/gpu_variants.py "$@" 2>&1 | tee "$out/variants.log" || failed=1
 fi
 
 echo "==================== summary"

@@ -23,6 +23,11 @@
                                                    group, zero_grad one fill) against the per-parameter passes it
                                                    replaced (stop 13), interleaved, TF32 off and on; and the host's
                                                    time for zero_grad + the update alone (cpu_variants.py's code)
+    python .ci/gpu_variants.py graph               the ceiling that host overhead leaves: fcnlite's step and inference
+                                                   captured once into a CUDA graph and replayed, against the same
+                                                   called from Python and against PyTorch's, taking turns, TF32 off
+                                                   and on. A measurement only (the replays reuse the captured dropout
+                                                   masks); run it last: a failed capture is reported, not retried
 Modes can follow each other: bands 256 512 overhead
 """
 import os
@@ -237,6 +242,78 @@ def packing():
         cpu_variants.packing(tf32=tf32)
 
 
+def graph():
+    import statistics
+    import cupy
+    import torch
+    from fcnlite import backend, benchmark
+    from fcnlite.layers import no_grad
+    backend.use("cupy")
+    for tf32 in (False, True):
+        stream = cupy.cuda.Stream(non_blocking=True)
+        try:
+            settings = benchmark.Settings(device="gpu", tf32=tf32)
+            benchmark.set_tf32(tf32, torch)
+            images, host_labels = benchmark.random_batch(settings)
+            runner = benchmark.FcnliteRunner(settings, images, host_labels)
+            theirs = benchmark.TorchRunner(torch, runner.model, images, host_labels, "cuda")
+            model, loss, optimizer = runner.model, runner.loss, runner.optimizer
+            labels = backend.to_device(host_labels)
+            count = int((host_labels != benchmark.IGNORE_LABEL).sum())
+            loss._count_checked = lambda labels, n_classes: count   # checking device labels waits for the GPU
+
+            def step():   # runner.step without its closing synchronize, which a capture may not contain
+                model.train()
+                model.zero_grad()
+                loss.forward(model.forward(runner.images), labels)
+                model.backward(loss.backward())
+                optimizer.step()
+
+            def infer():
+                model.eval()
+                with no_grad():
+                    model.forward(runner.images)
+
+            graphs = {}
+            with stream:
+                for task, body in (("step", step), ("infer", infer)):
+                    for _ in range(3):   # CuPy's pool keeps blocks per stream: fill this stream's first
+                        body()
+                    stream.synchronize()
+                    stream.begin_capture()
+                    body()
+                    graphs[task] = stream.end_capture()
+
+            class Replay:
+                name = "graph"
+
+                def step(self):
+                    graphs["step"].launch(stream)
+                    stream.synchronize()
+
+                def infer(self):
+                    graphs["infer"].launch(stream)
+                    stream.synchronize()
+            runner.name = "python"
+            for task in ("step", "infer"):
+                runners = [runner, Replay(), theirs]
+                for each in runners:
+                    benchmark.warm_up(each, task, 3)
+                times = benchmark.interleaved_times(runners, task, 20)
+                medians = {name: statistics.median(value) * 1e3 for name, value in times.items()}
+                print(f"graph ({task}, TF32 {'on' if tf32 else 'off'}): from Python {medians['python']:.2f} ms, "
+                      f"replayed {medians['graph']:.2f} ms, PyTorch {medians['PyTorch']:.2f} ms; ratios to PyTorch "
+                      f"{medians['python'] / medians['PyTorch']:.2f} and {medians['graph'] / medians['PyTorch']:.2f}",
+                      flush=True)
+        except Exception as error:   # a measurement: report and go on
+            try:
+                if stream.is_capturing():
+                    stream.end_capture()
+            except Exception:
+                pass
+            print(f"graph (TF32 {'on' if tf32 else 'off'}): failed: {type(error).__name__}: {error}", flush=True)
+
+
 def upsampling():
     from fcnlite import backend
     backend.use("cupy")
@@ -250,7 +327,7 @@ if __name__ == "__main__":
     if not arguments:
         sys.exit(__doc__)
     modes = {"ceilings": ceilings, "overhead": overhead, "profile": profile, "calls": calls, "waits": waits,
-             "labels": labels, "upsampling": upsampling, "packing": packing}
+             "labels": labels, "upsampling": upsampling, "packing": packing, "graph": graph}
     while arguments:
         mode = arguments.pop(0)
         if mode in modes:
