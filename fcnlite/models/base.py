@@ -180,7 +180,8 @@ def _check_same_kind(name, value, first_member):
 
 
 def _move_into_flat(arrays, places, size):
-    """A flat array of `size` zeros, each array[key] copied into it at its offset and replaced by that view."""
+    """A flat array of `size` zeros; each array_dict[key] of `arrays` is copied into it at its place and
+    replaced by that view."""
     first_dict, first_key = arrays[0]
     flat = backend.array_module(first_dict[first_key]).zeros(size, dtype=first_dict[first_key].dtype)
     for (array_dict, key), offset in zip(arrays, places):
