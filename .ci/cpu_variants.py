@@ -285,13 +285,22 @@ def winograd_or_im2col(mode="step", repeats="5"):
 
 def winograd_rule(repeats="5"):
     """The FCN-8s step with Winograd's form chosen by the channels on both sides of each convolution
-    against by its input's channels alone (stop 12), taking turns in one process."""
+    against by its input's channels alone (stop 12), taking turns in one process (each rule first in
+    every other round)."""
     run = warm_voc_run("step")
+    with winograd_by_input_channels_alone():
+        run()
     times = {"both sides": [], "input alone": []}
-    for _ in range(int(repeats)):
+
+    def both_sides():
         times["both sides"].append(seconds(run))
+
+    def input_alone():
         with winograd_by_input_channels_alone():
             times["input alone"].append(seconds(run))
+    for round_ in range(int(repeats)):
+        for rule in ((both_sides, input_alone) if round_ % 2 == 0 else (input_alone, both_sides)):
+            rule()
     both, alone = (numpy.median(times[name]) for name in ("both sides", "input alone"))
     print(f"winograd-rule: step with the channels on both sides {both:.2f} s, the input's alone {alone:.2f} s, "
           f"ratio {both / alone:.3f}")
@@ -330,7 +339,7 @@ def winograd_passes(repeats="5"):
             im2col_only(lambda: convolve(dy, flipped.reshape(channels, -1), 3, 3, 1, 1)),
             lambda: winograd.convolve3x3(dy, flipped, 1),
             im2col_only(lambda: convolve_backward(x, dy, weights, grad_w, 3, 3, 1, 1, input_grad=False)),
-            lambda: winograd.weight_grad3x3(x, dy, 1),
+            lambda: numpy.add(grad_w, winograd.weight_grad3x3(x, dy, 1).reshape(out_c, -1), out=grad_w),
         ]
         times = [[] for _ in passes]
         for _ in range(int(repeats)):

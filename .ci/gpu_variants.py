@@ -245,13 +245,16 @@ def packing():
 def graph():
     import statistics
     import cupy
-    import torch
-    from fcnlite import backend, benchmark
+    from fcnlite import backend, benchmark, rng
     from fcnlite.layers import no_grad
     backend.use("cupy")
     for tf32 in (False, True):
         stream = cupy.cuda.Stream(non_blocking=True)
+        # the graphs' memory: a pool of their own, kept while they live, so that nothing else is
+        # handed their buffers (and no out-of-memory retry frees them)
+        pool = cupy.cuda.MemoryPool()
         try:
+            import torch
             settings = benchmark.Settings(device="gpu", tf32=tf32)
             benchmark.set_tf32(tf32, torch)
             images, host_labels = benchmark.random_batch(settings)
@@ -259,44 +262,67 @@ def graph():
             theirs = benchmark.TorchRunner(torch, runner.model, images, host_labels, "cuda")
             model, loss, optimizer = runner.model, runner.loss, runner.optimizer
             labels = backend.to_device(host_labels)
+            cupy.cuda.Device().synchronize()   # that copy ran on the legacy stream, which `stream` does not wait for
             count = int((host_labels != benchmark.IGNORE_LABEL).sum())
             loss._count_checked = lambda labels, n_classes: count   # checking device labels waits for the GPU
 
-            def step():   # runner.step without its closing synchronize, which a capture may not contain
+            def step():   # the benchmark's step without its closing synchronize, which a capture may not hold
                 model.train()
                 model.zero_grad()
-                loss.forward(model.forward(runner.images), labels)
+                value = loss.forward(model.forward(runner.images), labels)
                 model.backward(loss.backward())
                 optimizer.step()
+                return value
 
             def infer():
                 model.eval()
                 with no_grad():
-                    model.forward(runner.images)
+                    return model.forward(runner.images)
 
-            graphs = {}
-            with stream:
+            graphs, outputs = {}, {}
+            with stream, cupy.cuda.using_allocator(pool.malloc):
                 for task, body in (("step", step), ("infer", infer)):
-                    for _ in range(3):   # CuPy's pool keeps blocks per stream: fill this stream's first
+                    for _ in range(3):
                         body()
                     stream.synchronize()
+                    state = rng.get_state()   # the dropout masks the capture draws
                     stream.begin_capture()
-                    body()
+                    outputs[task] = body()
                     graphs[task] = stream.end_capture()
+                    # a graph that missed some of the work would replay faster: check that it does it all
+                    graphs[task].launch(stream)
+                    stream.synchronize()
+                    replayed = cupy.asnumpy(outputs[task]).copy()
+                    if task == "step":
+                        rng.set_state(state)
+                    eager = cupy.asnumpy(body())
+                    stream.synchronize()
+                    error = float(abs(replayed - eager).max() / max(abs(eager).max(), 1e-30))
+                    if not error < 1e-3:
+                        raise RuntimeError(f"the {task} graph's result differs from the same {task} from Python: "
+                                           f"relative error {error:.1e}")
 
-            class Replay:
-                name = "graph"
+            class OnStream:
+                """The captured work, launched either by Python (the same calls, on the same stream) or by a replay."""
+
+                def __init__(self, name, replay):
+                    self.name, self.replay = name, replay
+
+                def run(self, task):
+                    with stream, cupy.cuda.using_allocator(pool.malloc):
+                        if self.replay:
+                            graphs[task].launch(stream)
+                        else:
+                            (step if task == "step" else infer)()
+                    stream.synchronize()
 
                 def step(self):
-                    graphs["step"].launch(stream)
-                    stream.synchronize()
+                    self.run("step")
 
                 def infer(self):
-                    graphs["infer"].launch(stream)
-                    stream.synchronize()
-            runner.name = "python"
+                    self.run("infer")
+            runners = [OnStream("python", False), OnStream("graph", True), theirs]
             for task in ("step", "infer"):
-                runners = [runner, Replay(), theirs]
                 for each in runners:
                     benchmark.warm_up(each, task, 3)
                 times = benchmark.interleaved_times(runners, task, 20)

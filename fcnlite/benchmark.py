@@ -58,7 +58,7 @@ from .optim import SGD
 MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce")
 IGNORE_LABEL = 255
 # small enough that the weights barely move, so that every timed step does the same arithmetic on
-# the same numbers: at 1e-4 the random batch's loss reached NaN after about 12 steps (stop 13)
+# finite numbers: at 1e-4 the random batch's loss reached NaN after about 12 steps (stop 13)
 LEARNING_RATE = 1e-10
 MOMENTUM, WEIGHT_DECAY = 0.99, 5e-4
 

@@ -101,7 +101,7 @@ def test_timed_steps_barely_move_the_weights_so_that_each_does_the_same_work():
         runner.step()
         assert numpy.isfinite(float(runner.last_loss))
     change = numpy.abs(runner.model.flat_values - before).max()
-    assert 0 < change < 1e-6 * numpy.abs(before).max()
+    assert 0 < change < 1e-5 * numpy.abs(before).max()   # at 1e-4: 5e-2
 
 
 def test_fcnlite_memory_meter_sees_a_temporary_array():
