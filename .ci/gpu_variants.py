@@ -246,7 +246,6 @@ def graph():
     import statistics
     import cupy
     from fcnlite import backend, benchmark, rng
-    from fcnlite.layers import no_grad
     backend.use("cupy")
     for tf32 in (False, True):
         stream = cupy.cuda.Stream(non_blocking=True)
@@ -260,28 +259,18 @@ def graph():
             images, host_labels = benchmark.random_batch(settings)
             runner = benchmark.FcnliteRunner(settings, images, host_labels)
             theirs = benchmark.TorchRunner(torch, runner.model, images, host_labels, "cuda")
-            model, loss, optimizer = runner.model, runner.loss, runner.optimizer
-            labels = backend.to_device(host_labels)
+            # labels on the device: a capture may not copy from the host; their check (which would wait
+            # for the GPU) is replaced by the host's count
+            runner.labels = backend.to_device(host_labels)
             cupy.cuda.Device().synchronize()   # that copy ran on the legacy stream, which `stream` does not wait for
             count = int((host_labels != benchmark.IGNORE_LABEL).sum())
-            loss._count_checked = lambda labels, n_classes: count   # checking device labels waits for the GPU
-
-            def step():   # the benchmark's step without its closing synchronize, which a capture may not hold
-                model.train()
-                model.zero_grad()
-                value = loss.forward(model.forward(runner.images), labels)
-                model.backward(loss.backward())
-                optimizer.step()
-                return value
-
-            def infer():
-                model.eval()
-                with no_grad():
-                    return model.forward(runner.images)
+            runner.loss._count_checked = lambda labels, n_classes: count
+            # the benchmark's step and inference without their closing synchronize, which a capture may not hold
+            bodies = {"step": runner.queue_step, "infer": runner.queue_infer}
 
             graphs, outputs = {}, {}
             with stream, cupy.cuda.using_allocator(pool.malloc):
-                for task, body in (("step", step), ("infer", infer)):
+                for task, body in bodies.items():
                     for _ in range(3):
                         body()
                     stream.synchronize()
@@ -313,7 +302,7 @@ def graph():
                         if self.replay:
                             graphs[task].launch(stream)
                         else:
-                            (step if task == "step" else infer)()
+                            bodies[task]()
                     stream.synchronize()
 
                 def step(self):

@@ -299,20 +299,29 @@ class FcnliteRunner:
         self.images = backend.to_device(images, dtype=self.model.dtype)
         self.labels = labels   # on the host, as a data loader gives them (see SoftmaxCrossEntropy)
 
-    def step(self):
+    def queue_step(self):
+        """One training step, queued: on the GPU it returns before the device is done."""
         self.model.train()
         self.model.zero_grad()
         scores = self.model.forward(self.images)
         self.last_loss = self.loss.forward(scores, self.labels)
         self.model.backward(self.loss.backward())
         self.optimizer.step()
-        backend.synchronize()
+        return self.last_loss
 
-    def infer(self):
+    def queue_infer(self):
+        """One inference pass, queued; returns the scores."""
         from .layers import no_grad
         self.model.eval()
         with no_grad():   # like PyTorch's inference_mode: keep nothing for backward
-            scores = self.model.forward(self.images)
+            return self.model.forward(self.images)
+
+    def step(self):
+        self.queue_step()
+        backend.synchronize()
+
+    def infer(self):
+        scores = self.queue_infer()
         backend.synchronize()
         return scores
 
