@@ -243,6 +243,12 @@ def split_flat(work, *arrays, blocked=False):
     split_over_threads(part, flat[0].size, sum(array.nbytes for array in flat), blocked)
 
 
+def zero(array):
+    """Set every entry of array to 0, in place; on the CPU over the host's threads (fc6's 411 MB
+    gradient takes 50 ms on one core)."""
+    split_flat(lambda part: part.fill(0), array)
+
+
 def reuse_host_memory():
     """Keep freed host memory in the process instead of returning it to the OS (glibc only).
 

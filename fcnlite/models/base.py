@@ -127,8 +127,8 @@ class Model:
         return True
 
     def zero_grad(self):
-        if self.flat_grads is not None:   # one fill (on the CPU over the host's threads)
-            backend.split_flat(lambda part: part.fill(0), self.flat_grads)
+        if self.flat_grads is not None:   # one fill
+            backend.zero(self.flat_grads)
             return
         for layer in self.layers.values():
             layer.zero_grad()
