@@ -137,7 +137,9 @@ def test_conv_bands_are_never_smaller_than_the_weights(monkeypatch):
     layer = Conv2d(2, 64, 3, dtype=numpy.float64)      # W: 64*2*3*3 float64 = 9216 bytes
     row_bytes = 2 * 3 * 3 * 8 * 8                      # a patch-matrix row for 8 output columns: 1152 bytes
     # 9216 // 1152 = 8 rows per band
-    assert conv2d_module.patch_bands(2, 3, 3, 10, 8, layer.params["W"]) == [(0, 8), (8, 2)]
+    bands, buffer = conv2d_module.patch_bands(numpy.zeros((1, 2, 12, 10)), 3, 3, 10, 8, layer.params["W"])
+    assert bands == [(0, 8), (8, 2)]
+    assert buffer.size >= 2 * 3 * 3 * 8 * 8 and buffer.dtype == numpy.float64   # one 8-row band's patches
     assert im2col_module.row_bands(10, row_bytes) == [(row, 1) for row in range(10)]
 
 

@@ -54,13 +54,15 @@ def add_weight_grad(grad_w, dy, cols):
         grad_w += dy @ cols.T
 
 
-def patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights):
-    """The bands of output rows (row_bands) that a convolution of `channels` input channels builds
-    its patch matrix in."""
+def patch_bands(x, kernel_h, kernel_w, out_h, out_w, weights):
+    """The bands of output rows (row_bands) that a convolution of x (N, C, H, W) builds its patch
+    matrix in, and the shared workspace buffer that holds one band's patch matrix."""
     # every band's products read all of W and update all of dW: bands smaller than W would
     # cost more passes over it than they save (fc6 at VOC size: 411 MB of weights, 19 MB of patches)
-    return row_bands(out_h, channels * kernel_h * kernel_w * out_w * weights.dtype.itemsize, array_module(weights),
-                     at_least=weights.nbytes)
+    xp = array_module(x)
+    patch_rows = x.shape[1] * kernel_h * kernel_w
+    bands = row_bands(out_h, patch_rows * out_w * x.dtype.itemsize, xp, at_least=weights.nbytes)
+    return bands, workspace.get(xp, patch_rows * bands[0][1] * out_w, x.dtype)
 
 
 def is_pointwise(kernel_h, kernel_w, stride, padding):
@@ -79,8 +81,7 @@ def convolve(x, weights, kernel_h, kernel_w, stride=1, padding=0):
     if winograd.applies(x, kernel_h, kernel_w, stride, padding, out_c):
         return winograd.convolve3x3(x, weights.reshape(out_c, channels, 3, 3), padding)
     y = xp.empty((n, out_c, out_h, out_w), dtype=x.dtype)
-    bands = patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights)
-    buffer = workspace.get(xp, channels * kernel_h * kernel_w * bands[0][1] * out_w, x.dtype)
+    bands, buffer = patch_bands(x, kernel_h, kernel_w, out_h, out_w, weights)
     for image in range(n):
         for row0, rows in bands:
             cols = im2col(x[image], kernel_h, kernel_w, stride, row0, rows, out_w, buffer, padding)
@@ -119,8 +120,7 @@ def convolve_backward(x, dy, weights, grad_w, kernel_h, kernel_w, stride=1, padd
     col2im_dx = input_grad and not winograd_dx
     if not (patches_dw or col2im_dx):
         return dx
-    bands = patch_bands(channels, kernel_h, kernel_w, out_h, out_w, weights)
-    buffer = workspace.get(xp, channels * kernel_h * kernel_w * bands[0][1] * out_w, dy.dtype)
+    bands, buffer = patch_bands(x, kernel_h, kernel_w, out_h, out_w, weights)
     for image in range(n):
         for row0, rows in bands:
             dy_band = dy[image, :, row0:row0 + rows].reshape(out_c, rows * out_w)
