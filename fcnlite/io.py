@@ -6,7 +6,8 @@
 
 save_weights(model, path) writes atomically (temporary file, then rename);
 load_weights(model, path, strict=True) fills a model and raises WeightsError
-with one line naming the layer and both shapes on any mismatch.
+with one line naming the file and the layer on any mismatch (a missing or an
+unexpected layer, or both shapes where they differ).
 """
 import os
 import tempfile

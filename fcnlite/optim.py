@@ -9,8 +9,9 @@ without, frozen upsampling x0), as in the reference FCN nets. The optimizer
 packs the model's parameters (Model.pack_parameters): the parameters of one
 group of multipliers are then one flat slice, and the update runs once per
 group (twice for an FCN) rather than once per parameter (32 to 36). The
-momentum buffers are the optimizer's whole state: state_dict() /
-load_state_dict() move them in and out of checkpoints, by parameter name.
+momentum buffers, by parameter name, and the hyperparameters (lr, momentum,
+weight decay) are the optimizer's state: state_dict() / load_state_dict() move
+them in and out of checkpoints.
 """
 import numpy
 

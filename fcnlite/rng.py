@@ -1,9 +1,10 @@
 """The one random stream behind dropout masks and weight initialisation.
 
-A host-side NumPy Generator holds the state; each random array is drawn on
-the array's own device from a seed taken from that stream. So the whole state
-is one small dict (saved in checkpoints, restored on resume), and masks are
-generated where they are used (no host->GPU copy of a mask).
+A host-side NumPy Generator holds the state; every draw takes a seed from that
+stream. Dropout's uniform numbers are then generated on the array's own device
+(no host->GPU copy of a mask); initial weights (normal) are drawn on the host and
+copied, once. So the whole state is one small dict (saved in checkpoints,
+restored on resume).
 
 Uniform numbers (dropout masks) come from a counter-based hash, splitmix64
 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", 2014):

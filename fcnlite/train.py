@@ -93,7 +93,7 @@ def epoch_order(seed, epoch, count):
 class Trainer:
     def __init__(self, model, optimizer, train_set, val_set, config, log=print):
         self.model, self.optimizer = model, optimizer
-        model.set_input_grad(False)  # no gradient for the image itself: saves most of conv1_1's backward
+        model.set_input_grad(False)  # no gradient for the image itself: about half of conv1_1's backward
         self.train_set, self.val_set = train_set, val_set
         self.config = config
         self.log = log

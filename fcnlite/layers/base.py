@@ -17,8 +17,10 @@ _grad_enabled = True
 
 @contextlib.contextmanager
 def no_grad():
-    """Inside this block layers keep nothing for backward (as torch.no_grad): inference
-    then needs less memory and skips work such as max pooling's arg-max bookkeeping."""
+    """Inside this block Conv2d, ConvTranspose2d, ReLU and MaxPool2d keep nothing for backward
+    (as torch.no_grad): inference then needs less memory, and the CPU skips max pooling's arg-max
+    bookkeeping. The loss still keeps its probabilities (validation reads the loss), and a
+    Dropout in training mode its mask."""
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
     try:

@@ -1,4 +1,4 @@
-"""Conv2d: cross-correlation with a learned kernel, by im2col + one matrix product.
+"""Conv2d: cross-correlation with a learned kernel, by im2col + a matrix product (one per band of rows).
 
     x    (N, C, H, W)
     W    (O, C, kh, kw),  b (O,)
@@ -19,8 +19,9 @@ fall on the padding itself, and col2im drops what falls there.
 The patch matrix is rebuilt in backward rather than kept from forward: it is
 kh*kw times larger than the input, and rebuilding it costs one copy.
 
-input_grad=False skips dx (backward returns None): the first layer of a network
-needs no gradient for the image, and at conv1_1 (3 input channels, the reference's
+Setting layer.input_grad = False skips dx (backward returns None; VGG16.set_input_grad,
+which the Trainer calls, does it for conv1_1): the first layer of a network needs no
+gradient for the image, and at conv1_1 (3 input channels, the reference's
 100-pixel padding) that is a large share of the layer's work.
 
 The products themselves are two functions, convolve and convolve_backward, which

@@ -19,7 +19,7 @@ class Sum(Layer):
         return a + b
 
     def backward(self, dy):
-        return dy, dy
+        return dy, dy   # the same array twice: whoever receives them must not change one in place
 
 
 class Scale(Layer):

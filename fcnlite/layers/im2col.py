@@ -129,10 +129,11 @@ def row_bands(out_h, bytes_per_row, xp=numpy, *, limit=None, at_least=0):
 
 
 class Workspace:
-    """One flat scratch buffer per (module, dtype), grown when needed and reused by every layer.
+    """One flat scratch buffer per (module, dtype, slot), grown when needed and reused by every layer.
 
     Layers run one after another, so they can share it: the patch matrix is not
-    allocated anew for every layer and every step.
+    allocated anew for every layer and every step. What a buffer holds lasts until the
+    next get() of the same slot (im2col's patches and Winograd's tiles share slot 0).
     """
 
     def __init__(self):

@@ -52,7 +52,7 @@ class SoftmaxCrossEntropy(Layer):
         log_likelihood = picked - xp.log(total[:, 0])
 
         scale = 1.0 / count if (self.normalize and count > 0) else 1.0
-        self._probs, self._labels, self._counted, self._scale = probs, safe_labels, counted, scale
+        self._probs, self._safe_labels, self._counted, self._scale = probs, safe_labels, counted, scale
         loss = (log_likelihood * counted).sum() * -scale
         return float(loss) if xp is numpy else loss
 
@@ -73,7 +73,7 @@ class SoftmaxCrossEntropy(Layer):
     def backward(self, dloss=1.0):
         xp = array_module(self._probs)
         n_classes = self._probs.shape[1]
-        onehot = xp.arange(n_classes).reshape(1, -1, 1, 1) == self._labels[:, None]
+        onehot = xp.arange(n_classes).reshape(1, -1, 1, 1) == self._safe_labels[:, None]
         dscores = self._probs - onehot
         dscores *= (self._counted[:, None] * (self._scale * dloss)).astype(dscores.dtype)
         return dscores

@@ -16,6 +16,9 @@ The 16 entries (a, b) of the 4x4 transforms do not mix, so over all tiles t and 
     M[a, b] = U[a, b] @ V[a, b]         (16, O, T)    16 matrix products
     y[:, tile t] = A^T M[:, :, t] A     (O, 2, 2)
 
+(Shapes in the formulas' index order. In memory V is (C, 16, T), the order in which im2col lays
+out the tiles, and the products read it transposed; weight_grad3x3's dM is (O, 16, T).)
+
 The 16 products make 16 multiplications per 2x2 output tile and (o, c) pair, where im2col's
 one product makes 36: 2.25x fewer. The tiles (im2col's patches for a 4x4 kernel with stride 2)
 and V are 4x the input, where a 3x3 patch matrix is 9x. In exact arithmetic the result is the
@@ -24,8 +27,9 @@ tests compare the two).
 
 Conv2d uses it on the CPU for 3x3, stride-1 convolutions with many channels in and out
 (VGG16's from conv2_2 on): for y; for dx, which is the 3x3, stride-1 convolution of dy with the
-kernel flipped and its channel axes swapped (so not for conv2_1's, whose dx has 64 channels);
-and for dW (weight_grad3x3: the same steps run backwards). The GPU
+kernel flipped and its channel axes swapped; and for dW (weight_grad3x3: the same steps run backwards).
+The rule (`applies`) asks for MIN_CHANNELS on both sides, so a layer's three passes take the same
+form (conv2_1, 64 into 128 channels, takes none: its dx was slower this way, BENCHMARKS.md). The GPU
 keeps im2col and cuBLAS throughout (this form is not yet measured there). The input is handled
 in bands of tile rows, so that the tiles, V and M stay cache-sized.
 """

@@ -19,9 +19,9 @@ from .. import backend
 # the parameters that share one (lr_mult, decay_mult) lie together: flat_values[start:stop]
 ParameterGroup = namedtuple("ParameterGroup", "lr_mult decay_mult start stop")
 
-# every packed parameter starts 256 bytes (or a multiple) after the flat array's start, which on
-# the GPU (CuPy allocates on 512-byte boundaries) is as aligned as a fresh allocation: cuBLAS and
-# vectorized loads may take slower paths on operands that are not
+# every packed parameter starts 256 bytes (or a multiple) after the flat array's start, so on the
+# GPU (CuPy's allocations start on 512-byte boundaries) it is 256-byte aligned, what cudaMalloc
+# guarantees: cuBLAS and vectorized loads may take slower paths on operands that are not
 PARAMETER_ALIGNMENT_BYTES = 256
 
 
@@ -59,7 +59,8 @@ class Model:
                 yield f"{layer_name}/{key}", value, layer.grads[key]
 
     def parameter_multipliers(self):
-        """{name: (lr_mult, decay_mult)}: the reference's weights x1 with decay, biases x2 without."""
+        """{name: (lr_mult, decay_mult)}: the reference's weights x1 with decay, biases x2 without,
+        frozen layers' parameters (0, 0)."""
         multipliers = {}
         for layer_name, layer in self.layers.items():
             for key in layer.params:
