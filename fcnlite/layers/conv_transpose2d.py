@@ -29,9 +29,10 @@ interleaved into y (the "sub-pixel convolution" of Shi et al., 2016):
 Backward is that convolution's backward, after the inverse interleaving of dy.
 When s divides k, the multiply-adds are those of col2im(Wm.T @ x) but for the
 m - 1 extra rows and columns of the phases' grid (about 3% more for upscore8 at VOC
-size: a 55x71 grid for its 54x70 input), and the (Cout*k*k, H*W) matrix that col2im scatters is never made: for FCN-8s's
-upscore8 (k 16, stride 8) that matrix is four times the size of the output. When s
-does not divide k, the zero taps cost more (k 3, s 2: 16 taps for 9).
+size: a 55x71 grid for its 54x70 input), and the (Cout*k*k, H*W) matrix that col2im
+scatters is never made: for FCN-8s's upscore8 (k 16, stride 8) that matrix is four
+times the size of the output. When s does not divide k, the zero taps cost more
+(k 3, s 2: 16 taps for 9).
 
 The FCN heads initialise these layers to bilinear interpolation and keep them
 fixed (frozen=True skips dW); see bilinear_kernel.
