@@ -23,11 +23,12 @@
                                                    group, zero_grad one fill) against the per-parameter passes it
                                                    replaced (stop 13), interleaved, TF32 off and on; and the host's
                                                    time for zero_grad + the update alone (cpu_variants.py's code)
-    python .ci/gpu_variants.py graph               the ceiling that host overhead leaves: fcnlite's step and inference
-                                                   captured once into a CUDA graph and replayed, against the same
-                                                   called from Python and against PyTorch's, taking turns, TF32 off
-                                                   and on. A measurement only (the replays reuse the captured dropout
-                                                   masks); run it last: a failed capture is reported, not retried
+    python .ci/gpu_variants.py queued              what the GPU's work alone costs, without the host's launches: each
+                                                   framework's step (and inference) queued while the GPU runs a
+                                                   0.15 s spin kernel, so that the device then runs it back to back;
+                                                   its device time (events) and the host's time to queue it, fcnlite
+                                                   and PyTorch taking turns, TF32 off and on. If fcnlite's device time
+                                                   is well under 1.5x PyTorch's, the host is the gap
 Modes can follow each other: bands 256 512 overhead
 """
 import os
@@ -242,91 +243,65 @@ def packing():
         cpu_variants.packing(tf32=tf32)
 
 
-def graph():
+def queued(repeats=20):
     import statistics
+    import time
     import cupy
-    from fcnlite import backend, benchmark, rng
+    import torch
+    from fcnlite import backend, benchmark
+    from fcnlite.layers import cuda_kernels
     backend.use("cupy")
+    spin_cycles = 300_000_000   # ~0.15 s at ~2 GHz: several times what the host takes to queue a step
+    # per framework: queue the spin, make a timing event, milliseconds between two events
+    clocks = {
+        "fcnlite": (lambda: cuda_kernels.spin(spin_cycles), cupy.cuda.Event, cupy.cuda.get_elapsed_time),
+        "PyTorch": (lambda: torch.cuda._sleep(spin_cycles), lambda: torch.cuda.Event(enable_timing=True),
+                    lambda start, end: start.elapsed_time(end)),
+    }
+
+    def behind_a_spin(runner, task):
+        """(host ms to queue runner's task, device ms of the task, device ms of the spin before it)"""
+        spin, event, elapsed_ms = clocks[runner.name]
+        backend.synchronize()
+        torch.cuda.synchronize()
+        before, start, end = event(), event(), event()
+        before.record()
+        spin()
+        start.record()
+        began = time.perf_counter()
+        getattr(runner, "queue_" + task)()
+        host_ms = (time.perf_counter() - began) * 1e3
+        end.record()
+        end.synchronize()
+        return host_ms, elapsed_ms(start, end), elapsed_ms(before, start)
+
     for tf32 in (False, True):
-        stream = cupy.cuda.Stream(non_blocking=True)
-        # the graphs' memory: a pool of their own, kept while they live, so that nothing else is
-        # handed their buffers (and no out-of-memory retry frees them)
-        pool = cupy.cuda.MemoryPool()
         try:
-            import torch
             settings = benchmark.Settings(device="gpu", tf32=tf32)
             benchmark.set_tf32(tf32, torch)
-            images, host_labels = benchmark.random_batch(settings)
-            runner = benchmark.FcnliteRunner(settings, images, host_labels)
-            theirs = benchmark.TorchRunner(torch, runner.model, images, host_labels, "cuda")
-            # labels on the device: a capture may not copy from the host; their check (which would wait
-            # for the GPU) is replaced by the host's count
-            runner.labels = backend.to_device(host_labels)
-            cupy.cuda.Device().synchronize()   # that copy ran on the legacy stream, which `stream` does not wait for
-            count = int((host_labels != benchmark.IGNORE_LABEL).sum())
-            runner.loss._count_checked = lambda labels, n_classes: count
-            # the benchmark's step and inference without their closing synchronize, which a capture may not hold
-            bodies = {"step": runner.queue_step, "infer": runner.queue_infer}
-
-            graphs, outputs = {}, {}
-            with stream, cupy.cuda.using_allocator(pool.malloc):
-                for task, body in bodies.items():
-                    for _ in range(3):
-                        body()
-                    stream.synchronize()
-                    state = rng.get_state()   # the dropout masks the capture draws
-                    stream.begin_capture()
-                    outputs[task] = body()
-                    graphs[task] = stream.end_capture()
-                    # a graph that missed some of the work would replay faster: check that it does it all
-                    graphs[task].launch(stream)
-                    stream.synchronize()
-                    replayed = cupy.asnumpy(outputs[task]).copy()
-                    if task == "step":
-                        rng.set_state(state)
-                    eager = cupy.asnumpy(body())
-                    stream.synchronize()
-                    error = float(abs(replayed - eager).max() / max(abs(eager).max(), 1e-30))
-                    if not error < 1e-3:
-                        raise RuntimeError(f"the {task} graph's result differs from the same {task} from Python: "
-                                           f"relative error {error:.1e}")
-
-            class OnStream:
-                """The captured work, launched either by Python (the same calls, on the same stream) or by a replay."""
-
-                def __init__(self, name, replay):
-                    self.name, self.replay = name, replay
-
-                def run(self, task):
-                    with stream, cupy.cuda.using_allocator(pool.malloc):
-                        if self.replay:
-                            graphs[task].launch(stream)
-                        else:
-                            bodies[task]()
-                    stream.synchronize()
-
-                def step(self):
-                    self.run("step")
-
-                def infer(self):
-                    self.run("infer")
-            runners = [OnStream("python", False), OnStream("graph", True), theirs]
+            images, labels = benchmark.random_batch(settings)
+            ours = benchmark.FcnliteRunner(settings, images, labels)
+            runners = [ours, benchmark.TorchRunner(torch, ours.model, images, labels, "cuda")]
             for task in ("step", "infer"):
-                for each in runners:
-                    benchmark.warm_up(each, task, 3)
-                times = benchmark.interleaved_times(runners, task, 20)
-                medians = {name: statistics.median(value) * 1e3 for name, value in times.items()}
-                print(f"graph ({task}, TF32 {'on' if tf32 else 'off'}): from Python {medians['python']:.2f} ms, "
-                      f"replayed {medians['graph']:.2f} ms, PyTorch {medians['PyTorch']:.2f} ms; ratios to PyTorch "
-                      f"{medians['python'] / medians['PyTorch']:.2f} and {medians['graph'] / medians['PyTorch']:.2f}",
-                      flush=True)
+                for runner in runners:
+                    benchmark.warm_up(runner, task, 3)
+                samples = {runner.name: [] for runner in runners}
+                for _ in range(repeats):
+                    for runner in runners:
+                        samples[runner.name].append(behind_a_spin(runner, task))
+                host, device = ({name: statistics.median(sample[column] for sample in value)
+                                 for name, value in samples.items()} for column in (0, 1))
+                # a task the host queued only after the spin had ended was not all queued ahead of the device
+                late = {name: sum(sample[0] >= sample[2] for sample in value) for name, value in samples.items()}
+                spin_ms = statistics.median(sample[2] for value in samples.values() for sample in value)
+                print(f"queued ({task}, TF32 {'on' if tf32 else 'off'}): device time fcnlite {device['fcnlite']:.2f} ms, "
+                      f"PyTorch {device['PyTorch']:.2f} ms, ratio {device['fcnlite'] / device['PyTorch']:.2f}; "
+                      f"host's queueing fcnlite {host['fcnlite']:.2f} ms, PyTorch {host['PyTorch']:.2f} ms "
+                      f"(behind a {spin_ms:.0f} ms spin; queued after it ended: fcnlite {late['fcnlite']}, "
+                      f"PyTorch {late['PyTorch']} of {repeats})", flush=True)
+            del ours, runners
         except Exception as error:   # a measurement: report and go on
-            try:
-                if stream.is_capturing():
-                    stream.end_capture()
-            except Exception:
-                pass
-            print(f"graph (TF32 {'on' if tf32 else 'off'}): failed: {type(error).__name__}: {error}", flush=True)
+            print(f"queued (TF32 {'on' if tf32 else 'off'}): failed: {type(error).__name__}: {error}", flush=True)
 
 
 def upsampling():
@@ -342,7 +317,7 @@ if __name__ == "__main__":
     if not arguments:
         sys.exit(__doc__)
     modes = {"ceilings": ceilings, "overhead": overhead, "profile": profile, "calls": calls, "waits": waits,
-             "labels": labels, "upsampling": upsampling, "packing": packing, "graph": graph}
+             "labels": labels, "upsampling": upsampling, "packing": packing, "queued": queued}
     while arguments:
         mode = arguments.pop(0)
         if mode in modes:

@@ -349,7 +349,8 @@ class TorchRunner:
         if self.device != "cpu":
             self.torch.cuda.synchronize()
 
-    def step(self):
+    def queue_step(self):
+        """One training step, queued: on the GPU it returns before the device is done."""
         torch = self.torch
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -357,12 +358,20 @@ class TorchRunner:
         loss = torch.nn.functional.cross_entropy(scores, self.labels, ignore_index=IGNORE_LABEL)
         loss.backward()
         self.optimizer.step()
+        return loss
+
+    def queue_infer(self):
+        """One inference pass, queued; returns the scores."""
+        self.net.eval()
+        with self.torch.inference_mode():
+            return self.net(self.images)
+
+    def step(self):
+        self.queue_step()
         self.synchronize()
 
     def infer(self):
-        self.net.eval()
-        with self.torch.inference_mode():
-            scores = self.net(self.images)
+        scores = self.queue_infer()
         self.synchronize()
         return scores
 
