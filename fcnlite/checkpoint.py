@@ -13,7 +13,7 @@ import os
 
 from . import backend, rng
 from .errors import first_line
-from .io import WeightsError, atomic_write
+from .io import WeightsError, atomic_write, write_checked_array
 
 
 def save_checkpoint(path, model, optimizer, state):
@@ -22,9 +22,9 @@ def save_checkpoint(path, model, optimizer, state):
     def write(temporary):
         with h5py.File(temporary, "w") as file:
             for name, value, _ in model.named_parameters():
-                file.create_dataset(f"model/{name}", data=backend.to_numpy(value))
+                write_checked_array(file, f"model/{name}", backend.to_numpy(value))
             for name, value in optimizer.state_dict()["velocity"].items():
-                file.create_dataset(f"momentum/{name}", data=value)
+                write_checked_array(file, f"momentum/{name}", value)
             file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
             file.attrs["optimizer"] = json.dumps({k: v for k, v in optimizer.state_dict().items() if k != "velocity"})
 

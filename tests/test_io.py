@@ -251,3 +251,73 @@ def test_saving_over_a_file_replaces_it_atomically(tmp_path):
     save_weights(second, path)
     assert os.listdir(tmp_path) == ["model.h5"]          # no temporary file left behind
     numpy.testing.assert_array_equal(host_parameters(model_from_file(path))["fc7/W"], host_parameters(second)["fc7/W"])
+
+
+def damage(path, dataset_name):
+    """Overwrite 16 bytes in the middle of one dataset's stored data, as a bad disk sector would."""
+    with h5py.File(path, "r") as file:
+        dataset = file[dataset_name]
+        chunk = dataset.id.get_chunk_info(0)
+        offset = chunk.byte_offset + chunk.size // 2
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        file.write(bytes(range(7, 23)))
+
+
+def test_a_damaged_weight_file_is_an_error_naming_the_layer_not_garbage_loaded(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn32s"), path)
+    damage(path, "fc6/W")
+    model = random_model("fcn32s", seed=9)
+    before = host_parameters(model)
+    with pytest.raises(WeightsError) as raised:
+        load_weights(model, path)
+    assert_one_line_naming(raised.value, str(path), "fc6/W", "damaged")
+    after = host_parameters(model)
+    for name in before:   # nothing was loaded
+        numpy.testing.assert_array_equal(after[name], before[name], err_msg=name)
+
+
+def test_the_checkpoint_is_checksummed_too(tmp_path):
+    from fcnlite.checkpoint import load_checkpoint, save_checkpoint
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    path = tmp_path / "checkpoint.h5"
+    save_checkpoint(path, model, SGD(model, lr=0.1), {"iteration": 3})
+    load_checkpoint(path, model, SGD(model, lr=0.1))   # whole: it reads
+    damage(path, "model/conv2_1/W")
+    with pytest.raises(WeightsError) as raised:
+        load_checkpoint(path, model, SGD(model, lr=0.1))
+    assert_one_line_naming(raised.value, str(path), "not a readable checkpoint")
+
+
+def test_weights_holding_nan_are_refused_naming_the_layer_and_the_count(tmp_path):
+    model = random_model("fcn32s")
+    model.layers["conv4_1"].params["W"][0, 0, :3, 0] = numpy.nan
+    model.layers["conv4_1"].params["W"][1, 0, 0, 0] = numpy.inf
+    path = tmp_path / "diverged.h5"
+    save_weights(model, path)
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(path)
+    assert_one_line_naming(raised.value, str(path), "layer conv4_1/W holds 4 values that are NaN or infinite")
+
+
+def test_a_checkpoint_given_as_weights_says_what_it_is(tmp_path):
+    from fcnlite.checkpoint import save_checkpoint
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    path = tmp_path / "checkpoint.h5"
+    save_checkpoint(path, model, SGD(model, lr=0.1), {"iteration": 3})
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(path)
+    assert_one_line_naming(raised.value, str(path), "a training checkpoint, not a weight file", "final.h5")
+
+
+def test_weight_files_are_created_with_the_usual_file_mode(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "model.h5"
+        save_weights(random_model("fcn32s"), path)
+    finally:
+        os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o644   # mkstemp's temporary file is 0600
