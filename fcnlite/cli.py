@@ -85,10 +85,27 @@ def _class_names_from_arg(text):
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def value_ranges(values):
+    """[1, 2, 3, 7] -> "1..3, 7"."""
+    runs = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ", ".join(f"{first}..{last}" if last > first else f"{first}" for first, last in runs)
+
+
 def _folder_datasets(args, images, masks, mask_format, source_names):
     from .data.classmap import class_map_from_names, parse_class_map
-    from .data.folder import FolderSegmentation, split_by_fraction
+    from .data.folder import FolderSegmentation, load_color_table, split_by_fraction
     from .data.images import read_split
+    if mask_format == "color" and not args.color_table:
+        raise UsageError("--mask-format color needs --color-table (a JSON file: class name -> [r, g, b])")
+    if not 0 < args.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), not {args.val_fraction:g}")
+    if source_names is None and mask_format == "color":
+        source_names = load_color_table(args.color_table).names   # --classes may name the table's classes
     class_map = None
     try:
         if args.class_map:
@@ -100,6 +117,11 @@ def _folder_datasets(args, images, masks, mask_format, source_names):
     common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
                   class_map=class_map, class_names=source_names, skip_bad=args.skip_bad)
     everything = FolderSegmentation(images, masks, **common)
+    if everything.unused_values:
+        largest = len(everything.source_class_names) - 1
+        print(f"warning: {masks}: the largest mask value is {largest} (in {everything.largest_value_path}), so the "
+              f"model gets {largest + 1} classes, but {value_ranges(everything.unused_values)} never occur: "
+              f"if {largest} is a stray value, fix that mask; --class-names fixes the classes and checks every value")
     if args.split_file:
         val_ids = read_split(args.split_file)
         known = set(everything.ids)
@@ -112,8 +134,11 @@ def _folder_datasets(args, images, masks, mask_format, source_names):
         train_ids, val_ids = split_by_fraction(everything.ids, args.val_fraction, seed=0)
     # both halves keep the whole folder's classes (not a count re-derived from their own masks)
     common["class_names"] = everything.source_class_names
-    return (FolderSegmentation(images, masks, ids=train_ids, **common),
-            FolderSegmentation(images, masks, ids=val_ids, **common))
+    halves = (FolderSegmentation(images, masks, ids=train_ids, **common),
+              FolderSegmentation(images, masks, ids=val_ids, **common))
+    for half in halves:
+        half.name = everything.name   # "folder X (N images ...)" counts the folder, not the half
+    return halves
 
 
 def datasets_from_args(args, need_train=True):
@@ -170,6 +195,15 @@ def datasets_from_args(args, need_train=True):
     return train_set, val_set
 
 
+def check_writable_file(path, option):
+    """Before any long work: the folder that `path` is to be written in must exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path} is a folder, not a file name")
+
+
 def choose_device(name):
     backend.use({"cpu": "numpy", "gpu": "cupy"}.get(name, name))
     if backend.name() == "numpy":
@@ -179,11 +213,21 @@ def choose_device(name):
 
 # ---- training ----------------------------------------------------------------------------------
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to an option's help, unless the help says its default itself, the option
+    is a switch, or its default is None (filled in later by a preset or the reference recipe)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.nargs == 0 or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def train_parser():
     from .presets import PRESETS
     parser = argparse.ArgumentParser(
         prog="train_voc.py", description="Train an FCN (Long et al. 2015) on PASCAL VOC or your own images.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     add_data_arguments(parser)
     parser.add_argument("--download", action="store_true", help="fetch VOC 2012 trainval into --data-root first")
     parser.add_argument("--split", default="train", help="training split (VOC: train/trainval; SBD: train)")
@@ -246,6 +290,7 @@ def main_train(argv=None):
     from . import rng
     from .data.preprocess import TORCHVISION_PREPROCESSING
     from .io import load_weights, read_attributes
+    from .metrics import format_number
     from .models import build_model
     from .optim import SGD
     from .train import TrainConfig, Trainer
@@ -299,7 +344,10 @@ def main_train(argv=None):
         print(f"skipped {len(trainer.skipped)} bad samples (listed in the log above)")
     if metrics:
         print(f"final: mean IU {metrics['mean_iu']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f}"
-              + (f", foreground IoU {metrics['iou']:.4f}" if "iou" in metrics else ""))
+              + (f", foreground IoU {format_number(metrics['iou'])}" if "iou" in metrics else ""))
+        if "iou" in metrics and metrics["iou"] is None:
+            print(f"warning: no pixel of {model.class_names[1]!r} in the validation masks or the predictions: "
+                  f"check the class options (--classes, --class-map, --mask-format)")
     print(f"weights: {os.path.join(out, 'final.h5')}")
     return 0
 
@@ -328,6 +376,8 @@ def main_evaluate(argv=None):
     from .metrics import binary_metrics, format_metrics
 
     args = evaluate_parser().parse_args(argv)
+    if args.json:
+        check_writable_file(args.json, "--json")
     choose_device(args.device)
     model = model_from_file(args.weights)
     args.val_split = args.split
@@ -371,6 +421,10 @@ def main_predict(argv=None):
     from .visualize import legend, make_palette, overlay, save_label_png
 
     args = predict_parser().parse_args(argv)
+    if not 0 <= args.alpha <= 1:
+        raise UsageError(f"--alpha is the overlay's opacity, between 0 and 1, not {args.alpha:g}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UsageError(f"--out {args.out} is a file: give a folder for the predictions")
     choose_device(args.device)
     model = model_from_file(args.weights)
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
@@ -378,10 +432,12 @@ def main_predict(argv=None):
     os.makedirs(args.out, exist_ok=True)
     from PIL import Image
     import numpy
-    for path in args.images:
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in args.images]
+    for path, stem in zip(args.images, stems):
+        if stems.count(stem) > 1:   # photo.jpg and photo.png: photo.jpg_labels.png, not one file written twice
+            stem = os.path.basename(path)
         image, _ = fit_size(read_image(path), None, max_side=args.max_side)
         labels = predict_image(model, image)
-        stem = os.path.splitext(os.path.basename(path))[0]
         label_path = os.path.join(args.out, f"{stem}_labels.png")
         save_label_png(labels, label_path, palette)
         present = [int(i) for i in numpy.unique(labels)]

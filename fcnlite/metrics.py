@@ -150,7 +150,8 @@ def binary_metrics(matrix, positive=1, beta=1.0):
             "tp": int(tp), "fp": int(fp), "fn": int(fn)}
 
 
-def _number(value, digits=4):
+def format_number(value, digits=4):
+    """value with `digits` decimals, or "n/a" where it is undefined (None or NaN)."""
     if value is None or (isinstance(value, float) and numpy.isnan(value)):
         return "n/a"
     return f"{value:.{digits}f}"
@@ -158,15 +159,15 @@ def _number(value, digits=4):
 
 def format_metrics(metrics):
     """A readable multi-line summary of segmentation_metrics (and binary_metrics keys, if present)."""
-    lines = [f"pixel accuracy  {_number(metrics.get('pixel_accuracy'))}",
-             f"mean accuracy   {_number(metrics.get('mean_accuracy'))}",
-             f"mean IU         {_number(metrics.get('mean_iu'))}",
-             f"f.w. IU         {_number(metrics.get('fwiu'))}"]
+    lines = [f"pixel accuracy  {format_number(metrics.get('pixel_accuracy'))}",
+             f"mean accuracy   {format_number(metrics.get('mean_accuracy'))}",
+             f"mean IU         {format_number(metrics.get('mean_iu'))}",
+             f"f.w. IU         {format_number(metrics.get('fwiu'))}"]
     for key in ("precision", "recall", "f1", "iou"):
         if key in metrics:
-            lines.append(f"{key:<16}{_number(metrics[key])}")
+            lines.append(f"{key:<16}{format_number(metrics[key])}")
     if "fbeta" in metrics and metrics.get("beta", 1.0) != 1.0:
-        lines.append(f"{'F' + format(metrics['beta'], 'g'):<16}{_number(metrics['fbeta'])}")
+        lines.append(f"{'F' + format(metrics['beta'], 'g'):<16}{format_number(metrics['fbeta'])}")
     per_class = metrics.get("per_class_iu")
     if per_class:
         accuracy = metrics.get("per_class_accuracy", {})
@@ -174,5 +175,5 @@ def format_metrics(metrics):
         lines.append("")
         lines.append(f"{'class':<{width}}  {'IU':>7}  {'acc':>7}")
         for name, value in per_class.items():
-            lines.append(f"{name:<{width}}  {_number(value):>7}  {_number(accuracy.get(name)):>7}")
+            lines.append(f"{name:<{width}}  {format_number(value):>7}  {format_number(accuracy.get(name)):>7}")
     return "\n".join(lines)

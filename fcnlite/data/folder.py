@@ -277,6 +277,7 @@ class FolderSegmentation:
         if not self.ids:
             raise DataError(self.images_dir, f"no image here has a mask in {self.masks_dir}")
 
+        self.unused_values, self.largest_value_path = [], None   # filled when the masks are scanned
         self.source_class_names = self._source_class_names(class_names)
         if isinstance(class_map, str):
             class_map = parse_class_map(class_map, self.source_class_names)
@@ -296,15 +297,20 @@ class FolderSegmentation:
         if self.color_table is not None:
             return list(self.color_table.names)
         # nothing says how many classes there are: the masks do (one pass over them)
+        present = numpy.zeros(IGNORE, dtype=bool)
         largest = 0
         for index in range(len(self.ids)):
             try:
                 raw = self._read_raw_mask(index)
             except DataError:
                 continue  # load(index) will report it
-            values = numpy.flatnonzero(numpy.bincount(raw.ravel(), minlength=256)[:IGNORE])
-            if values.size:
-                largest = max(largest, int(values[-1]))
+            counts = numpy.bincount(raw.ravel(), minlength=256)[:IGNORE]
+            present |= counts > 0
+            values = numpy.flatnonzero(counts)
+            if values.size and values[-1] > largest:
+                largest, self.largest_value_path = int(values[-1]), self.label_path(index)
+        # a few stray pixels of value 9 in masks of 0..3 would silently make a 10-class model: say so
+        self.unused_values = [int(value) for value in numpy.flatnonzero(~present[:largest + 1])]
         return [f"class{index}" for index in range(largest + 1)]
 
     def __len__(self):
