@@ -11,6 +11,21 @@ def read_log(path):
     return [r for r in records if "loss" in r], [r for r in records if r.get("type") == "eval"]
 
 
+class RunningAverage:
+    """An exponential moving average of the values added so far, with Adam's bias correction: the
+    weighted mean of all of them, weights decay^age. So the first value does not hold the curve up
+    (or down) for the next hundred steps, as an average started at it would."""
+
+    def __init__(self, decay=0.95):
+        self.decay, self.total, self.weight = decay, 0.0, 0.0
+
+    def add(self, value):
+        """Take one more value; returns the average."""
+        self.total = self.decay * self.total + (1 - self.decay) * value
+        self.weight = self.decay * self.weight + (1 - self.decay)
+        return self.total / self.weight
+
+
 def plot_training_curves(log_path, png_path, log=print):
     """Draw loss (raw and smoothed) and mean IU / pixel accuracy; returns False without matplotlib."""
     try:
@@ -26,10 +41,8 @@ def plot_training_curves(log_path, png_path, log=print):
         iterations = [r["iteration"] for r in losses]
         values = [r["loss"] for r in losses]
         loss_axes.plot(iterations, values, color="0.75", linewidth=0.8, label="loss")
-        smoothed, running = [], None
-        for value in values:
-            running = value if running is None else 0.95 * running + 0.05 * value
-            smoothed.append(running)
+        running = RunningAverage()
+        smoothed = [running.add(value) for value in values]
         loss_axes.plot(iterations, smoothed, color="C0", label="smoothed")
         loss_axes.legend()
     loss_axes.set(title="training loss", xlabel="iteration")

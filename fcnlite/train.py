@@ -26,8 +26,9 @@ from .data.errors import DataError
 from .data.prefetch import Prefetcher
 from .data.preprocess import preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .io import save_weights
+from .io import TEMPORARY_PREFIX, save_weights
 from .layers import SoftmaxCrossEntropy
+from .plots import RunningAverage
 
 
 class TrainingStopped(Exception):
@@ -102,6 +103,8 @@ class Trainer:
         self.iteration = 0
         self.samples_read = 0   # images taken from the data order, skipped ones included
         self.skipped = {}       # message -> times met; a bad sample is reported once
+        self.seconds_before = 0.0          # training seconds of the sessions before a resume
+        self.seconds_this_session = 0.0
         self._stop_signal = None
         os.makedirs(config.out, exist_ok=True)
         self.checkpoint_path = os.path.join(config.out, "checkpoint.h5")
@@ -177,6 +180,7 @@ class Trainer:
 
     def _state(self):
         return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed, "skipped": len(self.skipped),
+                "seconds": round(self.seconds_before + self.seconds_this_session, 3),
                 "config": {k: v for k, v in asdict(self.config).items() if k != "extra"}}
 
     def save_checkpoint(self):
@@ -189,6 +193,7 @@ class Trainer:
         state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
         self.iteration = state["iteration"]
         self.samples_read = state["samples_read"]
+        self.seconds_before = state.get("seconds", 0.0)   # checkpoints before stop 14 did not count them
         self._truncate_log()
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
@@ -203,12 +208,23 @@ class Trainer:
         with open(self.log_path, "w") as file:
             file.writelines(json.dumps(r) + "\n" for r in kept)
 
+    def _remove_stale_temporary_files(self):
+        """A run killed while saving (kill -9, power loss) leaves the temporary file it was writing; the
+        file it was to replace is intact (io.atomic_write). This run owns the folder now: remove them."""
+        stale = [name for name in os.listdir(self.config.out)
+                 if name.startswith(TEMPORARY_PREFIX) and name.endswith(".h5")]
+        for name in stale:
+            os.remove(os.path.join(self.config.out, name))
+        if stale:
+            self.log(f"removed {len(stale)} temporary file(s) left in {self.config.out} by an interrupted save")
+
     def _install_signal_handlers(self):
         def request_stop(signum, frame):
             if self._stop_signal is not None:  # a second Ctrl-C: stop now
                 raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
-            self.log(f"\n{self._stop_signal} received: finishing this iteration, then saving a checkpoint")
+            self.log(f"\n{self._stop_signal} received: finishing this iteration, then saving a checkpoint "
+                     f"(Ctrl-C again stops at once, without saving)")
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -225,6 +241,7 @@ class Trainer:
         # a few extra reads ahead so that skipped samples can be replaced
         count = (config.max_iter - self.iteration) * config.accumulate + 64
         prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), count, depth=4)
+        self._remove_stale_temporary_files()
         previous_handlers = self._install_signal_handlers()
         bar = None
         metrics = None
@@ -234,7 +251,7 @@ class Trainer:
                 bar = tqdm(total=config.max_iter, initial=self.iteration, unit="it", dynamic_ncols=True,
                            desc="train")
             samples_iter = iter(prefetch)
-            running = None
+            running = RunningAverage()
             started = time.perf_counter()
             images_done = 0
             while self.iteration < config.max_iter:
@@ -257,12 +274,13 @@ class Trainer:
                         f"(try a lower --lr)")
                 self.iteration += 1
                 images_done += len(samples)
-                running = loss if running is None else 0.95 * running + 0.05 * loss
-                elapsed = time.perf_counter() - started
+                smoothed_loss = running.add(loss)
+                elapsed = self.seconds_this_session = time.perf_counter() - started
+                # "time" counts the whole run's training seconds, across resumes
                 self._append_log({"iteration": self.iteration, "loss": loss, "lr": self.optimizer.lr,
-                                  "time": round(elapsed, 3)})
+                                  "time": round(self.seconds_before + elapsed, 3)})
                 if bar is not None:
-                    bar.set_postfix(loss=f"{running:.4g}", img_s=f"{images_done / max(elapsed, 1e-9):.2f}")
+                    bar.set_postfix(loss=f"{smoothed_loss:.4g}", img_s=f"{images_done / max(elapsed, 1e-9):.2f}")
                     bar.update(1)
                 finished = self.iteration >= config.max_iter
                 if (config.eval_every and self.iteration % config.eval_every == 0) or finished:

@@ -74,9 +74,10 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(voc_root, tmp_p
             break
         time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=300)
+    stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
     assert "checkpoint saved" in stderr and "--resume" in stderr
+    assert "SIGTERM received: finishing this iteration, then saving a checkpoint (Ctrl-C again stops at once" in stdout
     with h5py.File(os.path.join(resumed, "checkpoint.h5"), "r") as file:
         stopped_at = json.loads(file.attrs["state"])["iteration"]
     assert 5 <= stopped_at < 12
@@ -90,6 +91,9 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(voc_root, tmp_p
     for name in a:
         numpy.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert [r["iteration"] for r in log_records(resumed) if "loss" in r] == list(range(1, 13))
+    # the log's "time" counts the whole run's training time: it goes on after the resume, not from 0
+    times = [r["time"] for r in log_records(resumed) if "loss" in r]
+    assert times == sorted(times) and times[stopped_at] >= times[stopped_at - 1]
 
 
 def test_a_loss_that_becomes_nan_stops_training_and_keeps_the_last_good_checkpoint(voc_root, tmp_path):
@@ -168,3 +172,26 @@ def test_staged_training_initialises_fcn16s_from_a_trained_fcn32s(voc_root, tmp_
         numpy.testing.assert_array_equal(fine[name], coarse[name])
     assert not fine["score_pool4/W"].any()
     assert fcnlite.io.read_attributes(os.path.join(stage2, "final.h5"))["architecture"] == "fcn16s"
+
+
+def test_a_run_removes_the_temporary_files_an_interrupted_save_left(voc_root, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".tmp-k2j9xcheckpoint.h5").write_bytes(b"half a checkpoint")   # as kill -9 during a save leaves
+    (out / "notes.txt").write_text("mine")
+    result = run(["--data-root", voc_root, *TINY, "--max-iter", "1", "--out", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "removed 1 temporary file(s) left in" in result.stdout
+    assert not any(name.startswith(".tmp-") for name in os.listdir(out))
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_the_smoothed_loss_is_the_decay_weighted_mean_of_the_losses_so_far():
+    from fcnlite.plots import RunningAverage
+    losses = [10.0, 2.0, 1.5, 1.0, 0.5, 0.7, 0.2]
+    average = RunningAverage(decay=0.9)
+    for count in range(1, len(losses) + 1):
+        smoothed = average.add(losses[count - 1])
+        weights = 0.9 ** numpy.arange(count - 1, -1, -1)      # the newest weighs 1, the oldest 0.9^(count-1)
+        assert smoothed == pytest.approx(numpy.dot(weights, losses[:count]) / weights.sum(), rel=1e-12)
+    assert RunningAverage().add(3.0) == pytest.approx(3.0)
