@@ -13,7 +13,7 @@ import os
 
 from . import backend, rng
 from .errors import first_line
-from .io import WeightsError, atomic_write, write_checked_array
+from .io import WeightsError, atomic_write, read_checked_array, write_checked_array
 
 
 def save_checkpoint(path, model, optimizer, state):
@@ -44,15 +44,16 @@ def load_checkpoint(path, model, optimizer):
                 key = f"model/{name}"
                 if key not in file:
                     raise WeightsError(f"{path}: checkpoint has no {name}: it was written by another model")
-                source = file[key][()]
+                source = read_checked_array(path, file[key], f"checkpoint array {key}")
                 if source.shape != value.shape:
                     raise WeightsError(f"{path}: {name} has shape {source.shape} in the checkpoint, "
                                        f"{tuple(value.shape)} in the model")
                 value[...] = backend.to_device(source, dtype=value.dtype)
             velocity = {}
             if "momentum" in file:
-                file["momentum"].visititems(lambda name, item: velocity.__setitem__(name, item[()])
-                                            if isinstance(item, h5py.Dataset) else None)
+                file["momentum"].visititems(lambda name, item: velocity.__setitem__(
+                    name, read_checked_array(path, item, f"checkpoint array momentum/{name}"))
+                    if isinstance(item, h5py.Dataset) else None)
     except WeightsError:
         raise
     except Exception as error:

@@ -34,6 +34,16 @@ def _h5py():
 TEMPORARY_PREFIX = ".tmp-"
 
 
+def _read_umask():
+    # os.umask can only be read by setting it: done once, at import, not while other threads make files
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path, write):
     """Call write(temporary_path), then rename it onto path: a crash never leaves a half-written file."""
     path = os.fspath(path)
@@ -43,10 +53,9 @@ def atomic_write(path, write):
     os.close(handle)
     try:
         write(temporary)
-        # mkstemp makes the file private (0600); give it the mode any new file would get
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        # mkstemp makes the file private (0600): give it the mode of the file it replaces, or that
+        # of any new file
+        os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -57,8 +66,20 @@ def atomic_write(path, write):
 def write_checked_array(file, name, array):
     """Store array as dataset `name` of an open HDF5 file, with a checksum (HDF5's fletcher32 filter):
     a file damaged later then fails to read (read_weights names the array) instead of loading garbage.
-    One chunk per array: HDF5's default small chunks made a VGG16-sized file 2-3x slower to read."""
+    One chunk per array: HDF5's default small chunks made a VGG16-sized file 2-3x slower to read.
+    (A 0-d array cannot take a filter: it is stored as it is.)"""
+    if array.ndim == 0:
+        file.create_dataset(name, data=array)
+        return
     file.create_dataset(name, data=array, fletcher32=True, chunks=array.shape if array.size else None)
+
+
+def read_checked_array(path, dataset, what):
+    """dataset's values; WeightsError naming `what` when its checksum (or its storage) fails."""
+    try:
+        return dataset[()]
+    except OSError as error:   # h5py's "filter returned failure during read", or a short read
+        raise WeightsError(f"{path}: {what} cannot be read, the file is damaged ({first_line(error)})") from None
 
 
 def write_arrays(path, arrays, attributes):
@@ -120,8 +141,8 @@ def read_weights(path):
         with h5py.File(path, "r") as file:
             attributes = {key: _decode(value) for key, value in file.attrs.items()}
             if "state" in attributes and "model" in file:
-                raise WeightsError(f"{path}: a training checkpoint, not a weight file: use final.h5 from the same "
-                                   f"run folder (train_voc.py --resume continues the run that wrote it)")
+                raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 that "
+                                   f"training writes at its end (train_voc.py --resume finishes an interrupted run)")
             arrays = {}
             for layer_name, group in file.items():
                 if not isinstance(group, h5py.Group):
@@ -129,11 +150,7 @@ def read_weights(path):
                 for key, dataset in group.items():
                     if not isinstance(dataset, h5py.Dataset):
                         raise WeightsError(f"{path}: /{layer_name}/{key} is not an array (expected /{layer_name}/W)")
-                    try:
-                        arrays[f"{layer_name}/{key}"] = dataset[()]
-                    except Exception as error:
-                        raise WeightsError(f"{path}: layer {layer_name}/{key} cannot be read, the file is damaged "
-                                           f"({first_line(error)})") from None
+                    arrays[f"{layer_name}/{key}"] = read_checked_array(path, dataset, f"layer {layer_name}/{key}")
     except WeightsError:
         raise
     except Exception as error:

@@ -288,7 +288,7 @@ def test_the_checkpoint_is_checksummed_too(tmp_path):
     damage(path, "model/conv2_1/W")
     with pytest.raises(WeightsError) as raised:
         load_checkpoint(path, model, SGD(model, lr=0.1))
-    assert_one_line_naming(raised.value, str(path), "not a readable checkpoint")
+    assert_one_line_naming(raised.value, str(path), "checkpoint array model/conv2_1/W cannot be read", "damaged")
 
 
 def test_weights_holding_nan_are_refused_naming_the_layer_and_the_count(tmp_path):
@@ -313,11 +313,48 @@ def test_a_checkpoint_given_as_weights_says_what_it_is(tmp_path):
     assert_one_line_naming(raised.value, str(path), "a training checkpoint, not a weight file", "final.h5")
 
 
-def test_weight_files_are_created_with_the_usual_file_mode(tmp_path):
-    umask = os.umask(0o022)
-    try:
-        path = tmp_path / "model.h5"
-        save_weights(random_model("fcn32s"), path)
-    finally:
-        os.umask(umask)
-    assert os.stat(path).st_mode & 0o777 == 0o644   # mkstemp's temporary file is 0600
+def test_files_written_before_checksums_still_load(tmp_path):
+    """Weight files and checkpoints of earlier versions: plain contiguous datasets, no filter."""
+    from fcnlite.checkpoint import load_checkpoint, save_checkpoint
+    from fcnlite.io import model_attributes
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    path = tmp_path / "old.h5"
+    with h5py.File(path, "w") as file:
+        for key, value in model_attributes(model).items():
+            file.attrs[key] = value
+        for name, value in host_parameters(model).items():
+            file.create_dataset(name, data=value)
+    numpy.testing.assert_array_equal(host_parameters(model_from_file(path))["fc6/W"], host_parameters(model)["fc6/W"])
+
+    save_checkpoint(tmp_path / "new.h5", model, SGD(model, lr=0.1), {"iteration": 3})
+    with h5py.File(tmp_path / "new.h5", "r") as new, h5py.File(tmp_path / "old-checkpoint.h5", "w") as old:
+        for key, value in new.attrs.items():
+            old.attrs[key] = value
+        def copy_plainly(name, item):   # (visititems stops at a callback's first non-None return)
+            if isinstance(item, h5py.Dataset):
+                old.create_dataset(name, data=item[()])
+        new.visititems(copy_plainly)
+    restored = random_model("fcn32s", seed=4)
+    assert load_checkpoint(tmp_path / "old-checkpoint.h5", restored, SGD(restored, lr=0.1))["iteration"] == 3
+    numpy.testing.assert_array_equal(host_parameters(restored)["fc6/W"], host_parameters(model)["fc6/W"])
+
+
+def test_weight_files_get_the_usual_mode_and_keep_the_mode_of_the_file_they_replace(tmp_path):
+    from fcnlite import io
+    path = tmp_path / "model.h5"
+    save_weights(random_model("fcn32s"), path)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~io._UMASK   # mkstemp's temporary file is 0600
+    os.chmod(path, 0o600)                                        # the user's choice survives a new save
+    save_weights(random_model("fcn32s"), path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_scalars_and_empty_arrays_round_trip_through_a_weight_file(tmp_path):
+    from fcnlite.io import read_weights, write_arrays
+    path = tmp_path / "odd.h5"
+    write_arrays(path, {"a/scalar": numpy.float32(2.5), "a/empty": numpy.zeros((0, 3), numpy.float32),
+                        "a/W": numpy.arange(6, dtype=numpy.float32).reshape(2, 3)}, {"fcnlite_format": 1})
+    arrays, _ = read_weights(path)
+    assert arrays["a/scalar"] == 2.5 and arrays["a/empty"].shape == (0, 3)
+    numpy.testing.assert_array_equal(arrays["a/W"], numpy.arange(6).reshape(2, 3))
