@@ -58,7 +58,8 @@ def add_data_arguments(parser):
     group.add_argument("--synthetic-road", action="store_true",
                        help="use the generated driving-scene data (road vs rest; made on first use)")
     group.add_argument("--mask-format", choices=("index", "channel", "color"), default=None,
-                       help="index: class ids as pixel values; channel: id in one RGB channel; color: colour table")
+                       help="index: class ids as pixel values; channel: id in one RGB channel; color: colour table "
+                            "(default index; channel for --synthetic-road)")
     group.add_argument("--mask-channel", type=int, default=0, help="channel holding the class id (default 0: red)")
     group.add_argument("--color-table", help="JSON colour -> class table for --mask-format color")
     group.add_argument("--class-names", help="class names: a JSON file with a list, or comma-separated names")
@@ -96,32 +97,37 @@ def value_ranges(values):
     return ", ".join(f"{first}..{last}" if last > first else f"{first}" for first, last in runs)
 
 
-def _folder_datasets(args, images, masks, mask_format, source_names):
+def _folder_datasets(args, images, masks, mask_format, source_names, training):
     from .data.classmap import class_map_from_names, parse_class_map
-    from .data.folder import FolderSegmentation, load_color_table, split_by_fraction
+    from .data.folder import FolderSegmentation, describe_folder, load_color_table, split_by_fraction
     from .data.images import read_split
     if mask_format == "color" and not args.color_table:
         raise UsageError("--mask-format color needs --color-table (a JSON file: class name -> [r, g, b])")
     if not 0 < args.val_fraction < 1:
         raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), not {args.val_fraction:g}")
-    if source_names is None and mask_format == "color":
-        source_names = load_color_table(args.color_table).names   # --classes may name the table's classes
-    class_map = None
-    try:
-        if args.class_map:
-            class_map = parse_class_map(args.class_map, source_names)
-        elif args.classes:
-            class_map = class_map_from_names(args.classes, source_names, others=args.others)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    if mask_format == "color":   # the table names the classes (and --classes may use those names)
+        table_names = load_color_table(args.color_table).names
+        if source_names is not None and list(source_names) != list(table_names):
+            raise UsageError(f"--class-names ({', '.join(source_names)}) differs from the classes of "
+                             f"{args.color_table} ({', '.join(table_names)}): the colour table names them; "
+                             f"leave --class-names out")
+        source_names = table_names
     common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
-                  class_map=class_map, class_names=source_names, skip_bad=args.skip_bad)
-    everything = FolderSegmentation(images, masks, **common)
-    if everything.unused_values:
-        largest = len(everything.source_class_names) - 1
-        print(f"warning: {masks}: the largest mask value is {largest} (in {everything.largest_value_path}), so the "
-              f"model gets {largest + 1} classes, but {value_ranges(everything.unused_values)} never occur: "
-              f"if {largest} is a stray value, fix that mask; --class-names fixes the classes and checks every value")
+                  class_names=source_names, skip_bad=args.skip_bad)
+    everything = FolderSegmentation(images, masks, **common)   # with no names, it reads every mask for the classes
+    mapped = bool(args.class_map or args.classes)
+    if everything.mask_values is not None and not mapped:
+        check_counted_classes(everything, masks, training)
+    try:
+        class_map = None
+        if args.class_map:
+            class_map = parse_class_map(args.class_map, everything.source_class_names)
+        elif args.classes:
+            class_map = class_map_from_names(args.classes, everything.source_class_names, others=args.others)
+    except ValueError as error:
+        unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
+            if source_names is None else ""
+        raise UsageError(f"{error}{unnamed}") from None
     if args.split_file:
         val_ids = read_split(args.split_file)
         known = set(everything.ids)
@@ -133,12 +139,29 @@ def _folder_datasets(args, images, masks, mask_format, source_names):
     else:
         train_ids, val_ids = split_by_fraction(everything.ids, args.val_fraction, seed=0)
     # both halves keep the whole folder's classes (not a count re-derived from their own masks)
-    common["class_names"] = everything.source_class_names
+    common.update(class_map=class_map, class_names=everything.source_class_names)
     halves = (FolderSegmentation(images, masks, ids=train_ids, **common),
               FolderSegmentation(images, masks, ids=val_ids, **common))
-    for half in halves:
-        half.name = everything.name   # "folder X (N images ...)" counts the folder, not the half
+    for half in halves:   # the data line counts the folder's images, not the half's
+        half.name = describe_folder(images, len(everything), half.n_classes)
     return halves
+
+
+def check_counted_classes(folder, masks, training):
+    """When the masks' largest value set the class count: refuse masks with nothing to tell apart, and
+    (training) warn of values that never occur below the largest, which a stray pixel would cause."""
+    values = [value for value in folder.mask_values if value != 255]
+    if max(values, default=0) == 0:
+        if 255 in folder.mask_values:
+            raise UsageError(f"{masks}: the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
+                             f"for foreground masks of 0 and 255, pass --class-map '0:0,255:1'")
+        raise UsageError(f"{masks}: every mask is all 0: nothing to tell apart (check --mask-format)")
+    largest = values[-1]
+    unused = sorted(set(range(largest + 1)) - set(values))
+    if unused and training:
+        print(f"warning: {masks}: the largest mask value is {largest} (in {folder.largest_value_path}), so the "
+              f"model gets {largest + 1} classes, but {value_ranges(unused)} never occur: "
+              f"if {largest} is a stray value, fix that mask; --class-names fixes the classes and checks every value")
 
 
 def datasets_from_args(args, need_train=True):
@@ -161,7 +184,7 @@ def datasets_from_args(args, need_train=True):
             source_names = _class_names_from_arg(args.class_names)
             if source_names is None and mask_format == "channel":
                 source_names = list(DRIVING_CLASSES)
-        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names)
+        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names, need_train)
         return (train_set if need_train else None), val_set
 
     from .data.voc import VOCSegmentation, find_voc_root
@@ -235,21 +258,23 @@ def train_parser():
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named small recipe (quickstart: CPU minutes)")
     parser.add_argument("--model", choices=("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"), default=None,
                         help="architecture (default fcn8s-atonce with a VGG16 --init, else fcn8s)")
-    parser.add_argument("--width", type=float, default=None, help="channel width multiplier (1.0 = VGG16)")
+    parser.add_argument("--width", type=float, default=None,
+                        help="channel width multiplier (1.0 = VGG16; default 1.0, or the preset's)")
     parser.add_argument("--init", help="VGG16 weights (weights/convert_vgg16.py) or a trained coarser FCN")
     parser.add_argument("--learnable-upsampling", action="store_true", help="train the upscore layers too")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                        help="auto: the GPU when CuPy finds one, else the CPU")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default: the reference's for the model and loss normalisation)")
     parser.add_argument("--lr-policy", choices=("fixed", "poly"), default=None,
-                        help="fixed (reference) or poly: decay as (1 - iteration/max_iter)^0.9")
+                        help="fixed (reference; the default) or poly: decay as (1 - iteration/max_iter)^0.9")
     parser.add_argument("--momentum", type=float, default=None, help="default 0.99 (reference)")
     parser.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 (reference)")
     parser.add_argument("--loss-normalize", dest="loss_normalize", action="store_true", default=None,
                         help="average the loss over pixels")
     parser.add_argument("--no-loss-normalize", dest="loss_normalize", action="store_false",
                         help="sum the loss over pixels (reference)")
-    parser.add_argument("--accumulate", type=int, default=None, help="images per optimizer step")
+    parser.add_argument("--accumulate", type=int, default=None, help="images per optimizer step (default 1)")
     parser.add_argument("--max-iter", type=int, default=None, help="optimizer steps (default 100000)")
     parser.add_argument("--epochs", type=float, default=None, help="instead of --max-iter: passes over the data")
     parser.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default 4000)")
@@ -257,8 +282,9 @@ def train_parser():
     parser.add_argument("--checkpoint-every", type=int, default=None, help="default 4000")
     parser.add_argument("--out", default=None, help="output folder (default runs/<model>)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-side", type=int, default=None, help="downscale images whose longer side exceeds this")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data order, augmentation and initialisation")
+    parser.add_argument("--max-side", type=int, default=None,
+                        help="downscale images whose longer side exceeds this (default: no limit, or the preset's)")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW, e.g. 224x224")
     parser.add_argument("--crop", type=int, default=0, help="random square crop of this size")
     parser.add_argument("--scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
@@ -305,6 +331,8 @@ def main_train(argv=None):
     if args.epochs:
         args.max_iter = max(1, math.ceil(args.epochs * len(train_set) / args.accumulate))
     out = args.out or os.path.join("runs", args.model if not args.preset else f"{args.preset}-{args.model}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out} is a file: give a folder for the run")
 
     rng.seed(args.seed)
     model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,
@@ -413,6 +441,22 @@ def predict_parser():
     return parser
 
 
+def output_stems(paths):
+    """The name each image's outputs start with: its stem (photo.jpg -> photo); where stems collide, its
+    file name (photo.jpg, photo.png); where those collide too (a/photo.png, b/photo.png), a number after it."""
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
+    names = [stem if stems.count(stem) == 1 else os.path.basename(path) for path, stem in zip(paths, stems)]
+    taken, unique = set(), []
+    for name in names:
+        candidate, number = name, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{name}-{number}"
+        taken.add(candidate)
+        unique.append(candidate)
+    return unique
+
+
 def main_predict(argv=None):
     from .data.images import read_image
     from .evaluate import predict_image
@@ -432,10 +476,7 @@ def main_predict(argv=None):
     os.makedirs(args.out, exist_ok=True)
     from PIL import Image
     import numpy
-    stems = [os.path.splitext(os.path.basename(path))[0] for path in args.images]
-    for path, stem in zip(args.images, stems):
-        if stems.count(stem) > 1:   # photo.jpg and photo.png: photo.jpg_labels.png, not one file written twice
-            stem = os.path.basename(path)
+    for path, stem in zip(args.images, output_stems(args.images)):
         image, _ = fit_size(read_image(path), None, max_side=args.max_side)
         labels = predict_image(model, image)
         label_path = os.path.join(args.out, f"{stem}_labels.png")

@@ -237,11 +237,11 @@ class Trainer:
     def run(self):
         """Train until max_iter; returns the final metrics dict (or None with no val set)."""
         config = self.config
+        self._remove_stale_temporary_files()
         first_step = self.samples_read
         # a few extra reads ahead so that skipped samples can be replaced
         count = (config.max_iter - self.iteration) * config.accumulate + 64
         prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), count, depth=4)
-        self._remove_stale_temporary_files()
         previous_handlers = self._install_signal_handlers()
         bar = None
         metrics = None

@@ -61,6 +61,43 @@ def test_classes_may_be_named_from_the_colour_table(tmp_path, capsys):
     assert model.class_names == ["background", "car"]
 
 
+def test_class_names_that_contradict_the_colour_table_are_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks(), color=True)
+    status, _, stderr = run(cli.main_train, [*data, "--mask-format", "color", "--color-table",
+                                             str(tmp_path / "colors.json"), "--class-names", "background,car,road",
+                                             "--classes", "car", *TINY, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: --class-names (background, car, road) differs from the classes of "
+                      f"{tmp_path / 'colors.json'} (background, road, car): the colour table names them; "
+                      f"leave --class-names out\n")
+
+
+def test_classes_by_number_work_on_unnamed_index_masks_and_names_ask_for_class_names(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    status, _, stderr = run(cli.main_train, [*data, "--classes", "2", *TINY, "--max-iter", "1", "--out", str(out)],
+                            capsys)
+    assert status == 0, stderr
+    assert fcnlite.model_from_file(out / "final.h5").class_names == ["background", "class2"]
+    status, _, stderr = run(cli.main_train, [*data, "--classes", "car", *TINY, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert "give --class-names to choose them by name" in stderr
+
+
+def test_masks_of_only_0_and_255_ask_for_a_class_map(tmp_path, capsys):
+    masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
+    data = make_folder(tmp_path, masks)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'masks'}: the masks hold only 0 and 255, and 255 means 'ignore' "
+                      f"(VOC's outlines): for foreground masks of 0 and 255, pass --class-map '0:0,255:1'\n")
+    out = tmp_path / "run"
+    status, _, stderr = run(cli.main_train, [*data, "--class-map", "0:0,255:1", *TINY, "--max-iter", "1",
+                                             "--out", str(out)], capsys)
+    assert status == 0, stderr
+    assert fcnlite.model_from_file(out / "final.h5").n_classes == 2
+
+
 def test_colour_masks_without_a_table_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks(), color=True)
     status, _, stderr = run(cli.main_train, [*data, "--mask-format", "color", *TINY, "--out", str(tmp_path / "r")],
@@ -102,12 +139,18 @@ def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
     assert "data: folder" in stdout and "(6 images, 10 classes): 5 training, 1 validation images" in stdout
 
 
-def test_masks_using_every_value_up_to_the_largest_give_no_warning(tmp_path, capsys):
-    data = make_folder(tmp_path, road_and_car_masks())
-    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "run")],
+def test_no_stray_value_warning_where_every_value_occurs_or_a_class_map_decides(tmp_path, capsys):
+    masks = road_and_car_masks()
+    data = make_folder(tmp_path, masks)
+    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "a")],
                                  capsys)
     assert status == 0, stderr
-    assert "warning" not in stdout
+    assert "\nwarning:" not in "\n" + stdout
+    Image.fromarray(numpy.where(masks[0] == 2, 9, masks[0]).astype(numpy.uint8)).save(tmp_path / "masks" / "00.png")
+    status, stdout, stderr = run(cli.main_train, [*data, "--class-map", "2:1,9:1,*:0", *TINY, "--max-iter", "1",
+                                                  "--out", str(tmp_path / "b")], capsys)
+    assert status == 0, stderr
+    assert "\nwarning:" not in "\n" + stdout and "(6 images, 2 classes)" in stdout
 
 
 def test_value_ranges_are_written_compactly():
@@ -141,13 +184,18 @@ def test_predict_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys, w
     assert stderr == f"error: --out {tmp_path / 'photo.jpg'} is a file: give a folder for the predictions\n"
 
 
-def test_predict_keeps_apart_two_images_that_share_a_stem(tmp_path, capsys, weights):
+def test_predict_keeps_apart_images_that_share_a_stem_or_a_name(tmp_path, capsys, weights):
+    (tmp_path / "other").mkdir()
+    Image.fromarray(numpy.full((10, 12, 3), 90, numpy.uint8)).save(tmp_path / "other" / "photo.png")
     out = tmp_path / "p"
     status, stdout, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"),
-                                                    str(tmp_path / "photo.jpg"), "--out", str(out)], capsys)
+                                                    str(tmp_path / "photo.jpg"), str(tmp_path / "other" / "photo.png"),
+                                                    "--out", str(out)], capsys)
     assert status == 0, stderr
     assert sorted(os.listdir(out)) == ["photo.jpg_labels.png", "photo.jpg_overlay.png",
+                                       "photo.png-2_labels.png", "photo.png-2_overlay.png",
                                        "photo.png_labels.png", "photo.png_overlay.png"]
+    assert cli.output_stems(["a/x.png", "b/y.png"]) == ["x", "y"]
 
 
 def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys, weights):
@@ -159,10 +207,24 @@ def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys,
     assert stdout == ""   # nothing was loaded or evaluated
 
 
+def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "taken").write_text("a file")
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "taken")], capsys)
+    assert status == 2
+    assert stderr == f"error: --out {tmp_path / 'taken'} is a file: give a folder for the run\n"
+
+
 def test_the_training_help_shows_each_default_once(capsys):
     with pytest.raises(SystemExit):
         cli.train_parser().parse_args(["--help"])
-    text = capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())   # argparse's line wrapping undone
     assert "(default: None)" not in text and "(default: True)" not in text and "(default: False)" not in text
     assert "(default: 0.1)" not in text        # --val-fraction's help says "default 0.1" itself
-    assert "(default: train)" in text          # --split's default, from the parser
+    for option, default in [("--split SPLIT", "(default: train)"), ("--device {auto,cpu,gpu}", "(default: auto)"),
+                            ("--seed SEED", "(default: 0)"), ("--accumulate ACCUMULATE", "(default 1)"),
+                            ("--width WIDTH", "default 1.0"), ("--max-side MAX_SIDE", "default: no limit"),
+                            ("--lr-policy {fixed,poly}", "the default"), ("--mask-format {index,channel,color}",
+                                                                          "default index")]:
+        start = text.index(f" {option} ") + len(option) + 2   # the option's entry, not the usage line's [...]
+        assert default in text[start:text.find(" --", start)], (option, default)

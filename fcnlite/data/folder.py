@@ -121,6 +121,10 @@ def load_color_table(path):
     return ColorTable(names, numpy.array(colors, dtype=numpy.uint8), numpy.array(values, dtype=numpy.uint8))
 
 
+def describe_folder(images_dir, count, n_classes):
+    return f"folder {images_dir} ({count} images, {n_classes} classes)"
+
+
 def split_by_fraction(ids, val_fraction=0.1, seed=0):
     """(train_ids, val_ids): a seeded random val_fraction of ids for validation (at least one of each).
 
@@ -277,7 +281,7 @@ class FolderSegmentation:
         if not self.ids:
             raise DataError(self.images_dir, f"no image here has a mask in {self.masks_dir}")
 
-        self.unused_values, self.largest_value_path = [], None   # filled when the masks are scanned
+        self.mask_values, self.largest_value_path = None, None   # filled when the masks are scanned
         self.source_class_names = self._source_class_names(class_names)
         if isinstance(class_map, str):
             class_map = parse_class_map(class_map, self.source_class_names)
@@ -287,7 +291,7 @@ class FolderSegmentation:
         else:
             self.class_names = list(self.source_class_names)
         self.n_classes = len(self.class_names)
-        self.name = f"folder {self.images_dir} ({len(self.ids)} images, {self.n_classes} classes)"
+        self.name = describe_folder(self.images_dir, len(self.ids), self.n_classes)
 
     def _source_class_names(self, class_names):
         if isinstance(class_names, (str, os.PathLike)):
@@ -297,20 +301,20 @@ class FolderSegmentation:
         if self.color_table is not None:
             return list(self.color_table.names)
         # nothing says how many classes there are: the masks do (one pass over them)
-        present = numpy.zeros(IGNORE, dtype=bool)
+        present = numpy.zeros(256, dtype=bool)
         largest = 0
         for index in range(len(self.ids)):
             try:
                 raw = self._read_raw_mask(index)
             except DataError:
                 continue  # load(index) will report it
-            counts = numpy.bincount(raw.ravel(), minlength=256)[:IGNORE]
+            counts = numpy.bincount(raw.ravel(), minlength=256)
             present |= counts > 0
-            values = numpy.flatnonzero(counts)
+            values = numpy.flatnonzero(counts[:IGNORE])
             if values.size and values[-1] > largest:
                 largest, self.largest_value_path = int(values[-1]), self.label_path(index)
-        # a few stray pixels of value 9 in masks of 0..3 would silently make a 10-class model: say so
-        self.unused_values = [int(value) for value in numpy.flatnonzero(~present[:largest + 1])]
+        # what the programs check: a stray value that set the class count, masks of 0 and 255 only
+        self.mask_values = [int(value) for value in numpy.flatnonzero(present)]
         return [f"class{index}" for index in range(largest + 1)]
 
     def __len__(self):
