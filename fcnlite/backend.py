@@ -61,7 +61,7 @@ def use(device="auto"):
         if cupy is not None:
             _xp, _name = cupy, "cupy"
         elif key == "cupy":
-            raise BackendError(f"device 'cupy' requested but {reason}")
+            raise BackendError(f"device {str(device)!r} requested but {reason}")
         else:
             _xp, _name = numpy, "numpy"
     return _name

@@ -44,7 +44,7 @@ import resource
 import statistics
 import time
 import tracemalloc
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy
 
@@ -578,6 +578,7 @@ def _run(settings, log):
                      "for both frameworks in this process")
     if settings.tf32 and not on_gpu:
         notes.append("--tf32 on is ignored on the CPU (TF32 is a GPU tensor-core mode)")
+        settings = replace(settings, tf32=False)   # so that the report and its JSON say what ran
     log(backend.describe())
 
     torch, torch_device = None, None
@@ -799,9 +800,10 @@ def format_layers(layers):
 
 
 def add_arguments(parser):
+    from .cli import COUNT, POSITIVE
     parser.add_argument("--model", choices=MODELS, default="fcn8s", help="default fcn8s")
-    parser.add_argument("--width", type=float, default=1.0, help="channel width multiplier (1.0: VGG16's)")
-    parser.add_argument("--n-classes", type=int, default=21)
+    parser.add_argument("--width", type=POSITIVE, default=1.0, help="channel width multiplier (1.0: VGG16's)")
+    parser.add_argument("--n-classes", type=COUNT, default=21)
     parser.add_argument("--size", default="375x500", help="input HEIGHTxWIDTH (default 375x500, a VOC image)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
@@ -832,8 +834,14 @@ def main(argv=None):
     parser = add_arguments(argparse.ArgumentParser(
         description="Time an FCN's training step and inference with fcnlite, beside PyTorch."))
     arguments = parser.parse_args(argv)
+    from .cli import UsageError, check_writable_file
     try:
+        if arguments.json:
+            check_writable_file(arguments.json, "--json")   # before the minutes of timing, not after
         results = run(settings_from_arguments(arguments))
+    except UsageError as error:
+        print(f"benchmark: {error}")
+        return 1
     except BenchmarkError as error:
         print(f"benchmark: {error}")
         return 1

@@ -40,8 +40,33 @@ def size_pair(text):
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 224x224, got {text!r}") from None
+        height = width = 0
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH in pixels such as 224x224, got {text!r}")
     return height, width
+
+
+def checked_number(convert, description, least=None, most=None, above=None, below=None):
+    """An argparse type: text -> convert(text), refused (one line, naming the option) unless finite and
+    within the bounds given."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if (value is None or not math.isfinite(value) or (least is not None and value < least)
+                or (most is not None and value > most) or (above is not None and value <= above)
+                or (below is not None and value >= below)):
+            raise argparse.ArgumentTypeError(f"expected {description}, not {text!r}")
+        return value
+    return parse
+
+
+COUNT = checked_number(int, "a whole number, 1 or more", least=1)
+COUNT_OR_ZERO = checked_number(int, "a whole number, 0 or more", least=0)
+POSITIVE = checked_number(float, "a number above 0", above=0)
+POSITIVE_OR_ZERO = checked_number(float, "a number, 0 or more", least=0)
+FRACTION = checked_number(float, "a number between 0 and 1 (not 0 or 1)", above=0, below=1)
 
 
 # ---- data sets --------------------------------------------------------------------------------
@@ -60,14 +85,15 @@ def add_data_arguments(parser):
     group.add_argument("--mask-format", choices=("index", "channel", "color"), default=None,
                        help="index: class ids as pixel values; channel: id in one RGB channel; color: colour table "
                             "(default index; channel for --synthetic-road)")
-    group.add_argument("--mask-channel", type=int, default=0, help="channel holding the class id (default 0: red)")
+    group.add_argument("--mask-channel", type=checked_number(int, "0, 1 or 2 (red, green, blue)", least=0, most=2),
+                       default=0, help="channel holding the class id (default 0: red)")
     group.add_argument("--color-table", help="JSON colour -> class table for --mask-format color")
     group.add_argument("--class-names", help="class names: a JSON file with a list, or comma-separated names")
     group.add_argument("--classes", help="train on these classes only, e.g. 'road' or 'road,vehicle' (others: background)")
     group.add_argument("--class-map", help="explicit source:target map, e.g. '7:1,6:1,*:0'")
     group.add_argument("--others", choices=("background", "ignore"), default="background",
                        help="with --classes: what the unselected classes become")
-    group.add_argument("--val-fraction", type=float, default=0.1, help="folder data: fraction held out (default 0.1)")
+    group.add_argument("--val-fraction", type=FRACTION, default=0.1, help="folder data: fraction held out (default 0.1)")
     group.add_argument("--split-file", help="folder data: file of validation ids (the rest trains)")
     group.add_argument("--skip-bad", action="store_true", help="skip and count bad samples instead of stopping")
     return group
@@ -103,8 +129,6 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     from .data.images import read_split
     if mask_format == "color" and not args.color_table:
         raise UsageError("--mask-format color needs --color-table (a JSON file: class name -> [r, g, b])")
-    if not 0 < args.val_fraction < 1:
-        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), not {args.val_fraction:g}")
     if mask_format == "color":   # the table names the classes (and --classes may use those names)
         table_names = load_color_table(args.color_table).names
         if source_names is not None and list(source_names) != list(table_names):
@@ -167,6 +191,9 @@ def check_counted_classes(folder, masks, training):
 def datasets_from_args(args, need_train=True):
     """(train_set, val_set) for the data options; train_set is None when need_train is False."""
     from .data.classmap import DRIVING_CLASSES
+    if args.sbd_root and (args.synthetic or args.synthetic_road or args.images or args.masks):
+        raise UsageError("--sbd-root goes with real PASCAL VOC data (--data-root), not with --synthetic, "
+                         "--synthetic-road or --images/--masks")
     if args.synthetic_road or (args.images or args.masks):
         if args.synthetic_road:
             from .data.road import ensure_synthetic_road
@@ -258,36 +285,37 @@ def train_parser():
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named small recipe (quickstart: CPU minutes)")
     parser.add_argument("--model", choices=("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"), default=None,
                         help="architecture (default fcn8s-atonce with a VGG16 --init, else fcn8s)")
-    parser.add_argument("--width", type=float, default=None,
+    parser.add_argument("--width", type=POSITIVE, default=None,
                         help="channel width multiplier (1.0 = VGG16; default 1.0, or the preset's)")
     parser.add_argument("--init", help="VGG16 weights (weights/convert_vgg16.py) or a trained coarser FCN")
     parser.add_argument("--learnable-upsampling", action="store_true", help="train the upscore layers too")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto: the GPU when CuPy finds one, else the CPU")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=POSITIVE_OR_ZERO, default=None,
                         help="learning rate (default: the reference's for the model and loss normalisation)")
     parser.add_argument("--lr-policy", choices=("fixed", "poly"), default=None,
                         help="fixed (reference; the default) or poly: decay as (1 - iteration/max_iter)^0.9")
-    parser.add_argument("--momentum", type=float, default=None, help="default 0.99 (reference)")
-    parser.add_argument("--weight-decay", type=float, default=None, help="default 5e-4 (reference)")
+    parser.add_argument("--momentum", type=checked_number(float, "a number from 0 up to (not including) 1",
+                                                          least=0, below=1), default=None, help="default 0.99 (reference)")
+    parser.add_argument("--weight-decay", type=POSITIVE_OR_ZERO, default=None, help="default 5e-4 (reference)")
     parser.add_argument("--loss-normalize", dest="loss_normalize", action="store_true", default=None,
                         help="average the loss over pixels")
     parser.add_argument("--no-loss-normalize", dest="loss_normalize", action="store_false",
                         help="sum the loss over pixels (reference)")
-    parser.add_argument("--accumulate", type=int, default=None, help="images per optimizer step (default 1)")
-    parser.add_argument("--max-iter", type=int, default=None, help="optimizer steps (default 100000)")
-    parser.add_argument("--epochs", type=float, default=None, help="instead of --max-iter: passes over the data")
-    parser.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default 4000)")
-    parser.add_argument("--val-limit", type=int, default=0, help="evaluate on the first N val images only")
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="default 4000")
+    parser.add_argument("--accumulate", type=COUNT, default=None, help="images per optimizer step (default 1)")
+    parser.add_argument("--max-iter", type=COUNT, default=None, help="optimizer steps (default 100000)")
+    parser.add_argument("--epochs", type=POSITIVE, default=None, help="instead of --max-iter: passes over the data")
+    parser.add_argument("--eval-every", type=COUNT_OR_ZERO, default=None, help="evaluate every N steps (default 4000)")
+    parser.add_argument("--val-limit", type=COUNT_OR_ZERO, default=0, help="evaluate on the first N val images only")
+    parser.add_argument("--checkpoint-every", type=COUNT_OR_ZERO, default=None, help="default 4000")
     parser.add_argument("--out", default=None, help="output folder (default runs/<model>)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data order, augmentation and initialisation")
-    parser.add_argument("--max-side", type=int, default=None,
+    parser.add_argument("--seed", type=COUNT_OR_ZERO, default=0, help="seed of the data order, augmentation and initialisation")
+    parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
                         help="downscale images whose longer side exceeds this (default: no limit, or the preset's)")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW, e.g. 224x224")
-    parser.add_argument("--crop", type=int, default=0, help="random square crop of this size")
-    parser.add_argument("--scale", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+    parser.add_argument("--crop", type=COUNT_OR_ZERO, default=0, help="random square crop of this size")
+    parser.add_argument("--scale", type=POSITIVE, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="random scaling range, e.g. 0.5 2.0")
     parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -321,14 +349,19 @@ def main_train(argv=None):
     from .optim import SGD
     from .train import TrainConfig, Trainer
 
-    args = resolve_options(train_parser().parse_args(argv))
+    args = train_parser().parse_args(argv)
+    if args.epochs is not None and args.max_iter is not None:
+        raise UsageError("give --epochs or --max-iter, not both (--epochs sets the number of iterations)")
+    if args.scale and args.scale[0] > args.scale[1]:
+        raise UsageError(f"--scale MIN MAX: MIN {args.scale[0]:g} is larger than MAX {args.scale[1]:g}")
+    args = resolve_options(args)
     choose_device(args.device)
     train_set, val_set = datasets_from_args(args)
     if len(train_set) == 0:
         raise UsageError(f"the training split of {train_set.name} is empty")
     print(f"data: {train_set.name}: {len(train_set)} training, {len(val_set)} validation images, "
           f"{train_set.n_classes} classes")
-    if args.epochs:
+    if args.epochs is not None:
         args.max_iter = max(1, math.ceil(args.epochs * len(train_set) / args.accumulate))
     out = args.out or os.path.join("runs", args.model if not args.preset else f"{args.preset}-{args.model}")
     if os.path.exists(out) and not os.path.isdir(out):
@@ -389,10 +422,11 @@ def evaluate_parser():
     add_data_arguments(parser)
     parser.add_argument("--split", default="val", help="split to evaluate (VOC: val; with --sbd-root: seg11valid)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    parser.add_argument("--max-side", type=int, default=0, help="downscale images whose longer side exceeds this")
+    parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
+                        help="downscale images whose longer side exceeds this")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW")
-    parser.add_argument("--limit", type=int, default=0, help="evaluate the first N images only")
-    parser.add_argument("--beta", type=float, default=1.0, help="two classes: beta of the foreground F-beta score")
+    parser.add_argument("--limit", type=COUNT_OR_ZERO, default=0, help="evaluate the first N images only")
+    parser.add_argument("--beta", type=POSITIVE, default=1.0, help="two classes: beta of the foreground F-beta score")
     parser.add_argument("--json", help="also write the metrics to this JSON file")
     return parser
 
@@ -436,8 +470,10 @@ def predict_parser():
     parser.add_argument("images", nargs="+", help="image files (any size)")
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    parser.add_argument("--max-side", type=int, default=0, help="downscale images whose longer side exceeds this")
-    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
+                        help="downscale images whose longer side exceeds this")
+    parser.add_argument("--alpha", type=checked_number(float, "an opacity between 0 and 1", least=0, most=1),
+                        default=0.5, help="overlay opacity")
     return parser
 
 
@@ -465,8 +501,6 @@ def main_predict(argv=None):
     from .visualize import legend, make_palette, overlay, save_label_png
 
     args = predict_parser().parse_args(argv)
-    if not 0 <= args.alpha <= 1:
-        raise UsageError(f"--alpha is the overlay's opacity, between 0 and 1, not {args.alpha:g}")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UsageError(f"--out {args.out} is a file: give a folder for the predictions")
     choose_device(args.device)

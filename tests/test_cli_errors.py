@@ -106,13 +106,54 @@ def test_colour_masks_without_a_table_is_one_line(tmp_path, capsys):
     assert stderr == "error: --mask-format color needs --color-table (a JSON file: class name -> [r, g, b])\n"
 
 
-@pytest.mark.parametrize("fraction", ["0", "1", "-0.5"])
-def test_a_validation_fraction_outside_zero_to_one_is_one_line(tmp_path, capsys, fraction):
-    data = make_folder(tmp_path, road_and_car_masks())
-    status, _, stderr = run(cli.main_train, [*data, "--val-fraction", fraction, *TINY, "--out", str(tmp_path / "r")],
+BAD_NUMBERS = [
+    ("train", "--val-fraction", "0"), ("train", "--val-fraction", "1"), ("train", "--accumulate", "0"),
+    ("train", "--accumulate", "-1"), ("train", "--crop", "-5"), ("train", "--max-side", "-1"),
+    ("train", "--val-limit", "-1"), ("train", "--width", "0"), ("train", "--width", "nan"), ("train", "--lr", "-1"),
+    ("train", "--lr", "nan"), ("train", "--momentum", "1.5"), ("train", "--max-iter", "-5"), ("train", "--epochs", "0"),
+    ("train", "--resize", "0x0"), ("train", "--mask-channel", "3"), ("train", "--seed", "-1"),
+    ("evaluate", "--limit", "-1"), ("evaluate", "--max-side", "-1"), ("evaluate", "--resize", "0x10"),
+    ("predict", "--alpha", "2"), ("predict", "--alpha", "-0.1"), ("predict", "--max-side", "-1"),
+]
+
+
+@pytest.mark.parametrize("program, option, value", BAD_NUMBERS)
+def test_a_number_out_of_range_is_refused_before_any_work_naming_the_option(capsys, program, option, value):
+    parser = {"train": cli.train_parser, "evaluate": cli.evaluate_parser, "predict": cli.predict_parser}[program]()
+    needed = {"train": [], "evaluate": ["--weights", "w.h5"], "predict": ["--weights", "w.h5", "x.png"]}[program]
+    extra = [value, value] if option == "--scale" else [value]
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args([*needed, option, *extra])
+    assert exited.value.code == 2
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith(f"{parser.prog}: error: argument {option}: expected ") and repr(value) in last_line
+
+
+def test_the_limits_of_the_numbers_themselves_are_accepted():
+    args = cli.train_parser().parse_args(["--val-fraction", "0.5", "--momentum", "0", "--crop", "0", "--max-side", "0",
+                                          "--accumulate", "1", "--weight-decay", "0", "--mask-channel", "2"])
+    assert (args.val_fraction, args.momentum, args.crop, args.accumulate, args.mask_channel) == (0.5, 0.0, 0, 1, 2)
+    assert cli.predict_parser().parse_args(["--weights", "w", "x", "--alpha", "1"]).alpha == 1.0
+
+
+def test_epochs_and_max_iter_together_are_one_line(tmp_path, capsys):
+    status, _, stderr = run(cli.main_train, ["--synthetic", "--epochs", "0.5", "--max-iter", "4",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == "error: give --epochs or --max-iter, not both (--epochs sets the number of iterations)\n"
+
+
+def test_a_scale_range_the_wrong_way_round_is_one_line(tmp_path, capsys):
+    status, _, stderr = run(cli.main_train, ["--synthetic", "--scale", "2", "0.5", "--out", str(tmp_path / "r")],
                             capsys)
     assert status == 2
-    assert stderr.startswith("error: --val-fraction must be between 0 and 1") and stderr.count("\n") == 1
+    assert stderr == "error: --scale MIN MAX: MIN 2 is larger than MAX 0.5\n"
+
+
+def test_sbd_with_generated_or_folder_data_is_one_line(tmp_path, capsys, weights):
+    status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--sbd-root", str(tmp_path)],
+                            capsys)
+    assert status == 2 and stderr.startswith("error: --sbd-root goes with real PASCAL VOC data")
 
 
 def test_a_chosen_class_that_never_occurs_is_reported_not_a_traceback(tmp_path, capsys):
@@ -167,14 +208,6 @@ def weights(tmp_path):
     Image.fromarray(numpy.zeros((10, 12, 3), numpy.uint8)).save(tmp_path / "photo.png")
     Image.fromarray(numpy.full((10, 12, 3), 200, numpy.uint8)).save(tmp_path / "photo.jpg")
     return path
-
-
-@pytest.mark.parametrize("alpha", ["2", "-0.1"])
-def test_predict_with_an_opacity_outside_zero_to_one_is_one_line(tmp_path, capsys, weights, alpha):
-    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"),
-                                               "--alpha", alpha, "--out", str(tmp_path / "p")], capsys)
-    assert status == 2
-    assert stderr == f"error: --alpha is the overlay's opacity, between 0 and 1, not {float(alpha):g}\n"
 
 
 def test_predict_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys, weights):
