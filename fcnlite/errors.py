@@ -6,7 +6,17 @@ underneath, the error names the file and quotes that library's reason: its first
 """
 
 
+import re
+
+# terminal colour codes, which some libraries (PyTorch's unpickler) put in their messages
+_ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def first_line(error):
-    """The first line of an exception's message, or its type's name when the message is empty."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    """The first line of an exception's message, without terminal colour codes; with its type's name
+    when the message is empty or too short to say anything alone (KeyError(105) -> "KeyError: 105")."""
+    text = _ANSI_ESCAPES.sub("", str(error)).strip()
+    if not text:
+        return type(error).__name__
+    line = text.splitlines()[0].strip()
+    return line if len(line) > 12 or " " in line else f"{type(error).__name__}: {line}"

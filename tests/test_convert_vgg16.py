@@ -352,6 +352,72 @@ def test_keras_file_without_the_classifier_says_so(tmp_path):
         convert_vgg16.convert(tmp_path / "notop.h5", tmp_path / "out.h5")
 
 
+def test_a_source_holding_nan_is_refused_naming_the_layer(tmp_path):
+    layers = keras_layers()
+    kernel, bias = layers["block3_conv2"]
+    kernel = kernel.copy()
+    kernel[0, 0, :2, 0] = numpy.nan
+    layers["block3_conv2"] = (kernel, bias)
+    write_keras(tmp_path / "nan.h5", layers)
+    with pytest.raises(convert_vgg16.ConversionError, match=r"nan\.h5: conv3_2 weights hold 2 values that are NaN"):
+        convert_vgg16.convert(tmp_path / "nan.h5", tmp_path / "out.h5")
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_the_converter_never_writes_over_its_source_nor_converts_its_own_output(tmp_path, keras_source):
+    import shutil
+    source = tmp_path / "vgg16_keras.h5"
+    shutil.copy(keras_source["source"], source)
+    before = source.read_bytes()
+    with pytest.raises(convert_vgg16.ConversionError, match=r"the output -o .* is the source itself"):
+        convert_vgg16.convert(source, source)
+    assert source.read_bytes() == before
+    with pytest.raises(convert_vgg16.ConversionError, match=r"vgg16\.h5: already an fcnlite weight file"):
+        convert_vgg16.convert(keras_source["converted"], tmp_path / "again.h5")
+
+
+def test_a_keras_layer_stored_as_one_array_is_named(tmp_path):
+    import h5py
+    write_keras(tmp_path / "flat.h5", keras_layers())
+    with h5py.File(tmp_path / "flat.h5", "r+") as file:
+        del file["block1_conv2"]
+        file.create_dataset("block1_conv2", data=numpy.zeros((3, 3, 4, 4), numpy.float32))
+    with pytest.raises(convert_vgg16.ConversionError, match=r"flat\.h5: block1_conv2 is a single array, not a layer"):
+        convert_vgg16.convert(tmp_path / "flat.h5", tmp_path / "out.h5")
+
+
+def test_a_bias_of_two_axes_is_described_by_its_shapes(tmp_path):
+    layers = keras_layers()
+    kernel, bias = layers["block1_conv1"]
+    layers["block1_conv1"] = (kernel, bias[None, :])
+    write_keras(tmp_path / "bias.h5", layers)
+    with pytest.raises(convert_vgg16.ConversionError) as raised:
+        convert_vgg16.convert(tmp_path / "bias.h5", tmp_path / "out.h5")
+    message = str(raised.value)
+    assert "should hold one kernel (2 or 4 axes) and one bias (1 axis), found" in message and "(1, 4)" in message
+
+
+def test_a_bfloat16_state_dict_converts_to_float32(tmp_path, torch_source):
+    torch = torch_source["torch"]
+    state = {key: value.to(torch.bfloat16) for key, value in torch_source["model"].state_dict().items()}
+    torch.save(state, tmp_path / "bf16.pth")
+    convert_vgg16.convert(tmp_path / "bf16.pth", tmp_path / "out.h5")
+    arrays, _ = fcnlite.io.read_weights(tmp_path / "out.h5")
+    expected = state["features.0.weight"].float().numpy()
+    assert arrays["conv1_1/W"].dtype == numpy.float32
+    numpy.testing.assert_array_equal(arrays["conv1_1/W"], expected)
+
+
+def test_an_unreadable_pth_quotes_the_reason_without_terminal_codes(tmp_path, torch_source):
+    torch = torch_source["torch"]
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")   # a pickled module: weights_only refuses it
+    with pytest.raises(convert_vgg16.ConversionError) as raised:
+        convert_vgg16.convert(tmp_path / "module.pth", tmp_path / "out.h5")
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path / 'module.pth'}: not a PyTorch state dict (")
+    assert "\x1b" not in message and "\n" not in message
+
+
 # ---------------------------------------------------------------- (5) the command line
 
 def run_converter(*arguments):

@@ -358,3 +358,13 @@ def test_scalars_and_empty_arrays_round_trip_through_a_weight_file(tmp_path):
     arrays, _ = read_weights(path)
     assert arrays["a/scalar"] == 2.5 and arrays["a/empty"].shape == (0, 3)
     numpy.testing.assert_array_equal(arrays["a/W"], numpy.arange(6).reshape(2, 3))
+
+
+def test_a_quoted_reason_is_one_clean_line():
+    from fcnlite.errors import first_line
+    assert first_line(KeyError(105)) == "KeyError: 105"
+    assert first_line(ValueError("")) == "ValueError"
+    assert first_line(OSError("Unable to open file (file signature not found)\nmore")) == \
+        "Unable to open file (file signature not found)"
+    assert first_line(RuntimeError("\x1b[1mWeights only load failed.\x1b[0m Re-running")) == \
+        "Weights only load failed. Re-running"

@@ -119,6 +119,8 @@ def _keras_layer_arrays(path, root, keras_name):
         hint = " (the _notop file has no classifier: fc6/fc7 need the full file)" if keras_name in ("fc1", "fc2") else ""
         raise ConversionError(f"{path}: layer {keras_name} is missing{hint}")
     group = root[keras_name]
+    if not isinstance(group, h5py.Group):
+        raise ConversionError(f"{path}: {keras_name} is a single array, not a layer group holding a kernel and a bias")
     datasets = []
     names = group.attrs.get("weight_names")
     if names is not None:
@@ -139,8 +141,9 @@ def _keras_layer_arrays(path, root, keras_name):
     kernels = [d for d in datasets if d.ndim >= 2]
     biases = [d for d in datasets if d.ndim == 1]
     if len(kernels) != 1 or len(biases) != 1:
-        raise ConversionError(f"{path}: layer {keras_name} should hold one kernel and one bias, "
-                              f"found {[d.name for d in datasets] or 'no datasets'}")
+        found = ", ".join(f"{d.name} {tuple(d.shape)}" for d in datasets) or "no arrays"
+        raise ConversionError(f"{path}: layer {keras_name} should hold one kernel (2 or 4 axes) and one bias "
+                              f"(1 axis), found {found}")
     return numpy.asarray(kernels[0][()]), numpy.asarray(biases[0][()])
 
 
@@ -152,6 +155,9 @@ def read_keras(path, keep_fc8=True):
     except Exception as error:
         raise ConversionError(f"{path}: not a readable HDF5 file ({first_line(error)})") from None
     with file:
+        if "fcnlite_format" in file.attrs:
+            raise ConversionError(f"{path}: already an fcnlite weight file: load it as it is (fcnlite.load_weights, "
+                                  f"or train_voc.py --init)")
         # a whole saved model keeps its weights under /model_weights (as Keras's own loader assumes)
         root = file["model_weights"] if "layer_names" not in file.attrs and "model_weights" in file else file
         names = CONV_NAMES + ["fc6", "fc7"] + (["fc8"] if keep_fc8 else [])
@@ -188,7 +194,9 @@ def _load_torch(path):
         state = state["state_dict"]  # a training checkpoint that wraps the state dict
     if not isinstance(state, dict) or not all(hasattr(value, "detach") for value in state.values()):
         raise ConversionError(f"{path}: not a PyTorch state dict (it holds a {type(state).__name__} of other things)")
-    return {key: value.detach().cpu().numpy() for key, value in state.items()}
+    # float32 whatever the source stored (NumPy has no bfloat16): fcnlite's files hold float32
+    return {key: (value.detach().cpu().float() if value.is_floating_point() else value.detach().cpu()).numpy()
+            for key, value in state.items()}
 
 
 def read_torchvision(path, keep_fc8=True):
@@ -246,6 +254,10 @@ def check_layers(path, layers):
                                   f"but a VGG16 of width {width:g} needs {expected}")
         if tuple(bias.shape) != (out_channels,):
             raise ConversionError(f"{path}: {name} bias has shape {tuple(bias.shape)}, expected ({out_channels},)")
+        for key, array in (("weights", weights), ("bias", bias)):
+            bad = array.size - int(numpy.isfinite(array).sum())
+            if bad:   # fcnlite would refuse the converted file: say so now, naming the source's layer
+                raise ConversionError(f"{path}: {name} {key} hold {bad} values that are NaN or infinite")
         in_channels = out_channels
     return width
 
@@ -278,6 +290,8 @@ def convert(source, output, keep_fc8=True):
     """
     source = os.fspath(source)
     kind = detect_format(source)
+    if os.path.exists(output) and os.path.samefile(source, output):
+        raise ConversionError(f"{source}: the output -o {os.fspath(output)} is the source itself: choose another name")
     if kind == "keras":
         layers = read_keras(source, keep_fc8)
         preprocessing, origin = KERAS_PREPROCESSING, "Keras VGG16 (original Caffe weights of Simonyan & Zisserman)"
