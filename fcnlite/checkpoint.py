@@ -31,6 +31,17 @@ def save_checkpoint(path, model, optimizer, state):
     atomic_write(path, write)
 
 
+def read_checkpoint_state(path):
+    """The state saved with a checkpoint (iteration, the run's options ...), without loading its arrays."""
+    import h5py
+    path = os.fspath(path)
+    try:
+        with h5py.File(path, "r") as file:
+            return json.loads(file.attrs["state"])
+    except Exception as error:
+        raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
+
+
 def load_checkpoint(path, model, optimizer):
     """Restore model and optimizer in place; returns the saved state dict (rng restored too)."""
     import h5py

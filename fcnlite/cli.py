@@ -288,7 +288,8 @@ def train_parser():
     parser.add_argument("--width", type=POSITIVE, default=None,
                         help="channel width multiplier (1.0 = VGG16; default 1.0, or the preset's)")
     parser.add_argument("--init", help="VGG16 weights (weights/convert_vgg16.py) or a trained coarser FCN")
-    parser.add_argument("--learnable-upsampling", action="store_true", help="train the upscore layers too")
+    parser.add_argument("--learnable-upsampling", action="store_true", default=None,
+                        help="train the upscore layers too")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                         help="auto: the GPU when CuPy finds one, else the CPU")
     parser.add_argument("--lr", type=POSITIVE_OR_ZERO, default=None,
@@ -306,18 +307,22 @@ def train_parser():
     parser.add_argument("--max-iter", type=COUNT, default=None, help="optimizer steps (default 100000)")
     parser.add_argument("--epochs", type=POSITIVE, default=None, help="instead of --max-iter: passes over the data")
     parser.add_argument("--eval-every", type=COUNT_OR_ZERO, default=None, help="evaluate every N steps (default 4000)")
-    parser.add_argument("--val-limit", type=COUNT_OR_ZERO, default=0, help="evaluate on the first N val images only")
+    parser.add_argument("--val-limit", type=COUNT_OR_ZERO, default=None,
+                        help="evaluate on the first N val images only (default: all)")
     parser.add_argument("--checkpoint-every", type=COUNT_OR_ZERO, default=None, help="default 4000")
     parser.add_argument("--out", default=None, help="output folder (default runs/<model>)")
-    parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    parser.add_argument("--seed", type=COUNT_OR_ZERO, default=0, help="seed of the data order, augmentation and initialisation")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from --out's checkpoint, with the run's options unless given again")
+    parser.add_argument("--seed", type=COUNT_OR_ZERO, default=None,
+                        help="seed of the data order, augmentation and initialisation (default 0)")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
                         help="downscale images whose longer side exceeds this (default: no limit, or the preset's)")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW, e.g. 224x224")
-    parser.add_argument("--crop", type=COUNT_OR_ZERO, default=0, help="random square crop of this size")
+    parser.add_argument("--crop", type=COUNT_OR_ZERO, default=None,
+                        help="random square crop of this size (default 0: none)")
     parser.add_argument("--scale", type=POSITIVE, nargs=2, default=None, metavar=("MIN", "MAX"),
                         help="random scaling range, e.g. 0.5 2.0")
-    parser.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
+    parser.add_argument("--no-flip", action="store_true", default=None, help="no random horizontal flips")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -328,7 +333,8 @@ def resolve_options(args):
     preset_name = args.preset or ("quickstart" if args.synthetic else "road" if args.synthetic_road else None)
     preset = dict(PRESETS[preset_name]) if preset_name else {}
     defaults = dict(width=1.0, lr_policy="fixed", momentum=0.99, weight_decay=5e-4, loss_normalize=False, accumulate=1,
-                    max_iter=100000, eval_every=4000, checkpoint_every=4000, max_side=0, resize=None)
+                    max_iter=100000, eval_every=4000, checkpoint_every=4000, max_side=0, resize=None,
+                    learnable_upsampling=False, val_limit=0, seed=0, crop=0, no_flip=False)
     defaults["model"] = "fcn8s-atonce" if args.init else "fcn8s"
     for key, value in {**defaults, **preset}.items():
         if getattr(args, key, None) is None:
@@ -337,6 +343,53 @@ def resolve_options(args):
         args.lr = preset.get("lr") or reference_lr(args.model, args.loss_normalize)
     args.preset = preset_name
     return args
+
+
+# The options that define a training run: saved in its checkpoints, so that --resume can take
+# those not given again from the run itself (data options are given again: they find the data)
+RUN_OPTIONS = ("model", "width", "learnable_upsampling", "lr", "lr_policy", "momentum", "weight_decay",
+               "loss_normalize", "accumulate", "max_iter", "eval_every", "checkpoint_every", "val_limit", "seed",
+               "max_side", "resize", "crop", "scale", "no_flip")
+
+
+def run_folder(args):
+    return args.out or os.path.join("runs", args.model if not args.preset else f"{args.preset}-{args.model}")
+
+
+def restore_run_options(args):
+    """--resume: the options not given on the command line take the run's values (from its checkpoint);
+    those given anew apply from the checkpoint on, and are listed. A model of another shape is refused."""
+    import copy
+    from .checkpoint import read_checkpoint_state
+    out = run_folder(resolve_options(copy.copy(args)))
+    path = os.path.join(out, "checkpoint.h5")
+    if not os.path.exists(path):
+        return
+    saved = read_checkpoint_state(path).get("config", {}).get("options")
+    if not saved:   # a checkpoint of an earlier version: the command line alone decides, as it did
+        return
+    changed = []
+    for key in RUN_OPTIONS:
+        value = saved.get(key)
+        if key in ("resize", "scale") and value is not None:
+            value = tuple(value)
+        given = getattr(args, key)
+        if key == "max_iter" and args.epochs is not None:
+            continue   # --epochs sets it anew
+        if given is None:
+            setattr(args, key, value)
+            continue
+        given = tuple(given) if key == "scale" else given
+        if given == value:
+            continue
+        option = "--" + key.replace("_", "-")
+        if key in ("model", "width"):
+            raise UsageError(f"{out} holds a run of {saved['model']} at width {saved['width']:g}: {option} {given} "
+                             f"cannot resume it (leave out --model and --width)")
+        changed.append(f"{option} {given} (the run had {value})")
+    if changed:
+        print(f"note: resuming {out} with options that differ from the run's, from its checkpoint on: "
+              + ", ".join(changed))
 
 
 def main_train(argv=None):
@@ -354,6 +407,8 @@ def main_train(argv=None):
         raise UsageError("give --epochs or --max-iter, not both (--epochs sets the number of iterations)")
     if args.scale and args.scale[0] > args.scale[1]:
         raise UsageError(f"--scale MIN MAX: MIN {args.scale[0]:g} is larger than MAX {args.scale[1]:g}")
+    if args.resume:
+        restore_run_options(args)
     args = resolve_options(args)
     choose_device(args.device)
     train_set, val_set = datasets_from_args(args)
@@ -363,7 +418,7 @@ def main_train(argv=None):
           f"{train_set.n_classes} classes")
     if args.epochs is not None:
         args.max_iter = max(1, math.ceil(args.epochs * len(train_set) / args.accumulate))
-    out = args.out or os.path.join("runs", args.model if not args.preset else f"{args.preset}-{args.model}")
+    out = run_folder(args)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out {out} is a file: give a folder for the run")
 
@@ -390,6 +445,7 @@ def main_train(argv=None):
                          flip=not args.no_flip, scale_range=tuple(args.scale) if args.scale else None,
                          crop_size=args.crop, max_side=args.max_side, resize=args.resize,
                          progress=not args.no_progress,
+                         options={key: getattr(args, key) for key in RUN_OPTIONS},
                          extra={"preset": args.preset, "data": train_set.name})
     trainer = Trainer(model, optimizer, train_set, val_set, config)
     if args.resume:

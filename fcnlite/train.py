@@ -53,6 +53,7 @@ class TrainConfig:
     lr_policy: str = "fixed"       # "fixed" (reference) or "poly": lr * (1 - iteration/max_iter) ** 0.9
     n_progress_images: int = 3
     progress: bool = True
+    options: dict = field(default_factory=dict)  # the command line's run options, saved for --resume
     extra: dict = field(default_factory=dict)   # recorded in logs (preset, dataset ...)
 
 
@@ -190,7 +191,11 @@ class Trainer:
         """Continue from out/checkpoint.h5 if it exists; returns True when it did."""
         if not os.path.exists(self.checkpoint_path):
             return False
+        # the checkpoint gives the weights and momentum buffers; this trainer's optimizer keeps the
+        # hyperparameters it was made with (the programs restore the run's own unless told otherwise)
+        momentum, weight_decay = self.optimizer.momentum, self.optimizer.weight_decay
         state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+        self.optimizer.momentum, self.optimizer.weight_decay = momentum, weight_decay
         self.iteration = state["iteration"]
         self.samples_read = state["samples_read"]
         self.seconds_before = state.get("seconds", 0.0)   # checkpoints before stop 14 did not count them

@@ -255,7 +255,7 @@ def test_the_training_help_shows_each_default_once(capsys):
     assert "(default: None)" not in text and "(default: True)" not in text and "(default: False)" not in text
     assert "(default: 0.1)" not in text        # --val-fraction's help says "default 0.1" itself
     for option, default in [("--split SPLIT", "(default: train)"), ("--device {auto,cpu,gpu}", "(default: auto)"),
-                            ("--seed SEED", "(default: 0)"), ("--accumulate ACCUMULATE", "(default 1)"),
+                            ("--seed SEED", "(default 0)"), ("--accumulate ACCUMULATE", "(default 1)"),
                             ("--width WIDTH", "default 1.0"), ("--max-side MAX_SIDE", "default: no limit"),
                             ("--lr-policy {fixed,poly}", "the default"), ("--mask-format {index,channel,color}",
                                                                           "default index")]:

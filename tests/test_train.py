@@ -195,3 +195,26 @@ def test_the_smoothed_loss_is_the_decay_weighted_mean_of_the_losses_so_far():
         weights = 0.9 ** numpy.arange(count - 1, -1, -1)      # the newest weighs 1, the oldest 0.9^(count-1)
         assert smoothed == pytest.approx(numpy.dot(weights, losses[:count]) / weights.sum(), rel=1e-12)
     assert RunningAverage().add(3.0) == pytest.approx(3.0)
+
+
+def test_resume_takes_the_runs_options_unless_given_again_and_says_which_changed(voc_root, tmp_path):
+    options = ["--data-root", voc_root, *TINY, "--eval-every", "0", "--checkpoint-every", "2", "--seed", "3"]
+    straight = str(tmp_path / "straight")
+    assert run([*options, "--max-iter", "6", "--out", straight], tmp_path).returncode == 0
+    first = str(tmp_path / "first")
+    assert run([*options, "--max-iter", "4", "--out", first], tmp_path).returncode == 0
+    # only the data, the run folder and a longer --max-iter: width, lr, momentum, seed ... come from the run
+    result = run(["--data-root", voc_root, "--device", "cpu", "--no-progress", "--out", first, "--resume",
+                  "--max-iter", "6"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"note: resuming {first} with options that differ from the run's, from its checkpoint on: " \
+           f"--max-iter 6 (the run had 4)" in result.stdout
+    a, b = weights_of(os.path.join(straight, "final.h5")), weights_of(os.path.join(first, "final.h5"))
+    for name in a:
+        numpy.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+    result = run(["--data-root", voc_root, "--device", "cpu", "--out", first, "--resume", "--model", "fcn32s"],
+                 tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: {first} holds a run of fcn8s at width 0.0625: --model fcn32s cannot "
+                                     f"resume it (leave out --model and --width)")
