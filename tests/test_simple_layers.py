@@ -204,3 +204,20 @@ def test_no_grad_keeps_nothing_for_backward_and_gives_the_same_scores():
     numpy.testing.assert_array_equal(scores, scores_no_grad)
     assert model.layers["conv1_2"]._x is None and model.layers["pool1"]._argmax is None
     assert fcnlite.layers.grad_enabled()
+
+
+@pytest.mark.parametrize("name", ["upscore8", "conv1_2", "relu1_2", "pool1"])
+def test_backward_after_a_no_grad_forward_says_why_it_cannot_run(name):
+    import fcnlite
+    from fcnlite.layers import no_grad
+    model = fcnlite.FCN8s(n_classes=3, width=1 / 16)
+    x = numpy.random.default_rng(0).normal(size=(1, 3, 21, 17)).astype(numpy.float32)
+    with no_grad():
+        scores = model.forward(x)
+    layer = model.layers[name]
+    with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}\.backward: its forward kept nothing for "
+                                           rf"backward \(it ran under no_grad\)"):
+        if name == "upscore8":
+            model.backward(numpy.ones_like(scores))   # the first layer backward meets, through the whole model
+        else:
+            layer.backward(numpy.ones((1, 4, 8, 8), numpy.float32))

@@ -52,6 +52,13 @@ class Layer:
         for grad in self.grads.values():
             backend.zero(grad)
 
+    def kept(self, value):
+        """What forward kept for backward, or a clear error where forward ran under no_grad (and kept None)."""
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward: its forward kept nothing for backward "
+                               f"(it ran under no_grad): run forward again outside no_grad first")
+        return value
+
     def train(self):
         self.training = True
         return self

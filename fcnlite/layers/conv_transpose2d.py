@@ -131,7 +131,7 @@ class ConvTranspose2d(Layer):
 
     def backward(self, dy):
         xp = array_module(dy)
-        x = self._x
+        x = self.kept(self._x)
         n, _, h, w = x.shape
         s, m, out_c = self.stride, self._taps(), self.out_channels
         if "b" in self.params:

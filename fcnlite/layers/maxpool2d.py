@@ -73,6 +73,7 @@ class MaxPool2d(Layer):
         return y
 
     def backward(self, dy):
+        self.kept(self._argmax)
         xp = array_module(dy)
         n, c, h, w = self._input_shape
         out_h, out_w = dy.shape[2:]

@@ -36,5 +36,5 @@ class ReLU(Layer):
 
         def mask(dy, positive, dx):
             xp.multiply(dy, positive, out=dx)
-        split_channels(mask, dy, self._positive, dx)
+        split_channels(mask, dy, self.kept(self._positive), dx)
         return dx
