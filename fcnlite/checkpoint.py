@@ -4,6 +4,9 @@
     /momentum/<layer>/<W|b>   SGD's momentum buffers
     attrs["state"]            JSON: iteration, epoch, position in the epoch's order,
                               the order itself, fcnlite.rng's state, the run's options
+    attrs["optimizer"]        JSON: the optimizer's hyperparameters (lr, momentum, weight decay)
+    attrs["model_inputs"]     JSON: the model's preprocessing and class names, which the weights
+                              need (a run started from --init weights keeps theirs)
 
 Written atomically (temporary file, then rename), so an interrupted write leaves
 the previous checkpoint intact.
@@ -27,17 +30,20 @@ def save_checkpoint(path, model, optimizer, state):
                 write_checked_array(file, f"momentum/{name}", value)
             file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
             file.attrs["optimizer"] = json.dumps({k: v for k, v in optimizer.state_dict().items() if k != "velocity"})
+            file.attrs["model_inputs"] = json.dumps({"preprocessing": model.preprocessing,
+                                                     "class_names": model.class_names})
 
     atomic_write(path, write)
 
 
 def read_checkpoint_state(path):
-    """The state saved with a checkpoint (iteration, the run's options ...), without loading its arrays."""
+    """The state saved with a checkpoint (iteration, the run's options ...) and, under "optimizer", its
+    optimizer's hyperparameters, without loading its arrays."""
     import h5py
     path = os.fspath(path)
     try:
         with h5py.File(path, "r") as file:
-            return json.loads(file.attrs["state"])
+            return dict(json.loads(file.attrs["state"]), optimizer=json.loads(file.attrs["optimizer"]))
     except Exception as error:
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
 
@@ -50,6 +56,7 @@ def load_checkpoint(path, model, optimizer):
         with h5py.File(path, "r") as file:
             state = json.loads(file.attrs["state"])
             hyper = json.loads(file.attrs["optimizer"])
+            inputs = json.loads(file.attrs["model_inputs"]) if "model_inputs" in file.attrs else None
             parameters = {name: value for name, value, _ in model.named_parameters()}
             for name, value in parameters.items():
                 key = f"model/{name}"
@@ -70,5 +77,9 @@ def load_checkpoint(path, model, optimizer):
     except Exception as error:
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
     optimizer.load_state_dict(dict(hyper, velocity=velocity))
+    if inputs is not None:   # (checkpoints of earlier versions did not save them)
+        preprocessing = dict(inputs["preprocessing"])
+        preprocessing["mean"], preprocessing["std"] = tuple(preprocessing["mean"]), tuple(preprocessing["std"])
+        model.preprocessing, model.class_names = preprocessing, inputs["class_names"]
     rng.set_state(state.pop("rng"))
     return state

@@ -52,9 +52,10 @@ def checked_number(convert, description, least=None, most=None, above=None, belo
     def parse(text):
         try:
             value = convert(text)
-        except ValueError:
-            value = None
-        if (value is None or not math.isfinite(value) or (least is not None and value < least)
+            finite = math.isfinite(value)
+        except (ValueError, OverflowError):   # OverflowError: an int too large to compare as a float
+            value, finite = None, False
+        if (not finite or (least is not None and value < least)
                 or (most is not None and value > most) or (above is not None and value <= above)
                 or (below is not None and value >= below)):
             raise argparse.ArgumentTypeError(f"expected {description}, not {text!r}")
@@ -85,7 +86,8 @@ def add_data_arguments(parser):
     group.add_argument("--mask-format", choices=("index", "channel", "color"), default=None,
                        help="index: class ids as pixel values; channel: id in one RGB channel; color: colour table "
                             "(default index; channel for --synthetic-road)")
-    group.add_argument("--mask-channel", type=checked_number(int, "0, 1 or 2 (red, green, blue)", least=0, most=2),
+    group.add_argument("--mask-channel", type=checked_number(int, "0, 1, 2 or 3 (red, green, blue, alpha)", least=0,
+                                                             most=3),
                        default=0, help="channel holding the class id (default 0: red)")
     group.add_argument("--color-table", help="JSON colour -> class table for --mask-format color")
     group.add_argument("--class-names", help="class names: a JSON file with a list, or comma-separated names")
@@ -255,7 +257,7 @@ def check_writable_file(path, option):
 
 
 def choose_device(name):
-    backend.use({"cpu": "numpy", "gpu": "cupy"}.get(name, name))
+    backend.use(name)   # "cpu", "gpu" or "auto": backend's errors then name the device as the user did
     if backend.name() == "numpy":
         backend.reuse_host_memory()
     print(backend.describe())
@@ -356,37 +358,72 @@ def run_folder(args):
     return args.out or os.path.join("runs", args.model if not args.preset else f"{args.preset}-{args.model}")
 
 
+def option_text(key, value):
+    """How a run option is written on the command line: --max-iter 6, --no-flip, --resize 64x80."""
+    option = "--" + key.replace("_", "-")
+    if key == "loss_normalize":
+        return "--loss-normalize" if value else "--no-loss-normalize"
+    if isinstance(value, bool) or value is None:
+        return option if value else f"no {option}"
+    if key == "resize":
+        return f"{option} {value[0]}x{value[1]}"
+    if key == "scale":
+        return f"{option} {value[0]:g} {value[1]:g}"
+    return f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}"
+
+
+def saved_run_options(path):
+    """The run options a checkpoint was written with. Checkpoints of earlier versions (before the
+    options were saved) give what their training config and optimizer recorded."""
+    from .checkpoint import read_checkpoint_state
+    state = read_checkpoint_state(path)
+    config = state.get("config", {})
+    if config.get("options"):
+        return config["options"]
+    options = {key: config[key] for key in ("max_iter", "accumulate", "loss_normalize", "lr_policy", "eval_every",
+                                            "checkpoint_every", "val_limit", "seed", "max_side", "resize")
+               if key in config}
+    options.update(crop=config.get("crop_size"), scale=config.get("scale_range"))
+    if "flip" in config:
+        options["no_flip"] = not config["flip"]
+    options.update({key: state["optimizer"][key] for key in ("momentum", "weight_decay")
+                    if key in state.get("optimizer", {})})
+    return options
+
+
 def restore_run_options(args):
     """--resume: the options not given on the command line take the run's values (from its checkpoint);
     those given anew apply from the checkpoint on, and are listed. A model of another shape is refused."""
     import copy
-    from .checkpoint import read_checkpoint_state
     out = run_folder(resolve_options(copy.copy(args)))
     path = os.path.join(out, "checkpoint.h5")
     if not os.path.exists(path):
         return
-    saved = read_checkpoint_state(path).get("config", {}).get("options")
-    if not saved:   # a checkpoint of an earlier version: the command line alone decides, as it did
-        return
+    saved = saved_run_options(path)
+    if args.loss_normalize is not None and "loss_normalize" in saved and args.lr is None \
+            and args.loss_normalize != saved["loss_normalize"]:
+        raise UsageError(f"{option_text('loss_normalize', args.loss_normalize)} changes the loss's scale by the "
+                         f"pixel count, and the run's --lr was for the other: give --lr with it")
     changed = []
+    if args.epochs is not None and "max_iter" in saved:
+        changed.append(f"--epochs {args.epochs:g} (it sets --max-iter anew; the run had {saved['max_iter']})")
     for key in RUN_OPTIONS:
-        value = saved.get(key)
+        if key not in saved or (key == "max_iter" and args.epochs is not None):
+            continue
+        value = saved[key]
         if key in ("resize", "scale") and value is not None:
             value = tuple(value)
         given = getattr(args, key)
-        if key == "max_iter" and args.epochs is not None:
-            continue   # --epochs sets it anew
         if given is None:
             setattr(args, key, value)
             continue
         given = tuple(given) if key == "scale" else given
         if given == value:
             continue
-        option = "--" + key.replace("_", "-")
         if key in ("model", "width"):
-            raise UsageError(f"{out} holds a run of {saved['model']} at width {saved['width']:g}: {option} {given} "
-                             f"cannot resume it (leave out --model and --width)")
-        changed.append(f"{option} {given} (the run had {value})")
+            raise UsageError(f"{out} holds a run of {saved['model']} at width {saved['width']:g}: "
+                             f"{option_text(key, given)} cannot resume it (leave out --model and --width)")
+        changed.append(f"{option_text(key, given)} (the run had {option_text(key, value)})")
     if changed:
         print(f"note: resuming {out} with options that differ from the run's, from its checkpoint on: "
               + ", ".join(changed))
@@ -482,7 +519,7 @@ def evaluate_parser():
                         help="downscale images whose longer side exceeds this")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW")
     parser.add_argument("--limit", type=COUNT_OR_ZERO, default=0, help="evaluate the first N images only")
-    parser.add_argument("--beta", type=POSITIVE, default=1.0, help="two classes: beta of the foreground F-beta score")
+    parser.add_argument("--beta", type=POSITIVE_OR_ZERO, default=1.0, help="two classes: beta of the foreground F-beta score")
     parser.add_argument("--json", help="also write the metrics to this JSON file")
     return parser
 

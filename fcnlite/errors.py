@@ -19,4 +19,6 @@ def first_line(error):
     if not text:
         return type(error).__name__
     line = text.splitlines()[0].strip()
-    return line if len(line) > 12 or " " in line else f"{type(error).__name__}: {line}"
+    if isinstance(error, KeyError) or not (len(line) > 12 or " " in line):
+        return f"{type(error).__name__}: {line}"   # a key, a number: meaningless without the type
+    return line

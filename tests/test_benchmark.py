@@ -24,7 +24,7 @@ def run_benchmark(tmp_path, *extra):
 
 
 def test_example_without_torch_reports_every_figure(tmp_path):
-    output, results = run_benchmark(tmp_path, "--no-torch", "--model", "fcn16s", "--layers")
+    output, results = run_benchmark(tmp_path, "--no-torch", "--model", "fcn16s", "--layers", "--tf32", "on")
     for text in ("FCN16S", "training step", "inference", "GFLOP/s", "peak memory", "median of 2", "layer by layer"):
         assert text in output
     assert "PyTorch" not in output.split("\n\n")[1]      # the table has one column
@@ -34,12 +34,21 @@ def test_example_without_torch_reports_every_figure(tmp_path):
     assert results["fcnlite"]["peak_memory_bytes"] > 0
     assert results["flops"]["step"] > results["flops"]["forward"] > 0
     assert results["settings"]["size"] == [32, 32] and results["input_shape"] == [1, 3, 32, 32]
+    # TF32 is a GPU mode: on the CPU the report and its JSON say what ran
+    assert results["settings"]["tf32"] is False and "TF32 off" in output and "--tf32 on is ignored" in output
     assert results["machine"]["numpy"] == numpy.__version__
     assert "FCNLITE_HOST_THREADS" in output and results["machine"]["host_threads"] >= 1
     assert results["machine"]["openblas_thread_timeout"] == os.environ.get("OPENBLAS_THREAD_TIMEOUT", "4")
     layers = {row["name"]: row for row in results["layers"]["rows"]}
     assert set(layers) == {row["name"] for row in results["flops"]["layers"]}
     assert layers["conv1_2"]["backward_flops"] == 2 * layers["conv1_2"]["forward_flops"]
+
+
+def test_a_json_file_that_cannot_be_written_is_said_before_timing(tmp_path):
+    target = tmp_path / "no" / "folder" / "bench.json"
+    completed = run_example("benchmark.py", [*QUICK, "--json", str(target)], str(tmp_path), timeout=300)
+    assert completed.returncode == 1
+    assert completed.stdout.strip() == f"benchmark: --json {target}: folder {target.parent} does not exist"
 
 
 def test_example_beside_torch_reports_the_ratios(tmp_path):

@@ -111,7 +111,8 @@ BAD_NUMBERS = [
     ("train", "--accumulate", "-1"), ("train", "--crop", "-5"), ("train", "--max-side", "-1"),
     ("train", "--val-limit", "-1"), ("train", "--width", "0"), ("train", "--width", "nan"), ("train", "--lr", "-1"),
     ("train", "--lr", "nan"), ("train", "--momentum", "1.5"), ("train", "--max-iter", "-5"), ("train", "--epochs", "0"),
-    ("train", "--resize", "0x0"), ("train", "--mask-channel", "3"), ("train", "--seed", "-1"),
+    ("train", "--resize", "0x0"), ("train", "--mask-channel", "4"), ("train", "--seed", "-1"),
+    ("train", "--max-iter", "9" * 400), ("train", "--width", "inf"),
     ("evaluate", "--limit", "-1"), ("evaluate", "--max-side", "-1"), ("evaluate", "--resize", "0x10"),
     ("predict", "--alpha", "2"), ("predict", "--alpha", "-0.1"), ("predict", "--max-side", "-1"),
 ]
@@ -134,6 +135,15 @@ def test_the_limits_of_the_numbers_themselves_are_accepted():
                                           "--accumulate", "1", "--weight-decay", "0", "--mask-channel", "2"])
     assert (args.val_fraction, args.momentum, args.crop, args.accumulate, args.mask_channel) == (0.5, 0.0, 0, 1, 2)
     assert cli.predict_parser().parse_args(["--weights", "w", "x", "--alpha", "1"]).alpha == 1.0
+
+
+def test_a_gpu_asked_for_on_a_machine_without_one_is_named_as_asked(tmp_path, capsys, weights):
+    from fcnlite import backend
+    if backend._cupy_or_reason()[0] is not None:
+        pytest.skip("CuPy is usable on this machine: --device gpu works here")
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"), "--device",
+                                               "gpu", "--out", str(tmp_path / "p")], capsys)
+    assert status == 2 and stderr.startswith("error: device 'gpu' requested but ")
 
 
 def test_epochs_and_max_iter_together_are_one_line(tmp_path, capsys):

@@ -302,6 +302,19 @@ def test_weights_holding_nan_are_refused_naming_the_layer_and_the_count(tmp_path
     assert_one_line_naming(raised.value, str(path), "layer conv4_1/W holds 4 values that are NaN or infinite")
 
 
+def test_a_checkpoint_restores_the_models_preprocessing_and_class_names(tmp_path):
+    from fcnlite.checkpoint import load_checkpoint, save_checkpoint
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    model.preprocessing = {"channel_order": "BGR", "input_scale": 1.0, "mean": (103.9, 116.8, 123.7),
+                           "std": (1.0, 1.0, 1.0)}   # as a run started from Caffe-converted --init weights
+    model.class_names = ["background", "road", "car"]
+    save_checkpoint(tmp_path / "checkpoint.h5", model, SGD(model, lr=0.1), {"iteration": 3})
+    fresh = random_model("fcn32s", seed=2)
+    load_checkpoint(tmp_path / "checkpoint.h5", fresh, SGD(fresh, lr=0.1))
+    assert fresh.preprocessing == model.preprocessing and fresh.class_names == model.class_names
+
+
 def test_a_checkpoint_given_as_weights_says_what_it_is(tmp_path):
     from fcnlite.checkpoint import save_checkpoint
     from fcnlite.optim import SGD
@@ -363,6 +376,7 @@ def test_scalars_and_empty_arrays_round_trip_through_a_weight_file(tmp_path):
 def test_a_quoted_reason_is_one_clean_line():
     from fcnlite.errors import first_line
     assert first_line(KeyError(105)) == "KeyError: 105"
+    assert first_line(KeyError("features.28.weight")) == "KeyError: 'features.28.weight'"
     assert first_line(ValueError("")) == "ValueError"
     assert first_line(OSError("Unable to open file (file signature not found)\nmore")) == \
         "Unable to open file (file signature not found)"

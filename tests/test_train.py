@@ -174,6 +174,57 @@ def test_staged_training_initialises_fcn16s_from_a_trained_fcn32s(voc_root, tmp_
     assert fcnlite.io.read_attributes(os.path.join(stage2, "final.h5"))["architecture"] == "fcn16s"
 
 
+def test_a_resumed_trainer_keeps_its_own_momentum_and_weight_decay(tmp_path):
+    from fcnlite.checkpoint import save_checkpoint
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    from fcnlite.train import TrainConfig, Trainer
+    model = build_model("fcn32s", n_classes=3, width=1 / 16)
+    save_checkpoint(tmp_path / "checkpoint.h5", model, SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-3),
+                    {"iteration": 2, "samples_read": 2})
+    optimizer = SGD(model, lr=0.1, momentum=0.5, weight_decay=0.0)
+    trainer = Trainer(model, optimizer, None, None, TrainConfig(out=str(tmp_path)), log=lambda text: None)
+    assert trainer.resume() and trainer.iteration == 2
+    assert (optimizer.momentum, optimizer.weight_decay) == (0.5, 0.0)
+
+
+def test_a_changed_loss_normalisation_on_resume_needs_its_own_lr(voc_root, tmp_path):
+    out = str(tmp_path / "run")
+    assert run(["--data-root", voc_root, *TINY, "--max-iter", "1", "--out", out], tmp_path).returncode == 0
+    result = run(["--data-root", voc_root, "--device", "cpu", "--out", out, "--resume", "--no-loss-normalize"],
+                 tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --no-loss-normalize changes the loss's scale by the pixel count, and the "
+                                     "run's --lr was for the other: give --lr with it")
+
+
+def test_checkpoints_of_earlier_versions_give_the_options_they_recorded(tmp_path):
+    """Before the run's options were saved, a checkpoint held its training config and optimizer settings."""
+    from fcnlite import cli
+    from fcnlite.checkpoint import save_checkpoint
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    model = build_model("fcn32s", n_classes=3, width=1 / 16)
+    config = {"max_iter": 40, "accumulate": 2, "loss_normalize": True, "lr_policy": "poly", "eval_every": 10,
+              "checkpoint_every": 5, "val_limit": 0, "seed": 7, "flip": False, "scale_range": None, "crop_size": 0,
+              "max_side": 48, "resize": None}
+    save_checkpoint(tmp_path / "checkpoint.h5", model, SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-3),
+                    {"iteration": 2, "config": config})
+    options = cli.saved_run_options(tmp_path / "checkpoint.h5")
+    assert options == {"max_iter": 40, "accumulate": 2, "loss_normalize": True, "lr_policy": "poly", "eval_every": 10,
+                       "checkpoint_every": 5, "val_limit": 0, "seed": 7, "max_side": 48, "resize": None, "crop": 0,
+                       "scale": None, "no_flip": True, "momentum": 0.9, "weight_decay": 1e-3}
+
+
+def test_run_options_are_written_as_on_the_command_line():
+    from fcnlite.cli import option_text
+    assert option_text("max_iter", 6) == "--max-iter 6"
+    assert option_text("lr", 1e-10) == "--lr 1e-10"
+    assert option_text("no_flip", True) == "--no-flip" and option_text("no_flip", False) == "no --no-flip"
+    assert option_text("loss_normalize", False) == "--no-loss-normalize"
+    assert option_text("resize", (64, 80)) == "--resize 64x80" and option_text("scale", (0.5, 2.0)) == "--scale 0.5 2"
+
+
 def test_a_run_removes_the_temporary_files_an_interrupted_save_left(voc_root, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -208,7 +259,7 @@ def test_resume_takes_the_runs_options_unless_given_again_and_says_which_changed
                   "--max-iter", "6"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"note: resuming {first} with options that differ from the run's, from its checkpoint on: " \
-           f"--max-iter 6 (the run had 4)" in result.stdout
+           f"--max-iter 6 (the run had --max-iter 4)" in result.stdout
     a, b = weights_of(os.path.join(straight, "final.h5")), weights_of(os.path.join(first, "final.h5"))
     for name in a:
         numpy.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -169,8 +169,9 @@ class Conv2d(Layer):
         return y
 
     def backward(self, dy):
+        x = self.kept(self._x)
         if "b" in self.params:
             self.grads["b"] += dy.sum(axis=(0, 2, 3))
-        return convolve_backward(self.kept(self._x), dy, self.params["W"].reshape(self.out_channels, -1),
+        return convolve_backward(x, dy, self.params["W"].reshape(self.out_channels, -1),
                                  self.grads["W"].reshape(self.out_channels, -1), self.kernel_h, self.kernel_w,
                                  self.stride, self.padding, self.input_grad)
