@@ -800,7 +800,7 @@ def format_layers(layers):
 
 
 def add_arguments(parser):
-    from .cli import COUNT, POSITIVE
+    from .argtypes import COUNT, POSITIVE
     parser.add_argument("--model", choices=MODELS, default="fcn8s", help="default fcn8s")
     parser.add_argument("--width", type=POSITIVE, default=1.0, help="channel width multiplier (1.0: VGG16's)")
     parser.add_argument("--n-classes", type=COUNT, default=21)

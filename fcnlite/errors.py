@@ -22,3 +22,7 @@ def first_line(error):
     if isinstance(error, KeyError) or not (len(line) > 12 or " " in line):
         return f"{type(error).__name__}: {line}"   # a key, a number: meaningless without the type
     return line
+
+
+class UsageError(Exception):
+    """A problem with the command line or the data's whereabouts (one line for the user)."""

@@ -205,9 +205,10 @@ def test_no_stray_value_warning_where_every_value_occurs_or_a_class_map_decides(
 
 
 def test_value_ranges_are_written_compactly():
-    assert cli.value_ranges([3, 4, 5, 6, 7, 8]) == "3..8"
-    assert cli.value_ranges([1, 2, 3, 7, 9, 10]) == "1..3, 7, 9..10"
-    assert cli.value_ranges([5]) == "5"
+    from fcnlite.data.options import value_ranges
+    assert value_ranges([3, 4, 5, 6, 7, 8]) == "3..8"
+    assert value_ranges([1, 2, 3, 7, 9, 10]) == "1..3, 7, 9..10"
+    assert value_ranges([5]) == "5"
 
 
 @pytest.fixture

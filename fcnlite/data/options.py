@@ -1,0 +1,188 @@
+"""The data options that train_voc.py and evaluate_voc.py share (fcnlite/cli.py builds their
+parsers): which dataset (PASCAL VOC, SBD, the generated ones, your own folders), which classes,
+and the checks that make bad data a one-line error before any work.
+"""
+import os
+
+from ..argtypes import FRACTION, checked_number
+from ..errors import UsageError
+from .errors import DataError
+
+DEFAULT_DATA_ROOT = "data"
+SYNTHETIC_VOC_ROOT = os.path.join("data", "synthetic-voc")
+SYNTHETIC_ROAD_ROOT = os.path.join("data", "synthetic-road")
+
+
+def add_data_arguments(parser):
+    group = parser.add_argument_group("data (PASCAL VOC layout, or your own folders)")
+    group.add_argument("--data-root", default=None,
+                       help=f"folder holding VOCdevkit/VOC2012 (default: {DEFAULT_DATA_ROOT})")
+    group.add_argument("--sbd-root", help="SBD (benchmark_RELEASE) folder: train on SBD, validate on seg11valid")
+    group.add_argument("--synthetic", action="store_true",
+                       help="use the generated VOC-layout quickstart data (made on first use; no download)")
+    group.add_argument("--images", help="your own images folder (pair with --masks)")
+    group.add_argument("--masks", help="your own masks folder, files paired with images by stem")
+    group.add_argument("--synthetic-road", action="store_true",
+                       help="use the generated driving-scene data (road vs rest; made on first use)")
+    group.add_argument("--mask-format", choices=("index", "channel", "color"), default=None,
+                       help="index: class ids as pixel values; channel: id in one RGB channel; color: colour table "
+                            "(default index; channel for --synthetic-road)")
+    group.add_argument("--mask-channel", type=checked_number(int, "0, 1, 2 or 3 (red, green, blue, alpha)", least=0,
+                                                             most=3),
+                       default=0, help="channel holding the class id (default 0: red)")
+    group.add_argument("--color-table", help="JSON colour -> class table for --mask-format color")
+    group.add_argument("--class-names", help="class names: a JSON file with a list, or comma-separated names")
+    group.add_argument("--classes", help="train on these classes only, e.g. 'road' or 'road,vehicle' (others: background)")
+    group.add_argument("--class-map", help="explicit source:target map, e.g. '7:1,6:1,*:0'")
+    group.add_argument("--others", choices=("background", "ignore"), default="background",
+                       help="with --classes: what the unselected classes become")
+    group.add_argument("--val-fraction", type=FRACTION, default=0.1, help="folder data: fraction held out (default 0.1)")
+    group.add_argument("--split-file", help="folder data: file of validation ids (the rest trains)")
+    group.add_argument("--skip-bad", action="store_true", help="skip and count bad samples instead of stopping")
+    return group
+
+
+def _class_names_from_arg(text):
+    if text is None:
+        return None
+    if os.path.exists(text):
+        import json
+        with open(text) as file:
+            names = json.load(file)
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UsageError(f"{text}: expected a JSON list of class names")
+        return names
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def value_ranges(values):
+    """[1, 2, 3, 7] -> "1..3, 7"."""
+    runs = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return ", ".join(f"{first}..{last}" if last > first else f"{first}" for first, last in runs)
+
+
+def _folder_datasets(args, images, masks, mask_format, source_names, training):
+    from .classmap import class_map_from_names, parse_class_map
+    from .folder import FolderSegmentation, describe_folder, load_color_table, split_by_fraction
+    from .images import read_split
+    if mask_format == "color" and not args.color_table:
+        raise UsageError("--mask-format color needs --color-table (a JSON file: class name -> [r, g, b])")
+    if mask_format == "color":   # the table names the classes (and --classes may use those names)
+        table_names = load_color_table(args.color_table).names
+        if source_names is not None and list(source_names) != list(table_names):
+            raise UsageError(f"--class-names ({', '.join(source_names)}) differs from the classes of "
+                             f"{args.color_table} ({', '.join(table_names)}): the colour table names them; "
+                             f"leave --class-names out")
+        source_names = table_names
+    common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
+                  class_names=source_names, skip_bad=args.skip_bad)
+    everything = FolderSegmentation(images, masks, **common)   # with no names, it reads every mask for the classes
+    mapped = bool(args.class_map or args.classes)
+    if everything.mask_values is not None and not mapped:
+        check_counted_classes(everything, masks, training)
+    try:
+        class_map = None
+        if args.class_map:
+            class_map = parse_class_map(args.class_map, everything.source_class_names)
+        elif args.classes:
+            class_map = class_map_from_names(args.classes, everything.source_class_names, others=args.others)
+    except ValueError as error:
+        unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
+            if source_names is None else ""
+        raise UsageError(f"{error}{unnamed}") from None
+    if args.split_file:
+        val_ids = read_split(args.split_file)
+        known = set(everything.ids)
+        unknown = [i for i in val_ids if i not in known]
+        if unknown:
+            raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}")
+        held_out = set(val_ids)
+        train_ids = [i for i in everything.ids if i not in held_out]
+    else:
+        train_ids, val_ids = split_by_fraction(everything.ids, args.val_fraction, seed=0)
+    # both halves keep the whole folder's classes (not a count re-derived from their own masks)
+    common.update(class_map=class_map, class_names=everything.source_class_names)
+    halves = (FolderSegmentation(images, masks, ids=train_ids, **common),
+              FolderSegmentation(images, masks, ids=val_ids, **common))
+    for half in halves:   # the data line counts the folder's images, not the half's
+        half.name = describe_folder(images, len(everything), half.n_classes)
+    return halves
+
+
+def check_counted_classes(folder, masks, training):
+    """When the masks' largest value set the class count: refuse masks with nothing to tell apart, and
+    (training) warn of values that never occur below the largest, which a stray pixel would cause."""
+    values = [value for value in folder.mask_values if value != 255]
+    if max(values, default=0) == 0:
+        if 255 in folder.mask_values:
+            raise UsageError(f"{masks}: the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
+                             f"for foreground masks of 0 and 255, pass --class-map '0:0,255:1'")
+        raise UsageError(f"{masks}: every mask is all 0: nothing to tell apart (check --mask-format)")
+    largest = values[-1]
+    unused = sorted(set(range(largest + 1)) - set(values))
+    if unused and training:
+        print(f"warning: {masks}: the largest mask value is {largest} (in {folder.largest_value_path}), so the "
+              f"model gets {largest + 1} classes, but {value_ranges(unused)} never occur: "
+              f"if {largest} is a stray value, fix that mask; --class-names fixes the classes and checks every value")
+
+
+def datasets_from_args(args, need_train=True):
+    """(train_set, val_set) for the data options; train_set is None when need_train is False."""
+    from .classmap import DRIVING_CLASSES
+    if args.sbd_root and (args.synthetic or args.synthetic_road or args.images or args.masks):
+        raise UsageError("--sbd-root goes with real PASCAL VOC data (--data-root), not with --synthetic, "
+                         "--synthetic-road or --images/--masks")
+    if args.synthetic_road or (args.images or args.masks):
+        if args.synthetic_road:
+            from .road import ensure_synthetic_road
+            root = ensure_synthetic_road(args.data_root or SYNTHETIC_ROAD_ROOT)
+            images, masks = os.path.join(root, "CameraRGB"), os.path.join(root, "CameraSeg")
+            mask_format = args.mask_format or "channel"
+            source_names = _class_names_from_arg(args.class_names) or list(DRIVING_CLASSES)
+            if not (args.classes or args.class_map):
+                args.classes = "road"
+        else:
+            if not (args.images and args.masks):
+                raise UsageError("--images and --masks go together")
+            images, masks = args.images, args.masks
+            mask_format = args.mask_format or "index"
+            source_names = _class_names_from_arg(args.class_names)
+            if source_names is None and mask_format == "channel":
+                source_names = list(DRIVING_CLASSES)
+        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names, need_train)
+        return (train_set if need_train else None), val_set
+
+    from .voc import VOCSegmentation, find_voc_root
+    if args.synthetic:
+        from .synthetic import ensure_synthetic_voc
+        root = ensure_synthetic_voc(args.data_root or SYNTHETIC_VOC_ROOT)
+    else:
+        root = args.data_root or DEFAULT_DATA_ROOT
+        if getattr(args, "download", False):
+            from .download import download_voc
+            download_voc(root)
+        try:
+            find_voc_root(root)
+        except DataError:
+            raise UsageError(f"no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
+                             f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart data") from None
+    split = getattr(args, "split", None) or "train"
+    val_split = getattr(args, "val_split", None) or "val"
+    train_set = None
+    if args.sbd_root:
+        from .sbd import SBDSegmentation
+        if need_train:
+            train_set = SBDSegmentation(args.sbd_root, split=split)
+        if val_split == "val":
+            val_split = "seg11valid"
+        val_set = VOCSegmentation(root, split=val_split, sbd_root=args.sbd_root, skip_bad=args.skip_bad)
+    else:
+        if need_train:
+            train_set = VOCSegmentation(root, split=split, skip_bad=args.skip_bad)
+        val_set = VOCSegmentation(root, split=val_split, skip_bad=args.skip_bad)
+    return train_set, val_set
