@@ -35,6 +35,11 @@
                                                           fcnlite's against PyTorch's module (needs PyTorch), taking
                                                           turns, median of N (default 5)
 
+    python .ci/cpu_variants.py checksums [N]             saving and loading FCN-8s's weights (513 MB) with a checksum
+                                                          per array in one chunk (as fcnlite writes them), with
+                                                          HDF5's default chunks, and with no checksum, taking turns,
+                                                          median of N (default 5)
+
 fcnlite is imported before NumPy, so that its OPENBLAS_THREAD_TIMEOUT default applies.
 """
 import contextlib
@@ -412,9 +417,39 @@ def layers(repeats="5"):
         print(f"layers: {name:14s} {mine:7.1f} ms {torch_time:7.1f} ms {mine / torch_time:5.2f}")
 
 
+def checksums(repeats="5"):
+    """Saving and loading FCN-8s's weights (width 1, 513 MB) as io.write_checked_array stores them (fletcher32,
+    one chunk per array), with HDF5's default chunks for the filter, and plain (no checksum), taking turns."""
+    import tempfile
+    import h5py
+    from fcnlite import io
+    from fcnlite.models import build_model
+    model = build_model("fcn8s", n_classes=21)
+    storages = {   # fcnlite's own last, so that the file left to check below is as fcnlite writes it
+        "plain": lambda file, name, array: file.create_dataset(name, data=array),
+        "checksum, default chunks": lambda file, name, array: file.create_dataset(name, data=array, fletcher32=True),
+        "checksum, one chunk": io.write_checked_array,
+    }
+    times = {name: ([], []) for name in storages}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "weights.h5")
+        for _ in range(int(repeats)):
+            for name, store in storages.items():
+                io.write_checked_array = store   # what io.write_arrays calls for each array
+                try:
+                    times[name][0].append(seconds(lambda: io.save_weights(model, path)))
+                finally:
+                    io.write_checked_array = storages["checksum, one chunk"]
+                times[name][1].append(seconds(lambda: io.load_weights(model, path)))
+        with h5py.File(path, "r") as file:
+            assert file["fc6/W"].fletcher32 and file["fc6/W"].chunks == file["fc6/W"].shape   # left as written
+    for name, (save, load) in times.items():
+        print(f"checksums: {name:<26} save {numpy.median(save):.2f} s, load {numpy.median(load):.2f} s")
+
+
 MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling,
          "packing": packing, "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers,
-         "winograd-rule": winograd_rule, "winograd-passes": winograd_passes}
+         "winograd-rule": winograd_rule, "winograd-passes": winograd_passes, "checksums": checksums}
 
 if __name__ == "__main__":
     backend.use("numpy")

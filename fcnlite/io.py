@@ -66,7 +66,8 @@ def atomic_write(path, write):
 def write_checked_array(file, name, array):
     """Store array as dataset `name` of an open HDF5 file, with a checksum (HDF5's fletcher32 filter):
     a file damaged later then fails to read (read_weights names the array) instead of loading garbage.
-    One chunk per array: HDF5's default small chunks made a VGG16-sized file 2-3x slower to read.
+    One chunk per array: with HDF5's default small chunks an FCN-8s file took 3.4x as long to load
+    (BENCHMARKS.md, "Weight files with checksums").
     (A 0-d array cannot take a filter: it is stored as it is.)"""
     if array.ndim == 0:
         file.create_dataset(name, data=array)
