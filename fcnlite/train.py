@@ -198,7 +198,7 @@ class Trainer:
         self.optimizer.momentum, self.optimizer.weight_decay = momentum, weight_decay
         self.iteration = state["iteration"]
         self.samples_read = state["samples_read"]
-        self.seconds_before = state.get("seconds", 0.0)   # checkpoints before stop 14 did not count them
+        self.seconds_before = state.get("seconds", 0.0)   # checkpoints of earlier versions did not count them
         self._truncate_log()
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
