@@ -105,7 +105,12 @@ class Trainer:
         self.samples_read = 0   # images taken from the data order, skipped ones included
         self.skipped = {}       # message -> times met; a bad sample is reported once
         self.seconds_before = 0.0          # training seconds of the sessions before a resume
-        self.seconds_this_session = 0.0
+        self._session_started = None       # perf_counter() when this session's loop began
+        if config.accumulate < 1:
+            raise ValueError(f"TrainConfig.accumulate is the number of images per step: 1 or more, not "
+                             f"{config.accumulate}")
+        if train_set is not None and len(train_set) == 0:
+            raise ValueError(f"the training set {getattr(train_set, 'name', train_set)!r} is empty")
         self._stop_signal = None
         os.makedirs(config.out, exist_ok=True)
         self.checkpoint_path = os.path.join(config.out, "checkpoint.h5")
@@ -181,8 +186,13 @@ class Trainer:
 
     def _state(self):
         return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed, "skipped": len(self.skipped),
-                "seconds": round(self.seconds_before + self.seconds_this_session, 3),
+                "seconds": round(self.seconds(), 3),
                 "config": {k: v for k, v in asdict(self.config).items() if k != "extra"}}
+
+    def seconds(self):
+        """The run's training time so far, across resumes (evaluations included)."""
+        session = time.perf_counter() - self._session_started if self._session_started is not None else 0.0
+        return self.seconds_before + session
 
     def save_checkpoint(self):
         save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self._state())
@@ -243,6 +253,7 @@ class Trainer:
         """Train until max_iter; returns the final metrics dict (or None with no val set)."""
         config = self.config
         self._remove_stale_temporary_files()
+        self._truncate_log()   # a fresh start after a run killed before its first checkpoint: drop its lines
         first_step = self.samples_read
         # a few extra reads ahead so that skipped samples can be replaced
         count = (config.max_iter - self.iteration) * config.accumulate + 64
@@ -257,8 +268,11 @@ class Trainer:
                            desc="train")
             samples_iter = iter(prefetch)
             running = RunningAverage()
-            started = time.perf_counter()
+            started = self._session_started = time.perf_counter()
             images_done = 0
+            if self.iteration >= config.max_iter and self.val_set is not None:
+                # resumed at the end (its final evaluation had failed on a bad mask): evaluate now
+                metrics = self._evaluate_and_log()
             while self.iteration < config.max_iter:
                 samples = []
                 while len(samples) < config.accumulate:
@@ -280,10 +294,10 @@ class Trainer:
                 self.iteration += 1
                 images_done += len(samples)
                 smoothed_loss = running.add(loss)
-                elapsed = self.seconds_this_session = time.perf_counter() - started
+                elapsed = time.perf_counter() - started
                 # "time" counts the whole run's training seconds, across resumes
                 self._append_log({"iteration": self.iteration, "loss": loss, "lr": self.optimizer.lr,
-                                  "time": round(self.seconds_before + elapsed, 3)})
+                                  "time": round(self.seconds(), 3)})
                 if bar is not None:
                     bar.set_postfix(loss=f"{smoothed_loss:.4g}", img_s=f"{images_done / max(elapsed, 1e-9):.2f}")
                     bar.update(1)
@@ -308,7 +322,13 @@ class Trainer:
     def _evaluate_and_log(self):
         if self.val_set is None or len(self.val_set) == 0:
             return None
-        matrix = self.evaluate()
+        try:
+            matrix = self.evaluate()
+        except DataError as error:   # a bad validation sample must not cost the training done so far
+            self.save_checkpoint()
+            raise TrainingStopped(f"{error}; met evaluating at iteration {self.iteration}, checkpoint saved to "
+                                  f"{self.checkpoint_path}: fix it or pass --skip-bad, then rerun with --resume") \
+                from None
         metrics = matrix.metrics(self.val_set.class_names)
         record = {"iteration": self.iteration, "type": "eval",
                   **{k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu")}}

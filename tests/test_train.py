@@ -269,3 +269,26 @@ def test_resume_takes_the_runs_options_unless_given_again_and_says_which_changed
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: {first} holds a run of fcn8s at width 0.0625: --model fcn32s cannot "
                                      f"resume it (leave out --model and --width)")
+
+
+def test_a_trainer_refuses_an_empty_training_set_or_no_images_per_step(tmp_path):
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    from fcnlite.train import TrainConfig, Trainer
+
+    class Empty:
+        name = "nothing"
+
+        def __len__(self):
+            return 0
+    model = build_model("fcn32s", n_classes=3, width=1 / 16)
+    with pytest.raises(ValueError, match="the training set 'nothing' is empty"):
+        Trainer(model, SGD(model, lr=0.1), Empty(), None, TrainConfig(out=str(tmp_path)))
+    with pytest.raises(ValueError, match="accumulate is the number of images per step: 1 or more, not 0"):
+        Trainer(model, SGD(model, lr=0.1), None, None, TrainConfig(out=str(tmp_path), accumulate=0))
+
+
+def test_the_package_exports_the_training_loop():
+    import fcnlite
+    from fcnlite.train import TrainConfig, Trainer
+    assert fcnlite.Trainer is Trainer and fcnlite.TrainConfig is TrainConfig
