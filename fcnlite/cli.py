@@ -34,12 +34,27 @@ def run_main(main, argv=None):
 
 
 def check_writable_file(path, option):
-    """Before any long work: the folder that `path` is to be written in must exist."""
+    """Before any long work: the folder that `path` is to be written in must exist and take files."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"{option} {path}: folder {folder} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"{option} {path} is a folder, not a file name")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write in {folder} (permission denied)")
+
+
+def check_output_folder(folder, option, what):
+    """Before any long work: `folder` is a folder that takes files, or one that can be made."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"{option} {folder} is a file: give a folder for {what}")
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{option} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {folder}: cannot write in {existing} (permission denied)")
 
 
 def choose_device(name):
@@ -242,8 +257,11 @@ def main_train(argv=None):
     if args.epochs is not None:
         args.max_iter = max(1, math.ceil(args.epochs * len(train_set) / args.accumulate))
     out = run_folder(args)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UsageError(f"--out {out} is a file: give a folder for the run")
+    check_output_folder(out, "--out", "the run")
+    if train_set.n_classes < 2:
+        raise UsageError(f"{train_set.name}: a model needs two classes at least, and these options leave "
+                         f"{train_set.n_classes} ({', '.join(train_set.class_names)}): with --others ignore, "
+                         f"choose two classes or more")
 
     rng.seed(args.seed)
     model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,
@@ -350,10 +368,14 @@ def predict_parser():
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
-                        help="downscale images whose longer side exceeds this")
+                        help="downscale images whose longer side exceeds this first (the labels come back at the image's size)")
     parser.add_argument("--alpha", type=checked_number(float, "an opacity between 0 and 1", least=0, most=1),
                         default=0.5, help="overlay opacity")
     return parser
+
+
+# predict.py's note on memory: a 2000x1500 photo took 3.7 GB through a width-1 FCN-8s on the CPU
+BIG_IMAGE_SIDE = 2000
 
 
 def output_stems(paths):
@@ -380,8 +402,7 @@ def main_predict(argv=None):
     from .visualize import legend, make_palette, overlay, save_label_png
 
     args = predict_parser().parse_args(argv)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise UsageError(f"--out {args.out} is a file: give a folder for the predictions")
+    check_output_folder(args.out, "--out", "the predictions")
     choose_device(args.device)
     model = model_from_file(args.weights)
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
@@ -390,8 +411,14 @@ def main_predict(argv=None):
     from PIL import Image
     import numpy
     for path, stem in zip(args.images, output_stems(args.images)):
-        image, _ = fit_size(read_image(path), None, max_side=args.max_side)
-        labels = predict_image(model, image)
+        image = read_image(path)
+        height, width = image.shape[:2]
+        if max(height, width) > BIG_IMAGE_SIDE and not args.max_side:
+            print(f"note: {path} is {width}x{height}: the network's memory and time grow with the pixel count "
+                  f"(gigabytes at this size); --max-side {BIG_IMAGE_SIDE // 2} downscales it first")
+        labels = predict_image(model, fit_size(image, None, max_side=args.max_side)[0])
+        if labels.shape != (height, width):   # --max-side: the labels go back to the photo's own size
+            labels = numpy.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
         label_path = os.path.join(args.out, f"{stem}_labels.png")
         save_label_png(labels, label_path, palette)
         present = [int(i) for i in numpy.unique(labels)]

@@ -130,7 +130,9 @@ def binary_metrics(matrix, positive=1, beta=1.0):
 
     tp = matrix[p, p], fp = column p minus tp, fn = row p minus tp. With more
     than two classes, the other classes together are "the rest".
-    F-beta = (1 + beta^2) P R / (beta^2 P + R): beta > 1 weighs recall more.
+    F-beta = (1 + beta^2) P R / (beta^2 P + R): beta > 1 weighs recall more. It is computed
+    from the counts, (1 + beta^2) tp / ((1 + beta^2) tp + beta^2 fn + fp), the same where P and
+    R exist and defined, as F1, wherever a pixel of the class was predicted or labelled.
     Values are floats, None where undefined (0/0).
     """
     matrix = numpy.asarray(matrix, dtype=numpy.float64)
@@ -140,11 +142,9 @@ def binary_metrics(matrix, positive=1, beta=1.0):
     precision = _divide(tp, tp + fp)
     recall = _divide(tp, tp + fn)
     beta2 = beta * beta
-    fbeta = _divide((1 + beta2) * precision * recall, beta2 * precision + recall)
+    fbeta = _divide((1 + beta2) * tp, (1 + beta2) * tp + beta2 * fn + fp)
     f1 = _divide(2 * tp, 2 * tp + fp + fn)
     iou = _divide(tp, tp + fp + fn)
-    if numpy.isnan(fbeta) and not numpy.isnan(precision) and not numpy.isnan(recall):
-        fbeta = 0.0  # P = R = 0: nothing right, the score is 0 rather than undefined
     return {"precision": _json_safe(precision), "recall": _json_safe(recall), "f1": _json_safe(f1),
             "iou": _json_safe(iou), "fbeta": _json_safe(fbeta), "beta": float(beta),
             "tp": int(tp), "fp": int(fp), "fn": int(fn)}

@@ -272,3 +272,120 @@ def test_the_training_help_shows_each_default_once(capsys):
                                                                           "default index")]:
         start = text.index(f" {option} ") + len(option) + 2   # the option's entry, not the usage line's [...]
         assert default in text[start:text.find(" --", start)], (option, default)
+
+
+def test_a_bad_validation_mask_met_at_the_end_keeps_the_training_done(tmp_path, capsys):
+    masks = road_and_car_masks()
+    data = make_folder(tmp_path, masks)
+    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")   # 7: not a class
+    (tmp_path / "val.txt").write_text("05\n")
+    out = tmp_path / "run"
+    common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
+              "--out", str(out)]
+    status, _, stderr = run(cli.main_train, [*common, "--max-iter", "3"], capsys)
+    assert status == 2
+    assert "05.png: value 7 is not a class (0..2) or 255" in stderr
+    assert "; met evaluating at iteration 3, checkpoint saved to" in stderr
+    assert stderr.count("\n") == 1 and (out / "checkpoint.h5").exists()
+    Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")   # fixed: the run finishes without training again
+    status, stdout, stderr = run(cli.main_train, [*common, "--resume"], capsys)
+    assert status == 0, stderr
+    assert "resumed from" in stdout and "final: mean IU" in stdout and (out / "final.h5").exists()
+    with open(out / "log.jsonl") as file:
+        assert [json.loads(line).get("iteration") for line in file if "loss" in line] == [1, 2, 3]
+
+
+def test_a_fresh_run_drops_the_log_of_one_killed_before_its_first_checkpoint(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text("".join(json.dumps({"iteration": i, "loss": 9.0}) + "\n" for i in (1, 2)))
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out)], capsys)
+    assert status == 0, stderr
+    with open(out / "log.jsonl") as file:
+        records = [json.loads(line) for line in file]
+    assert [r["iteration"] for r in records if "loss" in r] == [1, 2] and all(r.get("loss") != 9.0 for r in records)
+
+
+def test_class_names_and_splits_with_a_byte_order_mark_are_read(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "names.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(["background", "road", "car"]).encode())
+    (tmp_path / "val.txt").write_bytes(b"\xef\xbb\xbf04\r\n05\r\n")
+    out = tmp_path / "run"
+    status, stdout, stderr = run(cli.main_train, [*data, "--class-names", str(tmp_path / "names.json"), "--split-file",
+                                                  str(tmp_path / "val.txt"), *TINY, "--max-iter", "1",
+                                                  "--out", str(out)], capsys)
+    assert status == 0, stderr
+    assert "4 training, 2 validation images" in stdout
+    assert fcnlite.model_from_file(out / "final.h5").class_names == ["background", "road", "car"]
+
+
+def test_class_names_that_are_not_json_are_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "names.json").write_text('["background", "road",')
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", str(tmp_path / "names.json"), *TINY,
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr.startswith(f"error: {tmp_path / 'names.json'}: is not valid JSON")
+
+
+def test_an_output_folder_under_a_file_is_one_line(tmp_path, capsys, weights):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "afile").write_text("x")
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "afile" / "run")], capsys)
+    assert status == 2
+    assert stderr == f"error: --out {tmp_path / 'afile' / 'run'}: {tmp_path / 'afile'} is a file, not a folder\n"
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"), "--out",
+                                               str(tmp_path / "afile" / "p")], capsys)
+    assert status == 2 and "is a file, not a folder" in stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder: nothing to refuse")
+def test_a_read_only_output_folder_is_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(locked / "run")], capsys)
+    finally:
+        locked.chmod(0o755)
+    assert status == 2 and stderr.endswith(f"cannot write in {locked} (permission denied)\n")
+
+
+def test_a_single_class_left_by_the_options_is_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car", "--classes", "car",
+                                             "--others", "ignore", *TINY, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert "a model needs two classes at least, and these options leave 1 (car)" in stderr
+
+
+def test_jpeg_masks_are_warned_about(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    for index in range(2):
+        mask = tmp_path / "masks" / f"{index:02d}.png"
+        Image.open(mask).save(mask.with_suffix(".jpg"), quality=100)
+        mask.unlink()
+    status, stdout, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car", *TINY,
+                                                  "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+    assert f"warning: {tmp_path / 'masks'}: 2 of 6 masks are JPEG files (e.g. 00.jpg)" in stdout
+
+
+def test_masks_that_no_reader_can_take_say_why(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    for index in range(6):   # 16-bit masks holding values a uint8 label cannot
+        Image.fromarray((road_and_car_masks()[index].astype(numpy.uint16) * 300)).save(
+            tmp_path / "masks" / f"{index:02d}.png")
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and "every mask is all 0" not in stderr
+    assert stderr.startswith(f"error: {tmp_path / 'masks'}") and stderr.count("\n") == 1
+
+
+def test_predict_with_max_side_gives_labels_at_the_photos_size(tmp_path, capsys, weights):
+    Image.fromarray(numpy.random.default_rng(3).integers(0, 255, (60, 90, 3), dtype=numpy.uint8)).save(
+        tmp_path / "wide.png")
+    status, stdout, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "wide.png"),
+                                                    "--max-side", "30", "--out", str(tmp_path / "p")], capsys)
+    assert status == 0, stderr
+    labels = Image.open(tmp_path / "p" / "wide_labels.png")
+    assert labels.size == (90, 60)

@@ -120,6 +120,14 @@ def test_binary_metrics_undefined_values_are_none_and_quiet():
     assert all_wrong["fbeta"] == 0.0
 
 
+@pytest.mark.parametrize("beta", [0.5, 1.0, 2.0])
+def test_f_beta_is_defined_wherever_f1_is(beta):
+    # nothing predicted as the class, some pixels of it missed: precision is 0/0, recall 0, F1 0
+    missed = binary_metrics(numpy.array([[10, 0], [5, 0]]), beta=beta)
+    assert missed["precision"] is None and missed["recall"] == 0.0
+    assert missed["f1"] == 0.0 and missed["fbeta"] == 0.0
+
+
 def test_format_metrics_lists_every_class_by_name():
     metrics = segmentation_metrics(numpy.array(HAND_MATRIX), ["background", "road", "car"])
     text = format_metrics(metrics)

@@ -65,7 +65,7 @@ ColorTable.__doc__ = """A decoded colour table: class `names` in index order; `c
 
 def _read_json(path):
     try:
-        with open(path) as file:
+        with open(path, encoding="utf-8-sig") as file:   # -sig: a byte-order mark, as some editors write, is fine
             return json.load(file)
     except OSError as error:
         raise DataError(path, f"cannot read ({error.strerror or error})") from None
@@ -302,23 +302,30 @@ class FolderSegmentation:
             return list(self.color_table.names)
         # nothing says how many classes there are: the masks do (one pass over them)
         present = numpy.zeros(256, dtype=bool)
-        largest = 0
+        largest, unreadable = 0, []
         for index in range(len(self.ids)):
             try:
                 raw = self._read_raw_mask(index)
-            except DataError:
+            except DataError as error:
+                unreadable.append(error)
                 continue  # load(index) will report it
             counts = numpy.bincount(raw.ravel(), minlength=256)
             present |= counts > 0
             values = numpy.flatnonzero(counts[:IGNORE])
             if values.size and values[-1] > largest:
                 largest, self.largest_value_path = int(values[-1]), self.label_path(index)
+        if unreadable and len(unreadable) == len(self.ids) and not self.skip_bad:
+            raise unreadable[0]   # not one mask could be read: say why, not "every mask is all 0"
         # what the programs check: a stray value that set the class count, masks of 0 and 255 only
         self.mask_values = [int(value) for value in numpy.flatnonzero(present)]
         return [f"class{index}" for index in range(largest + 1)]
 
     def __len__(self):
         return len(self.ids)
+
+    def mask_files(self):
+        """The mask file names (in the masks folder), one per sample."""
+        return [self._mask_files[id_] for id_ in self.ids]
 
     def image_path(self, index):
         return os.path.join(self.images_dir, self._image_files[self.ids[index]])

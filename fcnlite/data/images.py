@@ -20,7 +20,7 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.Decompression
 def read_split(path):
     """The ids listed in a split file, one per line (blank lines and '#' comments skipped), as in VOC's ImageSets."""
     try:
-        with open(path) as file:
+        with open(path, encoding="utf-8-sig") as file:   # -sig: a byte-order mark, as some editors write, is fine
             lines = [line.split("#")[0].strip() for line in file]
     except FileNotFoundError:
         raise DataError(path, "split file is missing") from None

@@ -46,12 +46,8 @@ def _class_names_from_arg(text):
     if text is None:
         return None
     if os.path.exists(text):
-        import json
-        with open(text) as file:
-            names = json.load(file)
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise UsageError(f"{text}: expected a JSON list of class names")
-        return names
+        from .folder import load_class_names
+        return load_class_names(text)
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
@@ -82,6 +78,10 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
                   class_names=source_names, skip_bad=args.skip_bad)
     everything = FolderSegmentation(images, masks, **common)   # with no names, it reads every mask for the classes
+    jpeg_masks = [name for name in everything.mask_files() if name.lower().endswith((".jpg", ".jpeg"))]
+    if jpeg_masks:
+        print(f"warning: {masks}: {len(jpeg_masks)} of {len(everything)} masks are JPEG files (e.g. {jpeg_masks[0]}): "
+              f"JPEG's lossy compression changes the values near edges (0 and 255 become 0..255); save masks as PNG")
     mapped = bool(args.class_map or args.classes)
     if everything.mask_values is not None and not mapped:
         check_counted_classes(everything, masks, training)
