@@ -46,11 +46,14 @@ def check_writable_file(path, option):
 
 def check_output_folder(folder, option, what):
     """Before any long work: `folder` is a folder that takes files, or one that can be made."""
+    if not folder:
+        raise UsageError(f"{option} is empty: give a folder for {what}")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{option} {folder} is a file: give a folder for {what}")
-    existing = os.path.abspath(folder)
-    while not os.path.exists(existing):
+    existing = folder   # walked up as given, not normalised: in afile/../run, afile must be a folder
+    while existing and not os.path.exists(existing):
         existing = os.path.dirname(existing)
+    existing = existing or "."
     if not os.path.isdir(existing):
         raise UsageError(f"{option} {folder}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -259,9 +262,10 @@ def main_train(argv=None):
     out = run_folder(args)
     check_output_folder(out, "--out", "the run")
     if train_set.n_classes < 2:
+        fix = ("with --others ignore, choose two classes or more" if args.classes and args.others == "ignore"
+               else "check --class-names and --class-map")
         raise UsageError(f"{train_set.name}: a model needs two classes at least, and these options leave "
-                         f"{train_set.n_classes} ({', '.join(train_set.class_names)}): with --others ignore, "
-                         f"choose two classes or more")
+                         f"{train_set.n_classes} ({', '.join(train_set.class_names)}): {fix}")
 
     rng.seed(args.seed)
     model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,

@@ -106,6 +106,7 @@ class Trainer:
         self.skipped = {}       # message -> times met; a bad sample is reported once
         self.seconds_before = 0.0          # training seconds of the sessions before a resume
         self._session_started = None       # perf_counter() when this session's loop began
+        self._eval_pending = False         # an evaluation met bad data: the resumed run does it first
         if config.accumulate < 1:
             raise ValueError(f"TrainConfig.accumulate is the number of images per step: 1 or more, not "
                              f"{config.accumulate}")
@@ -186,7 +187,7 @@ class Trainer:
 
     def _state(self):
         return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed, "skipped": len(self.skipped),
-                "seconds": round(self.seconds(), 3),
+                "seconds": round(self.seconds(), 3), "eval_pending": self._eval_pending,
                 "config": {k: v for k, v in asdict(self.config).items() if k != "extra"}}
 
     def seconds(self):
@@ -209,6 +210,7 @@ class Trainer:
         self.iteration = state["iteration"]
         self.samples_read = state["samples_read"]
         self.seconds_before = state.get("seconds", 0.0)   # checkpoints of earlier versions did not count them
+        self._eval_pending = state.get("eval_pending", False)
         self._truncate_log()
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
@@ -217,8 +219,13 @@ class Trainer:
         """Drop log lines written after the checkpoint (they will be written again)."""
         if not os.path.exists(self.log_path):
             return
+        records = []
         with open(self.log_path) as file:
-            records = [json.loads(line) for line in file if line.strip()]
+            for line in file:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:   # a line cut off by a kill or a full disk: drop it
+                    continue
         kept = [r for r in records if r.get("iteration", 0) <= self.iteration]
         with open(self.log_path, "w") as file:
             file.writelines(json.dumps(r) + "\n" for r in kept)
@@ -270,8 +277,7 @@ class Trainer:
             running = RunningAverage()
             started = self._session_started = time.perf_counter()
             images_done = 0
-            if self.iteration >= config.max_iter and self.val_set is not None:
-                # resumed at the end (its final evaluation had failed on a bad mask): evaluate now
+            if self._eval_pending:   # resumed after an evaluation that met bad data: do it now
                 metrics = self._evaluate_and_log()
             while self.iteration < config.max_iter:
                 samples = []
@@ -311,6 +317,7 @@ class Trainer:
                     raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}; "
                                           f"checkpoint saved to {self.checkpoint_path}: rerun with --resume to continue")
         finally:
+            self.seconds_before, self._session_started = self.seconds(), None   # the clock stops with the loop
             prefetch.close()
             if bar is not None:
                 bar.close()
@@ -325,6 +332,7 @@ class Trainer:
         try:
             matrix = self.evaluate()
         except DataError as error:   # a bad validation sample must not cost the training done so far
+            self._eval_pending = True
             self.save_checkpoint()
             raise TrainingStopped(f"{error}; met evaluating at iteration {self.iteration}, checkpoint saved to "
                                   f"{self.checkpoint_path}: fix it or pass --skip-bad, then rerun with --resume") \
@@ -336,6 +344,7 @@ class Trainer:
             from .metrics import binary_metrics
             binary = binary_metrics(matrix.matrix)
             record.update({key: binary[key] for key in ("precision", "recall", "f1", "iou")})
+        self._eval_pending = False
         self._append_log(record)
         summary = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
         self.log(f"iteration {self.iteration}: {summary}")

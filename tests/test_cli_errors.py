@@ -389,3 +389,62 @@ def test_predict_with_max_side_gives_labels_at_the_photos_size(tmp_path, capsys,
     assert status == 0, stderr
     labels = Image.open(tmp_path / "p" / "wide_labels.png")
     assert labels.size == (90, 60)
+
+
+def test_an_evaluation_that_met_bad_data_mid_run_is_done_first_on_resume_and_a_finished_run_is_not_redone(
+        tmp_path, capsys):
+    masks = road_and_car_masks()
+    data = make_folder(tmp_path, masks)
+    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")
+    (tmp_path / "val.txt").write_text("05\n")
+    out = tmp_path / "run"
+    common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
+              "--eval-every", "2", "--out", str(out)]
+    status, _, stderr = run(cli.main_train, [*common, "--max-iter", "4"], capsys)
+    assert status == 2 and "met evaluating at iteration 2" in stderr
+    Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")
+    status, _, stderr = run(cli.main_train, [*common, "--resume"], capsys)
+    assert status == 0, stderr
+
+    def evaluated_at():
+        with open(out / "log.jsonl") as file:
+            return [record["iteration"] for record in map(json.loads, file) if record.get("type") == "eval"]
+    assert evaluated_at() == [2, 4]
+    status, _, stderr = run(cli.main_train, [*common, "--resume"], capsys)   # finished: nothing to evaluate again
+    assert status == 0, stderr
+    assert evaluated_at() == [2, 4]
+
+
+def test_a_log_line_cut_off_by_a_kill_does_not_stop_the_next_run(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text(json.dumps({"iteration": 1, "loss": 9.0}) + '\n{"iteration": 2, "lo')
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)
+    assert status == 0, stderr
+
+
+def test_masks_that_no_reader_can_take_say_why_with_skip_bad_too(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    for index in range(6):
+        Image.fromarray((road_and_car_masks()[index].astype(numpy.uint16) * 300)).save(
+            tmp_path / "masks" / f"{index:02d}.png")
+    status, _, stderr = run(cli.main_train, [*data, "--skip-bad", *TINY, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and "does not fit a label" in stderr and stderr.count("\n") == 1
+
+
+def test_a_single_class_from_the_class_names_points_at_them(tmp_path, capsys):
+    data = make_folder(tmp_path, [numpy.zeros((12, 16), numpy.uint8)] * 3)
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background", *TINY, "--out",
+                                             str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr.endswith("leave 1 (background): check --class-names and --class-map\n")
+
+
+def test_an_output_path_through_a_file_is_one_line_even_with_dots(tmp_path, capsys, weights):
+    (tmp_path / "afile").write_text("x")
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"), "--out",
+                                               str(tmp_path / "afile" / ".." / "new")], capsys)
+    assert status == 2 and stderr.endswith(f"{tmp_path / 'afile'} is a file, not a folder\n")
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"), "--out", ""],
+                            capsys)
+    assert status == 2 and stderr == "error: --out is empty: give a folder for the predictions\n"

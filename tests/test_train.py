@@ -292,3 +292,26 @@ def test_the_package_exports_the_training_loop():
     import fcnlite
     from fcnlite.train import TrainConfig, Trainer
     assert fcnlite.Trainer is Trainer and fcnlite.TrainConfig is TrainConfig
+
+
+def test_the_training_clock_stops_with_the_loop(voc_root, tmp_path):
+    import time as clock
+    from fcnlite.data import VOCSegmentation
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    from fcnlite.train import Trainer, TrainConfig
+    model = build_model("fcn32s", n_classes=21, width=1 / 16)
+    train_set = VOCSegmentation(voc_root, "train")
+    config = TrainConfig(out=str(tmp_path), max_iter=2, eval_every=0, checkpoint_every=0, max_side=40, progress=False)
+    trainer = Trainer(model, SGD(model, lr=0.0), train_set, None, config, log=lambda text: None)
+    trainer.run()
+    after_run = trainer.seconds()
+    assert after_run > 0
+    clock.sleep(1.0)
+    assert trainer.seconds() == after_run      # idle time after the loop is not training time
+    trainer.config.max_iter = 3
+    trainer.run()                              # a second run goes on from there
+    with open(tmp_path / "log.jsonl") as file:
+        times = [json.loads(line)["time"] for line in file if '"loss"' in line]
+    assert len(times) == 3 and times == sorted(times)
+    assert after_run < times[2] < after_run + 0.9   # the third iteration's own time, not the second of idling

@@ -314,8 +314,8 @@ class FolderSegmentation:
             values = numpy.flatnonzero(counts[:IGNORE])
             if values.size and values[-1] > largest:
                 largest, self.largest_value_path = int(values[-1]), self.label_path(index)
-        if unreadable and len(unreadable) == len(self.ids) and not self.skip_bad:
-            raise unreadable[0]   # not one mask could be read: say why, not "every mask is all 0"
+        if unreadable and len(unreadable) == len(self.ids):
+            raise unreadable[0]   # not one mask could be read (nothing to train on): say why
         # what the programs check: a stray value that set the class count, masks of 0 and 255 only
         self.mask_values = [int(value) for value in numpy.flatnonzero(present)]
         return [f"class{index}" for index in range(largest + 1)]
