@@ -3,7 +3,7 @@ import numpy
 import pytest
 
 from fcnlite import backend, rng
-from fcnlite.layers import Crop, Dropout, ReLU, Scale, Sum
+from fcnlite.layers import Conv2d, ConvTranspose2d, Crop, Dropout, ReLU, Scale, Sum
 from gradcheck import backends_agree, layer_gradient_errors
 
 
@@ -216,8 +216,29 @@ def test_backward_after_a_no_grad_forward_says_why_it_cannot_run(name):
         scores = model.forward(x)
     layer = model.layers[name]
     with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}\.backward: its forward kept nothing for "
-                                           rf"backward \(it ran under no_grad\)"):
+                                           rf"backward \(it has not run, or ran under no_grad\)"):
         if name == "upscore8":
             model.backward(numpy.ones_like(scores))   # the first layer backward meets, through the whole model
         else:
             layer.backward(numpy.ones((1, 4, 8, 8), numpy.float32))
+
+
+@pytest.mark.parametrize("name", ["conv1_1", "upscore8", "relu1_1", "pool1"])
+def test_backward_before_any_forward_says_why_it_cannot_run(name):
+    import fcnlite
+    layer = fcnlite.FCN8s(n_classes=3, width=1 / 16).layers[name]
+    with pytest.raises(RuntimeError, match="its forward kept nothing for backward \\(it has not run"):
+        layer.backward(numpy.ones((1, 4, 8, 8), numpy.float32))
+
+
+@pytest.mark.parametrize("layer", [Conv2d(4, 8, 3), ConvTranspose2d(4, 8, 4, stride=2)])
+def test_an_input_with_another_channel_count_is_refused_naming_both(layer):
+    with pytest.raises(ValueError, match=r"input \(1, 5, 9, 9\) should be \(N, 4, H, W\): the layer takes 4 channels"):
+        layer.forward(numpy.zeros((1, 5, 9, 9), numpy.float32))
+
+
+def test_labels_that_are_not_integers_are_refused():
+    from fcnlite.layers import SoftmaxCrossEntropy
+    scores = numpy.zeros((1, 3, 2, 2))
+    with pytest.raises(ValueError, match="labels must be integers \\(class indices\\), not float64"):
+        SoftmaxCrossEntropy(dtype=numpy.float64).forward(scores, numpy.full((1, 2, 2), 1.7))

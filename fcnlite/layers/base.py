@@ -52,11 +52,17 @@ class Layer:
         for grad in self.grads.values():
             backend.zero(grad)
 
+    def check_channels(self, x, expected):
+        """A clear error where x (N, C, H, W) has another channel count than the layer takes."""
+        if x.ndim != 4 or x.shape[1] != expected:
+            raise ValueError(f"{type(self).__name__}: input {tuple(x.shape)} should be (N, {expected}, H, W): "
+                             f"the layer takes {expected} channels")
+
     def kept(self, value):
         """What forward kept for backward, or a clear error where forward ran under no_grad (and kept None)."""
         if value is None:
             raise RuntimeError(f"{type(self).__name__}.backward: its forward kept nothing for backward "
-                               f"(it ran under no_grad): run forward again outside no_grad first")
+                               f"(it has not run, or ran under no_grad): run forward outside no_grad first")
         return value
 
     def train(self):

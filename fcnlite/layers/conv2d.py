@@ -143,6 +143,7 @@ class Conv2d(Layer):
         self.kernel_h, self.kernel_w = kernel_h, kernel_w
         self.stride, self.padding = stride, padding
         self.input_grad = True
+        self._x = None   # forward's input, kept for backward
         fan_in = in_channels * kernel_h * kernel_w
         from .. import rng
         weights = rng.normal(numpy, (out_channels, in_channels, kernel_h, kernel_w), msra_std(fan_in), self.dtype)
@@ -157,6 +158,7 @@ class Conv2d(Layer):
                 conv_output_size(w, self.kernel_w, self.stride, self.padding))
 
     def forward(self, x):
+        self.check_channels(x, self.in_channels)
         _, _, out_h, out_w = self.output_shape(x.shape)
         if out_h < 1 or out_w < 1:
             raise ValueError(f"Conv2d: input {x.shape[2]}x{x.shape[3]} is smaller than the "

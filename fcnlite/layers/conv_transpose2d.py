@@ -69,6 +69,7 @@ class ConvTranspose2d(Layer):
         super().__init__(dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel = kernel_size
+        self._x = None   # forward's input, kept for backward
         self.stride = stride
         self.frozen = False  # True: backward computes dx only (the reference keeps upsampling fixed)
         weights = numpy.zeros((in_channels, out_channels, kernel_size, kernel_size), dtype=self.dtype)
@@ -113,6 +114,7 @@ class ConvTranspose2d(Layer):
         self.grads["W"] += grad[:, :, :k, :k]
 
     def forward(self, x):
+        self.check_channels(x, self.in_channels)
         xp = array_module(x)
         n, _, h, w = x.shape
         s, m, out_c = self.stride, self._taps(), self.out_channels

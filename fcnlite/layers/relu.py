@@ -16,6 +16,7 @@ class ReLU(Layer):
     def __init__(self, inplace=False, dtype=numpy.float32):
         super().__init__(dtype)
         self.inplace = inplace
+        self._positive = None   # forward's mask x > 0, kept for backward
 
     def forward(self, x):
         xp = array_module(x)

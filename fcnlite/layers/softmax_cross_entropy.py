@@ -36,6 +36,8 @@ class SoftmaxCrossEntropy(Layer):
         n, n_classes, h, w = scores.shape
         if labels.shape != (n, h, w):
             raise ValueError(f"SoftmaxCrossEntropy: labels {tuple(labels.shape)} do not match scores {tuple(scores.shape)}")
+        if labels.dtype.kind not in "iub":
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be integers (class indices), not {labels.dtype}")
         # one integer type for the check and the loss, wide enough for any label and any ignore
         # index (a uint8 mask against -1), cast where the labels are: the check runs there
         labels = labels.astype(numpy.intp, copy=False)
