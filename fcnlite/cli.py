@@ -60,6 +60,14 @@ def check_output_folder(folder, option, what):
         raise UsageError(f"{option} {folder}: cannot write in {existing} (permission denied)")
 
 
+def report_dropped(dataset):
+    """--skip-bad: say which listed samples a dataset dropped when it was read (files missing)."""
+    dropped = getattr(dataset, "skipped", None) or []
+    if dropped:
+        more = f" (and {len(dropped) - 1} more)" if len(dropped) > 1 else ""
+        print(f"skipped {len(dropped)} listed sample(s) of {dataset.name}: {dropped[0]}{more}")
+
+
 def choose_device(name):
     backend.use(name)   # "cpu", "gpu" or "auto": backend's errors then name the device as the user did
     if backend.name() == "numpy":
@@ -257,6 +265,8 @@ def main_train(argv=None):
         raise UsageError(f"the training split of {train_set.name} is empty")
     print(f"data: {train_set.name}: {len(train_set)} training, {len(val_set)} validation images, "
           f"{train_set.n_classes} classes")
+    report_dropped(train_set)
+    report_dropped(val_set)
     if args.epochs is not None:
         args.max_iter = max(1, math.ceil(args.epochs * len(train_set) / args.accumulate))
     out = run_folder(args)
@@ -350,8 +360,13 @@ def main_evaluate(argv=None):
                          f"{dataset.n_classes} (use the same class options as in training)")
     if len(dataset) == 0:
         raise UsageError(f"{dataset.name}: no images to evaluate")
+    report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
     metrics = matrix.metrics(dataset.class_names)
+    if matrix.skipped:
+        print(f"skipped {len(matrix.skipped)} bad image(s): {matrix.skipped[0]}"
+              + (f" (and {len(matrix.skipped) - 1} more)" if len(matrix.skipped) > 1 else ""))
+        metrics["skipped"] = len(matrix.skipped)
     if dataset.n_classes == 2:
         binary = binary_metrics(matrix.matrix, positive=1, beta=args.beta)
         metrics.update(binary)

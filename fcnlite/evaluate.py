@@ -15,9 +15,11 @@ def predict_image(model, image):
 
 
 def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progress=True):
-    """Confusion matrix of model's predictions over dataset (void pixels excluded)."""
+    """Confusion matrix of model's predictions over dataset (void pixels excluded); its `skipped` lists
+    the samples a dataset with skip_bad could not load (one message each)."""
     from .train import fit_size
     matrix = ConfusionMatrix(dataset.n_classes)
+    matrix.skipped = []
     count = len(dataset) if not limit else min(limit, len(dataset))
     indices = range(count)
     if progress:
@@ -26,9 +28,10 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
     for index in indices:
         try:
             image, label = dataset.load(index)
-        except DataError:
+        except DataError as error:
             if not getattr(dataset, "skip_bad", False):
                 raise
+            matrix.skipped.append(str(error))
             continue
         image, label = fit_size(image, label, resize, max_side)
         matrix.update(label, predict_image(model, image))

@@ -262,9 +262,8 @@ class Trainer:
         self._remove_stale_temporary_files()
         self._truncate_log()   # a fresh start after a run killed before its first checkpoint: drop its lines
         first_step = self.samples_read
-        # a few extra reads ahead so that skipped samples can be replaced
-        count = (config.max_iter - self.iteration) * config.accumulate + 64
-        prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), count, depth=4)
+        # endless: with --skip-bad, how many reads the remaining steps need depends on how many are skipped
+        prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), None, depth=4)
         previous_handlers = self._install_signal_handlers()
         bar = None
         metrics = None
@@ -276,7 +275,7 @@ class Trainer:
             samples_iter = iter(prefetch)
             running = RunningAverage()
             started = self._session_started = time.perf_counter()
-            images_done = 0
+            images_done = skipped_in_a_row = 0
             if self._eval_pending:   # resumed after an evaluation that met bad data: do it now
                 metrics = self._evaluate_and_log()
             while self.iteration < config.max_iter:
@@ -285,10 +284,17 @@ class Trainer:
                     sample, label = next(samples_iter)
                     self.samples_read += 1
                     if sample is None:
+                        skipped_in_a_row += 1
+                        # a run of bad samples spans two epochs at most while one good sample is left
+                        if skipped_in_a_row >= 2 * len(self.train_set):
+                            name = getattr(self.train_set, "name", "the training set")
+                            raise TrainingStopped(f"every training sample of {name} was skipped as bad "
+                                                  f"(the first: {next(iter(self.skipped), label)})")
                         if label not in self.skipped:
                             self.log(f"skipped: {label}")
                         self.skipped[label] = self.skipped.get(label, 0) + 1
                         continue
+                    skipped_in_a_row = 0
                     samples.append((sample, label))
                 self.optimizer.lr = learning_rate(self.base_lr, config.lr_policy, self.iteration, config.max_iter)
                 loss = self._step(samples)
@@ -345,6 +351,10 @@ class Trainer:
             binary = binary_metrics(matrix.matrix)
             record.update({key: binary[key] for key in ("precision", "recall", "f1", "iou")})
         self._eval_pending = False
+        for message in matrix.skipped:   # --skip-bad: validation samples skipped, reported once each
+            if message not in self.skipped:
+                self.log(f"skipped: {message}")
+            self.skipped[message] = self.skipped.get(message, 0) + 1
         self._append_log(record)
         summary = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
         self.log(f"iteration {self.iteration}: {summary}")

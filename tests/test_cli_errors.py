@@ -448,3 +448,38 @@ def test_an_output_path_through_a_file_is_one_line_even_with_dots(tmp_path, caps
     status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"), "--out", ""],
                             capsys)
     assert status == 2 and stderr == "error: --out is empty: give a folder for the predictions\n"
+
+
+def test_seg11valid_without_sbd_is_one_line(tmp_path, capsys):
+    status, _, stderr = run(cli.main_train, ["--synthetic", "--val-split", "seg11valid", "--out", str(tmp_path / "r")],
+                            capsys)
+    assert status == 2
+    assert stderr == "error: split seg11valid is VOC val minus SBD train: it needs --sbd-root <SBD folder>\n"
+
+
+def test_samples_dropped_or_skipped_by_skip_bad_are_reported(tmp_path, capsys, weights):
+    from fcnlite.data.synthetic import make_synthetic_voc
+    from fcnlite.data.voc import find_voc_root
+    root = tmp_path / "voc"
+    make_synthetic_voc(str(root), n_train=4, n_val=3, size=(24, 30), seed=2)
+    voc = find_voc_root(str(root))
+    with open(os.path.join(voc, "ImageSets", "Segmentation", "train.txt")) as file:
+        first_train = file.readline().strip()
+    with open(os.path.join(voc, "ImageSets", "Segmentation", "val.txt")) as file:
+        first_val = file.readline().strip()
+    os.remove(os.path.join(voc, "JPEGImages", f"{first_train}.jpg"))                       # missing: dropped at listing
+    with open(os.path.join(voc, "JPEGImages", f"{first_val}.jpg"), "wb") as file:          # broken: skipped at load
+        file.write(b"not a picture")
+    status, stdout, stderr = run(cli.main_train, ["--data-root", str(root), "--skip-bad", *TINY, "--max-iter", "1",
+                                                  "--out", str(tmp_path / "run")], capsys)
+    assert status == 0, stderr
+    assert "skipped 1 listed sample(s) of " in stdout and f"{first_train}.jpg" in stdout
+    assert f"skipped: {os.path.join(voc, 'JPEGImages', first_val)}.jpg" in stdout
+    model = fcnlite.FCN8s(n_classes=21, width=1 / 16)
+    fcnlite.save_weights(model, tmp_path / "voc21.h5")
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), "--data-root", str(root),
+                                                     "--skip-bad", "--json", str(tmp_path / "m.json")], capsys)
+    assert status == 0, stderr
+    assert f"skipped 1 bad image(s): {os.path.join(voc, 'JPEGImages', first_val)}.jpg" in stdout
+    with open(tmp_path / "m.json") as file:
+        assert json.load(file)["skipped"] == 1

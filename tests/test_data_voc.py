@@ -369,3 +369,14 @@ def test_seg11valid_needs_the_sbd_folder(voc):
     root, _ = voc
     with pytest.raises(ValueError, match="sbd_root"):
         VOCSegmentation(root, "seg11valid")
+
+
+def test_sbd_with_skip_bad_drops_a_sample_whose_image_is_missing(tmp_path, scipy_io):
+    samples = {"2008_000002": (smooth_image(24, 30, 3), sbd_label(24, 30, 7)),
+               "2008_000003": (smooth_image(20, 22, 4), sbd_label(20, 22, 12))}
+    dataset_dir = make_sbd(tmp_path, samples, {"train": list(samples)}, scipy_io)
+    os.remove(os.path.join(dataset_dir, "img", "2008_000003.jpg"))
+    with pytest.raises(DataError, match="2008_000003.jpg"):
+        SBDSegmentation(tmp_path, "train")
+    dataset = SBDSegmentation(tmp_path, "train", skip_bad=True)
+    assert dataset.ids == ["2008_000002"] and len(dataset.skipped) == 1 and "2008_000003" in dataset.skipped[0]

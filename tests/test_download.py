@@ -109,6 +109,17 @@ def test_download_fetches_checks_and_unpacks_the_voc_layout(tmp_path, serve, voc
     assert len(log) == 1
 
 
+@pytest.mark.parametrize("inner", [("VOCdevkit",), ("VOCdevkit", "VOC2012")])
+def test_download_into_the_tree_itself_finds_the_data_there(tmp_path, serve, voc_tar, inner):
+    """The readers take VOCdevkit or VOC2012 itself as the root; so does --download, without fetching again."""
+    payload, md5 = voc_tar
+    url, server = serve(payload)
+    download_voc(tmp_path, url=url, md5=md5, progress=False)
+    root = tmp_path.joinpath(*inner)
+    assert download_voc(root, url=url, md5=md5, progress=False) == str(tmp_path / "VOCdevkit" / "VOC2012")
+    assert len(server.log) == 1 and not (root / "VOCdevkit").exists()
+
+
 def test_download_can_keep_the_archive(tmp_path, serve, voc_tar):
     payload, md5 = voc_tar
     url, _ = serve(payload)

@@ -315,3 +315,50 @@ def test_the_training_clock_stops_with_the_loop(voc_root, tmp_path):
         times = [json.loads(line)["time"] for line in file if '"loss"' in line]
     assert len(times) == 3 and times == sorted(times)
     assert after_run < times[2] < after_run + 0.9   # the third iteration's own time, not the second of idling
+
+
+class MostlyBad:
+    """An in-memory dataset of 10 small samples, all but `good` of them raising DataError, as --skip-bad sees them."""
+
+    name = "mostly bad"
+    n_classes, class_names, skip_bad = 3, ["a", "b", "c"], True
+
+    def __init__(self, good):
+        self.good = good
+
+    def __len__(self):
+        return 10
+
+    def load(self, index):
+        from fcnlite.data import DataError
+        if index not in self.good:
+            raise DataError(f"sample{index}.png", "cannot be decoded")
+        rng = numpy.random.default_rng(index)
+        return rng.integers(0, 255, (16, 16, 3), dtype=numpy.uint8), rng.integers(0, 3, (16, 16), dtype=numpy.uint8)
+
+
+def skipping_trainer(tmp_path, dataset, max_iter):
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    from fcnlite.train import Trainer, TrainConfig
+    model = build_model("fcn32s", n_classes=3, width=1 / 16)
+    config = TrainConfig(out=str(tmp_path), max_iter=max_iter, eval_every=0, checkpoint_every=0, progress=False)
+    messages = []
+    return Trainer(model, SGD(model, lr=0.0), dataset, None, config, log=messages.append), messages
+
+
+def test_skip_bad_goes_on_however_many_samples_it_skips(tmp_path):
+    # 8 of 10 bad: 20 steps read about 100 samples and skip 80, more than any fixed read-ahead would allow
+    trainer, messages = skipping_trainer(tmp_path, MostlyBad(good={3, 7}), max_iter=20)
+    trainer.run()
+    assert trainer.iteration == 20 and len(trainer.skipped) == 8
+    assert sum(trainer.skipped.values()) >= 70
+    assert sum(message.startswith("skipped: ") for message in messages) == 8   # each reported once
+
+
+def test_a_training_set_that_is_all_bad_stops_in_one_line(tmp_path):
+    from fcnlite.train import TrainingStopped
+    trainer, _ = skipping_trainer(tmp_path, MostlyBad(good=set()), max_iter=3)
+    with pytest.raises(TrainingStopped, match=r"every training sample of mostly bad was skipped as bad \(the first: "
+                                              r"sample\d\.png: cannot be decoded\)"):
+        trainer.run()

@@ -158,6 +158,9 @@ def datasets_from_args(args, need_train=True):
         return (train_set if need_train else None), val_set
 
     from .voc import VOCSegmentation, find_voc_root
+    split_names = (getattr(args, "split", None), getattr(args, "val_split", None))
+    if "seg11valid" in split_names and not args.sbd_root:
+        raise UsageError("split seg11valid is VOC val minus SBD train: it needs --sbd-root <SBD folder>")
     if args.synthetic:
         from .synthetic import ensure_synthetic_voc
         root = ensure_synthetic_voc(args.data_root or SYNTHETIC_VOC_ROOT)
@@ -177,7 +180,7 @@ def datasets_from_args(args, need_train=True):
     if args.sbd_root:
         from .sbd import SBDSegmentation
         if need_train:
-            train_set = SBDSegmentation(args.sbd_root, split=split)
+            train_set = SBDSegmentation(args.sbd_root, split=split, skip_bad=args.skip_bad)
         if val_split == "val":
             val_split = "seg11valid"
         val_set = VOCSegmentation(root, split=val_split, sbd_root=args.sbd_root, skip_bad=args.skip_bad)

@@ -9,14 +9,16 @@ main thread mostly waits for the device.)
         for sample in samples:
             train_on(sample)
 
-A daemon thread calls produce(0), produce(1), ... produce(count - 1) in that
-order and puts the results in a queue of at most `depth` items, so it runs
+A daemon thread calls produce(0), produce(1), ... produce(count - 1) (or on and on
+with count=None: the training loop, which cannot know how many samples --skip-bad
+will drop, stops asking when it is done) in that order and puts the results in a queue of at most `depth` items, so it runs
 ahead by `depth` samples and no further. The consumer receives them in the
 same order. If produce(k) raises, the consumer gets that same exception (with
 the worker's traceback) when it asks for item k. close() stops the thread; the
 `with` block calls it also when the consumer leaves early (break, an error,
 Ctrl-C).
 """
+import itertools
 import queue
 import threading
 
@@ -26,7 +28,7 @@ POLL_SECONDS = 0.1
 
 def _work(produce, count, results, stop):
     """The thread's loop. It holds no reference to the Prefetcher, so an abandoned one can be collected."""
-    for index in range(count):
+    for index in (range(count) if count is not None else itertools.count()):
         if stop.is_set():
             return
         try:
@@ -44,7 +46,8 @@ def _work(produce, count, results, stop):
 
 
 class Prefetcher:
-    """Iterate over produce(0) ... produce(count - 1), computed `depth` items ahead in a thread."""
+    """Iterate over produce(0) ... produce(count - 1) (endlessly with count=None), computed `depth`
+    items ahead in a thread."""
 
     def __init__(self, produce, count, depth=4):
         if depth < 1:
@@ -58,13 +61,15 @@ class Prefetcher:
         self._thread.start()
 
     def __len__(self):
+        if self.count is None:
+            raise TypeError("an endless Prefetcher (count=None) has no length")
         return self.count
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        if self.delivered >= self.count or self._stop.is_set():
+        if (self.count is not None and self.delivered >= self.count) or self._stop.is_set():
             raise StopIteration
         while True:
             try:
