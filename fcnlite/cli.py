@@ -366,7 +366,8 @@ def main_evaluate(argv=None):
     if matrix.skipped:
         print(f"skipped {len(matrix.skipped)} bad image(s): {matrix.skipped[0]}"
               + (f" (and {len(matrix.skipped) - 1} more)" if len(matrix.skipped) > 1 else ""))
-        metrics["skipped"] = len(matrix.skipped)
+    if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
+        metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)
     if dataset.n_classes == 2:
         binary = binary_metrics(matrix.matrix, positive=1, beta=args.beta)
         metrics.update(binary)

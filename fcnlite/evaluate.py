@@ -19,7 +19,6 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
     the samples a dataset with skip_bad could not load (one message each)."""
     from .train import fit_size
     matrix = ConfusionMatrix(dataset.n_classes)
-    matrix.skipped = []
     count = len(dataset) if not limit else min(limit, len(dataset))
     indices = range(count)
     if progress:

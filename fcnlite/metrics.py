@@ -56,6 +56,7 @@ class ConfusionMatrix:
         self.n_classes = n_classes
         self.ignore_index = ignore_index
         self.matrix = numpy.zeros((n_classes, n_classes), dtype=numpy.int64)
+        self.skipped = []   # samples an evaluation could not load (skip_bad), one message each
 
     def update(self, labels, predictions):
         """Add one image (or a batch) of labels and predictions; NumPy or CuPy arrays."""

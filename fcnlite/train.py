@@ -276,6 +276,7 @@ class Trainer:
             running = RunningAverage()
             started = self._session_started = time.perf_counter()
             images_done = skipped_in_a_row = 0
+            first_skipped = None
             if self._eval_pending:   # resumed after an evaluation that met bad data: do it now
                 metrics = self._evaluate_and_log()
             while self.iteration < config.max_iter:
@@ -289,7 +290,8 @@ class Trainer:
                         if skipped_in_a_row >= 2 * len(self.train_set):
                             name = getattr(self.train_set, "name", "the training set")
                             raise TrainingStopped(f"every training sample of {name} was skipped as bad "
-                                                  f"(the first: {next(iter(self.skipped), label)})")
+                                                  f"(the first: {first_skipped or label})")
+                        first_skipped = first_skipped or label
                         if label not in self.skipped:
                             self.log(f"skipped: {label}")
                         self.skipped[label] = self.skipped.get(label, 0) + 1

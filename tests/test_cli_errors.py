@@ -483,3 +483,12 @@ def test_samples_dropped_or_skipped_by_skip_bad_are_reported(tmp_path, capsys, w
     assert f"skipped 1 bad image(s): {os.path.join(voc, 'JPEGImages', first_val)}.jpg" in stdout
     with open(tmp_path / "m.json") as file:
         assert json.load(file)["skipped"] == 1
+
+
+def test_images_dropped_for_want_of_a_mask_are_reported(tmp_path, capsys, weights):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "masks" / "02.png").unlink()
+    status, stdout, stderr = run(cli.main_train, [*data, "--skip-bad", *TINY, "--max-iter", "1",
+                                                  "--out", str(tmp_path / "r")], capsys)
+    assert status == 0, stderr
+    assert "skipped 1 listed sample(s) of folder" in stdout and "02.png" in stdout

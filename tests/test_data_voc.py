@@ -380,3 +380,17 @@ def test_sbd_with_skip_bad_drops_a_sample_whose_image_is_missing(tmp_path, scipy
         SBDSegmentation(tmp_path, "train")
     dataset = SBDSegmentation(tmp_path, "train", skip_bad=True)
     assert dataset.ids == ["2008_000002"] and len(dataset.skipped) == 1 and "2008_000003" in dataset.skipped[0]
+
+
+def test_the_programs_pass_skip_bad_to_sbd(tmp_path, scipy_io):
+    from fcnlite.cli import resolve_options, train_parser
+    from fcnlite.data.options import datasets_from_args
+    from fcnlite.data.synthetic import make_synthetic_voc
+    make_synthetic_voc(str(tmp_path / "voc"), n_train=2, n_val=2, size=(20, 24), seed=4)
+    samples = {"2008_000002": (smooth_image(24, 30, 3), sbd_label(24, 30, 7)),
+               "2008_000003": (smooth_image(20, 22, 4), sbd_label(20, 22, 12))}
+    dataset_dir = make_sbd(tmp_path / "sbd", samples, {"train": list(samples)}, scipy_io)
+    os.remove(os.path.join(dataset_dir, "img", "2008_000003.jpg"))
+    arguments = ["--data-root", str(tmp_path / "voc"), "--sbd-root", str(tmp_path / "sbd"), "--skip-bad"]
+    train_set, _ = datasets_from_args(resolve_options(train_parser().parse_args(arguments)))
+    assert train_set.ids == ["2008_000002"] and len(train_set.skipped) == 1

@@ -172,10 +172,13 @@ def download_voc(root, url=VOC_URL, md5=VOC_MD5, progress=True, keep_archive=Fal
     keep_archive: keep the .tar after unpacking (default: delete it, it is 2 GB)
     """
     os.makedirs(root, exist_ok=True)
-    # root may be the folder holding VOCdevkit, or VOCdevkit or VOC2012 itself, as the readers accept
+    # root may be the folder holding VOCdevkit, or VOCdevkit or VOC2012 itself, as the readers accept:
+    # the first of those that exists is the one they read, so it is the one that must be complete
     for already in (os.path.join(root, "VOCdevkit", "VOC2012"), os.path.join(root, "VOC2012"), root):
-        if _voc_is_complete(already):
-            return os.fspath(already)
+        if os.path.isdir(os.path.join(already, "JPEGImages")):
+            if _voc_is_complete(already):
+                return os.fspath(already)
+            break
     voc_dir = os.path.join(root, "VOCdevkit", "VOC2012")
     name = os.path.basename(urllib.parse.urlparse(url).path) or "VOCtrainval.tar"
     archive = download_file(url, os.path.join(root, name), md5=md5, progress=progress, timeout=timeout)

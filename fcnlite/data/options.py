@@ -111,6 +111,8 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
               FolderSegmentation(images, masks, ids=val_ids, **common))
     for half in halves:   # the data line counts the folder's images, not the half's
         half.name = describe_folder(images, len(everything), half.n_classes)
+    # images --skip-bad dropped for want of a mask: reported once, with the half the program uses
+    halves[0 if training else 1].skipped = everything.skipped
     return halves
 
 
