@@ -59,6 +59,15 @@ def numerical_gradient(forward, x, dout, eps=1e-6, indices=None):
     return values.reshape(x.shape) if all_entries else values
 
 
+def host_pass(layer, x, dy):
+    """(y, dx, then each of the layer's gradients in add_param order) of one forward and backward after
+    zero_grad, as host copies: what a test compares between two ways of running the same layer."""
+    layer.zero_grad()
+    y = backend.to_numpy(layer.forward(x)).copy()
+    dx = backend.to_numpy(layer.backward(dy)).copy()
+    return (y, dx, *(backend.to_numpy(grad).copy() for grad in layer.grads.values()))
+
+
 def random_entries(shape, count, generator):
     """Up to `count` distinct random index tuples into an array of `shape`."""
     size = int(numpy.prod(shape))
