@@ -60,12 +60,16 @@ def check_output_folder(folder, option, what):
         raise UsageError(f"{option} {folder}: cannot write in {existing} (permission denied)")
 
 
+def report_skipped(messages, what):
+    """--skip-bad: one line for the samples skipped, naming the first (messages: one per sample)."""
+    if messages:
+        more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
+        print(f"skipped {len(messages)} {what}: {messages[0]}{more}")
+
+
 def report_dropped(dataset):
     """--skip-bad: say which listed samples a dataset dropped when it was read (files missing)."""
-    dropped = getattr(dataset, "skipped", None) or []
-    if dropped:
-        more = f" (and {len(dropped) - 1} more)" if len(dropped) > 1 else ""
-        print(f"skipped {len(dropped)} listed sample(s) of {dataset.name}: {dropped[0]}{more}")
+    report_skipped(getattr(dataset, "skipped", None) or [], f"listed sample(s) of {dataset.name}")
 
 
 def choose_device(name):
@@ -363,9 +367,7 @@ def main_evaluate(argv=None):
     report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
     metrics = matrix.metrics(dataset.class_names)
-    if matrix.skipped:
-        print(f"skipped {len(matrix.skipped)} bad image(s): {matrix.skipped[0]}"
-              + (f" (and {len(matrix.skipped) - 1} more)" if len(matrix.skipped) > 1 else ""))
+    report_skipped(matrix.skipped, "bad image(s)")
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)
     if dataset.n_classes == 2:
