@@ -3,7 +3,7 @@ import numpy
 import pytest
 
 from fcnlite import backend, rng
-from fcnlite.layers import Conv2d, ConvTranspose2d, Crop, Dropout, ReLU, Scale, Sum
+from fcnlite.layers import Conv2d, ConvTranspose2d, Crop, Dropout, MaxPool2d, ReLU, Scale, SoftmaxCrossEntropy, Sum
 from gradcheck import backends_agree, layer_gradient_errors
 
 
@@ -229,6 +229,22 @@ def test_backward_before_any_forward_says_why_it_cannot_run(name):
     layer = fcnlite.FCN8s(n_classes=3, width=1 / 16).layers[name]
     with pytest.raises(RuntimeError, match="its forward kept nothing for backward \\(it has not run"):
         layer.backward(numpy.ones((1, 4, 8, 8), numpy.float32))
+
+
+@pytest.mark.parametrize("make", [lambda: Dropout(0.5), lambda: Crop(1), lambda: SoftmaxCrossEntropy(),
+                                  lambda: MaxPool2d()], ids=["dropout", "crop", "loss", "pool"])
+def test_the_other_layers_backward_before_any_forward_says_why_it_cannot_run(make):
+    layer = make()
+    with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}\.backward: its forward kept nothing"):
+        layer.backward() if isinstance(layer, SoftmaxCrossEntropy) else layer.backward(numpy.ones((1, 4, 8, 8), numpy.float32))
+
+
+def test_dropout_in_eval_mode_passes_the_gradient_through_unchanged():
+    layer = Dropout(0.5).eval()
+    x = numpy.ones((1, 2, 3, 3), numpy.float32)
+    assert layer.forward(x) is x
+    dy = numpy.arange(18, dtype=numpy.float32).reshape(x.shape)
+    assert layer.backward(dy) is dy
 
 
 @pytest.mark.parametrize("layer", [Conv2d(4, 8, 3), ConvTranspose2d(4, 8, 4, stride=2)])

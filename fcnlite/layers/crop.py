@@ -16,6 +16,7 @@ class Crop(Layer):
     def __init__(self, offset, **kwargs):
         super().__init__(**kwargs)
         self.offset = offset
+        self._input_shape = None   # x's shape, kept for backward
 
     def forward(self, x, reference):
         h, w = (reference.shape if hasattr(reference, "shape") else reference)[2:]
@@ -26,7 +27,7 @@ class Crop(Layer):
         return x[:, :, o:o + h, o:o + w]
 
     def backward(self, dy):
-        dx = array_module(dy).zeros(self._input_shape, dtype=dy.dtype)
+        dx = array_module(dy).zeros(self.kept(self._input_shape), dtype=dy.dtype)
         h, w = dy.shape[2:]
         o = self.offset
         dx[:, :, o:o + h, o:o + w] = dy

@@ -14,6 +14,8 @@ from .. import rng
 from ..backend import array_module
 from .base import Layer
 
+UNMASKED = "unmasked"   # what forward keeps in eval mode (or p = 0): y = x, so dx = dy
+
 
 class Dropout(Layer):
     def __init__(self, p=0.5, dtype=numpy.float32):
@@ -21,10 +23,11 @@ class Dropout(Layer):
         if not 0 <= p < 1:
             raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
         self.p = p
+        self._mask = None   # forward's m (or UNMASKED), kept for backward
 
     def forward(self, x):
         if not self.training or self.p == 0:
-            self._mask = None
+            self._mask = UNMASKED
             return x
         xp = array_module(x)
         keep = rng.uniform(xp, x.shape, x.dtype) >= self.p
@@ -32,4 +35,5 @@ class Dropout(Layer):
         return x * self._mask
 
     def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
+        mask = self.kept(self._mask)
+        return dy if mask is UNMASKED else dy * mask

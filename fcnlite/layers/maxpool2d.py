@@ -28,7 +28,8 @@ class MaxPool2d(Layer):
     def __init__(self, kernel_size=2, stride=2, ceil_mode=True, dtype=numpy.float32):
         super().__init__(dtype)
         self.kernel, self.stride, self.ceil_mode = kernel_size, stride, ceil_mode
-        self._argmax = None   # forward's winning offsets, kept for backward
+        self._argmax = None        # forward's winning offsets, kept for backward
+        self._input_shape = None   # and x's shape
 
     def output_shape(self, input_shape):
         n, c, h, w = input_shape

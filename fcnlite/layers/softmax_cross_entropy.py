@@ -30,6 +30,7 @@ class SoftmaxCrossEntropy(Layer):
         super().__init__(dtype)
         self.ignore_index = ignore_index
         self.normalize = normalize
+        self._probs = None   # softmax(scores), kept for backward with the labels, their mask and 1/Z
 
     def forward(self, scores, labels):
         xp = array_module(scores)
@@ -73,7 +74,7 @@ class SoftmaxCrossEntropy(Layer):
         return count
 
     def backward(self, dloss=1.0):
-        xp = array_module(self._probs)
+        xp = array_module(self.kept(self._probs))
         n_classes = self._probs.shape[1]
         onehot = xp.arange(n_classes).reshape(1, -1, 1, 1) == self._safe_labels[:, None]
         dscores = self._probs - onehot
