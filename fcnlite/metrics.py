@@ -132,8 +132,9 @@ def binary_metrics(matrix, positive=1, beta=1.0):
     tp = matrix[p, p], fp = column p minus tp, fn = row p minus tp. With more
     than two classes, the other classes together are "the rest".
     F-beta = (1 + beta^2) P R / (beta^2 P + R): beta > 1 weighs recall more. It is computed
-    from the counts, (1 + beta^2) tp / ((1 + beta^2) tp + beta^2 fn + fp), the same where P and
-    R exist and defined, as F1, wherever a pixel of the class was predicted or labelled.
+    from the counts, (1 + beta^2) tp / ((1 + beta^2) tp + beta^2 fn + fp): that equals the P/R
+    formula wherever P and R exist, and, like F1, it is defined whenever tp + fp + fn > 0
+    (a pixel of the class was predicted or labelled; 0 when tp = 0).
     Values are floats, None where undefined (0/0).
     """
     matrix = numpy.asarray(matrix, dtype=numpy.float64)

@@ -4,6 +4,8 @@
     v  = momentum * v - lr * lr_mult * g
     w += v
 
+(Caffe's solver keeps h = -v in its history and applies w -= h: the same steps, the
+history's sign flipped.)
 lr_mult / decay_mult come from the model (weights x1 with decay, biases x2
 without, frozen upsampling x0), as in the reference FCN nets. The optimizer
 packs the model's parameters (Model.pack_parameters): the parameters of one

@@ -10,7 +10,7 @@ from gradcheck import backends_agree, host_pass, layer_gradient_errors, torch_ag
 
 # (input shape (N, C, H, W), out channels, kernel, stride, padding)
 CASES = [
-    ((1, 2, 5, 6), 3, 3, 2, 1),      # the docstring's example: odd sizes, stride 2
+    ((1, 2, 5, 6), 3, 3, 2, 1),      # odd sizes, stride 2
     ((2, 3, 7, 5), 2, 3, 1, 0),      # batch of two, non-square, unpadded
     ((1, 2, 8, 7), 3, 3, 3, 2),      # stride 3, padding 2
     ((1, 2, 6, 7), 2, 3, 2, 2),

@@ -5,6 +5,10 @@
     params / grads               dicts with the same keys ("W", "b") and shapes
     zero_grad()                  set every gradient to 0
     train() / eval()             for layers that differ between the two (dropout)
+
+Sum and Crop take a second input (Sum.backward returns one gradient per input); the loss
+is forward(scores, labels) -> scalar, backward(dloss=1) -> dscores. What forward keeps for
+backward starts as None, and backward reads it through kept(), which says so when it is missing.
 """
 import contextlib
 

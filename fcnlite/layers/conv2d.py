@@ -6,11 +6,12 @@
 
     y[n, o, oy, ox] = b[o] + sum_{c,i,j} W[o, c, i, j] * xpad[n, c, oy*s + i, ox*s + j]
 
-With cols = im2col(xpad[n]) of shape (C*kh*kw, H'*W') and Wm = W.reshape(O, C*kh*kw):
+With cols[n] = im2col(xpad[n]) of shape (C*kh*kw, H'*W'), Wm = W.reshape(O, C*kh*kw)
+and dy[n] seen as (O, H'*W'):
 
-    forward     y[n]  = Wm @ cols + b
-    backward    dW   += sum_n dy[n] @ cols.T           (O, C*kh*kw)
-                db   += sum_{n, oy, ox} dy[n]
+    forward     y[n]  = Wm @ cols[n] + b
+    backward    dW   += sum_n dy[n] @ cols[n].T        (O, C*kh*kw)
+                db   += sum_{n, oy, ox} dy[n, :, oy, ox]
                 dx[n] = col2im(Wm.T @ dy[n])           (the transposed convolution of dy)
 
 xpad (x with p zeros on each side) is never made: im2col writes the zeros that

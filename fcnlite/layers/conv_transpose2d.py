@@ -6,14 +6,18 @@
 
 Every input pixel x[n, c, iy, ix] stamps the kernel W[c] scaled by its value
 onto the output window that starts at (iy*s, ix*s); overlapping stamps add.
-With Wm = W.reshape(Cin, Cout*k*k), this is Conv2d's backward to its input:
+With Wm = W.reshape(Cin, Cout*k*k), that is Conv2d's backward to its input. These
+are the definitions; the code reaches the same numbers another way (below):
 
-    forward     y[n]  = col2im(Wm.T @ x[n])
-    backward    dx[n] = Wm @ im2col(dy[n])         (Conv2d's forward, with the same W)
+    forward     y[n]  = col2im(Wm.T @ x[n])  (+ b[o] on channel o, when the layer has a bias)
+    backward    dx[n] = Wm @ im2col(dy[n])         (as a formula, Conv2d's forward with the same W)
                 dW   += sum_n x[n] @ im2col(dy[n]).T
+                db   += sum_{n, y, x} dy[n, o, y, x]
 
-So <conv(z), x> == <z, conv_transpose(x)> for the same weights: the test suite
-checks exactly this identity.
+So <conv(z), x> == <z, conv_transpose(x)> for the same weights, where conv has stride
+s, no padding, and z is (H-1)*s + k high and (W-1)*s + k wide: the test suite checks
+exactly this identity (tests/test_conv2d.py, which also covers sizes conv does not
+read to the end).
 
 How it is computed: as a convolution. Output pixel (s*I + a, s*J + b), the phase
 (a, b) of block (I, J), receives x[:, I - q, J - r] through the kernel tap
@@ -89,7 +93,7 @@ class ConvTranspose2d(Layer):
         n, _, h, w = input_shape
         return (n, self.out_channels, (h - 1) * self.stride + self.kernel, (w - 1) * self.stride + self.kernel)
 
-    def _taps(self):
+    def _taps_per_phase(self):
         """m: the kernel taps, per axis, that reach one output phase."""
         return -(-self.kernel // self.stride)
 
@@ -97,7 +101,7 @@ class ConvTranspose2d(Layer):
         """V (Cout*s*s, Cin*m*m), the weights of the phases' convolution (module docstring)."""
         weights = self.params["W"]
         xp = array_module(weights)
-        k, s, m = self.kernel, self.stride, self._taps()
+        k, s, m = self.kernel, self.stride, self._taps_per_phase()
         if m * s > k:   # taps past the kernel's end reach no phase: zeros
             padded = xp.zeros((self.in_channels, self.out_channels, m * s, m * s), dtype=weights.dtype)
             padded[:, :, :k, :k] = weights
@@ -108,7 +112,7 @@ class ConvTranspose2d(Layer):
 
     def _add_phase_weight_grad(self, grad_phase_weights):
         """dW += the gradient of V (Cout*s*s, Cin*m*m), put back in W's layout (the inverse of _phase_weights)."""
-        k, s, m = self.kernel, self.stride, self._taps()
+        k, s, m = self.kernel, self.stride, self._taps_per_phase()
         taps = grad_phase_weights.reshape(self.out_channels, s, s, self.in_channels, m, m).transpose(3, 0, 4, 1, 5, 2)
         grad = taps[:, :, ::-1, :, ::-1, :].reshape(self.in_channels, self.out_channels, m * s, m * s)
         self.grads["W"] += grad[:, :, :k, :k]
@@ -117,7 +121,7 @@ class ConvTranspose2d(Layer):
         self.check_channels(x, self.in_channels)
         xp = array_module(x)
         n, _, h, w = x.shape
-        s, m, out_c = self.stride, self._taps(), self.out_channels
+        s, m, out_c = self.stride, self._taps_per_phase(), self.out_channels
         self._x = x if grad_enabled() else None
         phases = convolve(x, self._phase_weights(), m, m, 1, m - 1)
         grid_h, grid_w = h + m - 1, w + m - 1
@@ -135,11 +139,12 @@ class ConvTranspose2d(Layer):
         xp = array_module(dy)
         x = self.kept(self._x)
         n, _, h, w = x.shape
-        s, m, out_c = self.stride, self._taps(), self.out_channels
+        s, m, out_c = self.stride, self._taps_per_phase(), self.out_channels
         if "b" in self.params:
             self.grads["b"] += dy.sum(axis=(0, 2, 3))
         grid_h, grid_w = h + m - 1, w + m - 1
         if dy.shape[2:] != (grid_h * s, grid_w * s):
+            # forward cut the grid's last rows and columns (s does not divide k): they get zero gradient
             whole = xp.zeros((n, out_c, grid_h * s, grid_w * s), dtype=dy.dtype)
             whole[:, :, :dy.shape[2], :dy.shape[3]] = dy
             dy = whole

@@ -4,7 +4,7 @@ The NumPy versions (im2col.py, maxpool2d.py) loop over the kh*kw kernel offsets
 with strided slices: on a GPU each slice is a kernel launch (9 per band for a 3x3
 layer, 49 for fc6's 7x7; with TF32 on, the host's launches already set the step's
 pace: BENCHMARKS.md). These kernels do one
-launch per call, a thread per output element (im2col: per output pixel), and
+launch per call, a thread per output element (im2col: per channel and output pixel), and
 read the same layouts, so the NumPy code stays the readable reference;
 tests/test_cuda_kernels.py checks that both agree (on a machine with a GPU).
 

@@ -7,7 +7,8 @@ columns of a matrix
 
     cols[(c, i, j), (oy, ox)] = xpad[c, oy*s + i, ox*s + j]   shape (C*kh*kw, out_h*out_w)
 
-so that a convolution is one matrix product W.reshape(out, C*kh*kw) @ cols.
+so that a convolution with O output channels is one matrix product
+W.reshape(O, C*kh*kw) @ cols.
 col2im is its adjoint: it adds every column back onto the pixels it was read
 from (pixels under several windows receive the sum).
 
@@ -53,7 +54,10 @@ def inside(offset, stride, padding, size, first, count):
 
 def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0):
     """Patch matrix (C*kh*kw, rows*out_w) of output rows row0..row0+rows of one image x (C, H, W)
-    padded by `padding` zeros on each side."""
+    padded by `padding` zeros on each side.
+
+    out: None (a new array), or a flat scratch buffer of at least C*kh*kw*rows*out_w entries
+    (the shared `workspace`): the result is then a view of it, valid until the buffer's next use."""
     xp = array_module(x)
     channels, height, width = x.shape
     if out is None:

@@ -2,6 +2,9 @@
 
     x    (N, C, H, W)
     y    (N, C, H', W'),  H' = ceil((H - k) / s) + 1   (ceil_mode=True; floor with ceil_mode=False)
+                          less 1 where that last window would start at or past H, which only a
+                          stride larger than the kernel can do (PyTorch drops that window too;
+                          unpadded Caffe keeps it, all -inf): im2col.conv_output_size
 
     y[n, c, oy, ox] = max over the k x k window starting at (oy*s, ox*s)
 

@@ -7,7 +7,8 @@
     Z = number of counted pixels   (normalize=True)
       = 1                          (normalize=False: the sum, as the reference's Caffe loss)
 
-    backward   dscores = (softmax(scores) - onehot(labels)) / Z   at counted pixels, 0 at ignored ones
+    backward   dscores = dloss * (softmax(scores) - onehot(labels)) / Z   at counted pixels, 0 at ignored ones
+               (dloss = 1 unless the loss is itself scaled)
 
 Stable for large scores: softmax is computed after subtracting each pixel's
 maximum score. A batch with no counted pixel has loss 0 and gradient 0.
@@ -45,6 +46,8 @@ class SoftmaxCrossEntropy(Layer):
         count = self._count_checked(labels, n_classes)
         labels = xp.asarray(labels)
         counted = labels != self.ignore_index
+        # void pixels read class 0 (any class would do: take_along_axis needs an index); counted
+        # masks them out of the loss and the gradient
         safe_labels = xp.where(counted, labels, 0)
 
         shifted = scores - scores.max(axis=1, keepdims=True)

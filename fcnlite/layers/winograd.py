@@ -14,7 +14,7 @@ The 16 entries (a, b) of the 4x4 transforms do not mix, so over all tiles t and 
     U[a, b] = (G W[o, c] G^T)[a, b]     (16, O, C)    the kernel, transformed once per call
     V[a, b] = (B^T d[c, t] B)[a, b]     (16, C, T)    every input tile
     M[a, b] = U[a, b] @ V[a, b]         (16, O, T)    16 matrix products
-    y[:, tile t] = A^T M[:, :, t] A     (O, 2, 2)
+    y[o, tile t] = A^T M[:, :, o, t] A  (2, 2)        for each o and t
 
 (Shapes in the formulas' index order. In memory V is (C, 16, T), the order in which im2col lays
 out the tiles, and the products read it transposed; weight_grad3x3's dM is (O, 16, T).)
@@ -121,7 +121,8 @@ def weight_grad3x3(x, dy, padding):
     convolve3x3 run backwards (its adjoint), the 16 products now summing over the tiles:
 
         dM[a, b] = (A dy_tile A^T)[a, b]       (16, O, T)   dy's 2x2 tiles, zero past the output's edge
-        dU[a, b] = sum_t dM[a, b] V[a, b].T     (16, O, C)
+        dU[a, b] = dM[a, b] @ V[a, b].T         (16, O, C)   the product sums over the tiles; summed
+                                                            over the images and bands too
         dW[o, c] = G^T dU[:, :, o, c] G         (O, C, 3, 3)
     """
     channels = x.shape[1]

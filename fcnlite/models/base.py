@@ -180,12 +180,12 @@ def _check_same_kind(name, value, first_member):
                          f"a model's parameters share one dtype and device")
 
 
-def _move_into_flat(arrays, places, size):
-    """A flat array of `size` zeros; each array_dict[key] of `arrays` is copied into it at its place and
-    replaced by that view."""
-    first_dict, first_key = arrays[0]
+def _move_into_flat(slots, places, size):
+    """A flat array of `size` zeros. slots: [(dict, key)], where each array lives; each array is
+    copied into the flat array at its place, and replaced in its dict by that view."""
+    first_dict, first_key = slots[0]
     flat = backend.array_module(first_dict[first_key]).zeros(size, dtype=first_dict[first_key].dtype)
-    for (array_dict, key), offset in zip(arrays, places):
+    for (array_dict, key), offset in zip(slots, places):
         array = array_dict[key]
         view = flat[offset: offset + array.size].reshape(array.shape)
         view[...] = array

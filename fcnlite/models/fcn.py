@@ -28,6 +28,8 @@ class _FCN(VGG16):
     """Shared by the three heads: the VGG16 encoder plus helpers to build score / upscore layers."""
 
     def __init__(self, n_classes=21, width=1.0, learnable_upsampling=False, dtype=numpy.float32):
+        # VGG16 without its fc8 classifier; from here on n_classes counts the score layers' classes
+        # (the heads' forward replaces VGG16's, which would run fc8 when n_classes is set)
         super().__init__(width=width, conv1_padding=100, n_classes=None, dtype=dtype)
         self.n_classes = n_classes
         self.learnable_upsampling = learnable_upsampling
