@@ -33,6 +33,7 @@ Modes can follow each other: bands 256 512 overhead
 """
 import os
 import sys
+import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
@@ -318,14 +319,25 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     modes = {"ceilings": ceilings, "overhead": overhead, "profile": profile, "calls": calls, "waits": waits,
              "labels": labels, "upsampling": upsampling, "packing": packing, "queued": queued}
+    runs = []   # all parsed first: a misspelt mode stops the call before any GPU time is spent
     while arguments:
         mode = arguments.pop(0)
-        if mode in modes:
-            modes[mode]()
-        elif mode == "bands":
+        if mode == "bands":
             sizes = []
             while arguments and arguments[0].isdigit():
                 sizes.append(arguments.pop(0))
-            bands(sizes)
+            runs.append((mode, lambda sizes=sizes: bands(sizes)))
+        elif mode in modes:
+            runs.append((mode, modes[mode]))
         else:
-            sys.exit(__doc__)
+            sys.exit(f"unknown mode {mode!r}\n{__doc__}")
+    failed = []
+    for mode, run in runs:
+        try:   # the GPU's time is dear: a mode that fails must not cost the ones after it
+            run()
+        except Exception:
+            traceback.print_exc()
+            print(f"{mode}: failed", flush=True)
+            failed.append(mode)
+    if failed:
+        sys.exit(f"failed: {' '.join(failed)}")

@@ -128,4 +128,7 @@ def test_maxpool_matches_torch(shape, kernel, stride, ceil_mode):
 @pytest.mark.parametrize("shape, kernel, stride, ceil_mode", CASES, ids=CASE_IDS)
 def test_maxpool_cupy_agrees_with_numpy(cupy_only, dtype, shape, kernel, stride, ceil_mode):
     x = distinct_values(shape, numpy.random.default_rng(1), scale=float(numpy.prod(shape))).astype(dtype)
-    backends_agree(lambda: MaxPool2d(kernel, stride, ceil_mode=ceil_mode, dtype=dtype), [x], rtol=0, atol=0)
+    # exact, but where windows overlap: there the GPU's atomicAdds sum a pixel's gradients in the
+    # hardware's order, which may round differently from NumPy's (1 ulp)
+    rtol = 0 if stride >= kernel else 4 * numpy.finfo(dtype).eps
+    backends_agree(lambda: MaxPool2d(kernel, stride, ceil_mode=ceil_mode, dtype=dtype), [x], rtol=rtol, atol=0)
