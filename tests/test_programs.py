@@ -74,6 +74,21 @@ def test_predict_writes_a_palette_label_map_and_an_overlay_for_images_of_any_siz
         assert overlay.width > width and overlay.height >= height   # photo plus legend
 
 
+def test_predict_turns_a_photo_as_its_exif_orientation_says_and_labels_it_as_shown(trained):
+    folder, weights = trained
+    stored = numpy.random.default_rng(2).integers(0, 255, (17, 40, 3), dtype=numpy.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6   # a phone's portrait photo: stored sideways, to be turned 90 degrees clockwise
+    Image.fromarray(stored).save(folder / "portrait.png", exif=exif.tobytes())
+    out = folder / "pred-portrait"
+    result = run("predict.py", ["--weights", weights, str(folder / "portrait.png"), "--out", str(out),
+                                "--device", "cpu"], folder)
+    assert result.returncode == 0, result.stderr
+    labels = numpy.asarray(Image.open(out / "portrait_labels.png"))
+    upright = numpy.ascontiguousarray(numpy.rot90(stored, k=-1))   # 40 rows, 17 columns
+    numpy.testing.assert_array_equal(labels, predict_image(fcnlite.model_from_file(weights), upright))
+
+
 def test_predict_names_an_unreadable_image_in_one_line(trained):
     folder, weights = trained
     (folder / "broken.jpg").write_bytes(b"no picture here")

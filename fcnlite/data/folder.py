@@ -51,7 +51,7 @@ import numpy
 from .classes import IGNORE_INDEX as IGNORE
 from .classmap import parse_class_map
 from .errors import DataError
-from .images import check_label_values, open_image, read_image, read_split
+from .images import check_label_values, open_image, read_image, read_split, turned_note
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_FORMATS = ("index", "channel", "color")
@@ -146,7 +146,8 @@ def split_by_fraction(ids, val_fraction=0.1, seed=0):
 # ---- reading one image / one mask -----------------------------------------------------------------
 
 def _open_mask(path):
-    return open_image(path, "mask file is missing", "cannot read the mask")
+    # upright, as the images: a mask with an EXIF orientation is read as a viewer shows it too
+    return open_image(path, "mask file is missing", "cannot read the mask", upright=True)
 
 
 def read_index_mask(path):
@@ -347,8 +348,10 @@ class FolderSegmentation:
         label = self._read_raw_mask(index)
         mask_path = self.label_path(index)
         if label.shape != image.shape[:2]:
+            image_path = self.image_path(index)
             raise DataError(mask_path, f"mask is {label.shape[0]}x{label.shape[1]} (HxW) but its image "
-                                       f"{self.image_path(index)} is {image.shape[0]}x{image.shape[1]}")
+                                       f"{image_path} is {image.shape[0]}x{image.shape[1]}"
+                                       f"{turned_note(image_path, label.shape)}")
         if self.class_map is not None:
             try:
                 label = self.class_map.apply(label)

@@ -4,9 +4,10 @@ Each reader raises DataError, "<file>: <what is wrong>", for a missing or
 undecodable file, so a dataset's load(i) needs no error handling of its own.
 """
 import os
+import warnings
 
 import numpy
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import first_line
 from .classes import IGNORE_INDEX
@@ -32,8 +33,25 @@ def read_split(path):
     return ids
 
 
-def open_image(path, missing, undecodable):
+EXIF_ORIENTATION = 0x0112   # the tag a camera writes instead of turning the pixels (1: as stored)
+
+
+def exif_orientation(picture):
+    """The picture's EXIF orientation, 1 to 8; 1 where it has none, or an EXIF block Pillow cannot parse."""
+    try:
+        with warnings.catch_warnings():   # Pillow warns of a damaged block, then reads what it can
+            warnings.simplefilter("ignore")
+            orientation = picture.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:   # a damaged EXIF block is no reason to refuse the pixels: take them as stored
+        return 1
+    return orientation if orientation in range(1, 9) else 1
+
+
+def open_image(path, missing, undecodable, upright=False):
     """A PIL image, already decoded (so a truncated file fails here, not later), or DataError.
+
+    upright: turn it as its EXIF orientation says (a phone's portrait photo is stored sideways with
+    a tag), so that its pixels are those a viewer or an annotation tool shows.
 
     missing:     the problem to report when the file does not exist ("image file is missing")
     undecodable: the problem to report when Pillow cannot decode it; Pillow's reason follows in brackets
@@ -42,6 +60,10 @@ def open_image(path, missing, undecodable):
     try:
         picture = Image.open(path)
         picture.load()
+        if upright and exif_orientation(picture) != 1:
+            turned = ImageOps.exif_transpose(picture)
+            picture.close()
+            picture = turned
         return picture
     except FileNotFoundError:
         raise DataError(path, missing) from None
@@ -51,13 +73,15 @@ def open_image(path, missing, undecodable):
         raise DataError(path, f"{undecodable} ({first_line(error)})") from None
 
 
-def read_image(path, undecodable="cannot be decoded as an image"):
+def read_image(path, undecodable="cannot be decoded as an image", upright=True):
     """An image file as uint8 RGB (H, W, 3); grey (8- or 16-bit) and CMYK files are converted.
 
     undecodable: the words of the error for a file Pillow cannot decode (the folder
     datasets say "cannot read the image", VOC and SBD the default).
+    upright: as a viewer shows it, turned by its EXIF orientation (open_image); VOC and SBD
+    read the pixels as stored (upright=False), those their labels were drawn on.
     """
-    with open_image(path, "image file is missing", undecodable) as picture:
+    with open_image(path, "image file is missing", undecodable, upright) as picture:
         if picture.mode in ("I", "I;16", "I;16B", "F"):
             # 16-bit or float grey: convert("RGB") would clip at 255, so a 16-bit range is rescaled
             values = numpy.asarray(picture, dtype=numpy.float64)
@@ -66,6 +90,20 @@ def read_image(path, undecodable="cannot be decoded as an image"):
             grey = numpy.clip(values, 0, 255).astype(numpy.uint8)
             return numpy.repeat(grey[:, :, None], 3, axis=2)
         return numpy.asarray(picture.convert("RGB"), dtype=numpy.uint8)
+
+
+def turned_note(path, shape):
+    """Where an EXIF orientation explains why an image read upright is not `shape` (H, W) but its
+    stored pixels are: a note saying so for a size-mismatch error; otherwise ''."""
+    try:
+        with Image.open(path) as picture:
+            orientation, (width, height) = exif_orientation(picture), picture.size
+    except DECODE_ERRORS:
+        return ""
+    if orientation == 1 or (height, width) != tuple(shape):
+        return ""
+    return (f" as shown; its EXIF orientation ({orientation}) turns the stored {height}x{width} pixels, "
+            f"which the mask matches: save the image turned (or without the tag)")
 
 
 def check_label_values(label, n_classes, path, count_pixels=False):

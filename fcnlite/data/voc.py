@@ -100,7 +100,7 @@ class ListedDataset:
     def load(self, index):
         """(image, label): uint8 RGB (H, W, 3) and uint8 (H, W) class indices, 255 = void."""
         image_path, label_path = self.image_path(index), self.label_path(index)
-        image = read_image(image_path)
+        image = read_image(image_path, upright=False)
         label = self._read_label(label_path)
         check_label(label, self.n_classes, label_path, image.shape, image_path)
         return image, label.astype(numpy.uint8, copy=False)
