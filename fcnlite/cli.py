@@ -386,7 +386,7 @@ def main_evaluate(argv=None):
 def predict_parser():
     parser = argparse.ArgumentParser(prog="predict.py", description="Segment your own images with saved FCN weights.")
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
-    parser.add_argument("images", nargs="+", help="image files (any size)")
+    parser.add_argument("images", nargs="+", help="image files (any size), or folders of them (.png, .jpg, .jpeg, .bmp)")
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
@@ -398,6 +398,21 @@ def predict_parser():
 
 # predict.py's note on memory: a 2000x1500 photo took 3.7 GB through a width-1 FCN-8s on the CPU
 BIG_IMAGE_SIDE = 2000
+
+
+def image_paths(arguments):
+    """predict.py's image arguments with each folder replaced by its image files, in name order."""
+    from .data.folder import IMAGE_EXTENSIONS, image_files
+    paths = []
+    for argument in arguments:
+        if not os.path.isdir(argument):
+            paths.append(argument)
+            continue
+        names = image_files(argument)
+        if not names:
+            raise DataError(argument, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+        paths.extend(os.path.join(argument, name) for name in names)
+    return paths
 
 
 def output_stems(paths):
@@ -425,6 +440,7 @@ def main_predict(argv=None):
 
     args = predict_parser().parse_args(argv)
     check_output_folder(args.out, "--out", "the predictions")
+    paths = image_paths(args.images)
     choose_device(args.device)
     model = model_from_file(args.weights)
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
@@ -432,7 +448,7 @@ def main_predict(argv=None):
     os.makedirs(args.out, exist_ok=True)
     from PIL import Image
     import numpy
-    for path, stem in zip(args.images, output_stems(args.images)):
+    for path, stem in zip(paths, output_stems(paths)):
         image = read_image(path)
         height, width = image.shape[:2]
         if max(height, width) > BIG_IMAGE_SIDE and not args.max_side:

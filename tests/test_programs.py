@@ -89,6 +89,27 @@ def test_predict_turns_a_photo_as_its_exif_orientation_says_and_labels_it_as_sho
     numpy.testing.assert_array_equal(labels, predict_image(fcnlite.model_from_file(weights), upright))
 
 
+def test_predict_given_a_folder_segments_each_image_in_it(trained):
+    folder, weights = trained
+    photos = folder / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name, seed in (("b.PNG", 3), ("a.jpg", 4), ("sub/c.png", 5)):
+        Image.fromarray(numpy.random.default_rng(seed).integers(0, 255, (12, 15, 3), dtype=numpy.uint8)).save(photos / name)
+    (photos / "notes.txt").write_text("not an image")
+    (photos / ".hidden.png").write_bytes(b"")
+    out = folder / "pred-folder"
+    result = run("predict.py", ["--weights", weights, str(photos), "--out", str(out), "--device", "cpu"], folder)
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[0] for line in result.stdout.splitlines() if "->" in line] == \
+        [str(photos / "a.jpg"), str(photos / "b.PNG")]   # name order; not the subfolder's, nor other files
+    assert sorted(path.name for path in out.iterdir()) == ["a_labels.png", "a_overlay.png", "b_labels.png",
+                                                            "b_overlay.png"]
+    (folder / "no-photos").mkdir()
+    result = run("predict.py", ["--weights", weights, str(folder / "no-photos"), "--device", "cpu"], folder)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {folder / 'no-photos'}: no image files (.png, .jpg, .jpeg, .bmp) in this folder"
+
+
 def test_predict_names_an_unreadable_image_in_one_line(trained):
     folder, weights = trained
     (folder / "broken.jpg").write_bytes(b"no picture here")

@@ -201,17 +201,20 @@ def read_color_mask(path, color_table):
 
 # ---- the dataset ----------------------------------------------------------------------------------
 
+def image_files(folder):
+    """The names of the image files in `folder` (IMAGE_EXTENSIONS in any case, no hidden files), sorted."""
+    return [name for name in sorted(os.listdir(folder))
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+            and os.path.isfile(os.path.join(folder, name))]
+
+
 def _list_images(folder, role):
     """{stem: file name} of the image files in `folder`; DataError for a missing folder or a clash."""
     if not os.path.isdir(folder):
         raise DataError(folder, f"{role} folder does not exist")
     found = {}
-    for name in sorted(os.listdir(folder)):
+    for name in image_files(folder):
         stem, extension = os.path.splitext(name)
-        if name.startswith(".") or extension.lower() not in IMAGE_EXTENSIONS:
-            continue
-        if not os.path.isfile(os.path.join(folder, name)):
-            continue
         if stem in found:
             if role == "mask":
                 if extension.lower() == ".png":  # prefer PNG: lossless, so label values survive
