@@ -39,6 +39,11 @@
                                                           per array in one chunk (as fcnlite writes them), with
                                                           HDF5's default chunks, and with no checksum, taking turns,
                                                           median of N (default 5)
+    python .ci/cpu_variants.py dw-blocks [N]             dW's products in blocks of output channels (at most
+                                                          WEIGHT_GRAD_BLOCK_BYTES of temporary) and whole (fc6's:
+                                                          392 MiB), taking turns, N times each (default 7): fc6's and
+                                                          fc7's backward alone at VOC size, then the FCN-8s step
+                                                          with its peak memory (tracemalloc)
 
 fcnlite is imported before NumPy, so that its OPENBLAS_THREAD_TIMEOUT default applies.
 """
@@ -447,9 +452,48 @@ def checksums(repeats="5"):
         print(f"checksums: {name:<26} save {numpy.median(save):.2f} s, load {numpy.median(load):.2f} s")
 
 
+def dw_blocks(repeats="7"):
+    import tracemalloc
+    from fcnlite.layers import Conv2d, conv2d
+    block_bytes = {"blocks": conv2d.WEIGHT_GRAD_BLOCK_BYTES, "whole": 2**62}
+
+    def taking_turns(run, peaks=None):
+        times = {name: [] for name in block_bytes}
+        try:
+            for _ in range(int(repeats)):
+                for name, size in block_bytes.items():
+                    conv2d.WEIGHT_GRAD_BLOCK_BYTES = size
+                    tracemalloc.reset_peak()
+                    times[name].append(seconds(run))
+                    if peaks is not None:
+                        peaks.setdefault(name, []).append(tracemalloc.get_traced_memory()[1])
+        finally:
+            conv2d.WEIGHT_GRAD_BLOCK_BYTES = block_bytes["blocks"]
+        return [numpy.median(times[name]) for name in block_bytes]
+
+    def fully_connected_backward():   # the layers go with the function: not alive in the step's peak
+        generator = numpy.random.default_rng(0)
+        fc6, fc7 = Conv2d(512, 4096, 7), Conv2d(4096, 4096, 1)
+        x = generator.standard_normal((1, 512, 18, 22), dtype=numpy.float32)   # pool5 at VOC size
+        dy = generator.standard_normal(fc6.output_shape(x.shape), dtype=numpy.float32)
+        fc7.forward(fc6.forward(x))
+        return taking_turns(lambda: (fc6.backward(dy), fc7.backward(dy)))
+
+    blocks, whole = fully_connected_backward()
+    print(f"dw-blocks: fc6 + fc7 backward in blocks of {block_bytes['blocks'] / 2**20:.0f} MiB {blocks * 1e3:.0f} ms, "
+          f"whole {whole * 1e3:.0f} ms, ratio {blocks / whole:.3f} (N={repeats})", flush=True)
+    tracemalloc.start()   # before the model, as the benchmark: its peaks count everything in use
+    peaks = {}
+    blocks, whole = taking_turns(warm_voc_run("step"), peaks)
+    print(f"dw-blocks: step in blocks {blocks:.2f} s, whole {whole:.2f} s, ratio {blocks / whole:.3f}; "
+          f"peak {max(peaks['blocks']) / 2**30:.2f} GiB against {max(peaks['whole']) / 2**30:.2f} GiB "
+          f"(tracemalloc, N={repeats})")
+
+
 MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling,
          "packing": packing, "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers,
-         "winograd-rule": winograd_rule, "winograd-passes": winograd_passes, "checksums": checksums}
+         "winograd-rule": winograd_rule, "winograd-passes": winograd_passes, "checksums": checksums,
+         "dw-blocks": dw_blocks}
 
 if __name__ == "__main__":
     backend.use("numpy")

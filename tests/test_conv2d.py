@@ -128,6 +128,30 @@ def test_conv_row_bands_agree_with_one_band(xp, monkeypatch, shape, kernel, stri
         numpy.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("patch_rows, pixels", [(70, 90), (12, 5)], ids=["cols-wide", "cols-narrow"])
+def test_weight_gradient_in_blocks_of_output_channels_adds_the_same_product(monkeypatch, patch_rows, pixels):
+    # the CPU's dW in blocks of output channels (fc6's whole product is a 392 MiB temporary):
+    # blocks of 3 rows of 7, the last one short, against the one product; both branches of the
+    # product's orientation
+    generator = numpy.random.default_rng(3)
+    dy = generator.standard_normal((7, pixels))
+    cols = generator.standard_normal((patch_rows, pixels))
+    start = generator.standard_normal((7, patch_rows))   # dW adds to what is there
+    monkeypatch.setattr(conv2d_module, "WEIGHT_GRAD_BLOCK_BYTES", 3 * patch_rows * 8)
+    block_rows = []
+
+    class SlicesCounted(numpy.ndarray):   # records the blocks of dy's rows that the products take
+        def __getitem__(self, key):
+            if isinstance(key, slice):
+                block_rows.append(len(range(*key.indices(self.shape[0]))))
+            return super().__getitem__(key)
+
+    grad = start.copy()
+    conv2d_module.add_weight_grad(grad, dy.view(SlicesCounted), cols)
+    numpy.testing.assert_allclose(grad, start + dy @ cols.T, rtol=1e-13, atol=1e-13)
+    assert block_rows == [3, 3, 1]
+
+
 def test_conv_bands_are_never_smaller_than_the_weights(monkeypatch):
     # each band's products read all of W: fc6's 411 MB of weights must not be read once per small band
     monkeypatch.setattr(im2col_module, "BAND_BYTES", 1)
