@@ -386,7 +386,7 @@ def main_evaluate(argv=None):
 def predict_parser():
     parser = argparse.ArgumentParser(prog="predict.py", description="Segment your own images with saved FCN weights.")
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
-    parser.add_argument("images", nargs="+", help="image files (any size), or folders of them (.png, .jpg, .jpeg, .bmp)")
+    parser.add_argument("images", nargs="+", help="image files (any size), or folders of them (.png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp)")
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
@@ -402,7 +402,7 @@ BIG_IMAGE_SIDE = 2000
 
 def image_paths(arguments):
     """predict.py's image arguments with each folder replaced by its image files, in name order."""
-    from .data.folder import IMAGE_EXTENSIONS, image_files
+    from .data.folder import LISTED_EXTENSIONS, image_files
     paths = []
     for argument in arguments:
         if not os.path.isdir(argument):
@@ -410,7 +410,7 @@ def image_paths(arguments):
             continue
         names = image_files(argument)
         if not names:
-            raise DataError(argument, f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+            raise DataError(argument, f"no image files ({LISTED_EXTENSIONS}) in this folder")
         paths.extend(os.path.join(argument, name) for name in names)
     return paths
 

@@ -60,6 +60,24 @@ def test_images_and_masks_pair_by_stem_across_extensions_and_extra_files_are_ign
     assert numpy.array_equal(label, index_mask(seed=1))
 
 
+def test_tiff_and_webp_images_pair_with_tiff_masks_and_read_back_exactly(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    Image.fromarray(picture(0)).save(images / "a.tif")
+    Image.fromarray(picture(1)).save(images / "b.WEBP", lossless=True)
+    Image.fromarray(picture(2)).save(images / "c.tiff")
+    save(masks / "a.tif", index_mask(seed=0), mode="L")
+    Image.fromarray(index_mask(seed=1).astype(numpy.uint16)).save(masks / "b.tiff")   # 16-bit grey
+    save(masks / "c.png", index_mask(seed=2), mode="L")
+    dataset = FolderSegmentation(str(images), str(masks), class_names=["background", "road", "car"])
+    assert dataset.ids == ["a", "b", "c"]
+    for index in range(3):
+        image, label = dataset.load(index)
+        numpy.testing.assert_array_equal(image, picture(index))
+        numpy.testing.assert_array_equal(label, index_mask(seed=index))
+
+
 def test_a_png_mask_is_preferred_to_a_jpeg_with_the_same_stem(tmp_path):
     images, masks = make_folders(tmp_path, stems=("a",))
     save(os.path.join(masks, "a.jpg"), index_mask(), mode="L")

@@ -107,7 +107,7 @@ def test_predict_given_a_folder_segments_each_image_in_it(trained):
     (folder / "no-photos").mkdir()
     result = run("predict.py", ["--weights", weights, str(folder / "no-photos"), "--device", "cpu"], folder)
     assert result.returncode == 2
-    assert result.stderr.strip() == f"error: {folder / 'no-photos'}: no image files (.png, .jpg, .jpeg, .bmp) in this folder"
+    assert result.stderr.strip() == f"error: {folder / 'no-photos'}: no image files (.png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp) in this folder"
 
 
 def test_predict_names_an_unreadable_image_in_one_line(trained):

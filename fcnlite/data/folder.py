@@ -5,8 +5,8 @@
     images/notes.txt                     (not an image: ignored)
 
 An image and its mask share a stem (the name without extension). Images may be
-.png, .jpg, .jpeg or .bmp in any case; masks too (PNG is the one to use: JPEG
-compression changes label values). Files in the masks folder without an image
+.png, .jpg, .jpeg, .bmp, .tif, .tiff or .webp in any case; masks too (PNG is the one to
+use: JPEG compression changes label values). Files in the masks folder without an image
 are ignored; an image without a mask is an error (or, with skip_bad=True,
 dropped and listed in `dataset.skipped`).
 
@@ -53,7 +53,8 @@ from .classmap import parse_class_map
 from .errors import DataError
 from .images import check_label_values, open_image, read_image, read_split, turned_note
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+LISTED_EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 MASK_FORMATS = ("index", "channel", "color")
 
 ColorTable = namedtuple("ColorTable", ["names", "colors", "values"])
@@ -224,7 +225,7 @@ def _list_images(folder, role):
                                                         f"(the other is {found[stem]})")
         found[stem] = name
     if not found:
-        raise DataError(folder, f"no {role} files ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+        raise DataError(folder, f"no {role} files ({LISTED_EXTENSIONS}) in this folder")
     return found
 
 
@@ -268,10 +269,10 @@ class FolderSegmentation:
         for id_ in wanted:
             if id_ not in images:
                 problems.append(DataError(os.path.join(self.images_dir, id_),
-                                          f"no image with this name (.png, .jpg, .jpeg, .bmp) for id {id_!r}"))
+                                          f"no image with this name ({LISTED_EXTENSIONS}) for id {id_!r}"))
             elif id_ not in masks:
                 problems.append(DataError(os.path.join(self.images_dir, images[id_]),
-                                          f"has no mask {id_}.png (or .jpg, .bmp) in {self.masks_dir}"))
+                                          f"has no mask {id_}.png (or another of {LISTED_EXTENSIONS}) in {self.masks_dir}"))
             else:
                 self.ids.append(id_)
                 self._image_files[id_], self._mask_files[id_] = images[id_], masks[id_]
