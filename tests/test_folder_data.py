@@ -78,6 +78,23 @@ def test_tiff_and_webp_images_pair_with_tiff_masks_and_read_back_exactly(tmp_pat
         numpy.testing.assert_array_equal(label, index_mask(seed=index))
 
 
+@pytest.mark.parametrize("values, problem", [((0.0, 1.0, 2.0), None), ((0.0, 1.5), "value 1.5 is not a whole number"),
+                                             ((0.0, -1.0), r"value -1 does not fit a label \(0\.\.255\)"),
+                                             ((0.0, 300.0), r"value 300 does not fit a label \(0\.\.255\)")])
+def test_a_float_tiff_mask_gives_its_class_indices_or_names_the_value_that_is_not_one(tmp_path, values, problem):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    os.remove(os.path.join(masks, "a.png"))
+    stored = index_mask(values=(0, 1, 2)).astype(numpy.float32) if problem is None else \
+        numpy.resize(numpy.array(values, numpy.float32), (HEIGHT, WIDTH))
+    Image.fromarray(stored, mode="F").save(os.path.join(masks, "a.tif"))
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    if problem is None:
+        numpy.testing.assert_array_equal(dataset.load(0)[1], stored.astype(numpy.uint8))
+    else:
+        with pytest.raises(DataError, match=problem):
+            dataset.load(0)
+
+
 def test_a_png_mask_is_preferred_to_a_jpeg_with_the_same_stem(tmp_path):
     images, masks = make_folders(tmp_path, stems=("a",))
     save(os.path.join(masks, "a.jpg"), index_mask(), mode="L")

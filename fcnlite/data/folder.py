@@ -158,10 +158,14 @@ def read_index_mask(path):
             return numpy.array(image, dtype=numpy.uint8)
         if image.mode == "1":
             return numpy.array(image, dtype=numpy.uint8)
-        if image.mode in ("I", "I;16", "I;16B"):
+        if image.mode in ("I", "I;16", "I;16B", "F"):   # wider integers, or floats (TIFF masks)
             values = numpy.array(image)
             if values.size and (values.min() < 0 or values.max() > 255):
-                raise DataError(path, f"value {int(values.max())} does not fit a label (0..255)")
+                bad = values.max() if values.max() > 255 else values.min()
+                raise DataError(path, f"value {bad:g} does not fit a label (0..255)")
+            if image.mode == "F" and not numpy.array_equal(values, numpy.round(values)):
+                fraction = values[values != numpy.round(values)][0]
+                raise DataError(path, f"value {fraction:g} is not a whole number: a label is a class index")
             return values.astype(numpy.uint8)
         raise DataError(path, f"mask is {image.mode}, not single-channel: for colour masks use "
                               f"mask_format='color' (or 'channel' when one channel holds the class)")
