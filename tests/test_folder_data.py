@@ -95,6 +95,16 @@ def test_a_float_tiff_mask_gives_its_class_indices_or_names_the_value_that_is_no
             dataset.load(0)
 
 
+@pytest.mark.parametrize("dtype", [numpy.uint16, numpy.float32])
+def test_a_grey_mask_read_as_channel_masks_gives_its_one_channel(tmp_path, dtype):
+    # channel format on a 16-bit or float grey mask: its values, checked, where getchannel would raise
+    images, masks = make_folders(tmp_path, stems=("a",))
+    os.remove(os.path.join(masks, "a.png"))
+    Image.fromarray(index_mask(seed=7).astype(dtype)).save(os.path.join(masks, "a.tif"))
+    dataset = FolderSegmentation(images, masks, mask_format="channel", class_names=["background", "road", "car"])
+    numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask(seed=7))
+
+
 def test_a_png_mask_is_preferred_to_a_jpeg_with_the_same_stem(tmp_path):
     images, masks = make_folders(tmp_path, stems=("a",))
     save(os.path.join(masks, "a.jpg"), index_mask(), mode="L")

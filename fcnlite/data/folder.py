@@ -6,14 +6,16 @@
 
 An image and its mask share a stem (the name without extension). Images may be
 .png, .jpg, .jpeg, .bmp, .tif, .tiff or .webp in any case; masks too (PNG is the one to
-use: JPEG compression changes label values). Files in the masks folder without an image
+use: JPEG compression changes label values). Both are read as a viewer shows them: a
+file with an EXIF orientation is turned as it says (images.open_image). Files in the masks folder without an image
 are ignored; an image without a mask is an error (or, with skip_bad=True,
 dropped and listed in `dataset.skipped`).
 
 How a mask says which class a pixel is (mask_format):
 
     "index"    a single-channel (L) or palette (P) PNG whose values are the class
-               indices (palette PNGs, as in VOC, store the index, not the colour)
+               indices (palette PNGs, as in VOC, store the index, not the colour); 16-bit
+               and float (TIFF) masks too, when their values are whole numbers in 0..255
     "channel"  an RGB mask whose class id is one channel (mask_channel; 0 = red,
                the driving simulator's convention: CameraSeg images, 13 classes)
     "color"    an RGB mask painted with one colour per class, decoded with a
@@ -154,32 +156,36 @@ def _open_mask(path):
 def read_index_mask(path):
     """A single-channel or palette mask -> uint8 (H, W) of its stored values."""
     with _open_mask(path) as image:
-        if image.mode in ("P", "L"):
-            return numpy.array(image, dtype=numpy.uint8)
-        if image.mode == "1":
-            return numpy.array(image, dtype=numpy.uint8)
-        if image.mode in ("I", "I;16", "I;16B", "F"):   # wider integers, or floats (TIFF masks)
-            values = numpy.array(image)
-            if values.size and (values.min() < 0 or values.max() > 255):
-                bad = values.max() if values.max() > 255 else values.min()
-                raise DataError(path, f"value {bad:g} does not fit a label (0..255)")
-            if image.mode == "F" and not numpy.array_equal(values, numpy.round(values)):
-                fraction = values[values != numpy.round(values)][0]
-                raise DataError(path, f"value {fraction:g} is not a whole number: a label is a class index")
-            return values.astype(numpy.uint8)
+        if image.mode in ("P", "L", "1", "I", "I;16", "I;16B", "F"):
+            return _index_values(image, path)
         raise DataError(path, f"mask is {image.mode}, not single-channel: for colour masks use "
                               f"mask_format='color' (or 'channel' when one channel holds the class)")
 
 
+def _index_values(image, path):
+    """The values of a single-channel or palette image as labels, uint8 (H, W); DataError where one
+    is not a whole number in 0..255 (wider integers and floats: 16-bit PNG, TIFF masks)."""
+    values = numpy.array(image)
+    if image.mode in ("P", "L", "1"):
+        return values.astype(numpy.uint8)
+    if values.size and (values.min() < 0 or values.max() > 255):
+        bad = values.max() if values.max() > 255 else values.min()
+        raise DataError(path, f"value {bad:g} does not fit a label (0..255)")
+    if image.mode == "F" and not numpy.array_equal(values, numpy.round(values)):
+        fraction = values[values != numpy.round(values)][0]
+        raise DataError(path, f"value {fraction:g} is not a whole number: a label is a class index")
+    return values.astype(numpy.uint8)
+
+
 def read_channel_mask(path, channel=0):
-    """An RGB mask whose class id is channel `channel` -> uint8 (H, W)."""
+    """An RGB mask whose class id is channel `channel` -> uint8 (H, W); a grey mask's one channel."""
     with _open_mask(path) as image:
+        if image.mode in ("L", "1", "I", "I;16", "I;16B", "F"):   # one channel: it holds the class id
+            return _index_values(image, path)
         if image.mode == "P":
             image = image.convert("RGB")
         bands = image.getbands()
         if channel >= len(bands):
-            if len(bands) == 1:  # a greyscale mask: its one channel is the class id
-                return numpy.array(image.convert("L"), dtype=numpy.uint8)
             raise DataError(path, f"mask has {len(bands)} channels, no channel {channel}")
         return numpy.array(image.getchannel(channel), dtype=numpy.uint8)
 

@@ -7,7 +7,7 @@ import os
 import warnings
 
 import numpy
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..errors import first_line
 from .classes import IGNORE_INDEX
@@ -35,6 +35,17 @@ def read_split(path):
 
 EXIF_ORIENTATION = 0x0112   # the tag a camera writes instead of turning the pixels (1: as stored)
 
+# orientation -> the transpose that shows the picture as intended (the tag's other seven cases)
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,    # mirrored
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,          # mirrored along the main diagonal
+    6: Image.Transpose.ROTATE_270,         # stored a quarter turn anticlockwise: turn it clockwise
+    7: Image.Transpose.TRANSVERSE,         # mirrored along the other diagonal
+    8: Image.Transpose.ROTATE_90,
+}
+
 
 def exif_orientation(picture):
     """The picture's EXIF orientation, 1 to 8; 1 where it has none, or an EXIF block Pillow cannot parse."""
@@ -51,7 +62,10 @@ def open_image(path, missing, undecodable, upright=False):
     """A PIL image, already decoded (so a truncated file fails here, not later), or DataError.
 
     upright: turn it as its EXIF orientation says (a phone's portrait photo is stored sideways with
-    a tag), so that its pixels are those a viewer or an annotation tool shows.
+    a tag), so that its pixels are those a viewer or an annotation tool shows. TIFF files come
+    turned whatever `upright` says: Pillow's TIFF decoder turns them itself. It gets some of those
+    turned a quarter (orientations 5-8) wrong (grey, palette and RGBA ones: Pillow 13), so they are
+    refused.
 
     missing:     the problem to report when the file does not exist ("image file is missing")
     undecodable: the problem to report when Pillow cannot decode it; Pillow's reason follows in brackets
@@ -59,9 +73,14 @@ def open_image(path, missing, undecodable, upright=False):
     picture = None
     try:
         picture = Image.open(path)
+        orientation = exif_orientation(picture)   # before load(), which for a TIFF turns it and drops the tag
+        if picture.format == "TIFF" and orientation >= 5:
+            picture.close()
+            raise DataError(path, f"a TIFF turned a quarter by its EXIF orientation ({orientation}) cannot be "
+                                  f"read reliably: save it turned, without the tag (or as PNG)")
         picture.load()
-        if upright and exif_orientation(picture) != 1:
-            turned = ImageOps.exif_transpose(picture)
+        if upright and orientation != 1 and picture.format != "TIFF":
+            turned = picture.transpose(UPRIGHT[orientation])
             picture.close()
             picture = turned
         return picture
@@ -79,7 +98,8 @@ def read_image(path, undecodable="cannot be decoded as an image", upright=True):
     undecodable: the words of the error for a file Pillow cannot decode (the folder
     datasets say "cannot read the image", VOC and SBD the default).
     upright: as a viewer shows it, turned by its EXIF orientation (open_image); VOC and SBD
-    read the pixels as stored (upright=False), those their labels were drawn on.
+    read the pixels as stored (upright=False), those their labels were drawn on (their
+    images are JPEGs: a TIFF comes turned either way, open_image).
     """
     with open_image(path, "image file is missing", undecodable, upright) as picture:
         if picture.mode in ("I", "I;16", "I;16B", "F"):
@@ -103,7 +123,7 @@ def turned_note(path, shape):
     if orientation == 1 or (height, width) != tuple(shape):
         return ""
     return (f" as shown; its EXIF orientation ({orientation}) turns the stored {height}x{width} pixels, "
-            f"which the mask matches: save the image turned (or without the tag)")
+            f"which the mask matches: save the image without the tag, or turn the mask as the tag says")
 
 
 def check_label_values(label, n_classes, path, count_pixels=False):
