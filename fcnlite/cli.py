@@ -13,6 +13,7 @@ import sys
 
 from . import backend
 from .data.errors import DataError
+from .data.folder import LISTED_EXTENSIONS, image_files
 from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, checked_number, size_pair
 from .data.options import add_data_arguments, datasets_from_args
 from .errors import UsageError
@@ -386,7 +387,7 @@ def main_evaluate(argv=None):
 def predict_parser():
     parser = argparse.ArgumentParser(prog="predict.py", description="Segment your own images with saved FCN weights.")
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
-    parser.add_argument("images", nargs="+", help="image files (any size), or folders of them (.png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp)")
+    parser.add_argument("images", nargs="+", help=f"image files (any size), or folders of them ({LISTED_EXTENSIONS})")
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
@@ -401,18 +402,28 @@ BIG_IMAGE_SIDE = 2000
 
 
 def image_paths(arguments):
-    """predict.py's image arguments with each folder replaced by its image files, in name order."""
-    from .data.folder import LISTED_EXTENSIONS, image_files
+    """predict.py's image arguments with each folder replaced by its image files, in name order; a
+    file named twice (also through its folder) is segmented once. DataError for a missing path."""
     paths = []
     for argument in arguments:
-        if not os.path.isdir(argument):
+        if os.path.isdir(argument):
+            try:
+                names = image_files(argument)
+            except OSError as error:
+                raise DataError(argument, f"cannot list the folder ({error.strerror or error})") from None
+            if not names:
+                raise DataError(argument, f"no image files ({LISTED_EXTENSIONS}) in this folder")
+            paths.extend(os.path.join(argument, name) for name in names)
+        elif os.path.exists(argument):
             paths.append(argument)
-            continue
-        names = image_files(argument)
-        if not names:
-            raise DataError(argument, f"no image files ({LISTED_EXTENSIONS}) in this folder")
-        paths.extend(os.path.join(argument, name) for name in names)
-    return paths
+        else:
+            raise DataError(argument, "no such image file or folder")
+    unique, seen = [], set()
+    for path in paths:
+        if os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            unique.append(path)
+    return unique
 
 
 def output_stems(paths):

@@ -92,8 +92,8 @@ def test_predict_turns_a_photo_as_its_exif_orientation_says_and_labels_it_as_sho
 def test_predict_given_a_folder_segments_each_image_in_it(trained):
     folder, weights = trained
     photos = folder / "photos"
-    (photos / "sub").mkdir(parents=True)
-    for name, seed in (("b.PNG", 3), ("a.jpg", 4), ("sub/c.png", 5)):
+    (photos / "album.png").mkdir(parents=True)   # a folder with an image's name: not an image
+    for name, seed in (("b.PNG", 3), ("a.jpg", 4), ("album.png/c.png", 5)):
         Image.fromarray(numpy.random.default_rng(seed).integers(0, 255, (12, 15, 3), dtype=numpy.uint8)).save(photos / name)
     (photos / "notes.txt").write_text("not an image")
     (photos / ".hidden.png").write_bytes(b"")
@@ -104,6 +104,15 @@ def test_predict_given_a_folder_segments_each_image_in_it(trained):
         [str(photos / "a.jpg"), str(photos / "b.PNG")]   # name order; not the subfolder's, nor other files
     assert sorted(path.name for path in out.iterdir()) == ["a_labels.png", "a_overlay.png", "b_labels.png",
                                                             "b_overlay.png"]
+    result = run("predict.py", ["--weights", weights, str(photos / "a.jpg"), str(photos), "--out", str(out),
+                                "--device", "cpu"], folder)
+    assert result.returncode == 0, result.stderr   # a.jpg named twice: segmented once
+    assert [line.split(":")[0] for line in result.stdout.splitlines() if "->" in line] == \
+        [str(photos / "a.jpg"), str(photos / "b.PNG")]
+    result = run("predict.py", ["--weights", weights, str(photos / "a.jpg"), str(folder / "nothere.png"),
+                                "--device", "cpu"], folder)
+    assert result.returncode == 2 and "->" not in result.stdout   # refused before any image is segmented
+    assert result.stderr.strip() == f"error: {folder / 'nothere.png'}: no such image file or folder"
     (folder / "no-photos").mkdir()
     result = run("predict.py", ["--weights", weights, str(folder / "no-photos"), "--device", "cpu"], folder)
     assert result.returncode == 2
@@ -136,3 +145,14 @@ def test_evaluate_rejects_a_file_that_is_not_weights_in_one_line(trained):
     result = run("evaluate_voc.py", ["--weights", str(folder / "fake.h5"), "--data-root", str(folder / "voc")], folder)
     assert result.returncode == 2
     assert "fake.h5" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_folder_predict_cannot_list_is_one_line(tmp_path, monkeypatch):
+    from fcnlite import cli
+    from fcnlite.data.errors import DataError
+
+    def refuse(folder):
+        raise PermissionError(13, "Permission denied", folder)
+    monkeypatch.setattr(cli.os, "listdir", refuse)   # root may list anything: the refusal is made up
+    with pytest.raises(DataError, match=r": cannot list the folder \(Permission denied\)$"):
+        cli.image_paths([str(tmp_path)])
