@@ -134,7 +134,8 @@ def binary_metrics(matrix, positive=1, beta=1.0):
     F-beta = (1 + beta^2) P R / (beta^2 P + R): beta > 1 weighs recall more. It is computed
     from the counts, (1 + beta^2) tp / ((1 + beta^2) tp + beta^2 fn + fp): that equals the P/R
     formula wherever P and R exist, and, like F1, it is defined whenever tp + fp + fn > 0
-    (a pixel of the class was predicted or labelled; 0 when tp = 0).
+    (a pixel of the class was predicted or labelled; 0 when tp = 0), for beta > 0 (beta = 0
+    is the precision: undefined where nothing was predicted).
     Values are floats, None where undefined (0/0).
     """
     matrix = numpy.asarray(matrix, dtype=numpy.float64)

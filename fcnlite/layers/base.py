@@ -62,11 +62,17 @@ class Layer:
             raise ValueError(f"{type(self).__name__}: input {tuple(x.shape)} should be (N, {expected}, H, W): "
                              f"the layer takes {expected} channels")
 
+    keeps_under_no_grad = False   # True for the layers whose forward keeps what backward needs even there
+
     def kept(self, value):
-        """What forward kept for backward, or a clear error where forward ran under no_grad (and kept None)."""
+        """What forward kept for backward, or a clear error where it kept nothing (value None): forward
+        has not run, or ran under no_grad."""
         if value is None:
+            cause, fix = "it has not run", "run forward first"
+            if not self.keeps_under_no_grad:
+                cause, fix = "it has not run, or ran under no_grad", "run forward outside no_grad first"
             raise RuntimeError(f"{type(self).__name__}.backward: its forward kept nothing for backward "
-                               f"(it has not run, or ran under no_grad): run forward outside no_grad first")
+                               f"({cause}): {fix}")
         return value
 
     def train(self):

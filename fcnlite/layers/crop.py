@@ -13,6 +13,8 @@ from .base import Layer
 
 
 class Crop(Layer):
+    keeps_under_no_grad = True   # what it keeps is small (see no_grad)
+
     def __init__(self, offset, **kwargs):
         super().__init__(**kwargs)
         self.offset = offset

@@ -18,6 +18,8 @@ UNMASKED = "unmasked"   # what forward keeps in eval mode (or p = 0): y = x, so 
 
 
 class Dropout(Layer):
+    keeps_under_no_grad = True   # in training mode its mask (see no_grad)
+
     def __init__(self, p=0.5, dtype=numpy.float32):
         super().__init__(dtype)
         if not 0 <= p < 1:

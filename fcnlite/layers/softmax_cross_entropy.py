@@ -27,11 +27,14 @@ from .base import Layer
 
 
 class SoftmaxCrossEntropy(Layer):
+    keeps_under_no_grad = True   # what it keeps is small (see no_grad)
+
     def __init__(self, ignore_index=255, normalize=True, dtype=numpy.float32):
         super().__init__(dtype)
         self.ignore_index = ignore_index
         self.normalize = normalize
-        self._probs = None   # softmax(scores), kept for backward with the labels, their mask and 1/Z
+        # kept for backward: softmax(scores), the labels (void ones read as 0), their mask and 1/Z
+        self._probs = self._safe_labels = self._counted = self._scale = None
 
     def forward(self, scores, labels):
         xp = array_module(scores)
