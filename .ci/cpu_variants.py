@@ -457,21 +457,19 @@ def dw_blocks(repeats="7"):
     from fcnlite.layers import Conv2d, conv2d
     block_bytes = {"blocks": conv2d.WEIGHT_GRAD_BLOCK_BYTES, "whole": 2**62}
 
-    def taking_turns(run, peaks=None):
+    def taking_turns(run):
+        """Medians of `run`'s time, blocks and whole taking turns, the first of each turn alternating."""
         times = {name: [] for name in block_bytes}
         try:
-            for _ in range(int(repeats)):
-                for name, size in block_bytes.items():
-                    conv2d.WEIGHT_GRAD_BLOCK_BYTES = size
-                    tracemalloc.reset_peak()
+            for turn in range(int(repeats)):
+                for name in sorted(block_bytes, reverse=turn % 2 == 1):
+                    conv2d.WEIGHT_GRAD_BLOCK_BYTES = block_bytes[name]
                     times[name].append(seconds(run))
-                    if peaks is not None:
-                        peaks.setdefault(name, []).append(tracemalloc.get_traced_memory()[1])
         finally:
             conv2d.WEIGHT_GRAD_BLOCK_BYTES = block_bytes["blocks"]
         return [numpy.median(times[name]) for name in block_bytes]
 
-    def fully_connected_backward():   # the layers go with the function: not alive in the step's peak
+    def fully_connected_backward():   # the layers go with the function: not alive in the step's runs
         generator = numpy.random.default_rng(0)
         fc6, fc7 = Conv2d(512, 4096, 7), Conv2d(4096, 4096, 1)
         x = generator.standard_normal((1, 512, 18, 22), dtype=numpy.float32)   # pool5 at VOC size
@@ -483,11 +481,18 @@ def dw_blocks(repeats="7"):
     print(f"dw-blocks: fc6 + fc7 backward in blocks of {block_bytes['blocks'] / 2**20:.0f} MiB {blocks * 1e3:.0f} ms, "
           f"whole {whole * 1e3:.0f} ms, ratio {blocks / whole:.3f} (N={repeats})", flush=True)
     tracemalloc.start()   # before the model, as the benchmark: its peaks count everything in use
+    run = warm_voc_run("step")
     peaks = {}
-    blocks, whole = taking_turns(warm_voc_run("step"), peaks)
-    print(f"dw-blocks: step in blocks {blocks:.2f} s, whole {whole:.2f} s, ratio {blocks / whole:.3f}; "
-          f"peak {max(peaks['blocks']) / 2**30:.2f} GiB against {max(peaks['whole']) / 2**30:.2f} GiB "
-          f"(tracemalloc, N={repeats})")
+    for name, size in block_bytes.items():   # one step each under tracemalloc, which slows NumPy's allocations
+        conv2d.WEIGHT_GRAD_BLOCK_BYTES = size
+        tracemalloc.reset_peak()
+        run()
+        peaks[name] = tracemalloc.get_traced_memory()[1]
+    conv2d.WEIGHT_GRAD_BLOCK_BYTES = block_bytes["blocks"]
+    tracemalloc.stop()
+    blocks, whole = taking_turns(run)
+    print(f"dw-blocks: step in blocks {blocks:.2f} s, whole {whole:.2f} s, ratio {blocks / whole:.3f} (N={repeats}); "
+          f"peak {peaks['blocks'] / 2**30:.2f} GiB against {peaks['whole'] / 2**30:.2f} GiB (tracemalloc)")
 
 
 MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling,

@@ -45,7 +45,7 @@ def msra_std(fan_in):
 
 # On the CPU dW's product is made in blocks of output channels whose temporary is at most this
 # large: fc6's whole (4096, 25088) product is a 392 MiB temporary, made while the step's memory
-# is near its peak. The blocks take the step's peak from 2.40 to 2.20 GiB and cost about 0.5% of
+# is near its peak. The blocks take the step's peak from 2.40 to 2.20 GiB and cost under 1% of
 # its time (BENCHMARKS.md). The GPU makes the product whole: each block would cost two more
 # launches, and its memory is within the target.
 WEIGHT_GRAD_BLOCK_BYTES = 32 * 2**20
