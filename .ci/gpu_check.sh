@@ -33,8 +33,14 @@ fi
 timeout -s INT -k 30 "${TEST_TIMEOUT:-180}" $python -m pytest -q -p no:cacheprovider -rfEs "${selection[@]}" 2>&1 \
   | tee -a "$out/pytest.log" | tail -40 || failed=1
 
-if [ $# -gt 0 ]; then
-  timeout 150 $python .ci/gpu_variants.py "$@" 2>&1 | tee "$out/variants.log" || failed=1
+# the variants get what is left of the call (CHECK_SECONDS, the device tool's 600 s less a margin
+# for the summary), at most 150 s: a call cut off by the tool would lose the summary below
+left=$(( ${CHECK_SECONDS:-580} - SECONDS ))
+if [ $# -gt 0 ] && [ "$left" -gt 20 ]; then
+  timeout -s INT -k 10 $(( left < 150 ? left : 150 )) $python .ci/gpu_variants.py "$@" 2>&1 \
+    | tee "$out/variants.log" || failed=1
+elif [ $# -gt 0 ]; then
+  echo "variants not run: ${left} s left of the call" | tee "$out/variants.log"; failed=1
 fi
 
 echo "==================== summary"
