@@ -7,9 +7,9 @@
 An image and its mask share a stem (the name without extension). Images may be
 .png, .jpg, .jpeg, .bmp, .tif, .tiff or .webp in any case; masks too (PNG is the one to
 use: JPEG compression changes label values). Both are read as a viewer shows them: a
-file with an EXIF orientation is turned as it says (images.open_image). Files in the masks folder without an image
-are ignored; an image without a mask is an error (or, with skip_bad=True,
-dropped and listed in `dataset.skipped`).
+file with an EXIF orientation is turned as it says (images.open_image). Files in the
+masks folder without an image are ignored; an image without a mask is an error (or,
+with skip_bad=True, dropped and listed in `dataset.skipped`).
 
 How a mask says which class a pixel is (mask_format):
 
