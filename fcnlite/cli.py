@@ -214,8 +214,9 @@ def restore_run_options(args):
     import copy
     out = run_folder(resolve_options(copy.copy(args)))
     path = os.path.join(out, "checkpoint.h5")
-    if not os.path.exists(path):
-        return
+    if not os.path.exists(path):   # a run's defaults are a 100,000-step VGG16: never start one unasked
+        raise UsageError(f"--resume: {out} holds no checkpoint to continue (a run stopped before its first "
+                         f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there")
     saved = saved_run_options(path)
     if args.loss_normalize is not None and "loss_normalize" in saved and args.lr is None \
             and args.loss_normalize != saved["loss_normalize"]:
@@ -263,7 +264,12 @@ def main_train(argv=None):
         raise UsageError(f"--scale MIN MAX: MIN {args.scale[0]:g} is larger than MAX {args.scale[1]:g}")
     if args.resume:
         restore_run_options(args)
+    lr_chosen = args.lr is not None or args.preset is not None
     args = resolve_options(args)
+    if not args.init and not lr_chosen and not args.preset:
+        print(f"warning: training from scratch (no --init) at the reference's learning rate {args.lr:g}, which "
+              f"is meant for VGG16's weights: the model will barely move. Give --init (weights/README.md), "
+              f"--preset quickstart, or your own --lr with --loss-normalize")
     choose_device(args.device)
     train_set, val_set = datasets_from_args(args)
     if len(train_set) == 0:
@@ -310,7 +316,7 @@ def main_train(argv=None):
     trainer = Trainer(model, optimizer, train_set, val_set, config)
     if args.resume:
         if not trainer.resume():
-            print(f"no checkpoint in {out}: starting from the beginning")
+            raise UsageError(f"--resume: {out} holds no checkpoint to continue")
     elif os.path.exists(trainer.checkpoint_path):
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     print(f"training {args.model} (width {args.width}, {model.parameter_count():,} parameters) for "

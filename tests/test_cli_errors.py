@@ -492,3 +492,36 @@ def test_images_dropped_for_want_of_a_mask_are_reported(tmp_path, capsys, weight
                                                   "--out", str(tmp_path / "r")], capsys)
     assert status == 0, stderr
     assert "skipped 1 listed sample(s) of folder" in stdout and "02.png" in stdout
+
+
+def test_binary_masks_of_0_and_255_with_class_names_still_ask_for_a_class_map(tmp_path, capsys):
+    # with --class-names the masks are not scanned for the class count, but a sample of them is looked at
+    masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
+    data = make_folder(tmp_path, masks)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--class-names", "background,road",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr.endswith("for foreground masks of 0 and 255, pass --class-map '0:0,255:1'\n")
+    assert not (tmp_path / "r").exists()   # before any training
+
+
+def test_resume_where_there_is_no_checkpoint_is_one_line_and_starts_nothing(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out), "--resume"],
+                                 capsys)
+    assert status == 2 and "training" not in stdout
+    assert stderr == (f"error: --resume: {out} holds no checkpoint to continue (a run stopped before its first "
+                      f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there\n")
+
+
+def test_training_from_scratch_at_the_reference_rate_is_warned_about(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    untuned = ["--model", "fcn8s", "--width", "0.0625", "--no-progress", "--device", "cpu", "--eval-every", "0",
+               "--max-iter", "1"]
+    status, stdout, _ = run(cli.main_train, [*data, *untuned, "--out", str(tmp_path / "a")], capsys)
+    assert status == 0
+    assert ("warning: training from scratch (no --init) at the reference's learning rate 1e-14, which is meant "
+            "for VGG16's weights: the model will barely move.") in stdout
+    status, stdout, _ = run(cli.main_train, [*data, *untuned, "--lr", "1e-14", "--out", str(tmp_path / "b")], capsys)
+    assert status == 0 and "warning: training from scratch" not in stdout   # asked for: no warning

@@ -320,7 +320,7 @@ class FolderSegmentation:
         largest, unreadable = 0, []
         for index in range(len(self.ids)):
             try:
-                raw = self._read_raw_mask(index)
+                raw = self.raw_mask(index)
             except DataError as error:
                 unreadable.append(error)
                 continue  # load(index) will report it
@@ -348,7 +348,8 @@ class FolderSegmentation:
     def label_path(self, index):
         return os.path.join(self.masks_dir, self._mask_files[self.ids[index]])
 
-    def _read_raw_mask(self, index):
+    def raw_mask(self, index):
+        """Sample `index`'s mask as stored (uint8 (H, W)), before any class map."""
         path = self.label_path(index)
         if self.mask_format == "index":
             return read_index_mask(path)
@@ -359,7 +360,7 @@ class FolderSegmentation:
     def load(self, index):
         """(image uint8 (H, W, 3) RGB, label uint8 (H, W) in 0..n_classes-1 or 255)."""
         image = read_image(self.image_path(index), undecodable="cannot read the image")
-        label = self._read_raw_mask(index)
+        label = self.raw_mask(index)
         mask_path = self.label_path(index)
         if label.shape != image.shape[:2]:
             image_path = self.image_path(index)

@@ -85,6 +85,8 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     mapped = bool(args.class_map or args.classes)
     if everything.mask_values is not None and not mapped:
         check_counted_classes(everything, masks, training)
+    elif not mapped and mask_format != "color":
+        check_named_masks(everything, masks)
     try:
         class_map = None
         if args.class_map:
@@ -116,14 +118,31 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     return halves
 
 
+ONLY_0_AND_255 = ("the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
+                  "for foreground masks of 0 and 255, pass --class-map '0:0,255:1'")
+
+
+def check_named_masks(folder, masks, sample=16):
+    """With --class-names the masks are not scanned for the class count; a sample of them (spread over
+    the folder) still catches binary masks of 0 and 255 before any training: 255 is 'ignore'."""
+    import numpy
+    values = set()
+    for index in sorted(set(numpy.linspace(0, len(folder) - 1, min(sample, len(folder))).astype(int).tolist())):
+        try:
+            values.update(numpy.unique(folder.raw_mask(index)).tolist())
+        except DataError:
+            continue   # load(index) will report it
+    if 255 in values and values <= {0, 255}:
+        raise UsageError(f"{masks}: {ONLY_0_AND_255}")
+
+
 def check_counted_classes(folder, masks, training):
     """When the masks' largest value set the class count: refuse masks with nothing to tell apart, and
     (training) warn of values that never occur below the largest, which a stray pixel would cause."""
     values = [value for value in folder.mask_values if value != 255]
     if max(values, default=0) == 0:
         if 255 in folder.mask_values:
-            raise UsageError(f"{masks}: the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
-                             f"for foreground masks of 0 and 255, pass --class-map '0:0,255:1'")
+            raise UsageError(f"{masks}: {ONLY_0_AND_255}")
         raise UsageError(f"{masks}: every mask is all 0: nothing to tell apart (check --mask-format)")
     largest = values[-1]
     unused = sorted(set(range(largest + 1)) - set(values))
