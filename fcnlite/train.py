@@ -281,8 +281,14 @@ class Trainer:
                 metrics = self._evaluate_and_log()
             while self.iteration < config.max_iter:
                 samples = []
+                step_start = self.samples_read
                 while len(samples) < config.accumulate:
-                    sample, label = next(samples_iter)
+                    try:
+                        sample, label = next(samples_iter)
+                    except DataError as error:   # a bad training sample must not cost the training done so far
+                        self.samples_read = step_start   # the resumed run redoes this step from its first image
+                        raise self._stopped_by_bad_data(error, f"in the training data after iteration "
+                                                               f"{self.iteration}") from None
                     self.samples_read += 1
                     if sample is None:
                         skipped_in_a_row += 1
@@ -334,6 +340,12 @@ class Trainer:
         self.finish()
         return metrics
 
+    def _stopped_by_bad_data(self, error, where):
+        """Save a checkpoint and say how to go on: the stop that bad data (a DataError) makes."""
+        self.save_checkpoint()
+        return TrainingStopped(f"{error}; met {where}, checkpoint saved to {self.checkpoint_path}: fix it or "
+                               f"pass --skip-bad, then rerun with --resume")
+
     def _evaluate_and_log(self):
         if self.val_set is None or len(self.val_set) == 0:
             return None
@@ -341,10 +353,7 @@ class Trainer:
             matrix = self.evaluate()
         except DataError as error:   # a bad validation sample must not cost the training done so far
             self._eval_pending = True
-            self.save_checkpoint()
-            raise TrainingStopped(f"{error}; met evaluating at iteration {self.iteration}, checkpoint saved to "
-                                  f"{self.checkpoint_path}: fix it or pass --skip-bad, then rerun with --resume") \
-                from None
+            raise self._stopped_by_bad_data(error, f"evaluating at iteration {self.iteration}") from None
         metrics = matrix.metrics(self.val_set.class_names)
         record = {"iteration": self.iteration, "type": "eval",
                   **{k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu")}}

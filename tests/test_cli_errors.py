@@ -525,3 +525,34 @@ def test_training_from_scratch_at_the_reference_rate_is_warned_about(tmp_path, c
             "for VGG16's weights: the model will barely move.") in stdout
     status, stdout, _ = run(cli.main_train, [*data, *untuned, "--lr", "1e-14", "--out", str(tmp_path / "b")], capsys)
     assert status == 0 and "warning: training from scratch" not in stdout   # asked for: no warning
+
+
+def test_a_bad_training_mask_met_mid_run_keeps_the_training_done(tmp_path, capsys):
+    masks = road_and_car_masks()
+    data = make_folder(tmp_path, masks)
+    (tmp_path / "val.txt").write_text("05\n")
+    # the first epoch's order is 02, 04, 03, 00, 01 (seed 0): the wrong-size mask is the second image of
+    # the first step, so the checkpoint must go back to that step's first image
+    Image.fromarray(numpy.zeros((5, 5), numpy.uint8)).save(tmp_path / "masks" / "04.png")
+    out = tmp_path / "run"
+    common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
+              "--accumulate", "2", "--max-iter", "4", "--out", str(out)]
+    status, _, stderr = run(cli.main_train, common, capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert "04.png: mask is 5x5 (HxW) but its image" in stderr
+    assert "; met in the training data after iteration " in stderr and (out / "checkpoint.h5").exists()
+    done = int(stderr.split("after iteration ")[1].split(",")[0])
+    assert done == 0
+    Image.fromarray(masks[4]).save(tmp_path / "masks" / "04.png")   # fixed: the run goes on from there
+    status, stdout, stderr = run(cli.main_train, [*common, "--resume"], capsys)
+    assert status == 0, stderr
+    assert f"resumed from {out / 'checkpoint.h5'} at iteration {done}" in stdout
+    with open(out / "log.jsonl") as file:
+        assert [json.loads(line).get("iteration") for line in file if "loss" in line] == [1, 2, 3, 4]
+    # the same weights as a run that never met the bad mask: the stopped step was redone from its first image
+    status, _, stderr = run(cli.main_train, [*common[:-1], str(tmp_path / "straight")], capsys)
+    assert status == 0, stderr
+    straight = {name: value for name, value, _ in
+                fcnlite.model_from_file(tmp_path / "straight" / "final.h5").named_parameters()}
+    for name, value, _ in fcnlite.model_from_file(out / "final.h5").named_parameters():
+        numpy.testing.assert_array_equal(value, straight[name], err_msg=name)
