@@ -19,14 +19,20 @@ from .data.options import add_data_arguments, datasets_from_args
 from .errors import UsageError
 from .io import WeightsError
 
+def count(number, noun, plural=None):
+    """'1 image', '3 images'."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
 def run_main(main, argv=None):
     """Call main(argv); turn the expected failures into one line on stderr and exit status 2."""
     from .train import TrainingStopped
     try:
         return main(argv) or 0
     except (DataError, WeightsError, backend.BackendError, UsageError, TrainingStopped) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 130 if isinstance(error, TrainingStopped) and "stopped by" in str(error) else 2
+        asked = isinstance(error, TrainingStopped) and str(error).startswith("stopped by")   # Ctrl-C: no error
+        print(str(error) if asked else f"error: {error}", file=sys.stderr)
+        return 130 if asked else 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -274,8 +280,8 @@ def main_train(argv=None):
     train_set, val_set = datasets_from_args(args)
     if len(train_set) == 0:
         raise UsageError(f"the training split of {train_set.name} is empty")
-    print(f"data: {train_set.name}: {len(train_set)} training, {len(val_set)} validation images, "
-          f"{train_set.n_classes} classes")
+    classes = "" if "classes)" in train_set.name else f", {count(train_set.n_classes, 'class', 'classes')}"
+    print(f"data: {train_set.name}: {len(train_set)} training, {count(len(val_set), 'validation image')}{classes}")
     report_dropped(train_set)
     report_dropped(val_set)
     if args.epochs is not None:
@@ -324,7 +330,7 @@ def main_train(argv=None):
           f"loss {'averaged' if args.loss_normalize else 'summed'} over pixels; output in {out}/")
     metrics = trainer.run()
     if trainer.skipped:
-        print(f"skipped {len(trainer.skipped)} bad samples (listed in the log above)")
+        print(f"skipped {count(len(trainer.skipped), 'bad sample')} (listed in the log above)")
     if metrics:
         print(f"final: mean IU {metrics['mean_iu']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f}"
               + (f", foreground IoU {format_number(metrics['iou'])}" if "iou" in metrics else ""))
@@ -465,8 +471,14 @@ def main_predict(argv=None):
     os.makedirs(args.out, exist_ok=True)
     from PIL import Image
     import numpy
+    unreadable = []
     for path, stem in zip(paths, output_stems(paths)):
-        image = read_image(path)
+        try:
+            image = read_image(path)
+        except DataError as error:   # one bad file must not stop a folder of photos: say so, go on
+            print(f"error: {error}", file=sys.stderr)
+            unreadable.append(path)
+            continue
         height, width = image.shape[:2]
         if max(height, width) > BIG_IMAGE_SIDE and not args.max_side:
             print(f"note: {path} is {width}x{height}: the network's memory and time grow with the pixel count "
@@ -485,4 +497,7 @@ def main_predict(argv=None):
         overlay_path = os.path.join(args.out, f"{stem}_overlay.png")
         canvas.save(overlay_path)
         print(f"{path}: {', '.join(names[i] for i in present)} -> {label_path}, {overlay_path}")
-    return 0
+    if unreadable and len(paths) > 1:
+        raise UsageError(f"{len(unreadable)} of {count(len(paths), 'image')} could not be read (listed above); "
+                         f"the others were segmented")
+    return 2 if unreadable else 0

@@ -187,7 +187,7 @@ def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
     expected_mask = os.path.join(str(tmp_path / "masks"), "03.png")
     assert (f"warning: {tmp_path / 'masks'}: the largest mask value is 9 (in {expected_mask}), so the model gets "
             f"10 classes, but 3..8 never occur") in stdout
-    assert "data: folder" in stdout and "(6 images, 10 classes): 5 training, 1 validation images" in stdout
+    assert "data: folder" in stdout and "(6 images, 10 classes): 5 training, 1 validation image\n" in stdout
 
 
 def test_no_stray_value_warning_where_every_value_occurs_or_a_class_map_decides(tmp_path, capsys):
@@ -556,3 +556,12 @@ def test_a_bad_training_mask_met_mid_run_keeps_the_training_done(tmp_path, capsy
                 fcnlite.model_from_file(tmp_path / "straight" / "final.h5").named_parameters()}
     for name, value, _ in fcnlite.model_from_file(out / "final.h5").named_parameters():
         numpy.testing.assert_array_equal(value, straight[name], err_msg=name)
+
+
+def test_images_and_masks_in_one_folder_is_one_line(tmp_path, capsys):
+    make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, ["--images", str(tmp_path / "images"), "--masks",
+                                             str(tmp_path / "images") + "/", *TINY], capsys)
+    assert status == 2
+    assert stderr == (f"error: --images and --masks both name {tmp_path / 'images'}: images and masks pair by "
+                      f"file name, so they need a folder each\n")

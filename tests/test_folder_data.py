@@ -195,8 +195,23 @@ def test_an_rgb_mask_read_as_index_explains_the_other_formats(tmp_path):
     save(images / "a.png", picture())
     save(masks / "a.png", picture(1))
     dataset = FolderSegmentation(images, masks, class_names=["background", "road"])
-    with pytest.raises(DataError, match=r"masks/a.png: mask is RGB, not single-channel: .*mask_format='color'"):
+    with pytest.raises(DataError, match=r"masks/a.png: mask is RGB, not single-channel: for colour masks use the "
+                                        r"color mask format \(--mask-format color; channel when one channel holds"):
         dataset.load(0)
+
+
+def test_a_grey_mask_saved_as_rgb_gives_its_values(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    save(masks / "a.png", numpy.repeat(index_mask()[:, :, None], 3, axis=2))   # R = G = B, as some tools save
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask())
+
+
+def test_a_folder_option_given_a_file_says_so(tmp_path):
+    images, masks = make_folders(tmp_path)
+    with pytest.raises(DataError, match=r"images/a.png: is a file: the images' folder is wanted here$"):
+        FolderSegmentation(os.path.join(images, "a.png"), masks)
 
 
 def test_channel_masks_read_the_class_from_the_red_channel(tmp_path):

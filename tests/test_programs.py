@@ -147,6 +147,23 @@ def test_evaluate_rejects_a_file_that_is_not_weights_in_one_line(trained):
     assert "fake.h5" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_predict_goes_on_past_an_unreadable_image_and_says_how_many_it_could_not_read(trained):
+    folder, weights = trained
+    photos = folder / "mixed"
+    photos.mkdir()
+    for name, seed in (("a.png", 6), ("c.png", 7)):
+        Image.fromarray(numpy.random.default_rng(seed).integers(0, 255, (12, 15, 3), dtype=numpy.uint8)).save(photos / name)
+    (photos / "b.jpg").write_text("<html>not a photo</html>")
+    out = folder / "pred-mixed"
+    result = run("predict.py", ["--weights", weights, str(photos), "--out", str(out), "--device", "cpu"], folder)
+    assert result.returncode == 2
+    assert sorted(path.name for path in out.iterdir()) == ["a_labels.png", "a_overlay.png", "c_labels.png",
+                                                            "c_overlay.png"]
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"error: {photos / 'b.jpg'}: cannot be decoded as an image")
+    assert lines[1:] == ["error: 1 of 3 images could not be read (listed above); the others were segmented"]
+
+
 def test_a_folder_predict_cannot_list_is_one_line(tmp_path, monkeypatch):
     from fcnlite import cli
     from fcnlite.data.errors import DataError

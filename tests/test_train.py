@@ -77,6 +77,7 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(voc_root, tmp_p
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stderr
     assert "checkpoint saved" in stderr and "--resume" in stderr
+    assert "\nstopped by SIGTERM at iteration " in "\n" + stderr and "error" not in stderr   # asked for: no error
     assert "SIGTERM received: finishing this iteration, then saving a checkpoint (Ctrl-C again stops at once" in stdout
     with h5py.File(os.path.join(resumed, "checkpoint.h5"), "r") as file:
         stopped_at = json.loads(file.attrs["state"])["iteration"]

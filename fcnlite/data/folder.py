@@ -125,7 +125,7 @@ def load_color_table(path):
 
 
 def describe_folder(images_dir, count, n_classes):
-    return f"folder {images_dir} ({count} images, {n_classes} classes)"
+    return f"folder {images_dir} ({count} image{'s' * (count != 1)}, {n_classes} class{'es' * (n_classes != 1)})"
 
 
 def split_by_fraction(ids, val_fraction=0.1, seed=0):
@@ -154,12 +154,17 @@ def _open_mask(path):
 
 
 def read_index_mask(path):
-    """A single-channel or palette mask -> uint8 (H, W) of its stored values."""
+    """A single-channel or palette mask -> uint8 (H, W) of its stored values; an RGB one whose three
+    channels agree (grey, as some tools save it) too."""
     with _open_mask(path) as image:
         if image.mode in ("P", "L", "1", "I", "I;16", "I;16B", "F"):
             return _index_values(image, path)
-        raise DataError(path, f"mask is {image.mode}, not single-channel: for colour masks use "
-                              f"mask_format='color' (or 'channel' when one channel holds the class)")
+        if image.mode in ("RGB", "RGBA"):
+            rgb = numpy.asarray(image.convert("RGB"))
+            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+                return rgb[..., 0].copy()
+        raise DataError(path, f"mask is {image.mode}, not single-channel: for colour masks use the color "
+                              f"mask format (--mask-format color; channel when one channel holds the class)")
 
 
 def _index_values(image, path):
@@ -221,6 +226,8 @@ def image_files(folder):
 
 def _list_images(folder, role):
     """{stem: file name} of the image files in `folder`; DataError for a missing folder or a clash."""
+    if os.path.isfile(folder):
+        raise DataError(folder, f"is a file: the {role}s' folder is wanted here")
     if not os.path.isdir(folder):
         raise DataError(folder, f"{role} folder does not exist")
     found = {}
@@ -287,7 +294,8 @@ class FolderSegmentation:
                 self.ids.append(id_)
                 self._image_files[id_], self._mask_files[id_] = images[id_], masks[id_]
         if problems and not skip_bad:
-            more = f" (and {len(problems) - 1} more like it; skip_bad=True drops them)" if len(problems) > 1 else ""
+            more = (f" (and {len(problems) - 1} more like it; skipping bad samples, --skip-bad, drops them)"
+                    if len(problems) > 1 else "")
             first = problems[0]
             raise DataError(first.path, first.problem + more)
         self.skipped = [str(problem) for problem in problems]

@@ -66,6 +66,9 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     from .classmap import class_map_from_names, parse_class_map
     from .folder import FolderSegmentation, describe_folder, load_color_table, split_by_fraction
     from .images import read_split
+    if os.path.realpath(images) == os.path.realpath(masks):
+        raise UsageError(f"--images and --masks both name {images}: images and masks pair by file name, so "
+                         f"they need a folder each")
     if mask_format == "color" and not args.color_table:
         raise UsageError("--mask-format color needs --color-table (a JSON file: class name -> [r, g, b])")
     if mask_format == "color":   # the table names the classes (and --classes may use those names)
