@@ -348,7 +348,8 @@ def evaluate_parser():
                                      description="Evaluate saved FCN weights with the FCN paper's metrics.")
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
     add_data_arguments(parser)
-    parser.add_argument("--split", default="val", help="split to evaluate (VOC: val; with --sbd-root: seg11valid)")
+    parser.add_argument("--split", default="val", help="split to evaluate (VOC: val; with --sbd-root: seg11valid; "
+                                                       "folder data: val or train)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
                         help="downscale images whose longer side exceeds this")
@@ -357,6 +358,19 @@ def evaluate_parser():
     parser.add_argument("--beta", type=POSITIVE_OR_ZERO, default=1.0, help="two classes: beta of the foreground F-beta score")
     parser.add_argument("--json", help="also write the metrics to this JSON file")
     return parser
+
+
+def class_names_to_show(model, dataset, weights):
+    """The names evaluate's table gives the classes: the data options' where they name them, else those
+    the weights were trained with (unnamed masks count classes as class0, class1, ...)."""
+    names = list(dataset.class_names)
+    if not model.class_names or list(model.class_names) == names:
+        return names
+    if names == [f"class{index}" for index in range(len(names))]:
+        return list(model.class_names)
+    print(f"warning: {weights} was trained on classes named {', '.join(model.class_names)}; the data options "
+          f"name them {', '.join(names)}: the table uses the data's names")
+    return names
 
 
 def main_evaluate(argv=None):
@@ -371,7 +385,14 @@ def main_evaluate(argv=None):
     choose_device(args.device)
     model = model_from_file(args.weights)
     args.val_split = args.split
-    _, dataset = datasets_from_args(args, need_train=False)
+    folder_data = bool(args.images or args.masks or args.synthetic_road)
+    if folder_data and args.split not in ("val", "train"):
+        raise UsageError(f"--split {args.split}: folder data has two splits, val (--val-fraction or --split-file, "
+                         f"as in training) and train")
+    if folder_data and args.split == "train":
+        dataset, _ = datasets_from_args(args, need_train=True)
+    else:
+        _, dataset = datasets_from_args(args, need_train=False)
     if dataset.n_classes != model.n_classes:
         raise UsageError(f"{args.weights}: the model predicts {model.n_classes} classes but {dataset.name} has "
                          f"{dataset.n_classes} (use the same class options as in training)")
@@ -379,7 +400,7 @@ def main_evaluate(argv=None):
         raise UsageError(f"{dataset.name}: no images to evaluate")
     report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
-    metrics = matrix.metrics(dataset.class_names)
+    metrics = matrix.metrics(class_names_to_show(model, dataset, args.weights))
     report_skipped(matrix.skipped, "bad image(s)")
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)

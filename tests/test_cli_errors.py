@@ -565,3 +565,42 @@ def test_images_and_masks_in_one_folder_is_one_line(tmp_path, capsys):
     assert status == 2
     assert stderr == (f"error: --images and --masks both name {tmp_path / 'images'}: images and masks pair by "
                       f"file name, so they need a folder each\n")
+
+
+def test_evaluate_names_unnamed_classes_as_the_weights_do_and_warns_of_other_names(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car", *TINY, "--max-iter", "1",
+                                             "--out", str(out)], capsys)
+    assert status == 0, stderr
+    weights = str(out / "final.h5")
+    json_path = tmp_path / "metrics.json"
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--device", "cpu",
+                                                     "--json", str(json_path)], capsys)
+    assert status == 0, stderr
+    assert set(json.loads(json_path.read_text())["per_class_iu"]) == {"background", "road", "car"}
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--device", "cpu",
+                                                     "--class-names", "bg,cat,dog", "--json", str(json_path)], capsys)
+    assert status == 0, stderr
+    assert (f"warning: {weights} was trained on classes named background, road, car; the data options name them "
+            f"bg, cat, dog: the table uses the data's names") in stdout
+    assert set(json.loads(json_path.read_text())["per_class_iu"]) == {"bg", "cat", "dog"}
+
+
+def test_evaluate_on_folder_data_takes_the_val_or_train_split_and_refuses_others(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    names = ["--class-names", "background,road,car"]
+    assert run(cli.main_train, [*data, *names, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    weights = str(out / "final.h5")
+    pixels = {}
+    for split in ("val", "train"):
+        json_path = tmp_path / f"{split}.json"
+        status, _, stderr = run(cli.main_evaluate, ["--weights", weights, *data, *names, "--device", "cpu",
+                                                    "--split", split, "--json", str(json_path)], capsys)
+        assert status == 0, stderr
+        pixels[split] = json.loads(json_path.read_text())["n_pixels"]
+    assert (pixels["val"], pixels["train"]) == (1 * 12 * 16, 5 * 12 * 16)   # 6 images: 1 held out, 5 trained on
+    status, _, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--split", "banana"], capsys)
+    assert status == 2 and stderr == ("error: --split banana: folder data has two splits, val (--val-fraction or "
+                                      "--split-file, as in training) and train\n")
