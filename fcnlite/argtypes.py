@@ -6,6 +6,14 @@ import argparse
 import math
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (argparse prints its whole usage first: 17 lines
+    for train_voc.py), pointing at --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 def size_pair(text):
     """'224x224' -> (224, 224): height x width."""
     try:

@@ -14,7 +14,7 @@ import sys
 from . import backend
 from .data.errors import DataError
 from .data.folder import LISTED_EXTENSIONS, image_files
-from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, checked_number, size_pair
+from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineParser, checked_number, size_pair
 from .data.options import add_data_arguments, datasets_from_args
 from .errors import UsageError
 from .io import WeightsError
@@ -100,7 +100,7 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def train_parser():
     from .presets import PRESETS
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="train_voc.py", description="Train an FCN (Long et al. 2015) on PASCAL VOC or your own images.",
         formatter_class=DefaultsHelpFormatter)
     add_data_arguments(parser)
@@ -344,7 +344,7 @@ def main_train(argv=None):
 # ---- evaluation --------------------------------------------------------------------------------
 
 def evaluate_parser():
-    parser = argparse.ArgumentParser(prog="evaluate_voc.py",
+    parser = OneLineParser(prog="evaluate_voc.py",
                                      description="Evaluate saved FCN weights with the FCN paper's metrics.")
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
     add_data_arguments(parser)
@@ -418,7 +418,7 @@ def main_evaluate(argv=None):
 # ---- prediction --------------------------------------------------------------------------------
 
 def predict_parser():
-    parser = argparse.ArgumentParser(prog="predict.py", description="Segment your own images with saved FCN weights.")
+    parser = OneLineParser(prog="predict.py", description="Segment your own images with saved FCN weights.")
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
     parser.add_argument("images", nargs="+", help=f"image files (any size), or folders of them ({LISTED_EXTENSIONS})")
     parser.add_argument("--out", default="predictions", help="output folder")

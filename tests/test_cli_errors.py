@@ -126,8 +126,9 @@ def test_a_number_out_of_range_is_refused_before_any_work_naming_the_option(caps
     with pytest.raises(SystemExit) as exited:
         parser.parse_args([*needed, option, *extra])
     assert exited.value.code == 2
-    last_line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last_line.startswith(f"{parser.prog}: error: argument {option}: expected ") and repr(value) in last_line
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(" (--help lists the options)")
+    assert lines[0].startswith(f"{parser.prog}: error: argument {option}: expected ") and repr(value) in lines[0]
 
 
 def test_the_limits_of_the_numbers_themselves_are_accepted():
