@@ -605,3 +605,17 @@ def test_evaluate_on_folder_data_takes_the_val_or_train_split_and_refuses_others
     status, _, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--split", "banana"], capsys)
     assert status == 2 and stderr == ("error: --split banana: folder data has two splits, val (--val-fraction or "
                                       "--split-file, as in training) and train\n")
+
+
+def test_class_names_given_twice_on_the_command_line_are_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,road", *TINY], capsys)
+    assert status == 2
+    assert stderr == "error: --class-names names 'road' twice: each class needs a name of its own\n"
+
+
+def test_classes_together_with_a_class_map_is_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, "--classes", "1", "--class-map", "1:1,*:0", *TINY], capsys)
+    assert status == 2
+    assert stderr == "error: give --classes or --class-map, not both (--classes is a short form of a class map)\n"

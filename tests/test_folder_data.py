@@ -359,3 +359,21 @@ def test_a_missing_folder_is_an_error_naming_it(tmp_path):
     with pytest.raises(DataError) as caught:
         FolderSegmentation(tmp_path / "nowhere", masks)
     assert str(caught.value) == f"{tmp_path / 'nowhere'}: image folder does not exist"
+
+
+def test_class_names_from_a_text_file_of_one_name_per_line(tmp_path):
+    names_file = tmp_path / "classes.txt"
+    names_file.write_text("# as CVAT writes them\nbackground\nroad\n\ncar\n")
+    assert load_class_names(str(names_file)) == ["background", "road", "car"]
+    (tmp_path / "empty.txt").write_text("\n# nothing\n")
+    with pytest.raises(DataError, match=r"empty.txt: class-name file lists no class names$"):
+        load_class_names(str(tmp_path / "empty.txt"))
+
+
+@pytest.mark.parametrize("text", ['["background", "road", "road"]', "background\nroad\nroad\n"],
+                         ids=["json", "txt"])
+def test_a_class_name_given_twice_is_refused(tmp_path, text):
+    names_file = tmp_path / ("names.json" if text.startswith("[") else "names.txt")
+    names_file.write_text(text)
+    with pytest.raises(DataError, match=r"class name 'road' is given twice: each class needs a name of its own$"):
+        load_class_names(str(names_file))

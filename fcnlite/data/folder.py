@@ -77,12 +77,20 @@ def _read_json(path):
 
 
 def load_class_names(path):
-    """A JSON list of class names, index = class id: ["background", "road"]."""
-    names = _read_json(path)
-    if isinstance(names, dict) and "classes" in names:
-        names = names["classes"]
-    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
-        raise DataError(path, 'class names must be a JSON list of strings, e.g. ["background", "road"]')
+    """Class names, index = class id: a JSON list (["background", "road"]), or, in a .txt file, one name
+    per line (as annotation tools such as CVAT write them; blank lines and '#' comments skipped)."""
+    if str(path).lower().endswith(".txt"):
+        names = read_split(path, "class-name file", "class names")   # the same lines as a split file
+    else:
+        names = _read_json(path)
+        if isinstance(names, dict) and "classes" in names:
+            names = names["classes"]
+        if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+            raise DataError(path, 'class names must be a JSON list of strings, e.g. ["background", "road"], '
+                                  'or a .txt file of one name per line')
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(path, f"class name {repeated[0]!r} is given twice: each class needs a name of its own")
     return names
 
 

@@ -18,18 +18,19 @@ from .errors import DataError
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
-def read_split(path):
-    """The ids listed in a split file, one per line (blank lines and '#' comments skipped), as in VOC's ImageSets."""
+def read_split(path, kind="split file", items="ids"):
+    """The ids listed in a split file, one per line (blank lines and '#' comments skipped), as in VOC's
+    ImageSets; kind and items name the file and its lines in errors (a list of class names is read so too)."""
     try:
         with open(path, encoding="utf-8-sig") as file:   # -sig: a byte-order mark, as some editors write, is fine
             lines = [line.split("#")[0].strip() for line in file]
     except FileNotFoundError:
-        raise DataError(path, "split file is missing") from None
+        raise DataError(path, f"{kind} is missing") from None
     except OSError as error:
-        raise DataError(path, f"cannot read the split file ({error.strerror or error})") from None
+        raise DataError(path, f"cannot read the {kind} ({error.strerror or error})") from None
     ids = [line for line in lines if line]
     if not ids:
-        raise DataError(path, "split file lists no ids")
+        raise DataError(path, f"{kind} lists no {items}")
     return ids
 
 

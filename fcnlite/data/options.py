@@ -48,7 +48,11 @@ def _class_names_from_arg(text):
     if os.path.exists(text):
         from .folder import load_class_names
         return load_class_names(text)
-    return [name.strip() for name in text.split(",") if name.strip()]
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"--class-names names {repeated[0]!r} twice: each class needs a name of its own")
+    return names
 
 
 def value_ranges(values):
@@ -158,6 +162,8 @@ def check_counted_classes(folder, masks, training):
 def datasets_from_args(args, need_train=True):
     """(train_set, val_set) for the data options; train_set is None when need_train is False."""
     from .classmap import DRIVING_CLASSES
+    if args.classes and args.class_map:
+        raise UsageError("give --classes or --class-map, not both (--classes is a short form of a class map)")
     if args.sbd_root and (args.synthetic or args.synthetic_road or args.images or args.masks):
         raise UsageError("--sbd-root goes with real PASCAL VOC data (--data-root), not with --synthetic, "
                          "--synthetic-road or --images/--masks")
