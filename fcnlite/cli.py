@@ -351,13 +351,26 @@ def evaluate_parser():
     parser.add_argument("--split", default="val", help="split to evaluate (VOC: val; with --sbd-root: seg11valid; "
                                                        "folder data: val or train)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
-                        help="downscale images whose longer side exceeds this")
+    parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
+                        help="downscale images whose longer side exceeds this (default: as in training; 0: never)")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW")
     parser.add_argument("--limit", type=COUNT_OR_ZERO, default=0, help="evaluate the first N images only")
     parser.add_argument("--beta", type=POSITIVE_OR_ZERO, default=1.0, help="two classes: beta of the foreground F-beta score")
     parser.add_argument("--json", help="also write the metrics to this JSON file")
     return parser
+
+
+def training_max_side(args):
+    """--max-side, or where not given the largest side of the images the weights were trained on (the
+    scale a network learns its objects at), said in a note; 0: no limit."""
+    from .io import read_attributes
+    if args.max_side is not None:
+        return args.max_side
+    side = int(read_attributes(args.weights).get("train_max_side", 0))
+    if side:
+        print(f"note: {args.weights} was trained on images of at most {side} pixels a side: larger ones are "
+              f"downscaled to that (--max-side 0 keeps them whole)")
+    return side
 
 
 def class_names_to_show(model, dataset, weights):
@@ -384,6 +397,7 @@ def main_evaluate(argv=None):
         check_writable_file(args.json, "--json")
     choose_device(args.device)
     model = model_from_file(args.weights)
+    args.max_side = training_max_side(args)
     args.val_split = args.split
     folder_data = bool(args.images or args.masks or args.synthetic_road)
     if folder_data and args.split not in ("val", "train"):
@@ -423,8 +437,9 @@ def predict_parser():
     parser.add_argument("images", nargs="+", help=f"image files (any size), or folders of them ({LISTED_EXTENSIONS})")
     parser.add_argument("--out", default="predictions", help="output folder")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=0,
-                        help="downscale images whose longer side exceeds this first (the labels come back at the image's size)")
+    parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
+                        help="downscale images whose longer side exceeds this first (the labels come back at the "
+                             "image's size; default: as in training; 0: never)")
     parser.add_argument("--alpha", type=checked_number(float, "an opacity between 0 and 1", least=0, most=1),
                         default=0.5, help="overlay opacity")
     return parser
@@ -487,6 +502,7 @@ def main_predict(argv=None):
     paths = image_paths(args.images)
     choose_device(args.device)
     model = model_from_file(args.weights)
+    args.max_side = training_max_side(args)
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
     palette = make_palette(model.n_classes)
     os.makedirs(args.out, exist_ok=True)

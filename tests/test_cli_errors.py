@@ -619,3 +619,31 @@ def test_classes_together_with_a_class_map_is_one_line(tmp_path, capsys):
     status, _, stderr = run(cli.main_train, [*data, "--classes", "1", "--class-map", "1:1,*:0", *TINY], capsys)
     assert status == 2
     assert stderr == "error: give --classes or --class-map, not both (--classes is a short form of a class map)\n"
+
+
+def test_predict_and_evaluate_see_images_at_the_scale_the_weights_were_trained_at(tmp_path, capsys):
+    from fcnlite.evaluate import predict_image
+    from fcnlite.train import fit_size
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car", *TINY, "--max-iter", "1",
+                                             "--max-side", "10", "--out", str(out)], capsys)
+    assert status == 0, stderr
+    weights = str(out / "final.h5")
+    photo = numpy.random.default_rng(9).integers(0, 255, (30, 45, 3), dtype=numpy.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    note = (f"note: {weights} was trained on images of at most 10 pixels a side: larger ones are downscaled to that "
+            f"(--max-side 0 keeps them whole)")
+    model = fcnlite.model_from_file(weights)
+    for given, side in (([], 10), (["--max-side", "0"], 0)):
+        status, stdout, stderr = run(cli.main_predict, ["--weights", weights, str(tmp_path / "photo.png"), "--out",
+                                                        str(tmp_path / f"pred{side}"), "--device", "cpu", *given], capsys)
+        assert status == 0, stderr
+        assert (note in stdout) == (side == 10)
+        labels = numpy.asarray(Image.open(tmp_path / f"pred{side}" / "photo_labels.png"))
+        expected = predict_image(model, fit_size(photo, None, max_side=side)[0])
+        expected = numpy.asarray(Image.fromarray(expected).resize((45, 30), Image.NEAREST))
+        numpy.testing.assert_array_equal(labels, expected)
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--class-names",
+                                                     "background,road,car", "--device", "cpu"], capsys)
+    assert status == 0 and note in stdout, stderr
