@@ -19,6 +19,7 @@ from .data.options import add_data_arguments, datasets_from_args
 from .errors import UsageError
 from .io import WeightsError
 
+
 def count(number, noun, plural=None):
     """'1 image', '3 images'."""
     return f"{number} {noun if number == 1 else plural or noun + 's'}"
