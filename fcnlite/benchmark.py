@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy
 
 from . import backend
+from .errors import count
 from .flops import count_flops
 from .layers import Conv2d, ConvTranspose2d, SoftmaxCrossEntropy
 from .models import build_model
@@ -120,7 +121,7 @@ def blas_description():
         if pools:
             pool = pools[0]
             return f"{pool['internal_api']} {pool.get('version') or ''} ({pool.get('architecture') or '?'}, " \
-                   f"{_count(pool['num_threads'], 'thread')})".replace("  ", " ")
+                   f"{count(pool['num_threads'], 'thread')})".replace("  ", " ")
     except ImportError:
         pass
     try:
@@ -721,10 +722,6 @@ def machine_description(threads, torch, on_gpu):
 # ---------------------------------------------------------------------------- report
 
 
-def _count(number, noun):
-    return f"{number} {noun}" + ("" if number == 1 else "s")
-
-
 def _gib(count):
     return "-" if count is None else f"{count / 2**30:.2f} GiB"
 
@@ -742,9 +739,9 @@ def format_report(results):
         f"{settings['model'].upper()}, width {settings['width']:g}, {settings['n_classes']} classes, "
         f"input {shape}, float32, TF32 {'on' if settings['tf32'] else 'off'}",
         f"{machine['backend']}; CPU {machine['cpu']} ({machine['cpu_count']} cores), "
-        f"BLAS {machine['blas']}" + (f"; PyTorch {machine['torch']} ({_count(machine['torch_threads'], 'thread')})"
+        f"BLAS {machine['blas']}" + (f"; PyTorch {machine['torch']} ({count(machine['torch_threads'], 'thread')})"
                                      if "torch" in machine else ""),
-        f"fcnlite's copies and element-wise passes on the CPU: {_count(machine['host_threads'], 'thread')} "
+        f"fcnlite's copies and element-wise passes on the CPU: {count(machine['host_threads'], 'thread')} "
         f"(FCNLITE_HOST_THREADS); OPENBLAS_THREAD_TIMEOUT={machine['openblas_thread_timeout']}",
         f"FLOPs: forward {flops['forward'] / 1e9:.1f} GFLOP, training step {flops['step'] / 1e9:.1f} GFLOP "
         f"({flops['convention']})",

@@ -16,7 +16,7 @@ import os
 
 from . import backend, rng
 from .errors import first_line
-from .io import WeightsError, atomic_write, read_checked_array, write_checked_array
+from .io import WeightsError, atomic_write, preprocessing_from, read_checked_array, write_checked_array
 
 
 def save_checkpoint(path, model, optimizer, state):
@@ -78,8 +78,6 @@ def load_checkpoint(path, model, optimizer):
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
     optimizer.load_state_dict(dict(hyper, velocity=velocity))
     if inputs is not None:   # (checkpoints of earlier versions did not save them)
-        preprocessing = dict(inputs["preprocessing"])
-        preprocessing["mean"], preprocessing["std"] = tuple(preprocessing["mean"]), tuple(preprocessing["std"])
-        model.preprocessing, model.class_names = preprocessing, inputs["class_names"]
+        model.preprocessing, model.class_names = preprocessing_from(inputs["preprocessing"]), inputs["class_names"]
     rng.set_state(state.pop("rng"))
     return state

@@ -13,16 +13,11 @@ import sys
 
 from . import backend
 from .data.errors import DataError
-from .data.folder import LISTED_EXTENSIONS, image_files
+from .data.folder import LISTED_EXTENSIONS, image_files, unnamed_classes
 from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineParser, checked_number, size_pair
-from .data.options import add_data_arguments, datasets_from_args
-from .errors import UsageError
+from .data.options import add_data_arguments, datasets_from_args, uses_folders
+from .errors import UsageError, count
 from .io import WeightsError
-
-
-def count(number, noun, plural=None):
-    """'1 image', '3 images'."""
-    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 def run_main(main, argv=None):
@@ -37,8 +32,6 @@ def run_main(main, argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-
-
 
 
 def check_writable_file(path, option):
@@ -271,9 +264,9 @@ def main_train(argv=None):
         raise UsageError(f"--scale MIN MAX: MIN {args.scale[0]:g} is larger than MAX {args.scale[1]:g}")
     if args.resume:
         restore_run_options(args)
-    lr_chosen = args.lr is not None or args.preset is not None
+    lr_given = args.lr is not None   # on the command line, or by the run resumed
     args = resolve_options(args)
-    if not args.init and not lr_chosen and not args.preset:
+    if not args.init and not lr_given and not args.preset:
         print(f"warning: training from scratch (no --init) at the reference's learning rate {args.lr:g}, which "
               f"is meant for VGG16's weights: the model will barely move. Give --init (weights/README.md), "
               f"--preset quickstart, or your own --lr with --loss-normalize")
@@ -380,7 +373,7 @@ def class_names_to_show(model, dataset, weights):
     names = list(dataset.class_names)
     if not model.class_names or list(model.class_names) == names:
         return names
-    if names == [f"class{index}" for index in range(len(names))]:
+    if names == unnamed_classes(len(names)):
         return list(model.class_names)
     print(f"warning: {weights} was trained on classes named {', '.join(model.class_names)}; the data options "
           f"name them {', '.join(names)}: the table uses the data's names")
@@ -400,7 +393,7 @@ def main_evaluate(argv=None):
     model = model_from_file(args.weights)
     args.max_side = training_max_side(args)
     args.val_split = args.split
-    folder_data = bool(args.images or args.masks or args.synthetic_road)
+    folder_data = uses_folders(args)
     if folder_data and args.split not in ("val", "train"):
         raise UsageError(f"--split {args.split}: folder data has two splits, val (--val-fraction or --split-file, "
                          f"as in training) and train")

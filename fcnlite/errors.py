@@ -1,4 +1,4 @@
-"""Quoting a foreign exception inside fcnlite's one-line errors.
+"""Quoting a foreign exception inside fcnlite's one-line errors (and counting things in them).
 
 fcnlite's errors (DataError, WeightsError, BackendError, ...) are one line each, so that
 the programs can print them instead of a traceback. When h5py, Pillow or SciPy fails
@@ -22,6 +22,11 @@ def first_line(error):
     if isinstance(error, KeyError) or not (len(line) > 12 or " " in line):
         return f"{type(error).__name__}: {line}"   # a key, a number: meaningless without the type
     return line
+
+
+def count(number, noun, plural=None):
+    """'1 image', '3 images' (plural: where adding an s is wrong)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
 
 
 class UsageError(Exception):

@@ -22,6 +22,15 @@ FORMAT_VERSION = 1
 PREPROCESSING_KEYS = ("channel_order", "input_scale", "mean", "std")
 
 
+def preprocessing_from(values):
+    """A model's preprocessing dict from the values a file stored (HDF5 attributes, or JSON in a
+    checkpoint): its four keys, with mean and std as tuples of floats."""
+    preprocessing = {key: values[key] for key in PREPROCESSING_KEYS}
+    for key in ("mean", "std"):
+        preprocessing[key] = tuple(float(v) for v in preprocessing[key])
+    return preprocessing
+
+
 class WeightsError(Exception):
     """A weight file that cannot be used with a model: the message is one line naming the file."""
 
@@ -217,9 +226,7 @@ def load_weights(model, path, strict=True, verbose=False):
         layers = sorted({name.split("/")[0] for name in reinitialized})
         print(f"warning: {path}: shapes differ for {', '.join(layers)}; those layers keep their fresh initialisation")
     if all(key in attributes for key in PREPROCESSING_KEYS):
-        model.preprocessing = {key: attributes[key] for key in PREPROCESSING_KEYS}
-        model.preprocessing["mean"] = tuple(float(v) for v in model.preprocessing["mean"])
-        model.preprocessing["std"] = tuple(float(v) for v in model.preprocessing["std"])
+        model.preprocessing = preprocessing_from(attributes)
     names = attributes.get("class_names")
     if names and len(names) == getattr(model, "n_classes", None):
         model.class_names = list(names)

@@ -211,7 +211,6 @@ class Trainer:
         self.samples_read = state["samples_read"]
         self.seconds_before = state.get("seconds", 0.0)   # checkpoints of earlier versions did not count them
         self._eval_pending = state.get("eval_pending", False)
-        self._truncate_log()
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
 
@@ -260,7 +259,9 @@ class Trainer:
         """Train until max_iter; returns the final metrics dict (or None with no val set)."""
         config = self.config
         self._remove_stale_temporary_files()
-        self._truncate_log()   # a fresh start after a run killed before its first checkpoint: drop its lines
+        # log lines written after the checkpoint resumed from (or, on a fresh start, by a run killed before
+        # its first checkpoint) will be written again: drop them
+        self._truncate_log()
         first_step = self.samples_read
         # endless: with --skip-bad, how many reads the remaining steps need depends on how many are skipped
         prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), None, depth=4)
@@ -298,9 +299,7 @@ class Trainer:
                             raise TrainingStopped(f"every training sample of {name} was skipped as bad "
                                                   f"(the first: {first_skipped or label})")
                         first_skipped = first_skipped or label
-                        if label not in self.skipped:
-                            self.log(f"skipped: {label}")
-                        self.skipped[label] = self.skipped.get(label, 0) + 1
+                        self._note_skipped(label)
                         continue
                     skipped_in_a_row = 0
                     samples.append((sample, label))
@@ -340,6 +339,12 @@ class Trainer:
         self.finish()
         return metrics
 
+    def _note_skipped(self, message):
+        """--skip-bad: count a sample skipped as bad; the first time, log why."""
+        if message not in self.skipped:
+            self.log(f"skipped: {message}")
+        self.skipped[message] = self.skipped.get(message, 0) + 1
+
     def _stopped_by_bad_data(self, error, where):
         """Save a checkpoint and say how to go on: the stop that bad data (a DataError) makes."""
         self.save_checkpoint()
@@ -362,10 +367,8 @@ class Trainer:
             binary = binary_metrics(matrix.matrix)
             record.update({key: binary[key] for key in ("precision", "recall", "f1", "iou")})
         self._eval_pending = False
-        for message in matrix.skipped:   # --skip-bad: validation samples skipped, reported once each
-            if message not in self.skipped:
-                self.log(f"skipped: {message}")
-            self.skipped[message] = self.skipped.get(message, 0) + 1
+        for message in matrix.skipped:   # --skip-bad: validation samples skipped
+            self._note_skipped(message)
         self._append_log(record)
         summary = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
         self.log(f"iteration {self.iteration}: {summary}")

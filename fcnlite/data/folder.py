@@ -52,9 +52,11 @@ import numpy
 
 from .classes import IGNORE_INDEX as IGNORE
 from .classmap import parse_class_map
+from ..errors import count
 from .errors import DataError
-from .images import check_label_values, open_image, read_image, read_split, turned_note
+from .images import WIDE_GREY_MODES, check_label_values, open_image, read_image, read_split, turned_note
 
+GREY_MODES = ("L", "1") + WIDE_GREY_MODES   # Pillow's single-channel modes: a mask's one channel is its label
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LISTED_EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 MASK_FORMATS = ("index", "channel", "color")
@@ -76,6 +78,17 @@ def _read_json(path):
         raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
 
 
+def unnamed_classes(n_classes):
+    """The names classes get where nothing names them: class0, class1, ..."""
+    return [f"class{index}" for index in range(n_classes)]
+
+
+def repeated_name(names):
+    """The first name (in sorted order) that `names` gives twice, or None."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    return repeated[0] if repeated else None
+
+
 def load_class_names(path):
     """Class names, index = class id: a JSON list (["background", "road"]), or, in a .txt file, one name
     per line (as annotation tools such as CVAT write them; blank lines and '#' comments skipped)."""
@@ -88,9 +101,9 @@ def load_class_names(path):
         if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
             raise DataError(path, 'class names must be a JSON list of strings, e.g. ["background", "road"], '
                                   'or a .txt file of one name per line')
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise DataError(path, f"class name {repeated[0]!r} is given twice: each class needs a name of its own")
+    repeated = repeated_name(names)
+    if repeated is not None:
+        raise DataError(path, f"class name {repeated!r} is given twice: each class needs a name of its own")
     return names
 
 
@@ -132,8 +145,8 @@ def load_color_table(path):
     return ColorTable(names, numpy.array(colors, dtype=numpy.uint8), numpy.array(values, dtype=numpy.uint8))
 
 
-def describe_folder(images_dir, count, n_classes):
-    return f"folder {images_dir} ({count} image{'s' * (count != 1)}, {n_classes} class{'es' * (n_classes != 1)})"
+def describe_folder(images_dir, n_images, n_classes):
+    return f"folder {images_dir} ({count(n_images, 'image')}, {count(n_classes, 'class', 'classes')})"
 
 
 def split_by_fraction(ids, val_fraction=0.1, seed=0):
@@ -165,7 +178,7 @@ def read_index_mask(path):
     """A single-channel or palette mask -> uint8 (H, W) of its stored values; an RGB one whose three
     channels agree (grey, as some tools save it) too."""
     with _open_mask(path) as image:
-        if image.mode in ("P", "L", "1", "I", "I;16", "I;16B", "F"):
+        if image.mode == "P" or image.mode in GREY_MODES:
             return _index_values(image, path)
         if image.mode in ("RGB", "RGBA"):
             rgb = numpy.asarray(image.convert("RGB"))
@@ -179,7 +192,7 @@ def _index_values(image, path):
     """The values of a single-channel or palette image as labels, uint8 (H, W); DataError where one
     is not a whole number in 0..255 (wider integers and floats: 16-bit PNG, TIFF masks)."""
     values = numpy.array(image)
-    if image.mode in ("P", "L", "1"):
+    if image.mode not in WIDE_GREY_MODES:   # 8 bits (or 1): every value fits
         return values.astype(numpy.uint8)
     if values.size and (values.min() < 0 or values.max() > 255):
         bad = values.max() if values.max() > 255 else values.min()
@@ -193,7 +206,7 @@ def _index_values(image, path):
 def read_channel_mask(path, channel=0):
     """An RGB mask whose class id is channel `channel` -> uint8 (H, W); a grey mask's one channel."""
     with _open_mask(path) as image:
-        if image.mode in ("L", "1", "I", "I;16", "I;16B", "F"):   # one channel: it holds the class id
+        if image.mode in GREY_MODES:   # one channel: it holds the class id
             return _index_values(image, path)
         if image.mode == "P":
             image = image.convert("RGB")
@@ -349,7 +362,7 @@ class FolderSegmentation:
             raise unreadable[0]   # not one mask could be read (nothing to train on): say why
         # what the programs check: a stray value that set the class count, masks of 0 and 255 only
         self.mask_values = [int(value) for value in numpy.flatnonzero(present)]
-        return [f"class{index}" for index in range(largest + 1)]
+        return unnamed_classes(largest + 1)
 
     def __len__(self):
         return len(self.ids)

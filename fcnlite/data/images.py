@@ -17,6 +17,9 @@ from .errors import DataError
 # and truncated files are OSErrors; some broken headers raise the others).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
+# Pillow's single-channel modes wider than 8 bits: 32-bit and 16-bit integers, 32-bit floats
+WIDE_GREY_MODES = ("I", "I;16", "I;16B", "F")
+
 
 def read_split(path, kind="split file", items="ids"):
     """The ids listed in a split file, one per line (blank lines and '#' comments skipped), as in VOC's
@@ -103,7 +106,7 @@ def read_image(path, undecodable="cannot be decoded as an image", upright=True):
     images are JPEGs: a TIFF comes turned either way, open_image).
     """
     with open_image(path, "image file is missing", undecodable, upright) as picture:
-        if picture.mode in ("I", "I;16", "I;16B", "F"):
+        if picture.mode in WIDE_GREY_MODES:
             # 16-bit or float grey: convert("RGB") would clip at 255, so a 16-bit range is rescaled
             values = numpy.asarray(picture, dtype=numpy.float64)
             if values.size and values.max() > 255:

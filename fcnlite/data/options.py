@@ -45,13 +45,13 @@ def add_data_arguments(parser):
 def _class_names_from_arg(text):
     if text is None:
         return None
+    from .folder import load_class_names, repeated_name
     if os.path.exists(text):
-        from .folder import load_class_names
         return load_class_names(text)
     names = [name.strip() for name in text.split(",") if name.strip()]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise UsageError(f"--class-names names {repeated[0]!r} twice: each class needs a name of its own")
+    repeated = repeated_name(names)
+    if repeated is not None:
+        raise UsageError(f"--class-names names {repeated!r} twice: each class needs a name of its own")
     return names
 
 
@@ -159,6 +159,12 @@ def check_counted_classes(folder, masks, training):
               f"if {largest} is a stray value, fix that mask; --class-names fixes the classes and checks every value")
 
 
+def uses_folders(args):
+    """Whether the data options name folders of images and masks (yours, or the generated road scenes)
+    rather than a VOC-layout tree."""
+    return bool(args.synthetic_road or args.images or args.masks)
+
+
 def datasets_from_args(args, need_train=True):
     """(train_set, val_set) for the data options; train_set is None when need_train is False."""
     from .classmap import DRIVING_CLASSES
@@ -167,7 +173,7 @@ def datasets_from_args(args, need_train=True):
     if args.sbd_root and (args.synthetic or args.synthetic_road or args.images or args.masks):
         raise UsageError("--sbd-root goes with real PASCAL VOC data (--data-root), not with --synthetic, "
                          "--synthetic-road or --images/--masks")
-    if args.synthetic_road or (args.images or args.masks):
+    if uses_folders(args):
         if args.synthetic_road:
             from .road import ensure_synthetic_road
             root = ensure_synthetic_road(args.data_root or SYNTHETIC_ROAD_ROOT)
