@@ -61,7 +61,7 @@ def test_describe_round_trips():
     ("7:", "'7:' is missing its source or its target"),
     ("x:1", "source 'x' is not a number"),
     ("300:1", "source '300' is out of range"),
-    ("7:one", "target 'one' in '7:one' is not a class index"),
+    ("7:1,*:other", "'7:1' has a class number and '*:other' a class name"),
     ("7:256", "target '256' in '7:256' is out of range"),
     ("7:1,7:0", "source '7' appears twice"),
     ("*:0,7:1,*:1", "'*' appears twice"),
@@ -71,6 +71,27 @@ def test_parse_errors_say_which_token_is_wrong(text, message):
     with pytest.raises(ValueError, match=message.replace("*", r"\*")) as caught:
         parse_class_map(text)
     assert "\n" not in str(caught.value)
+
+
+def test_named_targets_name_the_classes_they_make():
+    class_map = parse_class_map("0:background,255:foreground")
+    assert class_map.class_names == ["background", "foreground"]
+    assert class_map.apply(numpy.array([0, 255, 0], dtype=numpy.uint8)).tolist() == [0, 1, 0]
+    assert class_map.describe() == "0:background,255:foreground"
+
+
+def test_named_targets_number_the_rest_first_then_in_order_of_appearance():
+    class_map = parse_class_map("road:road, road_line:road, vehicle:car, pole:ignore, *:background", DRIVING_CLASSES)
+    assert class_map.class_names == ["background", "road", "car"]
+    labels = numpy.array([7, 6, 10, 5, 0, 255], dtype=numpy.uint8)
+    assert class_map.apply(labels).tolist() == [1, 1, 2, 255, 0, 255]
+    again = parse_class_map(class_map.describe(), DRIVING_CLASSES)
+    assert again.mapping == class_map.mapping and again.class_names == class_map.class_names
+
+
+def test_named_targets_and_given_names_together_are_refused():
+    with pytest.raises(ValueError, match="names its classes, and names were given besides"):
+        parse_class_map("0:background,255:foreground", class_names=["a", "b"])
 
 
 def test_unknown_name_lists_the_known_ones():

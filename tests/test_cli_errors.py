@@ -90,12 +90,30 @@ def test_masks_of_only_0_and_255_ask_for_a_class_map(tmp_path, capsys):
     status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == (f"error: {tmp_path / 'masks'}: the masks hold only 0 and 255, and 255 means 'ignore' "
-                      f"(VOC's outlines): for foreground masks of 0 and 255, pass --class-map '0:0,255:1'\n")
-    out = tmp_path / "run"
-    status, _, stderr = run(cli.main_train, [*data, "--class-map", "0:0,255:1", *TINY, "--max-iter", "1",
-                                             "--out", str(out)], capsys)
+                      f"(VOC's outlines): for foreground masks of 0 and 255, pass --class-map "
+                      f"'0:background,255:foreground' (name the foreground as you like)\n")
+    out = tmp_path / "run"   # the command the message gives
+    status, _, stderr = run(cli.main_train, [*data, "--class-map", "0:background,255:foreground", *TINY,
+                                             "--max-iter", "1", "--out", str(out)], capsys)
     assert status == 0, stderr
-    assert fcnlite.model_from_file(out / "final.h5").n_classes == 2
+    assert fcnlite.model_from_file(out / "final.h5").class_names == ["background", "foreground"]
+    status, _, stderr = run(cli.main_train, [*data, "--class-map", "0:0,255:1", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "numbered")], capsys)
+    assert status == 0, stderr
+    assert fcnlite.model_from_file(tmp_path / "numbered" / "final.h5").n_classes == 2
+
+
+def test_class_names_cannot_name_a_mapped_value_past_them(tmp_path, capsys):
+    # --class-names names mask values 0 and 1; the map's 255 would become a class called "255"
+    masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
+    data = make_folder(tmp_path, masks)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--class-names", "background,road", "--class-map",
+                                             "0:0,255:1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == ("error: --class-names names mask values 0..1, and --class-map '0:0,255:1' maps 255 too, "
+                      "which no name covers: name the classes in the map instead, e.g. --class-map "
+                      "'0:background,255:foreground', and leave --class-names out\n")
+    assert not (tmp_path / "r").exists()
 
 
 def test_colour_masks_without_a_table_is_one_line(tmp_path, capsys):
@@ -502,7 +520,8 @@ def test_binary_masks_of_0_and_255_with_class_names_still_ask_for_a_class_map(tm
     status, _, stderr = run(cli.main_train, [*data, *TINY, "--class-names", "background,road",
                                              "--out", str(tmp_path / "r")], capsys)
     assert status == 2
-    assert stderr.endswith("for foreground masks of 0 and 255, pass --class-map '0:0,255:1'\n")
+    assert stderr.endswith("for foreground masks of 0 and 255, pass --class-map '0:background,255:foreground' "
+                           "(name the foreground as you like)\n")
     assert not (tmp_path / "r").exists()   # before any training
 
 

@@ -14,7 +14,14 @@ Two ways to write one:
 The text form is comma-separated `source:target` pairs. A source is a value
 0..255 or a source class name; `*` stands for every source value not named
 (255 excepted: ignored pixels stay ignored unless a pair names 255). A target
-is a class index 0..254 or `ignore` / `255`.
+is a class index 0..254 or `ignore` / `255`; or every target is a name, which
+names the class it makes:
+
+    parse_class_map("0:background,255:foreground")      # binary masks of 0 and 255
+    parse_class_map("road:road,road_line:road,*:background", DRIVING_CLASSES)
+
+Named classes are numbered in the order they first appear, the `*` class first
+(as --classes makes the rest class 0): in both examples background is 0.
 
 Applying a map is one table look-up per pixel: the map keeps a 256-entry table
 and `table[labels]` maps a whole uint8 label image at once (NumPy fancy
@@ -52,11 +59,13 @@ class ClassMap:
     class_names: the output classes' names; index = class id (its length is n_classes)
     others_limit: `others` applies only to source values below this (e.g. the number
                  of source classes, so that a stray value 200 is still reported)
+    named_targets: describe() writes targets as class names ("0:background,255:road")
 
     Value 255 maps to 255 unless `mapping` names it.
     """
 
-    def __init__(self, mapping, class_names, others=None, others_limit=IGNORE):
+    def __init__(self, mapping, class_names, others=None, others_limit=IGNORE, named_targets=False):
+        self.named_targets = named_targets
         self.mapping = {int(source): int(target) for source, target in mapping.items()}
         self.others = others
         self.class_names = list(class_names)
@@ -96,7 +105,9 @@ class ClassMap:
     def describe(self):
         """The map in the text form parse_class_map reads, e.g. "7:1,6:1,*:0"."""
         def target(value):
-            return "ignore" if value == IGNORE else str(value)
+            if value == IGNORE:
+                return "ignore"
+            return self.class_names[value] if self.named_targets else str(value)
         pairs = [f"{source}:{target(value)}" for source, value in self.mapping.items()]
         if self.others is not None:
             pairs.append(f"*:{target(self.others)}")
@@ -123,15 +134,28 @@ def _source_value(token, source_class_names):
                      f"class list)")
 
 
+def _is_ignore(token):
+    return token.lower() in ("ignore", "255")
+
+
 def _target_value(token, pair):
-    if token.lower() in ("ignore", "255"):
+    if _is_ignore(token):
         return IGNORE
-    if not token.isdigit():
-        raise ValueError(f"class map: target {token!r} in {pair!r} is not a class index or 'ignore'")
     value = int(token)
     if value > 254:
         raise ValueError(f"class map: target {token!r} in {pair!r} is out of range (0..254, or 255/ignore)")
     return value
+
+
+def _number_named_targets(pairs):
+    """[(source token, target name)] -> {target name: class index}: in order of first appearance,
+    the '*' pair's class first, so that 'the rest' is class 0 as with --classes."""
+    ordered = sorted(pairs, key=lambda pair: pair[0] != "*")   # a stable sort: the rest keep their order
+    indices = {}
+    for _, target in ordered:
+        if not _is_ignore(target) and target not in indices:
+            indices[target] = len(indices)
+    return indices
 
 
 def _source_name(value, source_class_names):
@@ -141,16 +165,17 @@ def _source_name(value, source_class_names):
 
 
 def parse_class_map(text, source_class_names=None, class_names=None):
-    """Read a map such as "7:1,6:1,*:0" (see the module docstring); returns a ClassMap.
+    """Read a map such as "7:1,6:1,*:0" or "0:background,255:road" (see the module docstring);
+    returns a ClassMap.
 
-    n_classes is the largest target + 1. Output class names, unless given, are
-    made from the source names mapped to each class ("road+road_line");
+    With numbered targets n_classes is the largest target + 1, and the output names,
+    unless given, are made from the source names mapped to each class ("road+road_line");
     a class reached only through `*` is "background" (class 0) or "other".
     Raises a one-line ValueError saying which token is wrong.
     """
     if not text or not text.strip():
-        raise ValueError("class map is empty: write pairs like '7:1,*:0'")
-    mapping, others = {}, None
+        raise ValueError("class map is empty: write pairs like '7:1,*:0' or '0:background,255:road'")
+    pairs = []
     for pair in text.split(","):
         pair = pair.strip()
         if pair.count(":") != 1:
@@ -158,7 +183,18 @@ def parse_class_map(text, source_class_names=None, class_names=None):
         source_token, target_token = (part.strip() for part in pair.split(":"))
         if not source_token or not target_token:
             raise ValueError(f"class map: {pair!r} is missing its source or its target")
-        target = _target_value(target_token, pair)
+        pairs.append((source_token, target_token, pair))
+    named = [pair for _, target, pair in pairs if not (target.isdigit() or _is_ignore(target))]
+    numbered = [pair for _, target, pair in pairs if target.isdigit() and not _is_ignore(target)]
+    if named and numbered:
+        raise ValueError(f"class map: {numbered[0]!r} has a class number and {named[0]!r} a class name: "
+                         f"give every target as a number, or every target as a name")
+    if named and class_names is not None:
+        raise ValueError(f"class map {text!r} names its classes, and names were given besides")
+    named_indices = _number_named_targets([(source, target) for source, target, _ in pairs]) if named else {}
+    mapping, others = {}, None
+    for source_token, target_token, pair in pairs:
+        target = named_indices[target_token] if target_token in named_indices else _target_value(target_token, pair)
         if source_token == "*":
             if others is not None:
                 raise ValueError(f"class map: '*' appears twice (second time in {pair!r})")
@@ -172,7 +208,9 @@ def parse_class_map(text, source_class_names=None, class_names=None):
     if not targets:
         raise ValueError(f"class map {text!r} sends everything to ignore: it has no class")
     n_classes = max(targets) + 1
-    if class_names is None:
+    if named:
+        class_names = list(named_indices)
+    elif class_names is None:
         class_names = []
         for index in range(n_classes):
             sources = [_source_name(s, source_class_names) for s, t in mapping.items() if t == index]
@@ -181,7 +219,7 @@ def parse_class_map(text, source_class_names=None, class_names=None):
             class_names.append("+".join(sources) if sources else f"class{index}")
     elif len(class_names) != n_classes:
         raise ValueError(f"class map {text!r} makes {n_classes} classes but {len(class_names)} names were given")
-    return ClassMap(mapping, class_names, others=others)
+    return ClassMap(mapping, class_names, others=others, named_targets=bool(named))
 
 
 def class_map_from_names(selected_names, source_class_names, others="background"):

@@ -33,7 +33,8 @@ def add_data_arguments(parser):
     group.add_argument("--color-table", help="JSON colour -> class table for --mask-format color")
     group.add_argument("--class-names", help="class names: a JSON list, a .txt file of one per line, or comma-separated names")
     group.add_argument("--classes", help="train on these classes only, e.g. 'road' or 'road,vehicle' (others: background)")
-    group.add_argument("--class-map", help="explicit source:target map, e.g. '7:1,6:1,*:0'")
+    group.add_argument("--class-map", help="explicit source:target map, e.g. '7:1,6:1,*:0', or with the classes "
+                                            "named: '0:background,255:road'")
     group.add_argument("--others", choices=("background", "ignore"), default="background",
                        help="with --classes: what the unselected classes become")
     group.add_argument("--val-fraction", type=FRACTION, default=0.1, help="folder data: fraction held out (default 0.1)")
@@ -98,6 +99,7 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
         class_map = None
         if args.class_map:
             class_map = parse_class_map(args.class_map, everything.source_class_names)
+            check_map_names(class_map, source_names, args.class_map)
         elif args.classes:
             class_map = class_map_from_names(args.classes, everything.source_class_names, others=args.others)
     except ValueError as error:
@@ -126,7 +128,20 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
 
 
 ONLY_0_AND_255 = ("the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
-                  "for foreground masks of 0 and 255, pass --class-map '0:0,255:1'")
+                  "for foreground masks of 0 and 255, pass --class-map '0:background,255:foreground' "
+                  "(name the foreground as you like)")
+
+
+def check_map_names(class_map, source_names, text):
+    """--class-names names the mask values; a numbered --class-map that also maps values past those
+    names would make a class called by its bare value ("255"): the map can name its classes itself."""
+    if source_names is None or class_map.named_targets:
+        return
+    unnamed = sorted(source for source in class_map.mapping if source >= len(source_names))
+    if unnamed:
+        raise UsageError(f"--class-names names mask values 0..{len(source_names) - 1}, and --class-map '{text}' "
+                         f"maps {unnamed[0]} too, which no name covers: name the classes in the map instead, "
+                         f"e.g. --class-map '0:background,{unnamed[0]}:foreground', and leave --class-names out")
 
 
 def check_named_masks(folder, masks, sample=16):
