@@ -48,6 +48,11 @@ def read_checkpoint_state(path):
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
 
 
+def _classes(names, shown=5):
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{len(names)} classes ({listed})"
+
+
 def load_checkpoint(path, model, optimizer):
     """Restore model and optimizer in place; returns the saved state dict (rng restored too)."""
     import h5py
@@ -57,6 +62,11 @@ def load_checkpoint(path, model, optimizer):
             state = json.loads(file.attrs["state"])
             hyper = json.loads(file.attrs["optimizer"])
             inputs = json.loads(file.attrs["model_inputs"]) if "model_inputs" in file.attrs else None
+            if inputs and inputs.get("class_names") and model.class_names \
+                    and list(inputs["class_names"]) != list(model.class_names):
+                raise WeightsError(f"{path}: the run trained {_classes(inputs['class_names'])}, and this model "
+                                   f"has {_classes(model.class_names)}: resume it with the run's data and class "
+                                   f"options")
             parameters = {name: value for name, value, _ in model.named_parameters()}
             for name, value in parameters.items():
                 key = f"model/{name}"

@@ -15,7 +15,7 @@ from . import backend
 from .data.errors import DataError
 from .data.folder import LISTED_EXTENSIONS, image_files, unnamed_classes
 from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineParser, checked_number, size_pair
-from .data.options import add_data_arguments, datasets_from_args, uses_folders
+from .data.options import DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, datasets_from_args, uses_folders
 from .errors import UsageError, count
 from .io import WeightsError
 
@@ -165,10 +165,26 @@ def resolve_options(args):
 
 
 # The options that define a training run: saved in its checkpoints, so that --resume can take
-# those not given again from the run itself (data options are given again: they find the data)
+# those not given again from the run itself
 RUN_OPTIONS = ("model", "width", "learnable_upsampling", "lr", "lr_policy", "momentum", "weight_decay",
                "loss_normalize", "accumulate", "max_iter", "eval_every", "checkpoint_every", "val_limit", "seed",
                "max_side", "resize", "crop", "scale", "no_flip")
+# and the data options (data/options.py), with train_voc.py's splits
+TRAIN_DATA_OPTIONS = DATA_OPTIONS + ("split", "val_split")
+NOT_GIVEN = "(not given)"   # what the parser leaves in a data option the command line did not name
+
+
+def parse_noting_given(parser, argv, keys):
+    """parse_args, with the options `keys` that the command line did not name left NOT_GIVEN (not at
+    their defaults), so that --resume can tell an option given as its default from one left out."""
+    return parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(keys, NOT_GIVEN)))
+
+
+def fill_not_given(args, defaults):
+    for key, value in defaults.items():
+        if getattr(args, key) is NOT_GIVEN:
+            setattr(args, key, value)
+    return args
 
 
 def run_folder(args):
@@ -208,21 +224,23 @@ def saved_run_options(path):
     return options
 
 
-def restore_run_options(args):
+def restore_run_options(args, data_defaults):
     """--resume: the options not given on the command line take the run's values (from its checkpoint);
-    those given anew apply from the checkpoint on, and are listed. A model of another shape is refused."""
+    those given anew apply from the checkpoint on, and are listed. A model of another shape is refused.
+    Data options left NOT_GIVEN take the run's too (checkpoints of earlier versions did not save them)."""
     import copy
-    out = run_folder(resolve_options(copy.copy(args)))
+    out = run_folder(resolve_options(fill_not_given(copy.copy(args), data_defaults)))
     path = os.path.join(out, "checkpoint.h5")
     if not os.path.exists(path):   # a run's defaults are a 100,000-step VGG16: never start one unasked
         raise UsageError(f"--resume: {out} holds no checkpoint to continue (a run stopped before its first "
-                         f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there")
+                         f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there"
+                         f"{other_runs_hint(out) if args.out is None else ''}")
     saved = saved_run_options(path)
+    changed = restore_data_options(args, saved, data_defaults)
     if args.loss_normalize is not None and "loss_normalize" in saved and args.lr is None \
             and args.loss_normalize != saved["loss_normalize"]:
         raise UsageError(f"{option_text('loss_normalize', args.loss_normalize)} changes the loss's scale by the "
                          f"pixel count, and the run's --lr was for the other: give --lr with it")
-    changed = []
     if args.epochs is not None and "max_iter" in saved:
         changed.append(f"--epochs {args.epochs:g} (it sets --max-iter anew; the run had {saved['max_iter']})")
     for key in RUN_OPTIONS:
@@ -247,6 +265,32 @@ def restore_run_options(args):
               + ", ".join(changed))
 
 
+def restore_data_options(args, saved, data_defaults):
+    """The data options left out take the run's values; returns those given anew that differ, as text."""
+    if not any(key in saved for key in data_defaults):   # a checkpoint of an earlier version
+        return []
+    source_given = any(getattr(args, key) is not NOT_GIVEN for key in DATA_SOURCE_OPTIONS)
+    changed = []
+    for key in data_defaults:
+        given = getattr(args, key)
+        if given is NOT_GIVEN:
+            restored = data_defaults[key] if source_given and key in DATA_SOURCE_OPTIONS else saved.get(key)
+            setattr(args, key, restored)
+        elif key in saved and given != saved[key]:
+            changed.append(f"{option_text(key, given)} (the run had {option_text(key, saved[key])})")
+    return changed
+
+
+def other_runs_hint(out):
+    """Without --out, the run folder follows the preset (runs/quickstart-fcn8s): name the runs that could be meant."""
+    parent = os.path.dirname(out)
+    if not os.path.isdir(parent):
+        return ""
+    runs = sorted(os.path.join(parent, name) for name in os.listdir(parent)
+                  if os.path.exists(os.path.join(parent, name, "checkpoint.h5")))
+    return f"; checkpoints are in {', '.join(runs)} (pass --out to resume one)" if runs else ""
+
+
 def main_train(argv=None):
     import numpy
     from . import rng
@@ -257,13 +301,16 @@ def main_train(argv=None):
     from .optim import SGD
     from .train import TrainConfig, Trainer
 
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args = parse_noting_given(parser, argv, TRAIN_DATA_OPTIONS)
+    data_defaults = {key: parser.get_default(key) for key in TRAIN_DATA_OPTIONS}
     if args.epochs is not None and args.max_iter is not None:
         raise UsageError("give --epochs or --max-iter, not both (--epochs sets the number of iterations)")
     if args.scale and args.scale[0] > args.scale[1]:
         raise UsageError(f"--scale MIN MAX: MIN {args.scale[0]:g} is larger than MAX {args.scale[1]:g}")
     if args.resume:
-        restore_run_options(args)
+        restore_run_options(args, data_defaults)
+    fill_not_given(args, data_defaults)
     lr_given = args.lr is not None   # on the command line, or by the run resumed
     args = resolve_options(args)
     if not args.init and not lr_given and not args.preset:
@@ -274,8 +321,8 @@ def main_train(argv=None):
     train_set, val_set = datasets_from_args(args)
     if len(train_set) == 0:
         raise UsageError(f"the training split of {train_set.name} is empty")
-    classes = "" if "classes)" in train_set.name else f", {count(train_set.n_classes, 'class', 'classes')}"
-    print(f"data: {train_set.name}: {len(train_set)} training, {count(len(val_set), 'validation image')}{classes}")
+    print(f"data: {train_set.name}: {len(train_set)} training, {count(len(val_set), 'validation image')}, "
+          f"{count(train_set.n_classes, 'class', 'classes')}")
     report_dropped(train_set)
     report_dropped(val_set)
     if args.epochs is not None:
@@ -311,7 +358,7 @@ def main_train(argv=None):
                          flip=not args.no_flip, scale_range=tuple(args.scale) if args.scale else None,
                          crop_size=args.crop, max_side=args.max_side, resize=args.resize,
                          progress=not args.no_progress,
-                         options={key: getattr(args, key) for key in RUN_OPTIONS},
+                         options={key: getattr(args, key) for key in RUN_OPTIONS + TRAIN_DATA_OPTIONS},
                          extra={"preset": args.preset, "data": train_set.name})
     trainer = Trainer(model, optimizer, train_set, val_set, config)
     if args.resume:

@@ -206,7 +206,7 @@ def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
     expected_mask = os.path.join(str(tmp_path / "masks"), "03.png")
     assert (f"warning: {tmp_path / 'masks'}: the largest mask value is 9 (in {expected_mask}), so the model gets "
             f"10 classes, but 3..8 never occur") in stdout
-    assert "data: folder" in stdout and "(6 images, 10 classes): 5 training, 1 validation image\n" in stdout
+    assert "data: folder" in stdout and "(6 images): 5 training, 1 validation image, 10 classes\n" in stdout
 
 
 def test_no_stray_value_warning_where_every_value_occurs_or_a_class_map_decides(tmp_path, capsys):
@@ -220,7 +220,7 @@ def test_no_stray_value_warning_where_every_value_occurs_or_a_class_map_decides(
     status, stdout, stderr = run(cli.main_train, [*data, "--class-map", "2:1,9:1,*:0", *TINY, "--max-iter", "1",
                                                   "--out", str(tmp_path / "b")], capsys)
     assert status == 0, stderr
-    assert "\nwarning:" not in "\n" + stdout and "(6 images, 2 classes)" in stdout
+    assert "\nwarning:" not in "\n" + stdout and "(6 images): 5 training, 1 validation image, 2 classes" in stdout
 
 
 def test_value_ranges_are_written_compactly():
@@ -533,6 +533,48 @@ def test_resume_where_there_is_no_checkpoint_is_one_line_and_starts_nothing(tmp_
     assert status == 2 and "training" not in stdout
     assert stderr == (f"error: --resume: {out} holds no checkpoint to continue (a run stopped before its first "
                       f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there\n")
+
+
+def test_resume_takes_the_data_options_left_out_from_the_run(tmp_path, capsys):
+    masks = road_and_car_masks()
+    data = make_folder(tmp_path, masks)
+    Image.fromarray(numpy.zeros((5, 5), numpy.uint8)).save(tmp_path / "masks" / "04.png")   # stops the run
+    (tmp_path / "val.txt").write_text("05\n")
+    out = tmp_path / "run"
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car", "--split-file",
+                                             str(tmp_path / "val.txt"), *TINY, "--max-iter", "3",
+                                             "--out", str(out)], capsys)
+    assert status == 2 and (out / "checkpoint.h5").exists(), stderr
+    # the folders moved, and the bad mask is to be skipped: the class names and the split come from the run
+    os.rename(tmp_path / "images", tmp_path / "moved-images")
+    os.rename(tmp_path / "masks", tmp_path / "moved-masks")
+    moved = ["--images", str(tmp_path / "moved-images"), "--masks", str(tmp_path / "moved-masks")]
+    status, stdout, stderr = run(cli.main_train, [*moved, "--skip-bad", "--resume", "--out", str(out),
+                                                  "--no-progress", "--device", "cpu"], capsys)
+    assert status == 0, stderr
+    assert f"data: folder {tmp_path / 'moved-images'} (6 images): 5 training, 1 validation image, 3 classes" \
+        in stdout
+    assert f"--images {tmp_path / 'moved-images'} (the run had --images {tmp_path / 'images'})" in stdout
+    assert "--skip-bad (the run had no --skip-bad)" in stdout and "skipped 1 bad sample" in stdout
+    assert fcnlite.model_from_file(out / "final.h5").class_names == ["background", "road", "car"]
+    # other classes cannot go on from these weights: one line, before any training
+    status, stdout, stderr = run(cli.main_train, [*moved, "--class-names", "background,road,car,bus", "--resume",
+                                                  "--max-iter", "4", "--out", str(out), "--device", "cpu"], capsys)
+    assert status == 2 and "training fcn8s" not in stdout
+    assert stderr == (f"error: {out / 'checkpoint.h5'}: the run trained 3 classes (background, road, car), and "
+                      f"this model has 4 classes (background, road, car, bus): resume it with the run's data and "
+                      f"class options\n")
+
+
+def test_resume_without_out_names_the_run_folders_that_hold_checkpoints(tmp_path, capsys, monkeypatch):
+    data = make_folder(tmp_path, road_and_car_masks())
+    monkeypatch.chdir(tmp_path)
+    os.makedirs(os.path.join("runs", "quickstart-fcn8s"))
+    open(os.path.join("runs", "quickstart-fcn8s", "checkpoint.h5"), "w").close()
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--resume"], capsys)
+    assert status == 2
+    assert stderr.endswith(f"leave out --resume to start there; checkpoints are in "
+                           f"{os.path.join('runs', 'quickstart-fcn8s')} (pass --out to resume one)\n")
 
 
 def test_training_from_scratch_at_the_reference_rate_is_warned_about(tmp_path, capsys):

@@ -145,8 +145,8 @@ def load_color_table(path):
     return ColorTable(names, numpy.array(colors, dtype=numpy.uint8), numpy.array(values, dtype=numpy.uint8))
 
 
-def describe_folder(images_dir, n_images, n_classes):
-    return f"folder {images_dir} ({count(n_images, 'image')}, {count(n_classes, 'class', 'classes')})"
+def describe_folder(images_dir, n_images):
+    return f"folder {images_dir} ({count(n_images, 'image')})"
 
 
 def split_by_fraction(ids, val_fraction=0.1, seed=0):
@@ -335,7 +335,7 @@ class FolderSegmentation:
         else:
             self.class_names = list(self.source_class_names)
         self.n_classes = len(self.class_names)
-        self.name = describe_folder(self.images_dir, len(self.ids), self.n_classes)
+        self.name = describe_folder(self.images_dir, len(self.ids))
 
     def _source_class_names(self, class_names):
         if isinstance(class_names, (str, os.PathLike)):

@@ -13,6 +13,13 @@ SYNTHETIC_VOC_ROOT = os.path.join("data", "synthetic-voc")
 SYNTHETIC_ROAD_ROOT = os.path.join("data", "synthetic-road")
 
 
+# The data options, saved with a training run so that --resume finds the same data unasked.
+# The source options go together: naming any of them anew (the data moved, say) replaces them all.
+DATA_SOURCE_OPTIONS = ("data_root", "sbd_root", "synthetic", "synthetic_road", "images", "masks")
+DATA_OPTIONS = DATA_SOURCE_OPTIONS + ("mask_format", "mask_channel", "color_table", "class_names", "classes",
+                                      "class_map", "others", "val_fraction", "split_file", "skip_bad")
+
+
 def add_data_arguments(parser):
     group = parser.add_argument_group("data (PASCAL VOC layout, or your own folders)")
     group.add_argument("--data-root", default=None,
@@ -121,7 +128,7 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     halves = (FolderSegmentation(images, masks, ids=train_ids, **common),
               FolderSegmentation(images, masks, ids=val_ids, **common))
     for half in halves:   # the data line counts the folder's images, not the half's
-        half.name = describe_folder(images, len(everything), half.n_classes)
+        half.name = describe_folder(images, len(everything))
     # images --skip-bad dropped for want of a mask: reported once, with the half the program uses
     halves[0 if training else 1].skipped = everything.skipped
     return halves
