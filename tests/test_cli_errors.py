@@ -566,6 +566,17 @@ def test_resume_takes_the_data_options_left_out_from_the_run(tmp_path, capsys):
                       f"class options\n")
 
 
+def test_masks_without_an_image_are_left_out_with_a_note(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    Image.fromarray(road_and_car_masks()[0]).save(tmp_path / "masks" / "deleted-photo.png")
+    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+                                 capsys)
+    assert status == 0, stderr
+    assert (f"note: {tmp_path / 'masks'}: 1 mask has no image in {tmp_path / 'images'} (e.g. deleted-photo.png): "
+            f"left out\n") in stdout
+    assert "(6 images): 5 training, 1 validation image, 3 classes" in stdout
+
+
 def test_resume_without_out_names_the_run_folders_that_hold_checkpoints(tmp_path, capsys, monkeypatch):
     data = make_folder(tmp_path, road_and_car_masks())
     monkeypatch.chdir(tmp_path)

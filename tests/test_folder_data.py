@@ -8,8 +8,8 @@ from PIL import Image
 
 from fcnlite.data.classmap import DRIVING_CLASSES, class_map_from_names, parse_class_map
 from fcnlite.data.errors import DataError
-from fcnlite.data.folder import (FolderSegmentation, load_class_names, load_color_table, read_split,
-                                 split_by_fraction)
+from fcnlite.data.folder import (LISTED_EXTENSIONS, FolderSegmentation, load_class_names, load_color_table,
+                                 read_split, split_by_fraction)
 
 HEIGHT, WIDTH = 4, 6
 
@@ -50,9 +50,9 @@ def test_images_and_masks_pair_by_stem_across_extensions_and_extra_files_are_ign
     save(masks / "b.png", index_mask(seed=1), mode="L")
     save(masks / "c.jpg", numpy.full((HEIGHT, WIDTH), 1, numpy.uint8), mode="L")
     save(masks / "d.png", index_mask(seed=3), mode="L")
-    save(masks / "extra.png", index_mask(), mode="L")   # a mask without an image: ignored
+    save(masks / "extra.png", index_mask(), mode="L")   # a mask without an image: left out, and listed
     dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
-    assert dataset.ids == ["a", "b", "c", "d"]
+    assert dataset.ids == ["a", "b", "c", "d"] and dataset.masks_without_image == ["extra.png"]
     assert len(dataset) == 4 and dataset.n_classes == 3
     assert dataset.image_path(2).endswith("c.JPEG") and dataset.label_path(2).endswith("c.jpg")
     image, label = dataset[1]
@@ -117,6 +117,19 @@ def test_an_image_without_a_mask_is_an_error_naming_the_image(tmp_path):
     with pytest.raises(DataError) as caught:
         FolderSegmentation(images, masks)
     assert str(caught.value).startswith(os.path.join(images, "lonely.jpg") + ": has no mask lonely.png")
+
+
+def test_masks_named_otherwise_than_their_images_are_pointed_at(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for number in range(3):
+        save(images / f"img_{number}.jpg", picture(number))
+        save(masks / f"mask_{number}.png", index_mask(seed=number), mode="L")
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks)
+    assert str(caught.value) == (f"{images / 'img_0.jpg'}: has no mask img_0.png (or another of {LISTED_EXTENSIONS}) "
+                                 f"in {masks} (and 2 more like it; skipping bad samples, --skip-bad, drops them); "
+                                 f"{masks} holds 3 masks of other names, e.g. mask_0.png: an image and its mask "
+                                 f"share a name")
 
 
 def test_skip_bad_drops_images_without_masks_and_counts_them(tmp_path):

@@ -8,8 +8,9 @@ An image and its mask share a stem (the name without extension). Images may be
 .png, .jpg, .jpeg, .bmp, .tif, .tiff or .webp in any case; masks too (PNG is the one to
 use: JPEG compression changes label values). Both are read as a viewer shows them: a
 file with an EXIF orientation is turned as it says (images.open_image). Files in the
-masks folder without an image are ignored; an image without a mask is an error (or,
-with skip_bad=True, dropped and listed in `dataset.skipped`).
+masks folder without an image are left out (listed in `dataset.masks_without_image`);
+an image without a mask is an error (or, with skip_bad=True, dropped and listed in
+`dataset.skipped`).
 
 How a mask says which class a pixel is (mask_format):
 
@@ -314,9 +315,14 @@ class FolderSegmentation:
             else:
                 self.ids.append(id_)
                 self._image_files[id_], self._mask_files[id_] = images[id_], masks[id_]
+        # masks whose image is missing: left out, and counted (a naming scheme that differs shows up here)
+        self.masks_without_image = [masks[id_] for id_ in sorted(set(masks) - set(images))]
         if problems and not skip_bad:
             more = (f" (and {len(problems) - 1} more like it; skipping bad samples, --skip-bad, drops them)"
                     if len(problems) > 1 else "")
+            if self.masks_without_image and any("has no mask" in problem.problem for problem in problems):
+                more += (f"; {self.masks_dir} holds {count(len(self.masks_without_image), 'mask')} of other names, "
+                         f"e.g. {self.masks_without_image[0]}: an image and its mask share a name")
             first = problems[0]
             raise DataError(first.path, first.problem + more)
         self.skipped = [str(problem) for problem in problems]

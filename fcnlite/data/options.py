@@ -5,7 +5,7 @@ and the checks that make bad data a one-line error before any work.
 import os
 
 from ..argtypes import FRACTION, checked_number
-from ..errors import UsageError
+from ..errors import UsageError, count
 from .errors import DataError
 
 DEFAULT_DATA_ROOT = "data"
@@ -93,6 +93,10 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
                   class_names=source_names, skip_bad=args.skip_bad)
     everything = FolderSegmentation(images, masks, **common)   # with no names, it reads every mask for the classes
+    if everything.masks_without_image:
+        unpaired = everything.masks_without_image
+        print(f"note: {masks}: {count(len(unpaired), 'mask has', 'masks have')} no image in {images} "
+              f"(e.g. {unpaired[0]}): left out")
     jpeg_masks = [name for name in everything.mask_files() if name.lower().endswith((".jpg", ".jpeg"))]
     if jpeg_masks:
         print(f"warning: {masks}: {len(jpeg_masks)} of {len(everything)} masks are JPEG files (e.g. {jpeg_masks[0]}): "
