@@ -209,7 +209,7 @@ def calls():
         "a @ b": lambda: a @ b,
         "cupy.dot(a, b, out=out)": lambda: cupy.dot(a, b, out=out),
         "cupy.cublas.gemm('N', 'N', a, b, out)": lambda: cupy.cublas.gemm("N", "N", a, b, out=out),
-        "im2col kernel (ElementwiseKernel)": lambda: cuda_kernels.im2col(image, 3, 3, 1, 0, 0, 8, 8, cols),
+        "im2col kernel (ElementwiseKernel)": lambda: cuda_kernels.im2col(image, 3, 3, 1, 0, 8, 8, cols),
         "cupy.maximum(x, 0, out=x)": lambda: cupy.maximum(x, 0, out=x),
         "x += bias (broadcast)": lambda: x.__iadd__(bias),
         "cupy.zeros(x.shape)": lambda: cupy.zeros(x.shape, dtype=x.dtype),

@@ -155,8 +155,9 @@ def _check_int32_indices(*arrays):
             raise ValueError(f"array of shape {tuple(array.shape)} has 2**31 elements or more: too large for these kernels")
 
 
-def im2col(image, kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols):
-    """image (C, H, W) contiguous, padded by `padding` zeros -> cols (C, kh, kw, rows, out_w), filled in place."""
+def im2col(image, kernel_h, kernel_w, stride, row0, rows, out_w, cols, padding=0):
+    """image (C, H, W) contiguous, padded by `padding` zeros -> cols (C, kh, kw, rows, out_w), filled in place
+    (the arguments of im2col.im2col, with cols given)."""
     channels, height, width = image.shape
     _check_int32_indices(image, cols)
     _kernel("im2col")(image, height, width, kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols,
@@ -164,8 +165,9 @@ def im2col(image, kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols):
     return cols
 
 
-def col2im_add(cols, dx, kernel_h, kernel_w, stride, padding, row0, rows, out_w):
-    """dx (C, H, W) contiguous += the adjoint of im2col (image padded by `padding`) for output rows row0..row0+rows."""
+def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=0):
+    """dx (C, H, W) contiguous += the adjoint of im2col (image padded by `padding`) for output rows row0..row0+rows
+    (the arguments of im2col.col2im_add)."""
     channels, height, width = dx.shape
     _check_int32_indices(cols, dx)
     # the band's rows of the padded image, then those of them that lie in the image

@@ -66,7 +66,8 @@ def im2col(x, kernel_h, kernel_w, stride, row0, rows, out_w, out=None, padding=0
         cols = out[: channels * kernel_h * kernel_w * rows * out_w].reshape(channels, kernel_h, kernel_w, rows, out_w)
     if xp is not numpy:   # one CuPy kernel launch instead of kh*kw strided copies
         from . import cuda_kernels
-        cuda_kernels.im2col(xp.ascontiguousarray(x), kernel_h, kernel_w, stride, padding, row0, rows, out_w, cols)
+        cuda_kernels.im2col(xp.ascontiguousarray(x), kernel_h, kernel_w, stride, row0, rows, out_w, cols,
+                            padding=padding)
         return cols.reshape(channels * kernel_h * kernel_w, rows * out_w)
 
     def fill(c0, c1):
@@ -94,7 +95,7 @@ def col2im_add(cols, dx, kernel_h, kernel_w, stride, row0, rows, out_w, padding=
     if array_module(dx) is not numpy and dx.flags.c_contiguous:
         from . import cuda_kernels
         return cuda_kernels.col2im_add(array_module(dx).ascontiguousarray(cols), dx, kernel_h, kernel_w, stride,
-                                       padding, row0, rows, out_w)
+                                       row0, rows, out_w, padding=padding)
     cols = cols.reshape(channels, kernel_h, kernel_w, rows, out_w)
 
     def add(c0, c1):
