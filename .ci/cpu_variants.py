@@ -72,6 +72,28 @@ def with_threads(count, function):
         return seconds(function)
 
 
+def taking_turns(run, settings, repeats):
+    """{name: median seconds of run()} under each setting (name -> a function giving a context manager),
+    the settings taking turns, the first of each turn alternating so that none always follows another."""
+    times = {name: [] for name in settings}
+    for turn in range(int(repeats)):
+        for name in (list(settings) if turn % 2 == 0 else list(reversed(settings))):
+            with settings[name]():
+                times[name].append(seconds(run))
+    return {name: numpy.median(spent) for name, spent in times.items()}
+
+
+@contextlib.contextmanager
+def weight_grad_blocks(block_bytes):
+    """Within the block, Conv2d's dW is made in blocks of at most block_bytes of temporary."""
+    from fcnlite.layers import conv2d
+    saved, conv2d.WEIGHT_GRAD_BLOCK_BYTES = conv2d.WEIGHT_GRAD_BLOCK_BYTES, block_bytes
+    try:
+        yield
+    finally:
+        conv2d.WEIGHT_GRAD_BLOCK_BYTES = saved
+
+
 def voc_runner():
     """fcnlite's FCN-8s, loss and SGD on one random VOC-sized image, as the benchmark builds them."""
     from fcnlite.benchmark import FcnliteRunner, Settings, random_batch
@@ -115,11 +137,9 @@ def winograd_by_input_channels_alone():
 def threads(mode="step", repeats="5"):
     run = warm_voc_run(mode)
     several = max(2, backend.host_threads())
-    times = {1: [], several: []}
-    for _ in range(int(repeats)):
-        for count in times:
-            times[count].append(with_threads(count, run))
-    one, many = (numpy.median(value) for value in times.values())
+    medians = taking_turns(run, {count: lambda count=count: backend.host_threads_set_to(count)
+                                 for count in (1, several)}, repeats)
+    one, many = medians[1], medians[several]
     print(f"{mode}: host threads 1: {one:.2f} s, {several}: {many:.2f} s, ratio {many / one:.3f} "
           f"(OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')})")
 
@@ -283,12 +303,8 @@ def winograd_or_im2col(mode="step", repeats="5"):
     from fcnlite.layers import winograd
     run = warm_voc_run(mode)
     thresholds = {"winograd": winograd.MIN_CHANNELS, "im2col": 10**9}
-    times = {name: [] for name in thresholds}
-    for _ in range(int(repeats)):
-        for name, threshold in thresholds.items():
-            with winograd_threshold(threshold):
-                times[name].append(seconds(run))
-    medians = {name: numpy.median(value) for name, value in times.items()}
+    medians = taking_turns(run, {name: lambda threshold=threshold: winograd_threshold(threshold)
+                                 for name, threshold in thresholds.items()}, repeats)
     print(f"winograd: {mode}: Winograd {medians['winograd']:.2f} s, im2col {medians['im2col']:.2f} s, "
           f"ratio {medians['winograd'] / medians['im2col']:.3f}")
 
@@ -300,18 +316,9 @@ def winograd_rule(repeats="5"):
     run = warm_voc_run("step")
     with winograd_by_input_channels_alone():
         run()
-    times = {"both sides": [], "input alone": []}
-
-    def both_sides():
-        times["both sides"].append(seconds(run))
-
-    def input_alone():
-        with winograd_by_input_channels_alone():
-            times["input alone"].append(seconds(run))
-    for round_ in range(int(repeats)):
-        for rule in ((both_sides, input_alone) if round_ % 2 == 0 else (input_alone, both_sides)):
-            rule()
-    both, alone = (numpy.median(times[name]) for name in ("both sides", "input alone"))
+    medians = taking_turns(run, {"both sides": contextlib.nullcontext,
+                                 "input alone": winograd_by_input_channels_alone}, repeats)
+    both, alone = medians["both sides"], medians["input alone"]
     print(f"winograd-rule: step with the channels on both sides {both:.2f} s, the input's alone {alone:.2f} s, "
           f"ratio {both / alone:.3f}")
 
@@ -456,18 +463,7 @@ def dw_blocks(repeats="7"):
     import tracemalloc
     from fcnlite.layers import Conv2d, conv2d
     block_bytes = {"blocks": conv2d.WEIGHT_GRAD_BLOCK_BYTES, "whole": 2**62}
-
-    def taking_turns(run):
-        """Medians of `run`'s time, blocks and whole taking turns, the first of each turn alternating."""
-        times = {name: [] for name in block_bytes}
-        try:
-            for turn in range(int(repeats)):
-                for name in sorted(block_bytes, reverse=turn % 2 == 1):
-                    conv2d.WEIGHT_GRAD_BLOCK_BYTES = block_bytes[name]
-                    times[name].append(seconds(run))
-        finally:
-            conv2d.WEIGHT_GRAD_BLOCK_BYTES = block_bytes["blocks"]
-        return [numpy.median(times[name]) for name in block_bytes]
+    settings = {name: lambda size=size: weight_grad_blocks(size) for name, size in block_bytes.items()}
 
     def fully_connected_backward():   # the layers go with the function: not alive in the step's runs
         generator = numpy.random.default_rng(0)
@@ -475,7 +471,7 @@ def dw_blocks(repeats="7"):
         x = generator.standard_normal((1, 512, 18, 22), dtype=numpy.float32)   # pool5 at VOC size
         dy = generator.standard_normal(fc6.output_shape(x.shape), dtype=numpy.float32)
         fc7.forward(fc6.forward(x))
-        return taking_turns(lambda: (fc6.backward(dy), fc7.backward(dy)))
+        return taking_turns(lambda: (fc6.backward(dy), fc7.backward(dy)), settings, repeats).values()
 
     blocks, whole = fully_connected_backward()
     print(f"dw-blocks: fc6 + fc7 backward in blocks of {block_bytes['blocks'] / 2**20:.0f} MiB {blocks * 1e3:.0f} ms, "
@@ -483,14 +479,13 @@ def dw_blocks(repeats="7"):
     tracemalloc.start()   # before the model, as the benchmark: its peaks count everything in use
     run = warm_voc_run("step")
     peaks = {}
-    for name, size in block_bytes.items():   # one step each under tracemalloc, which slows NumPy's allocations
-        conv2d.WEIGHT_GRAD_BLOCK_BYTES = size
-        tracemalloc.reset_peak()
-        run()
-        peaks[name] = tracemalloc.get_traced_memory()[1]
-    conv2d.WEIGHT_GRAD_BLOCK_BYTES = block_bytes["blocks"]
+    for name in block_bytes:   # one step each under tracemalloc, which slows NumPy's allocations
+        with settings[name]():
+            tracemalloc.reset_peak()
+            run()
+            peaks[name] = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    blocks, whole = taking_turns(run)
+    blocks, whole = taking_turns(run, settings, repeats).values()
     print(f"dw-blocks: step in blocks {blocks:.2f} s, whole {whole:.2f} s, ratio {blocks / whole:.3f} (N={repeats}); "
           f"peak {peaks['blocks'] / 2**30:.2f} GiB against {peaks['whole'] / 2**30:.2f} GiB (tracemalloc)")
 
