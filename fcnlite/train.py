@@ -170,6 +170,7 @@ class Trainer:
         os.makedirs(folder, exist_ok=True)
         palette = palette_for(self.val_set)
         count = min(self.config.n_progress_images, len(self.val_set))
+        ids = getattr(self.val_set, "ids", None)
         for index in range(count):
             try:
                 image, label = self.val_set.load(index)
@@ -177,8 +178,12 @@ class Trainer:
                 continue
             image, label = fit_size(image, label, self.config.resize, self.config.max_side)
             prediction = predict_image(self.model, image)
-            picture = strip(image, label, prediction, palette)
-            picture.save(os.path.join(folder, f"iter{self.iteration:07d}_{index}.png"))
+            # named by the image's id, so that a strip is found again among the data (and one
+            # image's strips sort together by iteration); the legend names the classes shown
+            name = str(ids[index]).replace(os.sep, "_") if ids else str(index)
+            picture = strip(image, label, prediction, palette, titles=(name, "ground truth", "prediction"),
+                            class_names=self.model.class_names or None)
+            picture.save(os.path.join(folder, f"{name}_iter{self.iteration:07d}.png"))
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def _append_log(self, record):

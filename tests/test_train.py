@@ -10,7 +10,9 @@ import time
 import h5py
 import numpy
 import pytest
+from PIL import Image
 
+from fcnlite import visualize
 from fcnlite.data.synthetic import make_synthetic_voc
 from programs import example_path, program_environment, run_example
 
@@ -52,7 +54,13 @@ def test_short_training_run_lowers_the_loss_and_writes_every_output(voc_root, tm
     assert [r["iteration"] for r in evals] == [20, 40]
     for name in ("final.h5", "checkpoint.h5", "log.jsonl"):
         assert os.path.exists(os.path.join(out, name)), name
-    assert sorted(os.listdir(os.path.join(out, "progress")))[:1] == ["iter0000020_0.png"]
+    # strips named by the validation images' ids, with a legend right of the three panels
+    with open(os.path.join(voc_root, "VOCdevkit", "VOC2012", "ImageSets", "Segmentation", "val.txt")) as file:
+        val_ids = file.read().split()[:3]
+    assert sorted(os.listdir(os.path.join(out, "progress"))) == sorted(
+        f"{id_}_iter{iteration:07d}.png" for id_ in val_ids for iteration in (20, 40))
+    first = Image.open(os.path.join(out, "progress", f"{val_ids[0]}_iter0000040.png"))
+    assert first.width > 3 * 40 + 3 * visualize.PANEL_GAP   # three panels 40 wide (--max-side 40), a legend
     pytest.importorskip("matplotlib")
     assert os.path.getsize(os.path.join(out, "curves.png")) > 1000
 
