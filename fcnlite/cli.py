@@ -401,6 +401,22 @@ def evaluate_parser():
     return parser
 
 
+def restore_training_data_options(args, data_defaults):
+    """evaluate_voc.py without data options: the data options the weights were trained with (final.h5
+    records them), so that --split val is the run's own validation split, read as in training."""
+    import json
+    from .io import read_attributes
+    saved = json.loads(read_attributes(args.weights).get("training_options", "{}"))
+    restored = []
+    for key, default in data_defaults.items():
+        if getattr(args, key) is NOT_GIVEN and key in saved:
+            setattr(args, key, saved[key])
+            if saved[key] != default:
+                restored.append(option_text(key, saved[key]))
+    if restored:
+        print(f"note: the data {args.weights} was trained on: {' '.join(restored)} (give data options for other data)")
+
+
 def training_max_side(args):
     """--max-side, or where not given the largest side of the images the weights were trained on (the
     scale a network learns its objects at), said in a note; 0: no limit."""
@@ -433,11 +449,16 @@ def main_evaluate(argv=None):
     from .io import model_from_file
     from .metrics import binary_metrics, format_metrics
 
-    args = evaluate_parser().parse_args(argv)
+    parser = evaluate_parser()
+    args = parse_noting_given(parser, argv, DATA_OPTIONS)
     if args.json:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
     model = model_from_file(args.weights)
+    data_defaults = {key: parser.get_default(key) for key in DATA_OPTIONS}
+    if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):
+        restore_training_data_options(args, data_defaults)
+    fill_not_given(args, data_defaults)
     args.max_side = training_max_side(args)
     args.val_split = args.split
     folder_data = uses_folders(args)

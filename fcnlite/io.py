@@ -3,7 +3,8 @@
     /<layer>/W, /<layer>/b     float32 datasets, one group per layer (reference names)
     attributes of /            fcnlite_format, architecture, n_classes, width,
                                channel_order, input_scale, mean, std, class_names (optional), source,
-                               train_max_side (optional: final.h5's training image size)
+                               train_max_side (optional: final.h5's training image size),
+                               training_options (optional: final.h5's run options, JSON)
 
 save_weights(model, path) writes atomically (temporary file, then rename);
 load_weights(model, path, strict=True) fills a model and raises WeightsError

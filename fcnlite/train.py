@@ -383,10 +383,12 @@ class Trainer:
 
     def finish(self):
         """Write final.h5 (with the training images' largest side, which predict and evaluate then
-        default to: a network sees objects at the scale it learnt them) and the curves."""
+        default to: a network sees objects at the scale it learnt them; and the run's options, whose
+        data options evaluate defaults to) and the curves."""
         config = self.config
         largest_side = config.max_side or (max(config.resize) if config.resize else 0)
         save_weights(self.model, os.path.join(config.out, "final.h5"),
-                     extra_attributes={"train_max_side": int(largest_side)})
+                     extra_attributes={"train_max_side": int(largest_side),
+                                       "training_options": json.dumps(config.options)})
         from .plots import plot_training_curves
         plot_training_curves(self.log_path, os.path.join(self.config.out, "curves.png"), log=self.log)

@@ -660,6 +660,28 @@ def test_evaluate_names_unnamed_classes_as_the_weights_do_and_warns_of_other_nam
     assert set(json.loads(json_path.read_text())["per_class_iu"]) == {"bg", "cat", "dog"}
 
 
+def test_evaluate_without_data_options_takes_the_data_the_weights_were_trained_on(tmp_path, capsys):
+    masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
+    data = make_folder(tmp_path, masks)
+    options = ["--class-map", "0:background,255:foreground", "--val-fraction", "0.34"]   # 2 of 6 held out
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *options, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    weights = str(out / "final.h5")
+    results = []
+    for given in ([*data, *options], []):
+        status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *given, "--device", "cpu", "--json",
+                                                         str(tmp_path / "metrics.json")], capsys)
+        assert status == 0, stderr
+        results.append(json.loads((tmp_path / "metrics.json").read_text()))
+    assert (f"note: the data {weights} was trained on: --images {tmp_path / 'images'} --masks {tmp_path / 'masks'} "
+            f"--class-map 0:background,255:foreground --val-fraction 0.34 (give data options for other data)\n") \
+        in stdout
+    assert results[0] == results[1] and results[1]["n_pixels"] == 2 * 12 * 16   # the run's two validation images
+    # data named anew: the weights' data options stay out of it
+    status, _, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--device", "cpu"], capsys)
+    assert status == 2 and "pass --class-map '0:background,255:foreground'" in stderr
+
+
 def test_evaluate_on_folder_data_takes_the_val_or_train_split_and_refuses_others(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     out = tmp_path / "run"
