@@ -51,6 +51,7 @@ import contextlib
 import os
 import sys
 import time
+from unittest import mock
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
@@ -83,15 +84,10 @@ def taking_turns(run, settings, repeats):
     return {name: numpy.median(spent) for name, spent in times.items()}
 
 
-@contextlib.contextmanager
 def weight_grad_blocks(block_bytes):
     """Within the block, Conv2d's dW is made in blocks of at most block_bytes of temporary."""
     from fcnlite.layers import conv2d
-    saved, conv2d.WEIGHT_GRAD_BLOCK_BYTES = conv2d.WEIGHT_GRAD_BLOCK_BYTES, block_bytes
-    try:
-        yield
-    finally:
-        conv2d.WEIGHT_GRAD_BLOCK_BYTES = saved
+    return mock.patch.object(conv2d, "WEIGHT_GRAD_BLOCK_BYTES", block_bytes)
 
 
 def voc_runner():
@@ -109,29 +105,19 @@ def warm_voc_run(mode):
     return run
 
 
-@contextlib.contextmanager
 def winograd_threshold(channels):
     """Within the block, Conv2d takes Winograd's form from `channels` channels on (10**9: never)."""
     from fcnlite.layers import winograd
-    saved, winograd.MIN_CHANNELS = winograd.MIN_CHANNELS, channels
-    try:
-        yield
-    finally:
-        winograd.MIN_CHANNELS = saved
+    return mock.patch.object(winograd, "MIN_CHANNELS", channels)
 
 
-@contextlib.contextmanager
 def winograd_by_input_channels_alone():
     """Within the block, Winograd's form is chosen as in stop 12: by the input's channels alone (so that
     conv2_1's dx, 128 channels into 64, takes it too)."""
     from fcnlite.layers import winograd
     rule = winograd.applies
-    winograd.applies = lambda x, kernel_h, kernel_w, stride, padding, out_channels: \
-        rule(x, kernel_h, kernel_w, stride, padding, 10**9)
-    try:
-        yield
-    finally:
-        winograd.applies = rule
+    return mock.patch.object(winograd, "applies", lambda x, kernel_h, kernel_w, stride, padding, out_channels:
+                             rule(x, kernel_h, kernel_w, stride, padding, 10**9))
 
 
 def threads(mode="step", repeats="5"):

@@ -333,7 +333,8 @@ class Trainer:
                 if self._stop_signal and not finished:
                     self.save_checkpoint()
                     raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}; "
-                                          f"checkpoint saved to {self.checkpoint_path}: rerun with --resume to continue")
+                                          f"checkpoint saved to {self.checkpoint_path}: to continue, rerun with "
+                                          f"--resume --out {config.out}")
         finally:
             self.seconds_before, self._session_started = self.seconds(), None   # the clock stops with the loop
             prefetch.close()
@@ -354,7 +355,7 @@ class Trainer:
         """Save a checkpoint and say how to go on: the stop that bad data (a DataError) makes."""
         self.save_checkpoint()
         return TrainingStopped(f"{error}; met {where}, checkpoint saved to {self.checkpoint_path}: fix it or "
-                               f"pass --skip-bad, then rerun with --resume")
+                               f"pass --skip-bad, then rerun with --resume --out {self.config.out}")
 
     def _evaluate_and_log(self):
         if self.val_set is None or len(self.val_set) == 0:
