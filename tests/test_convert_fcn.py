@@ -1,0 +1,161 @@
+"""weights/convert_fcn.py: the reference FCNs' trained weights, as wkentaro/fcn (Chainer npz) and
+pytorch-fcn (.pth) keep them, become fcnlite weights that compute the same scores.
+
+The sources are written here from small fcnlite FCNs (width 1/16) with random weights, in
+each port's key names: conv1_1/W in an npz (with a "predictor/" prefix and the zero biases
+Chainer's Deconvolution2D carries), conv1_1.weight in a state dict. The PyTorch side is checked
+against the benchmark's PyTorch FCN, written from the reference nets rather than from
+fcnlite's layers.
+"""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+from PIL import Image
+
+import fcnlite
+from fcnlite.data import VOC_CLASSES
+from fcnlite.layers import ConvTranspose2d
+from fcnlite.models import build_model
+from programs import program_environment, run_example
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "weights" / "convert_fcn.py"
+WIDTH = 1 / 16
+
+
+def _load_converter():
+    spec = importlib.util.spec_from_file_location("convert_fcn", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+convert_fcn = _load_converter()
+
+
+def random_fcn(architecture, n_classes=21, seed=0):
+    """An fcnlite FCN whose every parameter is random (score layers too: zeros would make checks trivial)."""
+    model = build_model(architecture, n_classes=n_classes, width=WIDTH)
+    generator = numpy.random.default_rng(seed)
+    for _, value, _ in model.named_parameters():
+        value[...] = generator.standard_normal(value.shape) * 0.1
+    return model
+
+
+def chainer_arrays(model, prefix="predictor/"):
+    """The model's arrays as wkentaro/fcn's npz keys them, upscore layers with their zero biases."""
+    arrays = {f"{prefix}{name}": numpy.array(value) for name, value, _ in model.named_parameters()}
+    for name, layer in model.layers.items():
+        if isinstance(layer, ConvTranspose2d):
+            arrays[f"{prefix}{name}/b"] = numpy.zeros(layer.params["W"].shape[1], numpy.float32)
+    return arrays
+
+
+def scores(model, seed=1):
+    x = numpy.random.default_rng(seed).standard_normal((1, 3, 37, 45)).astype(numpy.float32)
+    model.eval()
+    return model.forward(x)
+
+
+@pytest.mark.parametrize("architecture", ["fcn32s", "fcn16s", "fcn8s"])
+def test_a_chainer_npz_converts_to_weights_that_give_the_same_scores(tmp_path, architecture):
+    source = random_fcn(architecture)
+    numpy.savez(tmp_path / "fcn_from_caffe.npz", **chainer_arrays(source))
+    convert_fcn.convert(tmp_path / "fcn_from_caffe.npz", tmp_path / "fcn.h5")
+    converted = fcnlite.model_from_file(tmp_path / "fcn.h5")
+    assert converted.config() == {"architecture": architecture, "width": WIDTH, "n_classes": 21}
+    assert converted.class_names == list(VOC_CLASSES)
+    assert converted.preprocessing == {"channel_order": "BGR", "input_scale": 1.0,
+                                       "mean": (104.00698793, 116.66876762, 122.67891434), "std": (1.0, 1.0, 1.0)}
+    numpy.testing.assert_array_equal(scores(converted), scores(source))
+
+
+def test_fcn8s_at_once_is_asked_for_and_computes_the_scaled_skips(tmp_path):
+    source = random_fcn("fcn8s-atonce", n_classes=5)
+    numpy.savez(tmp_path / "atonce.npz", **chainer_arrays(source, prefix=""))
+    convert_fcn.convert(tmp_path / "atonce.npz", tmp_path / "plain.h5")
+    assert fcnlite.model_from_file(tmp_path / "plain.h5").config()["architecture"] == "fcn8s"
+    convert_fcn.convert(tmp_path / "atonce.npz", tmp_path / "atonce.h5", "fcn8s-atonce")
+    converted = fcnlite.model_from_file(tmp_path / "atonce.h5")
+    assert converted.config()["architecture"] == "fcn8s-atonce" and converted.class_names is None
+    numpy.testing.assert_array_equal(scores(converted), scores(source))
+    with pytest.raises(convert_fcn.ConversionError, match=r"atonce\.npz: holds an fcn8s \(its last layer\), not an "
+                                                          r"fcn16s"):
+        convert_fcn.convert(tmp_path / "atonce.npz", tmp_path / "other.h5", "fcn16s")
+
+
+def test_a_pytorch_state_dict_converts_to_what_the_reference_net_in_pytorch_computes(tmp_path):
+    torch = pytest.importorskip("torch", reason="the .pth source and its reference net need PyTorch")
+    from fcnlite.benchmark import build_torch_fcn
+    net = build_torch_fcn(random_fcn("fcn8s")).double().eval()
+    # pytorch-fcn's keys (conv1_1.weight) under a DataParallel prefix; the benchmark's net has layers.conv1_1.weight
+    state = {"module." + key.split(".", 1)[1]: value.float() for key, value in net.state_dict().items()}
+    torch.save(state, tmp_path / "fcn8s_from_caffe.pth")
+    convert_fcn.convert(tmp_path / "fcn8s_from_caffe.pth", tmp_path / "fcn8s.h5")
+    converted = fcnlite.model_from_file(tmp_path / "fcn8s.h5")
+    x = numpy.random.default_rng(1).standard_normal((1, 3, 37, 45)).astype(numpy.float32)
+    converted.eval()
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x).double()).numpy()
+    ours = converted.forward(x)
+    assert numpy.abs(ours - expected).max() < 1e-4 * numpy.abs(expected).max()
+
+
+def test_the_program_converts_and_predict_segments_with_the_result(tmp_path):
+    numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **chainer_arrays(random_fcn("fcn8s")))
+    result = subprocess.run([sys.executable, str(SCRIPT), "fcn8s_from_caffe.npz", "-o", "fcn8s-voc.h5"],
+                            cwd=tmp_path, env=program_environment(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ("fcn8s-voc.h5: fcn8s, width 0.0625, 21 classes (PASCAL VOC), input BGR 0..255 minus "
+                             "the mean\n")
+    Image.fromarray(numpy.full((30, 40, 3), 128, numpy.uint8)).save(tmp_path / "photo.png")
+    predicted = run_example("predict.py", ["--weights", "fcn8s-voc.h5", "photo.png", "--out", "out", "--device",
+                                           "cpu"], tmp_path)
+    assert predicted.returncode == 0, predicted.stderr
+    assert Image.open(tmp_path / "out" / "photo_labels.png").size == (40, 30)
+
+
+def layer_arrays(model):
+    return chainer_arrays(model, prefix="")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda arrays: arrays.pop("score_pool4/b"), r"bad\.npz: score_pool4 b is missing \(an fcn8s of width 0\.0625 "
+                                                r"needs it\)"),
+    (lambda arrays: arrays.__setitem__("score_pool3/W", numpy.zeros((21, 8, 1, 1), numpy.float32)),
+     r"bad\.npz: score_pool3 W has shape \(21, 8, 1, 1\), but an fcn8s of width 0\.0625 and 21 classes needs "
+     r"\(21, 16, 1, 1\)"),
+    (lambda arrays: arrays.__setitem__("upscore8/b", numpy.ones(21, numpy.float32)),
+     r"bad\.npz: upscore8 has a non-zero bias; the reference's upsampling has none"),
+    (lambda arrays: arrays.__setitem__("fc8/W", numpy.zeros((3, 3), numpy.float32)),
+     r"bad\.npz: holds arrays that an fcn8s has no place for: fc8/W"),
+    (lambda arrays: (arrays.pop("upscore8/W"), arrays.pop("upscore8/b")),
+     r"bad\.npz: expected one of upscore8, upscore16 or upscore \(FCN-8s, -16s, -32s\), found layers conv1_1, "),
+    (lambda arrays: arrays["fc7/b"].__setitem__(0, numpy.nan), r"bad\.npz: fc7 b holds values that are NaN"),
+])
+def test_a_source_that_does_not_make_the_network_is_one_line_and_writes_nothing(tmp_path, change, message):
+    arrays = layer_arrays(random_fcn("fcn8s"))
+    change(arrays)
+    numpy.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(convert_fcn.ConversionError, match=message) as raised:
+        convert_fcn.convert(tmp_path / "bad.npz", tmp_path / "out.h5")
+    assert "\n" not in str(raised.value) and not (tmp_path / "out.h5").exists()
+
+
+def test_files_of_other_kinds_are_named_for_what_they_are_not(tmp_path):
+    (tmp_path / "fcn8s-heavy-pascal.caffemodel").write_bytes(b"\x0a\x05fcn8s")
+    (tmp_path / "notes.txt").write_text("not weights")
+    (tmp_path / "broken.npz").write_text("not a zip")
+    for name, message in [("fcn8s-heavy-pascal.caffemodel", "Caffe's own format is not read here"),
+                          ("notes.txt", "neither an npz file (Chainer) nor a PyTorch state dict"),
+                          ("broken.npz", "neither an npz file (Chainer) nor a PyTorch state dict"),
+                          ("missing.npz", "no such file")]:
+        result = subprocess.run([sys.executable, str(SCRIPT), name, "-o", "out.h5"], cwd=tmp_path,
+                                env=program_environment(), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.startswith(f"error: {name}: {message}") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out.h5").exists()

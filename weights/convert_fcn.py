@@ -1,0 +1,179 @@
+"""Convert the reference FCNs' trained weights into fcnlite's HDF5 format (schema: weights/README.md).
+
+    python weights/convert_fcn.py fcn8s_from_caffe.npz -o weights/fcn8s-voc.h5   # wkentaro/fcn (Chainer)
+    python weights/convert_fcn.py fcn8s_from_caffe.pth -o weights/fcn8s-voc.h5   # wkentaro/pytorch-fcn
+    python weights/convert_fcn.py fcn8s-atonce_from_caffe.npz --model fcn8s-atonce -o weights/fcn8s-atonce-voc.h5
+
+Both files are Shelhamer, Long and Darrell's Caffe models, trained on PASCAL VOC (SBD train,
+21 classes; fcn8s-heavy-pascal.caffemodel and its kin), re-saved by two ports that keep the
+reference's layer names, as fcnlite does. So a file's keys name fcnlite's layers once their
+prefixes are dropped:
+
+    Chainer npz     conv1_1/W, conv1_1/b, ..., upscore8/W (and upscore8/b)
+                    (a prefix such as "predictor/" is dropped: the last two parts count)
+    PyTorch .pth    conv1_1.weight, conv1_1.bias, ..., upscore8.weight
+                    ("module." or any other prefix dropped likewise)
+
+No layout changes: Convolution2D / nn.Conv2d keep W as (out, in, kh, kw) and Deconvolution2D
+/ nn.ConvTranspose2d as (in, out, kh, kw), fcnlite's layouts. The upscore layers have no
+bias in Caffe (bias_term: false) nor in fcnlite; Chainer's Deconvolution2D carries one that
+stays zero, and is dropped (a non-zero one is refused: fcnlite could not compute it).
+
+The architecture comes from the layers present (upscore8: FCN-8s, upscore16: FCN-16s,
+upscore: FCN-32s); FCN-8s at once (pool3 and pool4 scaled by 1e-4 and 0.01 before their
+score layers) has the same parameters as FCN-8s, so it is asked for with --model. Every
+parameter of that model must be in the file with its shape, and nothing else.
+The input is the Caffe nets': BGR, 0..255, minus the mean (104.00698793, 116.66876762,
+122.67891434) that the reference's VOC data layer subtracts, which is fcnlite's FCN default.
+"""
+import argparse
+import os
+import sys
+import zipfile
+
+import numpy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # convert_vgg16, beside us
+from convert_vgg16 import ConversionError, _load_torch  # noqa: E402  (fcnlite is found through it too)
+from fcnlite.data import VOC_CLASSES  # noqa: E402
+from fcnlite.errors import first_line  # noqa: E402
+from fcnlite.io import save_weights  # noqa: E402
+from fcnlite.layers import ConvTranspose2d  # noqa: E402
+from fcnlite.models import build_model  # noqa: E402
+
+ARCHITECTURES = ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce")
+FINAL_UPSCORE = {"upscore8": "fcn8s", "upscore16": "fcn16s", "upscore": "fcn32s"}
+TORCH_KEYS = {"weight": "W", "bias": "b"}
+
+
+def read_npz(path):
+    """{(layer, "W" | "b"): array} from a Chainer npz (numpy.savez), the keys' last two parts."""
+    try:
+        with numpy.load(path, allow_pickle=False) as file:
+            raw = {key: numpy.asarray(file[key]) for key in file.files}
+    except Exception as error:
+        raise ConversionError(f"{path}: not a readable npz file ({first_line(error)})") from None
+    arrays = {}
+    for key, value in raw.items():
+        parts = key.split("/")
+        if len(parts) >= 2 and parts[-1] in ("W", "b"):
+            arrays[(parts[-2], parts[-1])] = value
+    return arrays
+
+
+def read_pth(path):
+    """{(layer, "W" | "b"): array} from a PyTorch state dict, the keys' last two parts."""
+    arrays = {}
+    for key, value in _load_torch(path).items():
+        parts = key.split(".")
+        if len(parts) >= 2 and parts[-1] in TORCH_KEYS:
+            arrays[(parts[-2], TORCH_KEYS[parts[-1]])] = value
+    return arrays
+
+
+def read_source(path):
+    """The source's arrays, told apart by content: an npz is a zip of .npy files, a torch.save file a
+    zip holding a pickle (or, before PyTorch 1.6, a bare pickle)."""
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: no such file")
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".caffemodel":
+        raise ConversionError(f"{path}: Caffe's own format is not read here: convert its Chainer (.npz) or "
+                              f"PyTorch (.pth) copy, which hold the same arrays (weights/README.md)")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+        return read_npz(path) if names and all(name.endswith(".npy") for name in names) else read_pth(path)
+    with open(path, "rb") as file:
+        pickled = file.read(1) == b"\x80"
+    if pickled or extension in (".pth", ".pt"):
+        return read_pth(path)
+    raise ConversionError(f"{path}: neither an npz file (Chainer) nor a PyTorch state dict (.pth)")
+
+
+def architecture_of(path, arrays, asked=None):
+    """fcn32s / fcn16s / fcn8s from the final upsampling layer present; fcn8s-atonce when asked."""
+    layers = {layer for layer, _ in arrays}
+    found = [FINAL_UPSCORE[name] for name in FINAL_UPSCORE if name in layers]
+    if len(found) != 1:
+        named = ", ".join(sorted(layers)[:8]) + (" ..." if len(layers) > 8 else "") or "no conv/deconv arrays"
+        raise ConversionError(f"{path}: expected one of upscore8, upscore16 or upscore (FCN-8s, -16s, -32s), "
+                              f"found layers {named}")
+    if asked is not None and asked.replace("-atonce", "") != found[0]:
+        raise ConversionError(f"{path}: holds an {found[0]} (its last layer), not an {asked}")
+    return asked or found[0]
+
+
+def fill_model(path, arrays, architecture):
+    """The fcnlite model of that architecture (width and classes read from conv1_1 and score_fr),
+    every parameter taken from arrays; upscore biases must be zero; nothing may be left over."""
+    for name in ("conv1_1", "score_fr"):
+        if (name, "W") not in arrays:
+            raise ConversionError(f"{path}: {name} is missing")
+    width = arrays[("conv1_1", "W")].shape[0] / 64
+    n_classes = int(arrays[("score_fr", "W")].shape[0])
+    model = build_model(architecture, n_classes=n_classes, width=width)
+    left = dict(arrays)
+    for name, value, _ in model.named_parameters():
+        layer, key = name.split("/")
+        source = left.pop((layer, key), None)
+        if source is None:
+            raise ConversionError(f"{path}: {layer} {key} is missing (an {architecture} of width {width:g} "
+                                  f"needs it)")
+        if tuple(source.shape) != tuple(value.shape):
+            raise ConversionError(f"{path}: {layer} {key} has shape {tuple(source.shape)}, but an {architecture} of "
+                                  f"width {width:g} and {n_classes} classes needs {tuple(value.shape)}")
+        if not numpy.isfinite(source).all():
+            raise ConversionError(f"{path}: {layer} {key} holds values that are NaN or infinite")
+        value[...] = source
+    for (layer, key), source in list(left.items()):
+        if key == "b" and isinstance(model.layers.get(layer), ConvTranspose2d):
+            if numpy.any(source != 0):
+                raise ConversionError(f"{path}: {layer} has a non-zero bias; the reference's upsampling has none, "
+                                      f"and fcnlite's ConvTranspose2d neither")
+            del left[(layer, key)]
+    if left:
+        extra = ", ".join(f"{layer}/{key}" for layer, key in sorted(left))
+        raise ConversionError(f"{path}: holds arrays that an {architecture} has no place for: {extra}")
+    if n_classes == len(VOC_CLASSES):
+        model.class_names = list(VOC_CLASSES)
+    return model
+
+
+def convert(source, output, architecture=None):
+    """Convert a reference FCN (Chainer npz or PyTorch .pth) into fcnlite's weight file at output;
+    returns the model written. Raises ConversionError (one line naming the source)."""
+    source = os.fspath(source)
+    arrays = read_source(source)
+    if os.path.exists(output) and os.path.samefile(source, output):
+        raise ConversionError(f"{source}: the output -o {os.fspath(output)} is the source itself: choose another name")
+    model = fill_model(source, arrays, architecture_of(source, arrays, architecture))
+    save_weights(model, output, extra_attributes={
+        "source": f"{os.path.basename(source)}: the reference FCN (Caffe), converted by weights/convert_fcn.py"})
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Convert the reference FCNs' trained weights (wkentaro/fcn's "
+                                                 ".npz or pytorch-fcn's .pth) into fcnlite's HDF5 weight file.")
+    parser.add_argument("source", help="e.g. fcn8s_from_caffe.npz or fcn8s_from_caffe.pth")
+    parser.add_argument("-o", "--output", default="weights/fcn8s-voc.h5", help="where to write (default: %(default)s)")
+    parser.add_argument("--model", choices=ARCHITECTURES, default=None,
+                        help="default: told by the last layer; fcn8s-atonce must be asked for")
+    arguments = parser.parse_args(argv)
+    try:
+        model = convert(arguments.source, arguments.output, arguments.model)
+    except ConversionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # reading went through ConversionError: this is the output side
+        print(f"error: {arguments.output}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
+        return 2
+    config = model.config()
+    print(f"{arguments.output}: {config['architecture']}, width {config['width']:g}, {config['n_classes']} classes"
+          f"{' (PASCAL VOC)' if model.class_names else ''}, input BGR 0..255 minus the mean")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
