@@ -701,6 +701,54 @@ def test_evaluate_on_folder_data_takes_the_val_or_train_split_and_refuses_others
                                       "--split-file, as in training) and train\n")
 
 
+def test_data_already_split_in_folders_trains_on_one_and_validates_on_the_other(tmp_path, capsys):
+    data = make_folder(tmp_path / "train", road_and_car_masks(6))
+    validation = make_folder(tmp_path / "val", road_and_car_masks(2))
+    split = ["--val-images", validation[1], "--val-masks", validation[3]]
+    out = tmp_path / "run"
+    status, stdout, stderr = run(cli.main_train, [*data, *split, *TINY, "--max-iter", "1", "--out", str(out)],
+                                 capsys)
+    assert status == 0, stderr
+    assert f"data: folder {tmp_path / 'train' / 'images'} (6 images): 6 training, 2 validation images, 3 classes" \
+        in stdout
+    pixels = {}
+    for split_name, given in (("val", []), ("train", [])):   # the folders come from the weights
+        status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(out / "final.h5"), *given, "--split",
+                                                         split_name, "--json", str(tmp_path / "m.json")], capsys)
+        assert status == 0, stderr
+        pixels[split_name] = json.loads((tmp_path / "m.json").read_text())["n_pixels"]
+    assert f"--val-images {validation[1]} --val-masks {validation[3]}" in stdout
+    assert pixels == {"val": 2 * 12 * 16, "train": 6 * 12 * 16}
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--val-images", "VAL"], "--val-images and --val-masks go together"),
+    (["--val-images", "VAL", "--val-masks", "VALMASKS", "--split-file", "val.txt"],
+     "give --split-file or --val-images/--val-masks, not both: each says which images validate"),
+    (["--val-images", "IMAGES", "--val-masks", "VALMASKS"], "--val-images names the training images' folder"),
+])
+def test_validation_folders_that_cannot_work_are_one_line(tmp_path, capsys, options, message):
+    data = make_folder(tmp_path, road_and_car_masks())
+    names = {"VAL": str(tmp_path / "images"), "IMAGES": str(tmp_path / "images") + "/",
+             "VALMASKS": str(tmp_path / "masks"), "val.txt": str(tmp_path / "val.txt")}
+    status, _, stderr = run(cli.main_train, [*data, *[names.get(option, option) for option in options], *TINY],
+                            capsys)
+    assert status == 2 and stderr.startswith(f"error: {message}") and stderr.count("\n") == 1
+
+
+def test_a_validation_mask_value_past_the_training_classes_is_named(tmp_path, capsys):
+    data = make_folder(tmp_path / "train", road_and_car_masks())
+    masks = road_and_car_masks(2)
+    masks[1][0, 0] = 3   # a class the training masks never show
+    validation = make_folder(tmp_path / "val", masks)
+    status, _, stderr = run(cli.main_train, [*data, "--val-images", validation[1], "--val-masks", validation[3],
+                                             *TINY], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val' / 'masks' / '01.png'}: value 3 is larger than any in the training "
+                      f"masks {tmp_path / 'train' / 'masks'} (at most 2), so the model would have no such class: "
+                      f"give --class-names to fix the classes\n")
+
+
 def test_class_names_given_twice_on_the_command_line_are_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,road", *TINY], capsys)

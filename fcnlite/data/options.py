@@ -17,7 +17,8 @@ SYNTHETIC_ROAD_ROOT = os.path.join("data", "synthetic-road")
 # The source options go together: naming any of them anew (the data moved, say) replaces them all.
 DATA_SOURCE_OPTIONS = ("data_root", "sbd_root", "synthetic", "synthetic_road", "images", "masks")
 DATA_OPTIONS = DATA_SOURCE_OPTIONS + ("mask_format", "mask_channel", "color_table", "class_names", "classes",
-                                      "class_map", "others", "val_fraction", "split_file", "skip_bad")
+                                      "class_map", "others", "val_fraction", "split_file", "val_images",
+                                      "val_masks", "skip_bad")
 
 
 def add_data_arguments(parser):
@@ -46,6 +47,9 @@ def add_data_arguments(parser):
                        help="with --classes: what the unselected classes become")
     group.add_argument("--val-fraction", type=FRACTION, default=0.1, help="folder data: fraction held out (default 0.1)")
     group.add_argument("--split-file", help="folder data: file of validation ids (the rest trains)")
+    group.add_argument("--val-images", help="folder data already split: the validation images' own folder (with "
+                                            "--val-masks); every image of --images then trains")
+    group.add_argument("--val-masks", help="the validation masks' folder, paired with --val-images by stem")
     group.add_argument("--skip-bad", action="store_true", help="skip and count bad samples instead of stopping")
     return group
 
@@ -92,15 +96,14 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
         source_names = table_names
     common = dict(mask_format=mask_format, mask_channel=args.mask_channel, color_table=args.color_table,
                   class_names=source_names, skip_bad=args.skip_bad)
+    val_folders = _val_folders(args, images)
     everything = FolderSegmentation(images, masks, **common)   # with no names, it reads every mask for the classes
-    if everything.masks_without_image:
-        unpaired = everything.masks_without_image
-        print(f"note: {masks}: {count(len(unpaired), 'mask has', 'masks have')} no image in {images} "
-              f"(e.g. {unpaired[0]}): left out")
-    jpeg_masks = [name for name in everything.mask_files() if name.lower().endswith((".jpg", ".jpeg"))]
-    if jpeg_masks:
-        print(f"warning: {masks}: {len(jpeg_masks)} of {len(everything)} masks are JPEG files (e.g. {jpeg_masks[0]}): "
-              f"JPEG's lossy compression changes the values near edges (0 and 255 become 0..255); save masks as PNG")
+    held_out = FolderSegmentation(*val_folders, **common) if val_folders else None
+    for folder in (everything, held_out):
+        if folder is not None:
+            report_folder(folder)
+    if held_out is not None and everything.mask_values is not None:
+        check_validation_classes(everything, held_out)
     mapped = bool(args.class_map or args.classes)
     if everything.mask_values is not None and not mapped:
         check_counted_classes(everything, masks, training)
@@ -117,6 +120,11 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
         unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
             if source_names is None else ""
         raise UsageError(f"{error}{unnamed}") from None
+    common.update(class_map=class_map, class_names=everything.source_class_names)
+    if held_out is not None:   # already split: every image of --images trains
+        halves = (FolderSegmentation(images, masks, **common), FolderSegmentation(*val_folders, **common))
+        halves[0].skipped = everything.skipped
+        return halves
     if args.split_file:
         val_ids = read_split(args.split_file)
         known = set(everything.ids)
@@ -128,7 +136,6 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     else:
         train_ids, val_ids = split_by_fraction(everything.ids, args.val_fraction, seed=0)
     # both halves keep the whole folder's classes (not a count re-derived from their own masks)
-    common.update(class_map=class_map, class_names=everything.source_class_names)
     halves = (FolderSegmentation(images, masks, ids=train_ids, **common),
               FolderSegmentation(images, masks, ids=val_ids, **common))
     for half in halves:   # the data line counts the folder's images, not the half's
@@ -136,6 +143,46 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     # images --skip-bad dropped for want of a mask: reported once, with the half the program uses
     halves[0 if training else 1].skipped = everything.skipped
     return halves
+
+
+def _val_folders(args, images):
+    """(val_images, val_masks) when the data comes split in folders, else None."""
+    if not (args.val_images or args.val_masks):
+        return None
+    if not (args.val_images and args.val_masks):
+        raise UsageError("--val-images and --val-masks go together")
+    if args.split_file:
+        raise UsageError("give --split-file or --val-images/--val-masks, not both: each says which images validate")
+    if os.path.realpath(args.val_images) == os.path.realpath(images):
+        raise UsageError(f"--val-images names the training images' folder {images}: give the validation "
+                         f"images' own folder, or leave it out to hold out --val-fraction of {images}")
+    if os.path.realpath(args.val_images) == os.path.realpath(args.val_masks):
+        raise UsageError(f"--val-images and --val-masks both name {args.val_images}: images and masks pair by "
+                         f"file name, so they need a folder each")
+    return args.val_images, args.val_masks
+
+
+def report_folder(folder):
+    """Say what the folder pairing left out, and warn of JPEG masks."""
+    if folder.masks_without_image:
+        unpaired = folder.masks_without_image
+        print(f"note: {folder.masks_dir}: {count(len(unpaired), 'mask has', 'masks have')} no image in "
+              f"{folder.images_dir} (e.g. {unpaired[0]}): left out")
+    jpeg_masks = [name for name in folder.mask_files() if name.lower().endswith((".jpg", ".jpeg"))]
+    if jpeg_masks:
+        print(f"warning: {folder.masks_dir}: {len(jpeg_masks)} of {len(folder)} masks are JPEG files (e.g. "
+              f"{jpeg_masks[0]}): JPEG's lossy compression changes the values near edges (0 and 255 become "
+              f"0..255); save masks as PNG")
+
+
+def check_validation_classes(training, validation):
+    """Unnamed classes are counted from the training masks: a larger value in the validation masks
+    would be a class the model does not have."""
+    largest = len(training.source_class_names) - 1
+    if validation.mask_values is not None and len(validation.source_class_names) - 1 > largest:
+        raise UsageError(f"{validation.largest_value_path}: value {len(validation.source_class_names) - 1} is "
+                         f"larger than any in the training masks {training.masks_dir} (at most {largest}), so the "
+                         f"model would have no such class: give --class-names to fix the classes")
 
 
 ONLY_0_AND_255 = ("the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
