@@ -171,7 +171,10 @@ RUN_OPTIONS = ("model", "width", "learnable_upsampling", "lr", "lr_policy", "mom
                "max_side", "resize", "crop", "scale", "no_flip")
 # and the data options (data/options.py), with train_voc.py's splits
 TRAIN_DATA_OPTIONS = DATA_OPTIONS + ("split", "val_split")
-NOT_GIVEN = "(not given)"   # what the parser leaves in a data option the command line did not name
+NOT_GIVEN = object()   # what the parser leaves in a data option the command line did not name
+# Data options that exclude one another: one given anew replaces the run's others of its group
+EXCLUSIVE_DATA_OPTIONS = (("classes", "class_map"), ("val_fraction", "split_file", "val_images", "val_masks"))
+PATH_OPTIONS = ("data_root", "sbd_root", "images", "masks", "color_table", "split_file", "val_images", "val_masks")
 
 
 def parse_noting_given(parser, argv, keys):
@@ -236,7 +239,7 @@ def restore_run_options(args, data_defaults):
                          f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there"
                          f"{other_runs_hint(out) if args.out is None else ''}")
     saved = saved_run_options(path)
-    changed = restore_data_options(args, saved, data_defaults)
+    _, changed = restore_data_options(args, saved, data_defaults)
     if args.loss_normalize is not None and "loss_normalize" in saved and args.lr is None \
             and args.loss_normalize != saved["loss_normalize"]:
         raise UsageError(f"{option_text('loss_normalize', args.loss_normalize)} changes the loss's scale by the "
@@ -265,20 +268,56 @@ def restore_run_options(args, data_defaults):
               + ", ".join(changed))
 
 
+def saved_data_option(key, value):
+    """A data option as a run saves it: paths made absolute, so that --resume and evaluate_voc.py
+    find the same files from another working directory."""
+    if value and (key in PATH_OPTIONS or (key == "class_names" and os.path.exists(value))):
+        return os.path.abspath(value)
+    return value
+
+
+def data_kind(options):
+    """Which data source options choose: "folders", "road", "synthetic", "voc"; None where they
+    do not say (--data-root alone serves VOC and the generated data alike)."""
+    if options.get("images") or options.get("masks"):
+        return "folders"
+    if options.get("synthetic_road"):
+        return "road"
+    if options.get("synthetic"):
+        return "synthetic"
+    return "voc" if options.get("sbd_root") else None
+
+
 def restore_data_options(args, saved, data_defaults):
-    """The data options left out take the run's values; returns those given anew that differ, as text."""
+    """The data options left out take the run's values (saved: the options a run saved), except where
+    those given anew choose another kind of data (then the run's source options are dropped) or an
+    option that excludes them (EXCLUSIVE_DATA_OPTIONS). Returns (restored, changed): the run's values
+    taken, and those given anew that differ from the run's, as text."""
     if not any(key in saved for key in data_defaults):   # a checkpoint of an earlier version
-        return []
-    source_given = any(getattr(args, key) is not NOT_GIVEN for key in DATA_SOURCE_OPTIONS)
-    changed = []
-    for key in data_defaults:
-        given = getattr(args, key)
-        if given is NOT_GIVEN:
-            restored = data_defaults[key] if source_given and key in DATA_SOURCE_OPTIONS else saved.get(key)
-            setattr(args, key, restored)
-        elif key in saved and given != saved[key]:
-            changed.append(f"{option_text(key, given)} (the run had {option_text(key, saved[key])})")
-    return changed
+        return [], []
+    given = {key: getattr(args, key) for key in data_defaults if getattr(args, key) is not NOT_GIVEN}
+    dropped = set()
+    kind = data_kind(given)
+    if kind is not None and kind != (data_kind(saved) or "voc"):
+        dropped.update(DATA_SOURCE_OPTIONS)
+    for group in EXCLUSIVE_DATA_OPTIONS:
+        if any(key in given for key in group):
+            dropped.update(group)
+    restored, changed = [], []
+    for key, default in data_defaults.items():
+        value = saved.get(key, default)
+        if key in given:
+            if saved_data_option(key, given[key]) != value:
+                changed.append(f"{option_text(key, given[key])} (the run had {option_text(key, value)})")
+        elif key in dropped:
+            setattr(args, key, default)
+            if value != default:
+                changed.append(f"{option_text(key, default)} (the run had {option_text(key, value)})")
+        else:
+            setattr(args, key, value)
+            if value != default:
+                restored.append(option_text(key, value))
+    return restored, changed
 
 
 def other_runs_hint(out):
@@ -330,7 +369,8 @@ def main_train(argv=None):
     out = run_folder(args)
     check_output_folder(out, "--out", "the run")
     if train_set.n_classes < 2:
-        fix = ("with --others ignore, choose two classes or more" if args.classes and args.others == "ignore"
+        fix = ("with --others ignore, choose two classes or more"
+               if (args.classes or args.synthetic_road) and args.others == "ignore"
                else "check --class-names and --class-map")
         raise UsageError(f"{train_set.name}: a model needs two classes at least, and these options leave "
                          f"{train_set.n_classes} ({', '.join(train_set.class_names)}): {fix}")
@@ -358,7 +398,8 @@ def main_train(argv=None):
                          flip=not args.no_flip, scale_range=tuple(args.scale) if args.scale else None,
                          crop_size=args.crop, max_side=args.max_side, resize=args.resize,
                          progress=not args.no_progress,
-                         options={key: getattr(args, key) for key in RUN_OPTIONS + TRAIN_DATA_OPTIONS},
+                         options={**{key: getattr(args, key) for key in RUN_OPTIONS},
+                                  **{key: saved_data_option(key, getattr(args, key)) for key in TRAIN_DATA_OPTIONS}},
                          extra={"preset": args.preset, "data": train_set.name})
     trainer = Trainer(model, optimizer, train_set, val_set, config)
     if args.resume:
@@ -402,17 +443,12 @@ def evaluate_parser():
 
 
 def restore_training_data_options(args, data_defaults):
-    """evaluate_voc.py without data options: the data options the weights were trained with (final.h5
-    records them), so that --split val is the run's own validation split, read as in training."""
+    """evaluate_voc.py without data source options: the data options the weights were trained with
+    (final.h5 records them), so that --split val is the run's own validation split, read as in training."""
     import json
     from .io import read_attributes
     saved = json.loads(read_attributes(args.weights).get("training_options", "{}"))
-    restored = []
-    for key, default in data_defaults.items():
-        if getattr(args, key) is NOT_GIVEN and key in saved:
-            setattr(args, key, saved[key])
-            if saved[key] != default:
-                restored.append(option_text(key, saved[key]))
+    restored, _ = restore_data_options(args, saved, data_defaults)
     if restored:
         print(f"note: the data {args.weights} was trained on: {' '.join(restored)} (give data options for other data)")
 

@@ -14,6 +14,7 @@ weights as one that was not.
 import json
 import math
 import os
+import shlex
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -334,7 +335,7 @@ class Trainer:
                     self.save_checkpoint()
                     raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}; "
                                           f"checkpoint saved to {self.checkpoint_path}: to continue, rerun with "
-                                          f"--resume --out {config.out}")
+                                          f"--resume --out {shlex.quote(config.out)}")
         finally:
             self.seconds_before, self._session_started = self.seconds(), None   # the clock stops with the loop
             prefetch.close()
@@ -355,7 +356,7 @@ class Trainer:
         """Save a checkpoint and say how to go on: the stop that bad data (a DataError) makes."""
         self.save_checkpoint()
         return TrainingStopped(f"{error}; met {where}, checkpoint saved to {self.checkpoint_path}: fix it or "
-                               f"pass --skip-bad, then rerun with --resume --out {self.config.out}")
+                               f"pass --skip-bad, then rerun with --resume --out {shlex.quote(self.config.out)}")
 
     def _evaluate_and_log(self):
         if self.val_set is None or len(self.val_set) == 0:

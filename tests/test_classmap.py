@@ -62,6 +62,9 @@ def test_describe_round_trips():
     ("x:1", "source 'x' is not a number"),
     ("300:1", "source '300' is out of range"),
     ("7:1,*:other", "'7:1' has a class number and '*:other' a class name"),
+    ("7:-1", "target '-1' in '7:-1' is not a class index 0..254, 'ignore' or a class name"),
+    ("7:1.5,*:0", "target '1.5' in '7:1.5' is not a class index"),
+    ("\u00b2:1", "source '\u00b2' is not a number 0..255"),
     ("7:256", "target '256' in '7:256' is out of range"),
     ("7:1,7:0", "source '7' appears twice"),
     ("*:0,7:1,*:1", "'*' appears twice"),
@@ -87,6 +90,12 @@ def test_named_targets_number_the_rest_first_then_in_order_of_appearance():
     assert class_map.apply(labels).tolist() == [1, 1, 2, 255, 0, 255]
     again = parse_class_map(class_map.describe(), DRIVING_CLASSES)
     assert again.mapping == class_map.mapping and again.class_names == class_map.class_names
+
+
+def test_named_targets_match_whatever_their_case_and_keep_the_first_spelling():
+    class_map = parse_class_map("0:Background,1:Road,2:road,*:background")
+    assert class_map.class_names == ["background", "Road"]   # '*' first: its spelling names class 0
+    assert class_map.apply(numpy.array([0, 1, 2, 3], dtype=numpy.uint8)).tolist() == [0, 1, 1, 0]
 
 
 def test_named_targets_and_given_names_together_are_refused():

@@ -4,6 +4,7 @@ fcnlite.cli.run_main is what examples/*.py call; calling it here is the same cod
 a new interpreter per case. Each case fails before any training, or trains a few steps of a
 tiny model on a folder the test makes.
 """
+import argparse
 import json
 import os
 
@@ -539,11 +540,11 @@ def test_resume_takes_the_data_options_left_out_from_the_run(tmp_path, capsys):
     masks = road_and_car_masks()
     data = make_folder(tmp_path, masks)
     Image.fromarray(numpy.zeros((5, 5), numpy.uint8)).save(tmp_path / "masks" / "04.png")   # stops the run
-    (tmp_path / "val.txt").write_text("05\n")
+    (tmp_path / "val.txt").write_text("01\n05\n")   # two held out: --val-fraction's default would hold out one
     out = tmp_path / "run"
     status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car", "--split-file",
-                                             str(tmp_path / "val.txt"), *TINY, "--max-iter", "3",
-                                             "--out", str(out)], capsys)
+                                             str(tmp_path / "val.txt"), *TINY, "--max-iter", "4",
+                                             "--out", str(out)], capsys)   # one epoch: 04 is met
     assert status == 2 and (out / "checkpoint.h5").exists(), stderr
     # the folders moved, and the bad mask is to be skipped: the class names and the split come from the run
     os.rename(tmp_path / "images", tmp_path / "moved-images")
@@ -552,7 +553,7 @@ def test_resume_takes_the_data_options_left_out_from_the_run(tmp_path, capsys):
     status, stdout, stderr = run(cli.main_train, [*moved, "--skip-bad", "--resume", "--out", str(out),
                                                   "--no-progress", "--device", "cpu"], capsys)
     assert status == 0, stderr
-    assert f"data: folder {tmp_path / 'moved-images'} (6 images): 5 training, 1 validation image, 3 classes" \
+    assert f"data: folder {tmp_path / 'moved-images'} (6 images): 4 training, 2 validation images, 3 classes" \
         in stdout
     assert f"--images {tmp_path / 'moved-images'} (the run had --images {tmp_path / 'images'})" in stdout
     assert "--skip-bad (the run had no --skip-bad)" in stdout and "skipped 1 bad sample" in stdout
@@ -575,6 +576,26 @@ def test_masks_without_an_image_are_left_out_with_a_note(tmp_path, capsys):
     assert (f"note: {tmp_path / 'masks'}: 1 mask has no image in {tmp_path / 'images'} (e.g. deleted-photo.png): "
             f"left out\n") in stdout
     assert "(6 images): 5 training, 1 validation image, 3 classes" in stdout
+
+
+def test_restoring_data_options_keeps_a_source_of_the_same_kind_and_drops_one_of_another():
+    parser = cli.train_parser()
+    defaults = {key: parser.get_default(key) for key in cli.TRAIN_DATA_OPTIONS}
+    saved = dict(defaults, data_root="/voc", sbd_root="/sbd", classes="road", others="ignore")
+
+    def given(**options):
+        return argparse.Namespace(**dict(dict.fromkeys(defaults, cli.NOT_GIVEN), **options))
+    args = given(data_root="/moved")   # the VOC tree moved: SBD stays
+    restored, changed = cli.restore_data_options(args, saved, defaults)
+    assert (args.data_root, args.sbd_root, args.classes, args.others) == ("/moved", "/sbd", "road", "ignore")
+    assert changed == ["--data-root /moved (the run had --data-root /voc)"]
+    assert restored == ["--sbd-root /sbd", "--classes road", "--others ignore"]
+    args = given(images="/i", masks="/m", class_map="7:1,*:0")   # other data, and a map in place of --classes
+    restored, changed = cli.restore_data_options(args, saved, defaults)
+    assert (args.data_root, args.sbd_root, args.classes, args.class_map) == (None, None, None, "7:1,*:0")
+    assert "no --sbd-root (the run had --sbd-root /sbd)" in changed and "no --classes (the run had --classes road)" \
+        in changed
+    assert restored == ["--others ignore"]
 
 
 def test_resume_without_out_names_the_run_folders_that_hold_checkpoints(tmp_path, capsys, monkeypatch):

@@ -74,18 +74,22 @@ def test_a_chainer_npz_converts_to_weights_that_give_the_same_scores(tmp_path, a
     numpy.testing.assert_array_equal(scores(converted), scores(source))
 
 
-def test_fcn8s_at_once_is_asked_for_and_computes_the_scaled_skips(tmp_path):
+def test_fcn8s_at_once_is_told_by_its_file_name_and_computes_the_scaled_skips(tmp_path):
     source = random_fcn("fcn8s-atonce", n_classes=5)
-    numpy.savez(tmp_path / "atonce.npz", **chainer_arrays(source, prefix=""))
-    convert_fcn.convert(tmp_path / "atonce.npz", tmp_path / "plain.h5")
-    assert fcnlite.model_from_file(tmp_path / "plain.h5").config()["architecture"] == "fcn8s"
-    convert_fcn.convert(tmp_path / "atonce.npz", tmp_path / "atonce.h5", "fcn8s-atonce")
+    path = tmp_path / "fcn8s-atonce_from_caffe.npz"   # as both ports name it
+    numpy.savez(path, **chainer_arrays(source, prefix=""))
+    convert_fcn.convert(path, tmp_path / "atonce.h5")
     converted = fcnlite.model_from_file(tmp_path / "atonce.h5")
     assert converted.config()["architecture"] == "fcn8s-atonce" and converted.class_names is None
     numpy.testing.assert_array_equal(scores(converted), scores(source))
-    with pytest.raises(convert_fcn.ConversionError, match=r"atonce\.npz: holds an fcn8s \(its last layer\), not an "
-                                                          r"fcn16s"):
-        convert_fcn.convert(tmp_path / "atonce.npz", tmp_path / "other.h5", "fcn16s")
+    # the same arrays in plain FCN-8s compute other scores: the skips are not scaled
+    convert_fcn.convert(path, tmp_path / "plain.h5", "fcn8s")
+    plain = fcnlite.model_from_file(tmp_path / "plain.h5")
+    assert plain.config()["architecture"] == "fcn8s"
+    assert not numpy.allclose(scores(plain), scores(source))
+    with pytest.raises(convert_fcn.ConversionError, match=r"from_caffe\.npz: holds an fcn8s \(its last layer\), "
+                                                          r"not an fcn16s"):
+        convert_fcn.convert(path, tmp_path / "other.h5", "fcn16s")
 
 
 def test_a_pytorch_state_dict_converts_to_what_the_reference_net_in_pytorch_computes(tmp_path):
@@ -107,13 +111,14 @@ def test_a_pytorch_state_dict_converts_to_what_the_reference_net_in_pytorch_comp
 
 def test_the_program_converts_and_predict_segments_with_the_result(tmp_path):
     numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **chainer_arrays(random_fcn("fcn8s")))
-    result = subprocess.run([sys.executable, str(SCRIPT), "fcn8s_from_caffe.npz", "-o", "fcn8s-voc.h5"],
+    (tmp_path / "weights").mkdir()
+    result = subprocess.run([sys.executable, str(SCRIPT), "fcn8s_from_caffe.npz"],   # to weights/fcn8s-voc.h5
                             cwd=tmp_path, env=program_environment(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == ("fcn8s-voc.h5: fcn8s, width 0.0625, 21 classes (PASCAL VOC), input BGR 0..255 minus "
-                             "the mean\n")
+    weights = str(Path("weights") / "fcn8s-voc.h5")
+    assert result.stdout == f"{weights}: fcn8s, width 0.0625, 21 classes (PASCAL VOC), input BGR 0..255 minus the mean\n"
     Image.fromarray(numpy.full((30, 40, 3), 128, numpy.uint8)).save(tmp_path / "photo.png")
-    predicted = run_example("predict.py", ["--weights", "fcn8s-voc.h5", "photo.png", "--out", "out", "--device",
+    predicted = run_example("predict.py", ["--weights", weights, "photo.png", "--out", "out", "--device",
                                            "cpu"], tmp_path)
     assert predicted.returncode == 0, predicted.stderr
     assert Image.open(tmp_path / "out" / "photo_labels.png").size == (40, 30)
@@ -136,6 +141,8 @@ def layer_arrays(model):
     (lambda arrays: (arrays.pop("upscore8/W"), arrays.pop("upscore8/b")),
      r"bad\.npz: expected one of upscore8, upscore16 or upscore \(FCN-8s, -16s, -32s\), found layers conv1_1, "),
     (lambda arrays: arrays["fc7/b"].__setitem__(0, numpy.nan), r"bad\.npz: fc7 b holds values that are NaN"),
+    (lambda arrays: arrays.__setitem__("iteration", numpy.zeros(1)), r"bad\.npz: holds 'iteration', which is no "
+                                                                     r"layer's weights or bias"),
 ])
 def test_a_source_that_does_not_make_the_network_is_one_line_and_writes_nothing(tmp_path, change, message):
     arrays = layer_arrays(random_fcn("fcn8s"))

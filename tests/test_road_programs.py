@@ -100,3 +100,20 @@ def test_a_missing_split_file_is_one_line(road):
                                           "--out", str(road / "nosplit")], road)
     assert result.returncode == 2
     assert "nope.txt" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_road_default_is_not_saved_as_if_given_and_others_ignore_says_what_is_left(road, capsys):
+    import h5py
+    from fcnlite import cli
+    common = ["--synthetic-road", "--data-root", str(road / "sim"), "--device", "cpu", "--no-progress"]
+    assert cli.run_main(cli.main_train, [*common, "--others", "ignore", "--out", str(road / "ignored")]) == 2
+    assert capsys.readouterr().err.endswith("with --others ignore, choose two classes or more\n")
+    out = road / "default-classes"
+    assert cli.run_main(cli.main_train, [*common, "--width", "0.0625", "--max-iter", "1", "--eval-every", "0",
+                                         "--out", str(out)]) == 0
+    with h5py.File(out / "final.h5", "r") as file:
+        options = json.loads(file.attrs["training_options"])
+    assert options["synthetic_road"] is True and options["classes"] is None   # road: the data's default, not given
+    # so a class map given to evaluate is not met by a --classes the user never gave
+    assert cli.run_main(cli.main_evaluate, ["--weights", str(out / "final.h5"), "--class-map", "road:1,*:0",
+                                            "--device", "cpu"]) == 0, capsys.readouterr().err

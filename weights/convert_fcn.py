@@ -1,8 +1,8 @@
 """Convert the reference FCNs' trained weights into fcnlite's HDF5 format (schema: weights/README.md).
 
-    python weights/convert_fcn.py fcn8s_from_caffe.npz -o weights/fcn8s-voc.h5   # wkentaro/fcn (Chainer)
-    python weights/convert_fcn.py fcn8s_from_caffe.pth -o weights/fcn8s-voc.h5   # wkentaro/pytorch-fcn
-    python weights/convert_fcn.py fcn8s-atonce_from_caffe.npz --model fcn8s-atonce -o weights/fcn8s-atonce-voc.h5
+    python weights/convert_fcn.py fcn8s_from_caffe.npz          # wkentaro/fcn (Chainer): weights/fcn8s-voc.h5
+    python weights/convert_fcn.py fcn8s_from_caffe.pth          # wkentaro/pytorch-fcn: the same file
+    python weights/convert_fcn.py fcn8s-atonce_from_caffe.npz   # weights/fcn8s-atonce-voc.h5
 
 Both files are Shelhamer, Long and Darrell's Caffe models, trained on PASCAL VOC (SBD train,
 21 classes; fcn8s-heavy-pascal.caffemodel and its kin), re-saved by two ports that keep the
@@ -21,8 +21,9 @@ stays zero, and is dropped (a non-zero one is refused: fcnlite could not compute
 
 The architecture comes from the layers present (upscore8: FCN-8s, upscore16: FCN-16s,
 upscore: FCN-32s); FCN-8s at once (pool3 and pool4 scaled by 1e-4 and 0.01 before their
-score layers) has the same parameters as FCN-8s, so it is asked for with --model. Every
-parameter of that model must be in the file with its shape, and nothing else.
+score layers) has the same parameters as FCN-8s, so it is told by its file name ("atonce", as
+both ports name it) or asked for with --model. Every parameter of that model must be in the
+file with its shape, and nothing else.
 The input is the Caffe nets': BGR, 0..255, minus the mean (104.00698793, 116.66876762,
 122.67891434) that the reference's VOC data layer subtracts, which is fcnlite's FCN default.
 """
@@ -46,29 +47,31 @@ FINAL_UPSCORE = {"upscore8": "fcn8s", "upscore16": "fcn16s", "upscore": "fcn32s"
 TORCH_KEYS = {"weight": "W", "bias": "b"}
 
 
+def layer_arrays(path, raw, separator, names):
+    """{(layer, "W" | "b"): array} from {key: array}, by the keys' last two parts ("predictor/conv1_1/W",
+    "module.conv1_1.weight"; names: the last part -> "W" or "b"); a key of another form is refused."""
+    arrays = {}
+    for key, value in raw.items():
+        parts = key.split(separator)
+        if len(parts) < 2 or parts[-1] not in names:
+            raise ConversionError(f"{path}: holds {key!r}, which is no layer's weights or bias")
+        arrays[(parts[-2], names[parts[-1]])] = value
+    return arrays
+
+
 def read_npz(path):
-    """{(layer, "W" | "b"): array} from a Chainer npz (numpy.savez), the keys' last two parts."""
+    """The arrays of a Chainer npz (numpy.savez), by layer."""
     try:
         with numpy.load(path, allow_pickle=False) as file:
             raw = {key: numpy.asarray(file[key]) for key in file.files}
     except Exception as error:
         raise ConversionError(f"{path}: not a readable npz file ({first_line(error)})") from None
-    arrays = {}
-    for key, value in raw.items():
-        parts = key.split("/")
-        if len(parts) >= 2 and parts[-1] in ("W", "b"):
-            arrays[(parts[-2], parts[-1])] = value
-    return arrays
+    return layer_arrays(path, raw, "/", {"W": "W", "b": "b"})
 
 
 def read_pth(path):
-    """{(layer, "W" | "b"): array} from a PyTorch state dict, the keys' last two parts."""
-    arrays = {}
-    for key, value in _load_torch(path).items():
-        parts = key.split(".")
-        if len(parts) >= 2 and parts[-1] in TORCH_KEYS:
-            arrays[(parts[-2], TORCH_KEYS[parts[-1]])] = value
-    return arrays
+    """The arrays of a PyTorch state dict, by layer."""
+    return layer_arrays(path, _load_torch(path), ".", TORCH_KEYS)
 
 
 def read_source(path):
@@ -101,6 +104,8 @@ def architecture_of(path, arrays, asked=None):
                               f"found layers {named}")
     if asked is not None and asked.replace("-atonce", "") != found[0]:
         raise ConversionError(f"{path}: holds an {found[0]} (its last layer), not an {asked}")
+    if asked is None and found[0] == "fcn8s" and "atonce" in os.path.basename(path).lower():
+        return "fcn8s-atonce"   # the same parameters as FCN-8s: only the name tells (fcn8s-atonce_from_caffe)
     return asked or found[0]
 
 
@@ -140,37 +145,46 @@ def fill_model(path, arrays, architecture):
     return model
 
 
-def convert(source, output, architecture=None):
-    """Convert a reference FCN (Chainer npz or PyTorch .pth) into fcnlite's weight file at output;
-    returns the model written. Raises ConversionError (one line naming the source)."""
+def default_output(architecture):
+    return os.path.join("weights", f"{architecture}-voc.h5")
+
+
+def convert(source, output=None, architecture=None):
+    """Convert a reference FCN (Chainer npz or PyTorch .pth) into fcnlite's weight file at output
+    (default weights/<architecture>-voc.h5); returns (the model written, output). Raises
+    ConversionError (one line naming the source)."""
     source = os.fspath(source)
     arrays = read_source(source)
+    architecture = architecture_of(source, arrays, architecture)
+    output = os.fspath(output) if output is not None else default_output(architecture)
     if os.path.exists(output) and os.path.samefile(source, output):
-        raise ConversionError(f"{source}: the output -o {os.fspath(output)} is the source itself: choose another name")
-    model = fill_model(source, arrays, architecture_of(source, arrays, architecture))
+        raise ConversionError(f"{source}: the output -o {output} is the source itself: choose another name")
+    model = fill_model(source, arrays, architecture)
     save_weights(model, output, extra_attributes={
         "source": f"{os.path.basename(source)}: the reference FCN (Caffe), converted by weights/convert_fcn.py"})
-    return model
+    return model, output
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Convert the reference FCNs' trained weights (wkentaro/fcn's "
                                                  ".npz or pytorch-fcn's .pth) into fcnlite's HDF5 weight file.")
     parser.add_argument("source", help="e.g. fcn8s_from_caffe.npz or fcn8s_from_caffe.pth")
-    parser.add_argument("-o", "--output", default="weights/fcn8s-voc.h5", help="where to write (default: %(default)s)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="where to write (default: weights/<architecture>-voc.h5, e.g. weights/fcn8s-voc.h5)")
     parser.add_argument("--model", choices=ARCHITECTURES, default=None,
-                        help="default: told by the last layer; fcn8s-atonce must be asked for")
+                        help="default: told by the last layer, and fcn8s-atonce by 'atonce' in the file's name")
     arguments = parser.parse_args(argv)
     try:
-        model = convert(arguments.source, arguments.output, arguments.model)
+        model, output = convert(arguments.source, arguments.output, arguments.model)
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # reading went through ConversionError: this is the output side
-        print(f"error: {arguments.output}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
+        print(f"error: {arguments.output or 'weights/'}: cannot write the weight file ({first_line(error)})",
+              file=sys.stderr)
         return 2
     config = model.config()
-    print(f"{arguments.output}: {config['architecture']}, width {config['width']:g}, {config['n_classes']} classes"
+    print(f"{output}: {config['architecture']}, width {config['width']:g}, {config['n_classes']} classes"
           f"{' (PASCAL VOC)' if model.class_names else ''}, input BGR 0..255 minus the mean")
     return 0
 

@@ -119,7 +119,7 @@ class ClassMap:
 
 def _source_value(token, source_class_names):
     """A source token -> its value 0..255: a number, or a name looked up in source_class_names."""
-    if token.isdigit():
+    if _is_number(token):
         value = int(token)
         if value > 255:
             raise ValueError(f"class map: source {token!r} is out of range (labels are 0..255)")
@@ -138,6 +138,19 @@ def _is_ignore(token):
     return token.lower() in ("ignore", "255")
 
 
+def _is_number(token):
+    return token.isascii() and token.isdigit()
+
+
+def _looks_numeric(token):
+    """'-1', '1.5', '1e3': meant as numbers, not names; refused rather than made into classes."""
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def _target_value(token, pair):
     if _is_ignore(token):
         return IGNORE
@@ -147,15 +160,16 @@ def _target_value(token, pair):
     return value
 
 
-def _number_named_targets(pairs):
-    """[(source token, target name)] -> {target name: class index}: in order of first appearance,
-    the '*' pair's class first, so that 'the rest' is class 0 as with --classes."""
+def _named_classes(pairs):
+    """[(source token, target name)] -> the class names in index order: in order of first appearance,
+    the '*' pair's class first, so that 'the rest' is class 0 as with --classes. Names match
+    case-insensitively ('Road' and 'road' are one class, named as first written)."""
     ordered = sorted(pairs, key=lambda pair: pair[0] != "*")   # a stable sort: the rest keep their order
-    indices = {}
+    names = {}
     for _, target in ordered:
-        if not _is_ignore(target) and target not in indices:
-            indices[target] = len(indices)
-    return indices
+        if not _is_ignore(target):
+            names.setdefault(target.lower(), target)
+    return list(names.values())
 
 
 def _source_name(value, source_class_names):
@@ -184,17 +198,25 @@ def parse_class_map(text, source_class_names=None, class_names=None):
         if not source_token or not target_token:
             raise ValueError(f"class map: {pair!r} is missing its source or its target")
         pairs.append((source_token, target_token, pair))
-    named = [pair for _, target, pair in pairs if not (target.isdigit() or _is_ignore(target))]
-    numbered = [pair for _, target, pair in pairs if target.isdigit() and not _is_ignore(target)]
+    for _, target, pair in pairs:
+        if not (_is_number(target) or _is_ignore(target)) and _looks_numeric(target):
+            raise ValueError(f"class map: target {target!r} in {pair!r} is not a class index 0..254, 'ignore' "
+                             f"or a class name")
+    named = [pair for _, target, pair in pairs if not (_is_number(target) or _is_ignore(target))]
+    numbered = [pair for _, target, pair in pairs if _is_number(target) and not _is_ignore(target)]
     if named and numbered:
         raise ValueError(f"class map: {numbered[0]!r} has a class number and {named[0]!r} a class name: "
                          f"give every target as a number, or every target as a name")
     if named and class_names is not None:
         raise ValueError(f"class map {text!r} names its classes, and names were given besides")
-    named_indices = _number_named_targets([(source, target) for source, target, _ in pairs]) if named else {}
+    named_classes = _named_classes([(source, target) for source, target, _ in pairs]) if named else []
+    named_indices = {name.lower(): index for index, name in enumerate(named_classes)}
     mapping, others = {}, None
     for source_token, target_token, pair in pairs:
-        target = named_indices[target_token] if target_token in named_indices else _target_value(target_token, pair)
+        if target_token.lower() in named_indices:
+            target = named_indices[target_token.lower()]
+        else:
+            target = _target_value(target_token, pair)
         if source_token == "*":
             if others is not None:
                 raise ValueError(f"class map: '*' appears twice (second time in {pair!r})")
@@ -209,7 +231,7 @@ def parse_class_map(text, source_class_names=None, class_names=None):
         raise ValueError(f"class map {text!r} sends everything to ignore: it has no class")
     n_classes = max(targets) + 1
     if named:
-        class_names = list(named_indices)
+        class_names = named_classes
     elif class_names is None:
         class_names = []
         for index in range(n_classes):

@@ -6,6 +6,7 @@ import os
 
 from ..argtypes import FRACTION, checked_number
 from ..errors import UsageError, count
+from .classes import IGNORE_INDEX
 from .errors import DataError
 
 DEFAULT_DATA_ROOT = "data"
@@ -51,6 +52,8 @@ def add_data_arguments(parser):
                                             "--val-masks); every image of --images then trains")
     group.add_argument("--val-masks", help="the validation masks' folder, paired with --val-images by stem")
     group.add_argument("--skip-bad", action="store_true", help="skip and count bad samples instead of stopping")
+    group.add_argument("--no-skip-bad", dest="skip_bad", action="store_false", default=False,
+                       help="stop at a bad sample (the default; for a run resumed from one that skipped)")
     return group
 
 
@@ -113,7 +116,8 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
         class_map = None
         if args.class_map:
             class_map = parse_class_map(args.class_map, everything.source_class_names)
-            check_map_names(class_map, source_names, args.class_map)
+            if args.class_names is not None:
+                check_map_names(class_map, source_names, args.class_map)
         elif args.classes:
             class_map = class_map_from_names(args.classes, everything.source_class_names, others=args.others)
     except ValueError as error:
@@ -195,7 +199,8 @@ def check_map_names(class_map, source_names, text):
     names would make a class called by its bare value ("255"): the map can name its classes itself."""
     if source_names is None or class_map.named_targets:
         return
-    unnamed = sorted(source for source in class_map.mapping if source >= len(source_names))
+    unnamed = sorted(source for source, target in class_map.mapping.items()
+                     if source >= len(source_names) and target != IGNORE_INDEX)
     if unnamed:
         raise UsageError(f"--class-names names mask values 0..{len(source_names) - 1}, and --class-map '{text}' "
                          f"maps {unnamed[0]} too, which no name covers: name the classes in the map instead, "
@@ -240,7 +245,9 @@ def uses_folders(args):
 
 def datasets_from_args(args, need_train=True):
     """(train_set, val_set) for the data options; train_set is None when need_train is False."""
+    import copy
     from .classmap import DRIVING_CLASSES
+    args = copy.copy(args)   # the defaults filled in below (--classes road) stay out of the caller's options
     if args.classes and args.class_map:
         raise UsageError("give --classes or --class-map, not both (--classes is a short form of a class map)")
     if args.sbd_root and (args.synthetic or args.synthetic_road or args.images or args.masks):
