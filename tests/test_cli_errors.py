@@ -477,6 +477,24 @@ def test_seg11valid_without_sbd_is_one_line(tmp_path, capsys):
     assert stderr == "error: split seg11valid is VOC val minus SBD train: it needs --sbd-root <SBD folder>\n"
 
 
+def test_classes_chosen_on_voc_layout_data_train_those_and_folder_options_are_refused(tmp_path, capsys):
+    from fcnlite.data.synthetic import make_synthetic_voc
+    root = tmp_path / "voc"
+    make_synthetic_voc(str(root), n_train=4, n_val=2, size=(24, 30), seed=2)
+    out = tmp_path / "run"
+    status, stdout, stderr = run(cli.main_train, ["--data-root", str(root), "--classes", "person,cat", *TINY,
+                                                  "--max-iter", "1", "--out", str(out)], capsys)
+    assert status == 0, stderr
+    assert "4 training, 2 validation images, 3 classes" in stdout
+    assert fcnlite.model_from_file(out / "final.h5").class_names == ["background", "person", "cat"]
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--mask-format", "color", *TINY], capsys)
+    assert status == 2
+    assert stderr == ("error: --mask-format is for your own folders of images and masks (--images, --masks); "
+                      "VOC-layout data has VOC's 21 classes (choose some with --classes)\n")
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--classes", "persn", *TINY], capsys)
+    assert status == 2 and stderr.startswith("error: class map: source 'persn' is neither a number nor a class name")
+
+
 def test_samples_dropped_or_skipped_by_skip_bad_are_reported(tmp_path, capsys, weights):
     from fcnlite.data.synthetic import make_synthetic_voc
     from fcnlite.data.voc import find_voc_root

@@ -394,3 +394,17 @@ def test_the_programs_pass_skip_bad_to_sbd(tmp_path, scipy_io):
     arguments = ["--data-root", str(tmp_path / "voc"), "--sbd-root", str(tmp_path / "sbd"), "--skip-bad"]
     train_set, _ = datasets_from_args(resolve_options(train_parser().parse_args(arguments)))
     assert train_set.ids == ["2008_000002"] and len(train_set.skipped) == 1
+
+
+def test_a_class_map_keeps_some_of_vocs_classes_and_still_checks_the_labels(voc):
+    from fcnlite.data.classmap import class_map_from_names
+    root, samples = voc
+    dataset = VOCSegmentation(str(root), "train").use_class_map(class_map_from_names(["person"], VOC_CLASSES))
+    assert dataset.class_names == ["background", "person"] and dataset.n_classes == 2 and dataset.palette is None
+    image, label = dataset.load(1)   # 2007_000039: a person (15) inside a void border
+    raw = samples["2007_000039"][1]
+    assert numpy.array_equal(label, numpy.where(raw == 15, 1, numpy.where(raw == 255, 255, 0)))
+    label_path = dataset.label_path(0)
+    Image.fromarray(numpy.full((30, 40), 21, numpy.uint8)).save(label_path)   # 21: not a VOC class
+    with pytest.raises(DataError, match="value 21 is not a class"):
+        dataset.load(0)

@@ -277,6 +277,7 @@ def datasets_from_args(args, need_train=True):
     split_names = (getattr(args, "split", None), getattr(args, "val_split", None))
     if "seg11valid" in split_names and not args.sbd_root:
         raise UsageError("split seg11valid is VOC val minus SBD train: it needs --sbd-root <SBD folder>")
+    class_map = voc_class_map(args)   # before any download
     if args.synthetic:
         from .synthetic import ensure_synthetic_voc
         root = ensure_synthetic_voc(args.data_root or SYNTHETIC_VOC_ROOT)
@@ -304,4 +305,30 @@ def datasets_from_args(args, need_train=True):
         if need_train:
             train_set = VOCSegmentation(root, split=split, skip_bad=args.skip_bad)
         val_set = VOCSegmentation(root, split=val_split, skip_bad=args.skip_bad)
+    if class_map is not None:
+        for dataset in (train_set, val_set):
+            if dataset is not None:
+                dataset.use_class_map(class_map)
     return train_set, val_set
+
+
+FOLDER_ONLY_OPTIONS = ("mask_format", "color_table", "class_names", "split_file", "val_images", "val_masks")
+
+
+def voc_class_map(args):
+    """--classes / --class-map on VOC-layout data (PASCAL VOC, SBD, --synthetic): a ClassMap of VOC's
+    21 classes, or None. The options that only folders have are refused, not ignored."""
+    from .classes import VOC_CLASSES
+    from .classmap import class_map_from_names, parse_class_map
+    for key in FOLDER_ONLY_OPTIONS:
+        if getattr(args, key, None):
+            raise UsageError(f"--{key.replace('_', '-')} is for your own folders of images and masks (--images, "
+                             f"--masks); VOC-layout data has VOC's 21 classes (choose some with --classes)")
+    try:
+        if args.class_map:
+            return parse_class_map(args.class_map, VOC_CLASSES)
+        if args.classes:
+            return class_map_from_names(args.classes, VOC_CLASSES, others=args.others)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return None

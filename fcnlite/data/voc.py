@@ -83,7 +83,18 @@ class ListedDataset:
         self.class_names = list(VOC_CLASSES)
         self.n_classes = len(self.class_names)
         self.palette = voc_palette()
+        self.class_map = None
         return self.split
+
+    def use_class_map(self, class_map):
+        """Train on some of VOC's classes (--classes person, or a ClassMap of VOC_CLASSES): each
+        label goes through the map after its check against the 21 classes; drawn in make_palette's
+        colours, as VOC's would give the new class 1 aeroplane's."""
+        self.class_map = class_map
+        self.class_names = list(class_map.class_names)
+        self.n_classes = len(self.class_names)
+        self.palette = None
+        return self
 
     def _files(self, sample_id):
         return self._image_path(sample_id), self._label_path(sample_id)
@@ -102,8 +113,9 @@ class ListedDataset:
         image_path, label_path = self.image_path(index), self.label_path(index)
         image = read_image(image_path, upright=False)
         label = self._read_label(label_path)
-        check_label(label, self.n_classes, label_path, image.shape, image_path)
-        return image, label.astype(numpy.uint8, copy=False)
+        check_label(label, len(VOC_CLASSES), label_path, image.shape, image_path)
+        label = label.astype(numpy.uint8, copy=False)
+        return image, label if self.class_map is None else self.class_map.apply(label)
 
     __getitem__ = load
 
