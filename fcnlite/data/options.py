@@ -312,7 +312,8 @@ def datasets_from_args(args, need_train=True):
     return train_set, val_set
 
 
-FOLDER_ONLY_OPTIONS = ("mask_format", "color_table", "class_names", "split_file", "val_images", "val_masks")
+FOLDER_ONLY_OPTIONS = ("mask_format", "mask_channel", "color_table", "class_names", "split_file", "val_images",
+                       "val_masks")
 
 
 def voc_class_map(args):
