@@ -7,7 +7,6 @@ Chainer's Deconvolution2D carries), conv1_1.weight in a state dict. The PyTorch 
 against the benchmark's PyTorch FCN, written from the reference nets rather than from
 fcnlite's layers.
 """
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -20,21 +19,14 @@ import fcnlite
 from fcnlite.data import VOC_CLASSES
 from fcnlite.layers import ConvTranspose2d
 from fcnlite.models import build_model
-from programs import program_environment, run_example
+from programs import load_script, program_environment, run_example
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "weights" / "convert_fcn.py"
 WIDTH = 1 / 16
 
 
-def _load_converter():
-    spec = importlib.util.spec_from_file_location("convert_fcn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-convert_fcn = _load_converter()
+convert_fcn = load_script(SCRIPT)
 
 
 def random_fcn(architecture, n_classes=21, seed=0):

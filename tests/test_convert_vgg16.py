@@ -5,7 +5,6 @@ with random weights, written in each framework's own layout; fc6 keeps its 7x7 w
 Each claim is checked against a computation in the source's own layout: numpy on
 channels-last arrays for Keras, torch in float64 for torchvision.
 """
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 import fcnlite
 from fcnlite.layers import Conv2d
+from programs import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "weights" / "convert_vgg16.py"
@@ -27,14 +27,7 @@ N_CLASSES = 1000
 POOL5 = 7                                 # pool5 of a 224x224 input
 
 
-def _load_converter():
-    spec = importlib.util.spec_from_file_location("convert_vgg16", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-convert_vgg16 = _load_converter()
+convert_vgg16 = load_script(SCRIPT)
 
 
 def conv_shapes():
