@@ -788,6 +788,13 @@ def test_a_validation_mask_value_past_the_training_classes_is_named(tmp_path, ca
                       f"give --class-names to fix the classes\n")
 
 
+@pytest.mark.parametrize("option", ["--classes", "--class-map"])
+def test_an_empty_class_option_is_refused_not_taken_for_absent(tmp_path, capsys, option):
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, option, " ", *TINY], capsys)
+    assert status == 2 and stderr.startswith(f"error: {option} is empty: name what to keep, e.g. ")
+
+
 def test_class_names_given_twice_on_the_command_line_are_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,road", *TINY], capsys)

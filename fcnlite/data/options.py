@@ -248,6 +248,9 @@ def datasets_from_args(args, need_train=True):
     import copy
     from .classmap import DRIVING_CLASSES
     args = copy.copy(args)   # the defaults filled in below (--classes road) stay out of the caller's options
+    for option, example in (("classes", "'road' or 'road,vehicle'"), ("class_map", "'7:1,*:0'")):
+        if getattr(args, option) is not None and not getattr(args, option).strip():
+            raise UsageError(f"--{option.replace('_', '-')} is empty: name what to keep, e.g. {example}")
     if args.classes and args.class_map:
         raise UsageError("give --classes or --class-map, not both (--classes is a short form of a class map)")
     if args.sbd_root and (args.synthetic or args.synthetic_road or args.images or args.masks):
