@@ -540,6 +540,9 @@ def predict_parser():
                              "image's size; default: as in training; 0: never)")
     parser.add_argument("--alpha", type=checked_number(float, "an opacity between 0 and 1", least=0, most=1),
                         default=0.5, help="overlay opacity")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also write each pixel's class probabilities, <name>_probabilities.npy (classes x H x W, "
+                             "float16), and for two classes <name>_foreground.png (class 1's, 0..255), to threshold")
     return parser
 
 
@@ -588,9 +591,24 @@ def output_stems(paths):
     return unique
 
 
+def save_probabilities(probabilities, size, prefix):
+    """<prefix>_probabilities.npy (classes, H, W) float16 at the photo's size (each class's map resized
+    bilinearly where --max-side shrank the photo), and for two classes <prefix>_foreground.png."""
+    import numpy
+    from PIL import Image
+    height, width = size
+    if probabilities.shape[1:] != (height, width):
+        probabilities = numpy.stack([numpy.asarray(Image.fromarray(plane).resize((width, height), Image.BILINEAR))
+                                     for plane in probabilities])
+    numpy.save(f"{prefix}_probabilities.npy", probabilities.astype(numpy.float16))
+    if len(probabilities) == 2:
+        grey = numpy.clip(numpy.rint(probabilities[1] * 255), 0, 255).astype(numpy.uint8)
+        Image.fromarray(grey).save(f"{prefix}_foreground.png")
+
+
 def main_predict(argv=None):
     from .data.images import read_image
-    from .evaluate import predict_image
+    from .evaluate import predict_image, predict_probabilities
     from .io import model_from_file
     from .train import fit_size
     from .visualize import legend, make_palette, overlay, save_label_png
@@ -618,7 +636,13 @@ def main_predict(argv=None):
         if max(height, width) > BIG_IMAGE_SIDE and not args.max_side:
             print(f"note: {path} is {width}x{height}: the network's memory and time grow with the pixel count "
                   f"(gigabytes at this size); --max-side {BIG_IMAGE_SIDE // 2} downscales it first")
-        labels = predict_image(model, fit_size(image, None, max_side=args.max_side)[0])
+        fitted = fit_size(image, None, max_side=args.max_side)[0]
+        if args.probabilities:   # one pass: the labels are the most probable classes
+            probabilities = predict_probabilities(model, fitted)
+            labels = probabilities.argmax(axis=0).astype(numpy.uint8)
+            save_probabilities(probabilities, (height, width), os.path.join(args.out, stem))
+        else:
+            labels = predict_image(model, fitted)
         if labels.shape != (height, width):   # --max-side: the labels go back to the photo's own size
             labels = numpy.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
         label_path = os.path.join(args.out, f"{stem}_labels.png")

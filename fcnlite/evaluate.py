@@ -14,6 +14,15 @@ def predict_image(model, image):
     return backend.to_numpy(model.predict(x)[0]).astype(numpy.uint8)
 
 
+def predict_probabilities(model, image):
+    """Class probabilities (n_classes, H, W) float32 of one uint8 RGB image: the softmax of its scores,
+    exp(s_c - max_c s) / sum_c exp(s_c - max_c s) (the max subtracted so that exp cannot overflow)."""
+    x = backend.to_device(preprocess(image, model.preprocessing)[None], dtype=model.dtype)
+    scores = backend.to_numpy(model.predict_scores(x)[0]).astype(numpy.float32)
+    exponentials = numpy.exp(scores - scores.max(axis=0, keepdims=True))
+    return exponentials / exponentials.sum(axis=0, keepdims=True)
+
+
 def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progress=True):
     """Confusion matrix of model's predictions over dataset (void pixels excluded); its `skipped` lists
     the samples a dataset with skip_bad could not load (one message each)."""

@@ -74,6 +74,45 @@ def test_predict_writes_a_palette_label_map_and_an_overlay_for_images_of_any_siz
         assert overlay.width > width and overlay.height >= height   # photo plus legend
 
 
+def test_predict_writes_class_probabilities_whose_most_probable_class_is_the_label(trained, tmp_path):
+    folder, weights = trained
+    photo = numpy.random.default_rng(2).integers(0, 255, (23, 31, 3), dtype=numpy.uint8)
+    Image.fromarray(photo).save(tmp_path / "c.png")
+    result = run("predict.py", ["--weights", weights, str(tmp_path / "c.png"), "--out", str(tmp_path / "pred"),
+                                "--device", "cpu", "--probabilities"], folder)
+    assert result.returncode == 0, result.stderr
+    probabilities = numpy.load(tmp_path / "pred" / "c_probabilities.npy")
+    assert probabilities.dtype == numpy.float16 and probabilities.shape == (21, 23, 31)
+    numpy.testing.assert_allclose(probabilities.astype(numpy.float64).sum(axis=0), 1, atol=2e-2)
+    # the softmax of the scores, computed here in float64 from the model's own forward pass
+    model = fcnlite.model_from_file(weights)
+    x = fcnlite.data.preprocess(photo, model.preprocessing)[None]
+    scores = model.predict_scores(x)[0].astype(numpy.float64)
+    expected = numpy.exp(scores - scores.max(axis=0)) / numpy.exp(scores - scores.max(axis=0)).sum(axis=0)
+    numpy.testing.assert_allclose(probabilities, expected, atol=1e-3)
+    numpy.testing.assert_array_equal(numpy.asarray(Image.open(tmp_path / "pred" / "c_labels.png")),
+                                     predict_image(model, photo))
+    assert not (tmp_path / "pred" / "c_foreground.png").exists()   # 21 classes: no single foreground
+
+
+def test_predict_probabilities_of_two_classes_give_a_foreground_map_at_the_photos_size(tmp_path):
+    model = fcnlite.FCN8s(n_classes=2, width=1 / 16)
+    for name, value, _ in model.named_parameters():
+        if name.startswith("score"):
+            value[...] = numpy.random.default_rng(len(name)).normal(0, 0.5, value.shape)
+    fcnlite.save_weights(model, tmp_path / "road.h5")
+    Image.fromarray(numpy.random.default_rng(3).integers(0, 255, (40, 60, 3), dtype=numpy.uint8)).save(
+        tmp_path / "d.png")
+    result = run("predict.py", ["--weights", str(tmp_path / "road.h5"), "d.png", "--out", "pred", "--device", "cpu",
+                                "--probabilities", "--max-side", "30"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    probabilities = numpy.load(tmp_path / "pred" / "d_probabilities.npy")
+    foreground = numpy.asarray(Image.open(tmp_path / "pred" / "d_foreground.png"))
+    assert probabilities.shape == (2, 40, 60) and foreground.shape == (40, 60)   # back at the photo's size
+    # the same map in grey: within one level (the .npy holds float16, the PNG was made from float32)
+    assert numpy.abs(foreground - probabilities[1].astype(numpy.float64) * 255).max() <= 1
+
+
 def test_predict_turns_a_photo_as_its_exif_orientation_says_and_labels_it_as_shown(trained):
     folder, weights = trained
     stored = numpy.random.default_rng(2).integers(0, 255, (17, 40, 3), dtype=numpy.uint8)

@@ -153,18 +153,21 @@ class Model:
         """The arguments that rebuild this model (written into weight files)."""
         return {"architecture": self.architecture}
 
-    def predict(self, x):
-        """Label map (N, H, W): the arg-max class of every pixel, computed in eval mode."""
+    def predict_scores(self, x):
+        """Scores (N, n_classes, H, W) computed in eval mode (no dropout), keeping nothing for backward."""
         from ..layers.base import no_grad
         was_training = self.training
         self.eval()
         try:
             with no_grad():
-                scores = self.forward(x)
+                return self.forward(x)
         finally:
             if was_training:
                 self.train()
-        return scores.argmax(axis=1)
+
+    def predict(self, x):
+        """Label map (N, H, W): the arg-max class of every pixel, computed in eval mode."""
+        return self.predict_scores(x).argmax(axis=1)
 
     def __call__(self, x):
         return self.forward(x)
