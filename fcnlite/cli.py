@@ -173,7 +173,9 @@ RUN_OPTIONS = ("model", "width", "learnable_upsampling", "lr", "lr_policy", "mom
 TRAIN_DATA_OPTIONS = DATA_OPTIONS + ("split", "val_split")
 NOT_GIVEN = object()   # what the parser leaves in a data option the command line did not name
 # Data options that exclude one another: one given anew replaces the run's others of its group
-EXCLUSIVE_DATA_OPTIONS = (("classes", "class_map"), ("val_fraction", "split_file", "val_images", "val_masks"))
+# (each group's members are units of options that go together)
+EXCLUSIVE_DATA_OPTIONS = ((("classes",), ("class_map",)),
+                          (("val_fraction",), ("split_file",), ("val_images", "val_masks")))
 PATH_OPTIONS = ("data_root", "sbd_root", "images", "masks", "color_table", "split_file", "val_images", "val_masks")
 
 
@@ -271,7 +273,7 @@ def restore_run_options(args, data_defaults):
 def saved_data_option(key, value):
     """A data option as a run saves it: paths made absolute, so that --resume and evaluate_voc.py
     find the same files from another working directory."""
-    if value and (key in PATH_OPTIONS or (key == "class_names" and os.path.exists(value))):
+    if value and (key in PATH_OPTIONS or (key in ("class_names", "split", "val_split") and os.path.isfile(value))):
         return os.path.abspath(value)
     return value
 
@@ -299,10 +301,12 @@ def restore_data_options(args, saved, data_defaults):
     dropped = set()
     kind = data_kind(given)
     if kind is not None and kind != (data_kind(saved) or "voc"):
-        dropped.update(DATA_SOURCE_OPTIONS)
+        # other data: the run's classes, splits and mask options were for its own
+        dropped.update(key for key in data_defaults if key != "skip_bad")
     for group in EXCLUSIVE_DATA_OPTIONS:
-        if any(key in given for key in group):
-            dropped.update(group)
+        for unit in group:
+            if any(key in given for key in unit):
+                dropped.update(key for other in group if other is not unit for key in other)
     restored, changed = [], []
     for key, default in data_defaults.items():
         value = saved.get(key, default)
@@ -370,7 +374,7 @@ def main_train(argv=None):
     check_output_folder(out, "--out", "the run")
     if train_set.n_classes < 2:
         fix = ("with --others ignore, choose two classes or more"
-               if (args.classes or args.synthetic_road) and args.others == "ignore"
+               if (args.classes or (args.synthetic_road and not args.class_map)) and args.others == "ignore"
                else "check --class-names and --class-map")
         raise UsageError(f"{train_set.name}: a model needs two classes at least, and these options leave "
                          f"{train_set.n_classes} ({', '.join(train_set.class_names)}): {fix}")

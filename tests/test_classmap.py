@@ -64,6 +64,7 @@ def test_describe_round_trips():
     ("7:1,*:other", "'7:1' has a class number and '*:other' a class name"),
     ("7:-1", "target '-1' in '7:-1' is not a class index 0..254, 'ignore' or a class name"),
     ("7:1.5,*:0", "target '1.5' in '7:1.5' is not a class index"),
+    ("7:+2", "target '\\+2' in '7:\\+2' is not a class index"),
     ("\u00b2:1", "source '\u00b2' is not a number 0..255"),
     ("7:256", "target '256' in '7:256' is out of range"),
     ("7:1,7:0", "source '7' appears twice"),
@@ -96,6 +97,10 @@ def test_named_targets_match_whatever_their_case_and_keep_the_first_spelling():
     class_map = parse_class_map("0:Background,1:Road,2:road,*:background")
     assert class_map.class_names == ["background", "Road"]   # '*' first: its spelling names class 0
     assert class_map.apply(numpy.array([0, 1, 2, 3], dtype=numpy.uint8)).tolist() == [0, 1, 1, 0]
+
+
+def test_names_that_only_resemble_numbers_are_names():
+    assert parse_class_map("0:background,1:inf,2:nan,3:e1").class_names == ["background", "inf", "nan", "e1"]
 
 
 def test_named_targets_and_given_names_together_are_refused():

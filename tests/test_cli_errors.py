@@ -115,6 +115,11 @@ def test_class_names_cannot_name_a_mapped_value_past_them(tmp_path, capsys):
                       "which no name covers: name the classes in the map instead, e.g. --class-map "
                       "'0:background,255:foreground', and leave --class-names out\n")
     assert not (tmp_path / "r").exists()
+    # a map that sends 255 to ignore names no class after it: the names cover what it keeps
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--class-names", "background,road", "--class-map",
+                                             "0:0,255:ignore,*:1", "--max-iter", "1", "--out", str(tmp_path / "i")],
+                            capsys)
+    assert status == 0, stderr
 
 
 def test_colour_masks_without_a_table_is_one_line(tmp_path, capsys):
@@ -490,9 +495,15 @@ def test_classes_chosen_on_voc_layout_data_train_those_and_folder_options_are_re
     status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--mask-format", "color", *TINY], capsys)
     assert status == 2
     assert stderr == ("error: --mask-format is for your own folders of images and masks (--images, --masks); "
-                      "VOC-layout data has VOC's 21 classes (choose some with --classes)\n")
+                      "VOC-layout data has its splits and VOC's 21 classes (choose some with --classes)\n")
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--val-fraction", "0.3", *TINY], capsys)
+    assert status == 2 and stderr.startswith("error: --val-fraction is for your own folders")
     status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--classes", "persn", *TINY], capsys)
     assert status == 2 and stderr.startswith("error: class map: source 'persn' is neither a number nor a class name")
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--class-map", "15:1,0:0", *TINY], capsys)
+    assert status == 2
+    assert stderr == ("error: --class-map '15:1,0:0' leaves VOC's aeroplane (1), bicycle (2), bird (3) and 16 more "
+                      "unmapped: add '*:0' (the rest as background) or '*:ignore'\n")
 
 
 def test_samples_dropped_or_skipped_by_skip_bad_are_reported(tmp_path, capsys, weights):
@@ -608,12 +619,23 @@ def test_restoring_data_options_keeps_a_source_of_the_same_kind_and_drops_one_of
     assert (args.data_root, args.sbd_root, args.classes, args.others) == ("/moved", "/sbd", "road", "ignore")
     assert changed == ["--data-root /moved (the run had --data-root /voc)"]
     assert restored == ["--sbd-root /sbd", "--classes road", "--others ignore"]
-    args = given(images="/i", masks="/m", class_map="7:1,*:0")   # other data, and a map in place of --classes
+    args = given(class_map="7:1,*:0")   # a map in place of --classes: the rest as the run had them
     restored, changed = cli.restore_data_options(args, saved, defaults)
-    assert (args.data_root, args.sbd_root, args.classes, args.class_map) == (None, None, None, "7:1,*:0")
+    assert (args.data_root, args.sbd_root, args.classes, args.class_map) == ("/voc", "/sbd", None, "7:1,*:0")
+    assert changed == ["no --classes (the run had --classes road)",
+                       "--class-map 7:1,*:0 (the run had no --class-map)"]
+    args = given(images="/i", masks="/m", skip_bad=True)   # other data: none of the run's data options fit it
+    restored, changed = cli.restore_data_options(args, saved, defaults)
+    assert (args.data_root, args.sbd_root, args.classes, args.others) == (None, None, None, "background")
     assert "no --sbd-root (the run had --sbd-root /sbd)" in changed and "no --classes (the run had --classes road)" \
-        in changed
-    assert restored == ["--others ignore"]
+        in changed and restored == []
+    saved["val_images"], saved["val_masks"] = "/v", "/vm"   # a unit of a group: one given keeps the other
+    args = given(val_images="/moved")
+    cli.restore_data_options(args, saved, defaults)
+    assert (args.val_images, args.val_masks) == ("/moved", "/vm")
+    parser_args = cli.parse_noting_given(parser, ["--no-skip-bad"], cli.TRAIN_DATA_OPTIONS)
+    _, changed = cli.restore_data_options(parser_args, dict(saved, skip_bad=True), defaults)
+    assert parser_args.skip_bad is False and "no --skip-bad (the run had --skip-bad)" in changed
 
 
 def test_resume_without_out_names_the_run_folders_that_hold_checkpoints(tmp_path, capsys, monkeypatch):
@@ -646,11 +668,12 @@ def test_a_bad_training_mask_met_mid_run_keeps_the_training_done(tmp_path, capsy
     # the first epoch's order is 02, 04, 03, 00, 01 (seed 0): the wrong-size mask is the second image of
     # the first step, so the checkpoint must go back to that step's first image
     Image.fromarray(numpy.zeros((5, 5), numpy.uint8)).save(tmp_path / "masks" / "04.png")
-    out = tmp_path / "run"
+    out = tmp_path / "my run"   # a space: the command the message gives must quote it
     common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
               "--accumulate", "2", "--max-iter", "4", "--out", str(out)]
     status, _, stderr = run(cli.main_train, common, capsys)
     assert status == 2 and stderr.count("\n") == 1
+    assert stderr.endswith(f"pass --skip-bad, then rerun with --resume --out '{out}'\n")
     assert "04.png: mask is 5x5 (HxW) but its image" in stderr
     assert "; met in the training data after iteration " in stderr and (out / "checkpoint.h5").exists()
     done = int(stderr.split("after iteration ")[1].split(",")[0])
@@ -719,6 +742,20 @@ def test_evaluate_without_data_options_takes_the_data_the_weights_were_trained_o
     # data named anew: the weights' data options stay out of it
     status, _, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--device", "cpu"], capsys)
     assert status == 2 and "pass --class-map '0:background,255:foreground'" in stderr
+
+
+def test_the_data_a_run_saved_is_found_again_from_another_working_directory(tmp_path, capsys, monkeypatch):
+    make_folder(tmp_path, road_and_car_masks())
+    monkeypatch.chdir(tmp_path)
+    names = ["--class-names", "background,road,car"]
+    assert run(cli.main_train, ["--images", "images", "--masks", "masks", *names, *TINY, "--max-iter", "1",
+                                "--out", "run"], capsys)[0] == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "run" / "final.h5"), "--device",
+                                                     "cpu"], capsys)
+    assert status == 0, stderr
+    assert f"--images {tmp_path / 'images'} --masks {tmp_path / 'masks'}" in stdout
 
 
 def test_evaluate_on_folder_data_takes_the_val_or_train_split_and_refuses_others(tmp_path, capsys):

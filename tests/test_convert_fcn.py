@@ -103,12 +103,13 @@ def test_a_pytorch_state_dict_converts_to_what_the_reference_net_in_pytorch_comp
 
 def test_the_program_converts_and_predict_segments_with_the_result(tmp_path):
     numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **chainer_arrays(random_fcn("fcn8s")))
-    (tmp_path / "weights").mkdir()
-    result = subprocess.run([sys.executable, str(SCRIPT), "fcn8s_from_caffe.npz"],   # to weights/fcn8s-voc.h5
+    weights = "fcn8s-voc.h5"
+    result = subprocess.run([sys.executable, str(SCRIPT), "fcn8s_from_caffe.npz", "-o", weights],
                             cwd=tmp_path, env=program_environment(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    weights = str(Path("weights") / "fcn8s-voc.h5")
     assert result.stdout == f"{weights}: fcn8s, width 0.0625, 21 classes (PASCAL VOC), input BGR 0..255 minus the mean\n"
+    # without -o: beside the converter, in weights/, from wherever it runs
+    assert convert_fcn.default_output("fcn8s-atonce") == str(REPO / "weights" / "fcn8s-atonce-voc.h5")
     Image.fromarray(numpy.full((30, 40, 3), 128, numpy.uint8)).save(tmp_path / "photo.png")
     predicted = run_example("predict.py", ["--weights", weights, "photo.png", "--out", "out", "--device",
                                            "cpu"], tmp_path)

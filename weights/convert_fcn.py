@@ -146,12 +146,13 @@ def fill_model(path, arrays, architecture):
 
 
 def default_output(architecture):
-    return os.path.join("weights", f"{architecture}-voc.h5")
+    """weights/<architecture>-voc.h5 beside this script, wherever it is run from."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{architecture}-voc.h5")
 
 
 def convert(source, output=None, architecture=None):
     """Convert a reference FCN (Chainer npz or PyTorch .pth) into fcnlite's weight file at output
-    (default weights/<architecture>-voc.h5); returns (the model written, output). Raises
+    (default <architecture>-voc.h5 in this folder, weights/); returns (the model written, output). Raises
     ConversionError (one line naming the source)."""
     source = os.fspath(source)
     arrays = read_source(source)
@@ -180,8 +181,8 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # reading went through ConversionError: this is the output side
-        print(f"error: {arguments.output or 'weights/'}: cannot write the weight file ({first_line(error)})",
-              file=sys.stderr)
+        target = arguments.output or os.path.dirname(os.path.abspath(__file__))
+        print(f"error: {target}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
         return 2
     config = model.config()
     print(f"{output}: {config['architecture']}, width {config['width']:g}, {config['n_classes']} classes"

@@ -27,6 +27,8 @@ Applying a map is one table look-up per pixel: the map keeps a 256-entry table
 and `table[labels]` maps a whole uint8 label image at once (NumPy fancy
 indexing), so there is no Python loop over pixels.
 """
+import re
+
 import numpy
 
 from .classes import IGNORE_INDEX as IGNORE
@@ -142,13 +144,12 @@ def _is_number(token):
     return token.isascii() and token.isdigit()
 
 
+NUMBER_LIKE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _looks_numeric(token):
     """'-1', '1.5', '1e3': meant as numbers, not names; refused rather than made into classes."""
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
+    return NUMBER_LIKE.fullmatch(token) is not None
 
 
 def _target_value(token, pair):

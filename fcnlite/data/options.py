@@ -10,6 +10,7 @@ from .classes import IGNORE_INDEX
 from .errors import DataError
 
 DEFAULT_DATA_ROOT = "data"
+DEFAULT_VAL_FRACTION = 0.1
 SYNTHETIC_VOC_ROOT = os.path.join("data", "synthetic-voc")
 SYNTHETIC_ROAD_ROOT = os.path.join("data", "synthetic-road")
 
@@ -46,7 +47,8 @@ def add_data_arguments(parser):
                                             "named: '0:background,255:road'")
     group.add_argument("--others", choices=("background", "ignore"), default="background",
                        help="with --classes: what the unselected classes become")
-    group.add_argument("--val-fraction", type=FRACTION, default=0.1, help="folder data: fraction held out (default 0.1)")
+    group.add_argument("--val-fraction", type=FRACTION, default=DEFAULT_VAL_FRACTION,
+                       help=f"folder data: fraction held out (default {DEFAULT_VAL_FRACTION})")
     group.add_argument("--split-file", help="folder data: file of validation ids (the rest trains)")
     group.add_argument("--val-images", help="folder data already split: the validation images' own folder (with "
                                             "--val-masks); every image of --images then trains")
@@ -324,13 +326,22 @@ def voc_class_map(args):
     21 classes, or None. The options that only folders have are refused, not ignored."""
     from .classes import VOC_CLASSES
     from .classmap import class_map_from_names, parse_class_map
-    for key in FOLDER_ONLY_OPTIONS:
-        if getattr(args, key, None):
-            raise UsageError(f"--{key.replace('_', '-')} is for your own folders of images and masks (--images, "
-                             f"--masks); VOC-layout data has VOC's 21 classes (choose some with --classes)")
+    given = [key for key in FOLDER_ONLY_OPTIONS if getattr(args, key, None)]
+    if getattr(args, "val_fraction", DEFAULT_VAL_FRACTION) != DEFAULT_VAL_FRACTION:
+        given.append("val_fraction")
+    if given:
+        raise UsageError(f"--{given[0].replace('_', '-')} is for your own folders of images and masks (--images, "
+                         f"--masks); VOC-layout data has its splits and VOC's 21 classes (choose some with --classes)")
     try:
         if args.class_map:
-            return parse_class_map(args.class_map, VOC_CLASSES)
+            class_map = parse_class_map(args.class_map, VOC_CLASSES)
+            unmapped = [index for index in range(len(VOC_CLASSES)) if not class_map.defined[index]]
+            if unmapped:
+                listed = ", ".join(f"{VOC_CLASSES[index]} ({index})" for index in unmapped[:3])
+                more = f" and {len(unmapped) - 3} more" if len(unmapped) > 3 else ""
+                raise UsageError(f"--class-map '{args.class_map}' leaves VOC's {listed}{more} unmapped: add '*:0' "
+                                 f"(the rest as background) or '*:ignore'")
+            return class_map
         if args.classes:
             return class_map_from_names(args.classes, VOC_CLASSES, others=args.others)
     except ValueError as error:

@@ -115,7 +115,12 @@ class ListedDataset:
         label = self._read_label(label_path)
         check_label(label, len(VOC_CLASSES), label_path, image.shape, image_path)
         label = label.astype(numpy.uint8, copy=False)
-        return image, label if self.class_map is None else self.class_map.apply(label)
+        if self.class_map is None:
+            return image, label
+        try:
+            return image, self.class_map.apply(label)
+        except ValueError as error:   # a value the map leaves out: a DataError naming the label file
+            raise DataError(label_path, str(error)) from None
 
     __getitem__ = load
 
