@@ -424,6 +424,9 @@ def main_train(argv=None):
             print(f"warning: no pixel of {model.class_names[1]!r} in the validation masks or the predictions: "
                   f"check the class options (--classes, --class-map, --mask-format)")
     print(f"weights: {os.path.join(out, 'final.h5')}")
+    if trainer.best is not None and trainer.best["iteration"] != trainer.iteration:
+        print(f"best: mean IU {trainer.best['mean_iu']:.4f} at iteration {trainer.best['iteration']}: "
+              f"{os.path.join(out, 'best.h5')}")
     return 0
 
 

@@ -4,7 +4,8 @@
     attributes of /            fcnlite_format, architecture, n_classes, width,
                                channel_order, input_scale, mean, std, class_names (optional), source,
                                train_max_side (optional: final.h5's training image size),
-                               training_options (optional: final.h5's run options, JSON)
+                               training_options (optional: final.h5's run options, JSON),
+                               best_mean_iu, best_iteration (best.h5's evaluation)
 
 save_weights(model, path) writes atomically (temporary file, then rename);
 load_weights(model, path, strict=True) fills a model and raises WeightsError

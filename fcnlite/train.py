@@ -108,6 +108,7 @@ class Trainer:
         self.seconds_before = 0.0          # training seconds of the sessions before a resume
         self._session_started = None       # perf_counter() when this session's loop began
         self._eval_pending = False         # an evaluation met bad data: the resumed run does it first
+        self.best = None                   # {"mean_iu", "iteration"} of the best evaluation, kept in best.h5
         if config.accumulate < 1:
             raise ValueError(f"TrainConfig.accumulate is the number of images per step: 1 or more, not "
                              f"{config.accumulate}")
@@ -193,7 +194,7 @@ class Trainer:
 
     def _state(self):
         return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed, "skipped": len(self.skipped),
-                "seconds": round(self.seconds(), 3), "eval_pending": self._eval_pending,
+                "seconds": round(self.seconds(), 3), "eval_pending": self._eval_pending, "best": self.best,
                 "config": {k: v for k, v in asdict(self.config).items() if k != "extra"}}
 
     def seconds(self):
@@ -217,6 +218,7 @@ class Trainer:
         self.samples_read = state["samples_read"]
         self.seconds_before = state.get("seconds", 0.0)   # checkpoints of earlier versions did not count them
         self._eval_pending = state.get("eval_pending", False)
+        self.best = state.get("best")
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
 
@@ -380,17 +382,30 @@ class Trainer:
         summary = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if isinstance(v, float))
         self.log(f"iteration {self.iteration}: {summary}")
         self._write_progress_images()
+        self._keep_if_best(record["mean_iu"])
         self.last_metrics = dict(metrics, **{k: record[k] for k in record if k not in metrics})
         return self.last_metrics
+
+    def _keep_if_best(self, mean_iu):
+        """best.h5: the weights of the evaluation with the highest mean IU so far (the last one may not
+        be the best: a late learning rate or a noisy validation set can lower it)."""
+        if mean_iu is None or math.isnan(mean_iu) or (self.best is not None and mean_iu <= self.best["mean_iu"]):
+            return
+        self.best = {"mean_iu": float(mean_iu), "iteration": self.iteration}
+        self._save_weights("best.h5", best_mean_iu=self.best["mean_iu"], best_iteration=self.iteration)
+
+    def _save_weights(self, name, **attributes):
+        """out/<name> with what predict and evaluate read besides the weights (see finish)."""
+        config = self.config
+        largest_side = config.max_side or (max(config.resize) if config.resize else 0)
+        save_weights(self.model, os.path.join(config.out, name),
+                     extra_attributes={"train_max_side": int(largest_side),
+                                       "training_options": json.dumps(config.options), **attributes})
 
     def finish(self):
         """Write final.h5 (with the training images' largest side, which predict and evaluate then
         default to: a network sees objects at the scale it learnt them; and the run's options, whose
         data options evaluate defaults to) and the curves."""
-        config = self.config
-        largest_side = config.max_side or (max(config.resize) if config.resize else 0)
-        save_weights(self.model, os.path.join(config.out, "final.h5"),
-                     extra_attributes={"train_max_side": int(largest_side),
-                                       "training_options": json.dumps(config.options)})
+        self._save_weights("final.h5")
         from .plots import plot_training_curves
         plot_training_curves(self.log_path, os.path.join(self.config.out, "curves.png"), log=self.log)

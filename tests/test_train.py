@@ -61,6 +61,17 @@ def test_short_training_run_lowers_the_loss_and_writes_every_output(voc_root, tm
         f"{id_}_iter{iteration:07d}.png" for id_ in val_ids for iteration in (20, 40))
     first = Image.open(os.path.join(out, "progress", f"{val_ids[0]}_iter0000040.png"))
     assert first.width > 3 * 40 + 3 * visualize.PANEL_GAP   # three panels 40 wide (--max-side 40), a legend
+    # best.h5: the weights of the evaluation with the highest mean IU, which evaluate_voc.py finds again
+    best = max(evals, key=lambda record: record["mean_iu"])
+    with h5py.File(os.path.join(out, "best.h5"), "r") as file:
+        assert (file.attrs["best_iteration"], file.attrs["best_mean_iu"]) == (best["iteration"], best["mean_iu"])
+    with h5py.File(os.path.join(out, "checkpoint.h5"), "r") as file:   # a resumed run compares with it
+        assert json.loads(file.attrs["state"])["best"] == {"mean_iu": best["mean_iu"], "iteration": best["iteration"]}
+    result = run_example("evaluate_voc.py", ["--weights", os.path.join(out, "best.h5"), "--limit", "3", "--device",
+                                             "cpu", "--json", str(tmp_path / "best.json")], tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "best.json") as file:
+        assert json.load(file)["mean_iu"] == pytest.approx(best["mean_iu"], abs=1e-12)
     pytest.importorskip("matplotlib")
     assert os.path.getsize(os.path.join(out, "curves.png")) > 1000
 
