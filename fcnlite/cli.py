@@ -103,7 +103,8 @@ def train_parser():
     parser.add_argument("--val-split", default="val", help="validation split (with --sbd-root: seg11valid)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named small recipe (quickstart: CPU minutes)")
     parser.add_argument("--model", choices=("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"), default=None,
-                        help="architecture (default fcn8s-atonce with a VGG16 --init, else fcn8s)")
+                        help="architecture (default: an FCN --init's own, fcn8s-atonce with a VGG16 --init, "
+                             "else fcn8s)")
     parser.add_argument("--width", type=POSITIVE, default=None,
                         help="channel width multiplier (1.0 = VGG16; default 1.0, or the preset's)")
     parser.add_argument("--init", help="VGG16 weights (weights/convert_vgg16.py) or a trained coarser FCN")
@@ -146,6 +147,18 @@ def train_parser():
     return parser
 
 
+def init_architecture(path):
+    """The model an --init file starts by default: an FCN file's own architecture (fine-tuning
+    FCN-8s weights as FCN-8s at once would scale its skips), and the reference's one-stage
+    fcn8s-atonce from VGG16. A file that cannot be read is reported when it is loaded."""
+    from .io import read_attributes
+    try:
+        architecture = read_attributes(path).get("architecture")
+    except (WeightsError, OSError):
+        architecture = None
+    return architecture if architecture in ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce") else "fcn8s-atonce"
+
+
 def resolve_options(args):
     """Fill the options left unset: preset first, then the reference recipe."""
     from .presets import PRESETS, reference_lr
@@ -154,7 +167,7 @@ def resolve_options(args):
     defaults = dict(width=1.0, lr_policy="fixed", momentum=0.99, weight_decay=5e-4, loss_normalize=False, accumulate=1,
                     max_iter=100000, eval_every=4000, checkpoint_every=4000, max_side=0, resize=None,
                     learnable_upsampling=False, val_limit=0, seed=0, crop=0, no_flip=False)
-    defaults["model"] = "fcn8s-atonce" if args.init else "fcn8s"
+    defaults["model"] = init_architecture(args.init) if args.init else "fcn8s"
     for key, value in {**defaults, **preset}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

@@ -144,8 +144,9 @@ def _decode(value):
     return value
 
 
-def read_weights(path):
-    """(arrays {"layer/key": numpy array}, attributes dict) of a weight file, or WeightsError."""
+def read_weights(path, with_arrays=True):
+    """(arrays {"layer/key": numpy array}, attributes dict) of a weight file, or WeightsError.
+    with_arrays=False: the file's layout is checked, but no array is read (arrays is {})."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise WeightsError(f"{path}: no such file")
@@ -163,7 +164,8 @@ def read_weights(path):
                 for key, dataset in group.items():
                     if not isinstance(dataset, h5py.Dataset):
                         raise WeightsError(f"{path}: /{layer_name}/{key} is not an array (expected /{layer_name}/W)")
-                    arrays[f"{layer_name}/{key}"] = read_checked_array(path, dataset, f"layer {layer_name}/{key}")
+                    if with_arrays:
+                        arrays[f"{layer_name}/{key}"] = read_checked_array(path, dataset, f"layer {layer_name}/{key}")
     except WeightsError:
         raise
     except Exception as error:
@@ -172,8 +174,9 @@ def read_weights(path):
 
 
 def read_attributes(path):
-    """The root attributes of a weight file (architecture, n_classes, width, preprocessing ...)."""
-    return read_weights(path)[1]
+    """The root attributes of a weight file (architecture, n_classes, width, preprocessing ...), read
+    without its arrays (fc6's alone are 400 MB)."""
+    return read_weights(path, with_arrays=False)[1]
 
 
 def load_weights(model, path, strict=True, verbose=False):

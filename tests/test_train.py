@@ -194,6 +194,12 @@ def test_staged_training_initialises_fcn16s_from_a_trained_fcn32s(voc_root, tmp_
         numpy.testing.assert_array_equal(fine[name], coarse[name])
     assert not fine["score_pool4/W"].any()
     assert fcnlite.io.read_attributes(os.path.join(stage2, "final.h5"))["architecture"] == "fcn16s"
+    # without --model, an FCN --init goes on as its own architecture (a VGG16 one starts fcn8s-atonce)
+    again = str(tmp_path / "again")
+    result = run(["--data-root", voc_root, *base, "--max-iter", "1", "--init", os.path.join(stage2, "final.h5"),
+                  "--out", again], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert fcnlite.io.read_attributes(os.path.join(again, "final.h5"))["architecture"] == "fcn16s"
 
 
 def test_a_resumed_trainer_keeps_its_own_momentum_and_weight_decay(tmp_path):
