@@ -34,6 +34,19 @@ def run_main(main, argv=None):
         return 130
 
 
+# the installed commands (setup.cfg's console_scripts), the same programs as examples/*.py
+def train_command():
+    sys.exit(run_main(main_train))
+
+
+def evaluate_command():
+    sys.exit(run_main(main_evaluate))
+
+
+def predict_command():
+    sys.exit(run_main(main_predict))
+
+
 def check_writable_file(path, option):
     """Before any long work: the folder that `path` is to be written in must exist and take files."""
     folder = os.path.dirname(os.path.abspath(path))

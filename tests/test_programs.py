@@ -212,3 +212,21 @@ def test_a_folder_predict_cannot_list_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(cli.os, "listdir", refuse)   # root may list anything: the refusal is made up
     with pytest.raises(DataError, match=r": cannot list the folder \(Permission denied\)$"):
         cli.image_paths([str(tmp_path)])
+
+
+@pytest.mark.parametrize("command", ["fcnlite-train", "fcnlite-evaluate", "fcnlite-predict"])
+def test_the_installed_commands_are_the_example_programs(command, trained):
+    import shutil
+    import subprocess
+    path = shutil.which(command)
+    if path is None:
+        pytest.skip(f"{command} is not on PATH: pip install . puts it there")
+    folder, weights = trained
+    result = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "usage:" in result.stdout
+    if command == "fcnlite-predict":   # and it runs: one photo segmented, one line per photo
+        Image.fromarray(numpy.zeros((12, 16, 3), numpy.uint8)).save(folder / "cmd.png")
+        result = subprocess.run([path, "--weights", weights, str(folder / "cmd.png"), "--out",
+                                 str(folder / "cmd"), "--device", "cpu"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert (folder / "cmd" / "cmd_labels.png").exists()
