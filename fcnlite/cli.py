@@ -15,7 +15,8 @@ from . import backend
 from .data.errors import DataError
 from .data.folder import LISTED_EXTENSIONS, image_files, unnamed_classes
 from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineParser, checked_number, size_pair
-from .data.options import DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, datasets_from_args, uses_folders
+from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, data_root_used, datasets_from_args,
+                           uses_folders)
 from .errors import UsageError, count
 from .io import WeightsError
 
@@ -429,7 +430,9 @@ def main_train(argv=None):
                          crop_size=args.crop, max_side=args.max_side, resize=args.resize,
                          progress=not args.no_progress,
                          options={**{key: getattr(args, key) for key in RUN_OPTIONS},
-                                  **{key: saved_data_option(key, getattr(args, key)) for key in TRAIN_DATA_OPTIONS}},
+                                  **{key: saved_data_option(key, getattr(args, key)) for key in TRAIN_DATA_OPTIONS},
+                                  # the default root too: evaluate and --resume run from elsewhere find it
+                                  "data_root": saved_data_option("data_root", data_root_used(args))},
                          extra={"preset": args.preset, "data": train_set.name})
     trainer = Trainer(model, optimizer, train_set, val_set, config)
     if args.resume:

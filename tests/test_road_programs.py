@@ -117,3 +117,19 @@ def test_the_road_default_is_not_saved_as_if_given_and_others_ignore_says_what_i
     # so a class map given to evaluate is not met by a --classes the user never gave
     assert cli.run_main(cli.main_evaluate, ["--weights", str(out / "final.h5"), "--class-map", "road:1,*:0",
                                             "--device", "cpu"]) == 0, capsys.readouterr().err
+
+
+def test_a_generated_dataset_is_found_again_from_another_working_directory(road, capsys, monkeypatch):
+    from fcnlite import cli
+    work = road / "work"
+    (work / "data").mkdir(parents=True)
+    os.symlink(road / "sim", work / "data" / "synthetic-road")   # the default root, data/synthetic-road
+    monkeypatch.chdir(work)
+    out = work / "run"
+    assert cli.run_main(cli.main_train, ["--synthetic-road", "--width", "0.0625", "--max-iter", "1", "--eval-every",
+                                         "0", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(road)   # elsewhere: no data/ here, and none is generated
+    assert cli.run_main(cli.main_evaluate, ["--weights", str(out / "final.h5"), "--device", "cpu"]) == 0
+    assert f"--data-root {work / 'data' / 'synthetic-road'}" in capsys.readouterr().out
+    assert not (road / "data").exists()

@@ -239,6 +239,16 @@ def check_counted_classes(folder, masks, training):
               f"if {largest} is a stray value, fix that mask; --class-names fixes the classes and checks every value")
 
 
+def data_root_used(args):
+    """The folder the data options read VOC-layout or generated data from (their default when
+    --data-root is not given); None for your own --images/--masks."""
+    if args.images or args.masks:
+        return None
+    if args.data_root:
+        return args.data_root
+    return SYNTHETIC_ROAD_ROOT if args.synthetic_road else SYNTHETIC_VOC_ROOT if args.synthetic else DEFAULT_DATA_ROOT
+
+
 def uses_folders(args):
     """Whether the data options name folders of images and masks (yours, or the generated road scenes)
     rather than a VOC-layout tree."""
