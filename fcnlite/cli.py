@@ -146,7 +146,7 @@ def train_parser():
     parser.add_argument("--checkpoint-every", type=COUNT_OR_ZERO, default=None, help="default 4000")
     parser.add_argument("--out", default=None, help="output folder (default runs/<model>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from --out's checkpoint, with the run's options unless given again")
+                        help="continue from --out's checkpoint, with the run's options (its data options too) unless given again")
     parser.add_argument("--seed", type=COUNT_OR_ZERO, default=None,
                         help="seed of the data order, augmentation and initialisation (default 0)")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
@@ -319,9 +319,9 @@ def data_kind(options):
 
 def restore_data_options(args, saved, data_defaults):
     """The data options left out take the run's values (saved: the options a run saved), except where
-    those given anew choose another kind of data (then the run's source options are dropped) or an
-    option that excludes them (EXCLUSIVE_DATA_OPTIONS). Returns (restored, changed): the run's values
-    taken, and those given anew that differ from the run's, as text."""
+    those given anew choose another kind of data (then none of the run's are taken but --skip-bad) or
+    an option that excludes them (EXCLUSIVE_DATA_OPTIONS). Returns (restored, changed): the run's
+    values taken, and those that differ from the run's (given anew, or dropped), as text."""
     if not any(key in saved for key in data_defaults):   # a checkpoint of an earlier version
         return [], []
     given = {key: getattr(args, key) for key in data_defaults if getattr(args, key) is not NOT_GIVEN}
