@@ -146,7 +146,8 @@ def train_parser():
     parser.add_argument("--checkpoint-every", type=COUNT_OR_ZERO, default=None, help="default 4000")
     parser.add_argument("--out", default=None, help="output folder (default runs/<model>)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue from --out's checkpoint, with the run's options (its data options too) unless given again")
+                        help="continue from --out's checkpoint, with the run's options (its data options too) "
+                             "unless given again")
     parser.add_argument("--seed", type=COUNT_OR_ZERO, default=None,
                         help="seed of the data order, augmentation and initialisation (default 0)")
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
