@@ -52,11 +52,11 @@ from . import backend
 from .errors import count
 from .flops import count_flops
 from .layers import Conv2d, ConvTranspose2d, SoftmaxCrossEntropy
-from .models import build_model
+from .models import FCN_ARCHITECTURES, build_model
 from .models.fcn import FCN8s, FCN16s, FCN32s
 from .optim import SGD
 
-MODELS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce")
+MODELS = FCN_ARCHITECTURES
 IGNORE_LABEL = 255
 # small enough that the weights barely move, so that every timed step does the same arithmetic on
 # finite numbers: at 1e-4 the random batch's loss reached NaN after about 12 steps (stop 13)

@@ -35,14 +35,13 @@ import zipfile
 import numpy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # convert_vgg16, beside us
-from convert_vgg16 import ConversionError, _load_torch  # noqa: E402  (fcnlite is found through it too)
+from convert_vgg16 import TORCH_EXTENSIONS, ConversionError, _load_torch  # noqa: E402  (fcnlite is found through it too)
 from fcnlite.data import VOC_CLASSES  # noqa: E402
 from fcnlite.errors import first_line  # noqa: E402
 from fcnlite.io import save_weights  # noqa: E402
 from fcnlite.layers import ConvTranspose2d  # noqa: E402
-from fcnlite.models import build_model  # noqa: E402
+from fcnlite.models import FCN_ARCHITECTURES, build_model  # noqa: E402
 
-ARCHITECTURES = ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce")
 FINAL_UPSCORE = {"upscore8": "fcn8s", "upscore16": "fcn16s", "upscore": "fcn32s"}
 TORCH_KEYS = {"weight": "W", "bias": "b"}
 
@@ -89,7 +88,7 @@ def read_source(path):
         return read_npz(path) if names and all(name.endswith(".npy") for name in names) else read_pth(path)
     with open(path, "rb") as file:
         pickled = file.read(1) == b"\x80"
-    if pickled or extension in (".pth", ".pt"):
+    if pickled or extension in TORCH_EXTENSIONS:
         return read_pth(path)
     raise ConversionError(f"{path}: neither an npz file (Chainer) nor a PyTorch state dict (.pth)")
 
@@ -172,7 +171,7 @@ def main(argv=None):
     parser.add_argument("source", help="e.g. fcn8s_from_caffe.npz or fcn8s_from_caffe.pth")
     parser.add_argument("-o", "--output", default=None,
                         help="where to write (default: weights/<architecture>-voc.h5, e.g. weights/fcn8s-voc.h5)")
-    parser.add_argument("--model", choices=ARCHITECTURES, default=None,
+    parser.add_argument("--model", choices=FCN_ARCHITECTURES, default=None,
                         help="default: told by the last layer, and fcn8s-atonce by 'atonce' in the file's name")
     arguments = parser.parse_args(argv)
     try:

@@ -168,6 +168,8 @@ class FCN8s(_FCN):
 
 
 ARCHITECTURES = {"fcn32s": FCN32s, "fcn16s": FCN16s, "fcn8s": FCN8s, "vgg16": VGG16}
+# the FCNs build_model makes, by the names weight files and the programs' --model give them
+FCN_ARCHITECTURES = ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce")
 
 
 def build_model(architecture, n_classes=21, width=1.0, dtype=numpy.float32, **kwargs):
