@@ -8,17 +8,21 @@ from .data.preprocess import preprocess
 from .metrics import ConfusionMatrix
 
 
+def model_input(model, image):
+    """A batch of one (1, 3, H, W) on the model's device: the uint8 RGB image (H, W, 3) preprocessed as
+    the model's weights expect."""
+    return backend.to_device(preprocess(image, model.preprocessing)[None], dtype=model.dtype)
+
+
 def predict_image(model, image):
-    """Label map (H, W) uint8 of one uint8 RGB image (H, W, 3), preprocessed as the model's weights expect."""
-    x = backend.to_device(preprocess(image, model.preprocessing)[None], dtype=model.dtype)
-    return backend.to_numpy(model.predict(x)[0]).astype(numpy.uint8)
+    """Label map (H, W) uint8 of one uint8 RGB image (H, W, 3)."""
+    return backend.to_numpy(model.predict(model_input(model, image))[0]).astype(numpy.uint8)
 
 
 def predict_probabilities(model, image):
     """Class probabilities (n_classes, H, W) float32 of one uint8 RGB image: the softmax of its scores,
     exp(s_c - max_c s) / sum_c exp(s_c - max_c s) (the max subtracted so that exp cannot overflow)."""
-    x = backend.to_device(preprocess(image, model.preprocessing)[None], dtype=model.dtype)
-    scores = backend.to_numpy(model.predict_scores(x)[0]).astype(numpy.float32)
+    scores = backend.to_numpy(model.predict_scores(model_input(model, image))[0]).astype(numpy.float32)
     exponentials = numpy.exp(scores - scores.max(axis=0, keepdims=True))
     return exponentials / exponentials.sum(axis=0, keepdims=True)
 
