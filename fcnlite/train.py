@@ -337,7 +337,7 @@ class Trainer:
                     self.save_checkpoint()
                     raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}; "
                                           f"checkpoint saved to {self.checkpoint_path}: to continue, rerun with "
-                                          f"--resume --out {shlex.quote(config.out)}")
+                                          f"{self._resume_options()}")
         finally:
             self.seconds_before, self._session_started = self.seconds(), None   # the clock stops with the loop
             prefetch.close()
@@ -354,11 +354,15 @@ class Trainer:
             self.log(f"skipped: {message}")
         self.skipped[message] = self.skipped.get(message, 0) + 1
 
+    def _resume_options(self):
+        """What the programs need to go on from the checkpoint: the run's other options come from it."""
+        return f"--resume --out {shlex.quote(self.config.out)}"
+
     def _stopped_by_bad_data(self, error, where):
         """Save a checkpoint and say how to go on: the stop that bad data (a DataError) makes."""
         self.save_checkpoint()
         return TrainingStopped(f"{error}; met {where}, checkpoint saved to {self.checkpoint_path}: fix it or "
-                               f"pass --skip-bad, then rerun with --resume --out {shlex.quote(self.config.out)}")
+                               f"pass --skip-bad, then rerun with {self._resume_options()}")
 
     def _evaluate_and_log(self):
         if self.val_set is None or len(self.val_set) == 0:
