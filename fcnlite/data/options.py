@@ -86,7 +86,6 @@ def value_ranges(values):
 
 
 def _folder_datasets(args, images, masks, mask_format, source_names, training):
-    from .classmap import class_map_from_names, parse_class_map
     from .folder import FolderSegmentation, describe_folder, load_color_table, split_by_fraction
     from .images import read_split
     if os.path.realpath(images) == os.path.realpath(masks):
@@ -117,17 +116,13 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     elif not mapped and mask_format != "color":
         check_named_masks(everything, masks)
     try:
-        class_map = None
-        if args.class_map:
-            class_map = parse_class_map(args.class_map, everything.source_class_names)
-            if args.class_names is not None:
-                check_map_names(class_map, source_names, args.class_map)
-        elif args.classes:
-            class_map = class_map_from_names(args.classes, everything.source_class_names, others=args.others)
+        class_map = class_map_from_args(args, everything.source_class_names)
     except ValueError as error:
         unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
             if source_names is None else ""
         raise UsageError(f"{error}{unnamed}") from None
+    if args.class_map and args.class_names is not None:
+        check_map_names(class_map, source_names, args.class_map)
     common.update(class_map=class_map, class_names=everything.source_class_names)
     if held_out is not None:   # already split: every image of --images trains
         halves = (FolderSegmentation(images, masks, **common), FolderSegmentation(*val_folders, **common))
@@ -337,7 +332,6 @@ def voc_class_map(args):
     """--classes / --class-map on VOC-layout data (PASCAL VOC, SBD, --synthetic): a ClassMap of VOC's
     21 classes, or None. The options that only folders have are refused, not ignored."""
     from .classes import VOC_CLASSES
-    from .classmap import class_map_from_names, parse_class_map
     given = [key for key in FOLDER_ONLY_OPTIONS if getattr(args, key, None)]
     if getattr(args, "val_fraction", DEFAULT_VAL_FRACTION) != DEFAULT_VAL_FRACTION:
         given.append("val_fraction")
@@ -345,17 +339,25 @@ def voc_class_map(args):
         raise UsageError(f"--{given[0].replace('_', '-')} is for your own folders of images and masks (--images, "
                          f"--masks); VOC-layout data has its splits and VOC's 21 classes (choose some with --classes)")
     try:
-        if args.class_map:
-            class_map = parse_class_map(args.class_map, VOC_CLASSES)
-            unmapped = [index for index in range(len(VOC_CLASSES)) if not class_map.defined[index]]
-            if unmapped:
-                listed = ", ".join(f"{VOC_CLASSES[index]} ({index})" for index in unmapped[:3])
-                more = f" and {len(unmapped) - 3} more" if len(unmapped) > 3 else ""
-                raise UsageError(f"--class-map '{args.class_map}' leaves VOC's {listed}{more} unmapped: add '*:0' "
-                                 f"(the rest as background) or '*:ignore'")
-            return class_map
-        if args.classes:
-            return class_map_from_names(args.classes, VOC_CLASSES, others=args.others)
+        class_map = class_map_from_args(args, VOC_CLASSES)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if args.class_map:
+        unmapped = [index for index in range(len(VOC_CLASSES)) if not class_map.defined[index]]
+        if unmapped:
+            listed = ", ".join(f"{VOC_CLASSES[index]} ({index})" for index in unmapped[:3])
+            more = f" and {len(unmapped) - 3} more" if len(unmapped) > 3 else ""
+            raise UsageError(f"--class-map '{args.class_map}' leaves VOC's {listed}{more} unmapped: add '*:0' "
+                             f"(the rest as background) or '*:ignore'")
+    return class_map
+
+
+def class_map_from_args(args, source_class_names):
+    """The ClassMap that --class-map or --classes ask for over these source classes, or None;
+    ValueError (one line) for a map that cannot be made."""
+    from .classmap import class_map_from_names, parse_class_map
+    if args.class_map:
+        return parse_class_map(args.class_map, source_class_names)
+    if args.classes:
+        return class_map_from_names(args.classes, source_class_names, others=args.others)
     return None
