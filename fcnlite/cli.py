@@ -19,6 +19,7 @@ from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments
                            uses_folders)
 from .errors import UsageError, count
 from .io import WeightsError
+from .models.fcn import FCN_ARCHITECTURES
 
 
 def run_main(main, argv=None):
@@ -116,7 +117,7 @@ def train_parser():
     parser.add_argument("--split", default="train", help="training split (VOC: train/trainval; SBD: train)")
     parser.add_argument("--val-split", default="val", help="validation split (with --sbd-root: seg11valid)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a named small recipe (quickstart: CPU minutes)")
-    parser.add_argument("--model", choices=("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"), default=None,
+    parser.add_argument("--model", choices=FCN_ARCHITECTURES, default=None,
                         help="architecture (default: an FCN --init's own, fcn8s-atonce with a VGG16 --init, "
                              "else fcn8s)")
     parser.add_argument("--width", type=POSITIVE, default=None,
@@ -171,7 +172,7 @@ def init_architecture(path):
         architecture = read_attributes(path).get("architecture")
     except (WeightsError, OSError):
         architecture = None
-    return architecture if architecture in ("fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce") else "fcn8s-atonce"
+    return architecture if architecture in FCN_ARCHITECTURES else "fcn8s-atonce"
 
 
 def resolve_options(args):
@@ -208,9 +209,11 @@ PATH_OPTIONS = ("data_root", "sbd_root", "images", "masks", "color_table", "spli
 
 
 def parse_noting_given(parser, argv, keys):
-    """parse_args, with the options `keys` that the command line did not name left NOT_GIVEN (not at
-    their defaults), so that --resume can tell an option given as its default from one left out."""
-    return parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(keys, NOT_GIVEN)))
+    """(args, defaults): parse_args, with the options `keys` that the command line did not name left
+    NOT_GIVEN (not at their defaults), so that --resume can tell an option given as its default from
+    one left out; and those options' defaults, for fill_not_given."""
+    args = parser.parse_args(argv, namespace=argparse.Namespace(**dict.fromkeys(keys, NOT_GIVEN)))
+    return args, {key: parser.get_default(key) for key in keys}
 
 
 def fill_not_given(args, defaults):
@@ -372,9 +375,7 @@ def main_train(argv=None):
     from .optim import SGD
     from .train import TrainConfig, Trainer
 
-    parser = train_parser()
-    args = parse_noting_given(parser, argv, TRAIN_DATA_OPTIONS)
-    data_defaults = {key: parser.get_default(key) for key in TRAIN_DATA_OPTIONS}
+    args, data_defaults = parse_noting_given(train_parser(), argv, TRAIN_DATA_OPTIONS)
     if args.epochs is not None and args.max_iter is not None:
         raise UsageError("give --epochs or --max-iter, not both (--epochs sets the number of iterations)")
     if args.scale and args.scale[0] > args.scale[1]:
@@ -479,24 +480,23 @@ def evaluate_parser():
     return parser
 
 
-def restore_training_data_options(args, data_defaults):
+def restore_training_data_options(args, attributes, data_defaults):
     """evaluate_voc.py without data source options: the data options the weights were trained with
-    (final.h5 records them), so that --split val is the run's own validation split, read as in training."""
+    (final.h5 records them in its attributes), so that --split val is the run's own validation split,
+    read as in training."""
     import json
-    from .io import read_attributes
-    saved = json.loads(read_attributes(args.weights).get("training_options", "{}"))
+    saved = json.loads(attributes.get("training_options", "{}"))
     restored, _ = restore_data_options(args, saved, data_defaults)
     if restored:
         print(f"note: the data {args.weights} was trained on: {' '.join(restored)} (give data options for other data)")
 
 
-def training_max_side(args):
+def training_max_side(args, attributes):
     """--max-side, or where not given the largest side of the images the weights were trained on (the
-    scale a network learns its objects at), said in a note; 0: no limit."""
-    from .io import read_attributes
+    scale a network learns its objects at; attributes: the weight file's), said in a note; 0: no limit."""
     if args.max_side is not None:
         return args.max_side
-    side = int(read_attributes(args.weights).get("train_max_side", 0))
+    side = int(attributes.get("train_max_side", 0))
     if side:
         print(f"note: {args.weights} was trained on images of at most {side} pixels a side: larger ones are "
               f"downscaled to that (--max-side 0 keeps them whole)")
@@ -519,20 +519,19 @@ def class_names_to_show(model, dataset, weights):
 def main_evaluate(argv=None):
     import json
     from .evaluate import evaluate_dataset
-    from .io import model_from_file
+    from .io import model_from_file, read_attributes
     from .metrics import binary_metrics, format_metrics
 
-    parser = evaluate_parser()
-    args = parse_noting_given(parser, argv, DATA_OPTIONS)
+    args, data_defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS)
     if args.json:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
     model = model_from_file(args.weights)
-    data_defaults = {key: parser.get_default(key) for key in DATA_OPTIONS}
+    attributes = read_attributes(args.weights)
     if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):
-        restore_training_data_options(args, data_defaults)
+        restore_training_data_options(args, attributes, data_defaults)
     fill_not_given(args, data_defaults)
-    args.max_side = training_max_side(args)
+    args.max_side = training_max_side(args, attributes)
     args.val_split = args.split
     folder_data = uses_folders(args)
     if folder_data and args.split not in ("val", "train"):
@@ -646,7 +645,7 @@ def save_probabilities(probabilities, size, prefix):
 def main_predict(argv=None):
     from .data.images import read_image
     from .evaluate import predict_image, predict_probabilities
-    from .io import model_from_file
+    from .io import model_from_file, read_attributes
     from .train import fit_size
     from .visualize import legend, make_palette, overlay, save_label_png
 
@@ -655,7 +654,7 @@ def main_predict(argv=None):
     paths = image_paths(args.images)
     choose_device(args.device)
     model = model_from_file(args.weights)
-    args.max_side = training_max_side(args)
+    args.max_side = training_max_side(args, read_attributes(args.weights))
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
     palette = make_palette(model.n_classes)
     os.makedirs(args.out, exist_ok=True)

@@ -633,7 +633,7 @@ def test_restoring_data_options_keeps_a_source_of_the_same_kind_and_drops_one_of
     args = given(val_images="/moved")
     cli.restore_data_options(args, saved, defaults)
     assert (args.val_images, args.val_masks) == ("/moved", "/vm")
-    parser_args = cli.parse_noting_given(parser, ["--no-skip-bad"], cli.TRAIN_DATA_OPTIONS)
+    parser_args, _ = cli.parse_noting_given(parser, ["--no-skip-bad"], cli.TRAIN_DATA_OPTIONS)
     _, changed = cli.restore_data_options(parser_args, dict(saved, skip_bad=True), defaults)
     assert parser_args.skip_bad is False and "no --skip-bad (the run had --skip-bad)" in changed
 
