@@ -311,7 +311,8 @@ class FolderSegmentation:
                                           f"no image with this name ({LISTED_EXTENSIONS}) for id {id_!r}"))
             elif id_ not in masks:
                 problems.append(DataError(os.path.join(self.images_dir, images[id_]),
-                                          f"has no mask {id_}.png (or another of {LISTED_EXTENSIONS}) in {self.masks_dir}"))
+                                          f"has no mask {id_}.png (or another of {LISTED_EXTENSIONS}) in "
+                                          f"{self.masks_dir}"))
             else:
                 self.ids.append(id_)
                 self._image_files[id_], self._mask_files[id_] = images[id_], masks[id_]
