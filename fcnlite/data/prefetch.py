@@ -12,11 +12,11 @@ main thread mostly waits for the device.)
 A daemon thread calls produce(0), produce(1), ... produce(count - 1) (or on and on
 with count=None: the training loop, which cannot know how many samples --skip-bad
 will drop, stops asking when it is done) in that order and puts the results in a
-queue of at most `depth` items, so it runs ahead by `depth` samples and no further. The consumer receives them in the
-same order. If produce(k) raises, the consumer gets that same exception (with
-the worker's traceback) when it asks for item k. close() stops the thread; the
-`with` block calls it also when the consumer leaves early (break, an error,
-Ctrl-C).
+queue of at most `depth` items, so it runs ahead by `depth` samples and no further.
+The consumer receives them in the same order. If produce(k) raises, the consumer
+gets that same exception (with the worker's traceback) when it asks for item k.
+close() stops the thread; the `with` block calls it also when the consumer leaves
+early (break, an error, Ctrl-C).
 """
 import itertools
 import queue
