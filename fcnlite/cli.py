@@ -482,11 +482,14 @@ def evaluate_parser():
 
 def restore_training_data_options(args, attributes, data_defaults):
     """evaluate_voc.py without data source options: the data options the weights were trained with
-    (final.h5 records them in its attributes), so that --split val is the run's own validation split,
-    read as in training."""
+    (final.h5 records them in its attributes), so that the default split is the run's own validation
+    split (its --val-split, where --split is left out), read as in training."""
     import json
     saved = json.loads(attributes.get("training_options", "{}"))
     restored, _ = restore_data_options(args, saved, data_defaults)
+    if args.split is NOT_GIVEN and saved.get("val_split") not in (None, "val"):
+        args.split = saved["val_split"]
+        restored.append(f"--split {args.split} (its --val-split)")
     if restored:
         print(f"note: the data {args.weights} was trained on: {' '.join(restored)} (give data options for other data)")
 
@@ -522,7 +525,8 @@ def main_evaluate(argv=None):
     from .io import model_from_file, read_attributes
     from .metrics import binary_metrics, format_metrics
 
-    args, data_defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS)
+    args, defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS + ("split",))
+    data_defaults = {key: value for key, value in defaults.items() if key != "split"}
     if args.json:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
@@ -530,7 +534,7 @@ def main_evaluate(argv=None):
     attributes = read_attributes(args.weights)
     if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):
         restore_training_data_options(args, attributes, data_defaults)
-    fill_not_given(args, data_defaults)
+    fill_not_given(args, defaults)
     args.max_side = training_max_side(args, attributes)
     args.val_split = args.split
     folder_data = uses_folders(args)

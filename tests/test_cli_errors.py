@@ -744,6 +744,26 @@ def test_evaluate_without_data_options_takes_the_data_the_weights_were_trained_o
     assert status == 2 and "pass --class-map '0:background,255:foreground'" in stderr
 
 
+def test_evaluate_without_options_takes_the_runs_validation_split_of_voc_layout_data(tmp_path, capsys):
+    from fcnlite.data.synthetic import make_synthetic_voc
+    root = tmp_path / "voc"
+    make_synthetic_voc(str(root), n_train=4, n_val=3, size=(24, 30), seed=2)
+    out = tmp_path / "run"
+    assert run(cli.main_train, ["--data-root", str(root), "--val-split", "train", *TINY, "--max-iter", "1",
+                                "--out", str(out)], capsys)[0] == 0
+    weights = str(out / "final.h5")
+    pixels = {}
+    for split in ([], ["--split", "train"], ["--split", "val"]):
+        json_path = tmp_path / "metrics.json"
+        status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *split, "--json", str(json_path)],
+                                     capsys)
+        assert status == 0, stderr
+        pixels[tuple(split)] = json.loads(json_path.read_text())["n_pixels"]
+        assert ("--split train (its --val-split)" in stdout) == (not split)
+    # the run validated on its training images (the synthetic masks' object outlines are 255, ignored)
+    assert pixels[()] == pixels[("--split", "train")] != pixels[("--split", "val")]
+
+
 def test_the_data_a_run_saved_is_found_again_from_another_working_directory(tmp_path, capsys, monkeypatch):
     make_folder(tmp_path, road_and_car_masks())
     monkeypatch.chdir(tmp_path)
