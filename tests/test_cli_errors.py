@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 import fcnlite
-from fcnlite import cli
+from fcnlite import cli, run_options
 
 TINY = ["--model", "fcn8s", "--width", "0.0625", "--lr", "0.01", "--momentum", "0.9", "--loss-normalize",
         "--no-progress", "--device", "cpu", "--eval-every", "0"]
@@ -609,32 +609,32 @@ def test_masks_without_an_image_are_left_out_with_a_note(tmp_path, capsys):
 
 def test_restoring_data_options_keeps_a_source_of_the_same_kind_and_drops_one_of_another():
     parser = cli.train_parser()
-    defaults = {key: parser.get_default(key) for key in cli.TRAIN_DATA_OPTIONS}
+    defaults = {key: parser.get_default(key) for key in run_options.TRAIN_DATA_OPTIONS}
     saved = dict(defaults, data_root="/voc", sbd_root="/sbd", classes="road", others="ignore")
 
     def given(**options):
-        return argparse.Namespace(**dict(dict.fromkeys(defaults, cli.NOT_GIVEN), **options))
+        return argparse.Namespace(**dict(dict.fromkeys(defaults, run_options.NOT_GIVEN), **options))
     args = given(data_root="/moved")   # the VOC tree moved: SBD stays
-    restored, changed = cli.restore_data_options(args, saved, defaults)
+    restored, changed = run_options.restore_data_options(args, saved, defaults)
     assert (args.data_root, args.sbd_root, args.classes, args.others) == ("/moved", "/sbd", "road", "ignore")
     assert changed == ["--data-root /moved (the run had --data-root /voc)"]
     assert restored == ["--sbd-root /sbd", "--classes road", "--others ignore"]
     args = given(class_map="7:1,*:0")   # a map in place of --classes: the rest as the run had them
-    restored, changed = cli.restore_data_options(args, saved, defaults)
+    restored, changed = run_options.restore_data_options(args, saved, defaults)
     assert (args.data_root, args.sbd_root, args.classes, args.class_map) == ("/voc", "/sbd", None, "7:1,*:0")
     assert changed == ["no --classes (the run had --classes road)",
                        "--class-map 7:1,*:0 (the run had no --class-map)"]
     args = given(images="/i", masks="/m", skip_bad=True)   # other data: none of the run's data options fit it
-    restored, changed = cli.restore_data_options(args, saved, defaults)
+    restored, changed = run_options.restore_data_options(args, saved, defaults)
     assert (args.data_root, args.sbd_root, args.classes, args.others) == (None, None, None, "background")
     assert "no --sbd-root (the run had --sbd-root /sbd)" in changed and "no --classes (the run had --classes road)" \
         in changed and restored == []
     saved["val_images"], saved["val_masks"] = "/v", "/vm"   # a unit of a group: one given keeps the other
     args = given(val_images="/moved")
-    cli.restore_data_options(args, saved, defaults)
+    run_options.restore_data_options(args, saved, defaults)
     assert (args.val_images, args.val_masks) == ("/moved", "/vm")
-    parser_args, _ = cli.parse_noting_given(parser, ["--no-skip-bad"], cli.TRAIN_DATA_OPTIONS)
-    _, changed = cli.restore_data_options(parser_args, dict(saved, skip_bad=True), defaults)
+    parser_args, _ = run_options.parse_noting_given(parser, ["--no-skip-bad"], run_options.TRAIN_DATA_OPTIONS)
+    _, changed = run_options.restore_data_options(parser_args, dict(saved, skip_bad=True), defaults)
     assert parser_args.skip_bad is False and "no --skip-bad (the run had --skip-bad)" in changed
 
 

@@ -228,24 +228,24 @@ def test_a_changed_loss_normalisation_on_resume_needs_its_own_lr(voc_root, tmp_p
 
 def test_checkpoints_of_earlier_versions_give_the_options_they_recorded(tmp_path):
     """Before the run's options were saved, a checkpoint held its training config and optimizer settings."""
-    from fcnlite import cli
     from fcnlite.checkpoint import save_checkpoint
     from fcnlite.models import build_model
     from fcnlite.optim import SGD
+    from fcnlite.run_options import saved_run_options
     model = build_model("fcn32s", n_classes=3, width=1 / 16)
     config = {"max_iter": 40, "accumulate": 2, "loss_normalize": True, "lr_policy": "poly", "eval_every": 10,
               "checkpoint_every": 5, "val_limit": 0, "seed": 7, "flip": False, "scale_range": None, "crop_size": 0,
               "max_side": 48, "resize": None}
     save_checkpoint(tmp_path / "checkpoint.h5", model, SGD(model, lr=0.1, momentum=0.9, weight_decay=1e-3),
                     {"iteration": 2, "config": config})
-    options = cli.saved_run_options(tmp_path / "checkpoint.h5")
+    options = saved_run_options(tmp_path / "checkpoint.h5")
     assert options == {"max_iter": 40, "accumulate": 2, "loss_normalize": True, "lr_policy": "poly", "eval_every": 10,
                        "checkpoint_every": 5, "val_limit": 0, "seed": 7, "max_side": 48, "resize": None, "crop": 0,
                        "scale": None, "no_flip": True, "momentum": 0.9, "weight_decay": 1e-3}
 
 
 def test_run_options_are_written_as_on_the_command_line():
-    from fcnlite.cli import option_text
+    from fcnlite.run_options import option_text
     assert option_text("max_iter", 6) == "--max-iter 6"
     assert option_text("lr", 1e-10) == "--lr 1e-10"
     assert option_text("no_flip", True) == "--no-flip" and option_text("no_flip", False) == "no --no-flip"

@@ -18,7 +18,7 @@ SYNTHETIC_ROAD_ROOT = os.path.join("data", "synthetic-road")
 # The data options, saved with a training run so that --resume and evaluate_voc.py find the same
 # data unasked. The source options say which data: given anew for data of the same kind (the
 # data moved, say), the run's others stay; for another kind, none of the run's data options do
-# (cli.restore_data_options).
+# (run_options.restore_data_options).
 DATA_SOURCE_OPTIONS = ("data_root", "sbd_root", "synthetic", "synthetic_road", "images", "masks")
 DATA_OPTIONS = DATA_SOURCE_OPTIONS + ("mask_format", "mask_channel", "color_table", "class_names", "classes",
                                       "class_map", "others", "val_fraction", "split_file", "val_images",
