@@ -454,6 +454,29 @@ def output_stems(paths):
     return unique
 
 
+def output_names(stem, probabilities):
+    """The files predict.py writes for one image."""
+    names = [f"{stem}_labels.png", f"{stem}_overlay.png"]
+    return names + [f"{stem}_probabilities.npy", f"{stem}_foreground.png"] if probabilities else names
+
+
+def check_outputs_spare_inputs(out, arguments, paths, stems, probabilities):
+    """predict.py writes beside nothing it reads: --out may not be a folder of images given, and no
+    output may take the name of an image given (photo_labels.png among the photos)."""
+    folder = os.path.realpath(out)
+    for argument in arguments:
+        if os.path.isdir(argument) and os.path.realpath(argument) == folder:
+            raise UsageError(f"--out {out} is also a folder of images to segment: the predictions would be written "
+                             f"among the images (and read as images by the next run): choose another --out")
+    inputs = {os.path.realpath(path): path for path in paths}
+    for stem in stems:
+        for name in output_names(stem, probabilities):
+            target = os.path.realpath(os.path.join(out, name))
+            if target in inputs:
+                raise UsageError(f"--out {out}: {name} would overwrite the image {inputs[target]}, which is to be "
+                                 f"segmented: choose another --out")
+
+
 def save_probabilities(probabilities, size, prefix):
     """<prefix>_probabilities.npy (classes, H, W) float16 at the photo's size (each class's map resized
     bilinearly where --max-side shrank the photo), and for two classes <prefix>_foreground.png."""
@@ -479,6 +502,8 @@ def main_predict(argv=None):
     args = predict_parser().parse_args(argv)
     check_output_folder(args.out, "--out", "the predictions")
     paths = image_paths(args.images)
+    stems = output_stems(paths)
+    check_outputs_spare_inputs(args.out, args.images, paths, stems, args.probabilities)
     choose_device(args.device)
     model = model_from_file(args.weights)
     args.max_side = training_max_side(args, read_attributes(args.weights))
@@ -488,7 +513,7 @@ def main_predict(argv=None):
     from PIL import Image
     import numpy
     unreadable = []
-    for path, stem in zip(paths, output_stems(paths)):
+    for path, stem in zip(paths, stems):
         try:
             image = read_image(path)
         except DataError as error:   # one bad file must not stop a folder of photos: say so, go on

@@ -267,6 +267,26 @@ def test_predict_keeps_apart_images_that_share_a_stem_or_a_name(tmp_path, capsys
     assert cli.output_stems(["a/x.png", "b/y.png"]) == ["x", "y"]
 
 
+def test_predict_writes_over_no_image_it_is_given_and_not_among_a_folder_of_them(tmp_path, capsys, weights):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(numpy.zeros((10, 12, 3), numpy.uint8)).save(photos / "cat.png")
+    Image.fromarray(numpy.full((10, 12, 3), 90, numpy.uint8)).save(photos / "cat_labels.png")
+    before = (photos / "cat_labels.png").read_bytes()
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(photos / "cat.png"),
+                                               str(photos / "cat_labels.png"), "--out", str(photos)], capsys)
+    assert status == 2
+    assert stderr == (f"error: --out {photos}: cat_labels.png would overwrite the image {photos / 'cat_labels.png'}, "
+                      f"which is to be segmented: choose another --out\n")
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(photos), "--out",
+                                               str(photos) + os.sep], capsys)
+    assert status == 2
+    assert stderr == (f"error: --out {photos}{os.sep} is also a folder of images to segment: the predictions would "
+                      f"be written among the images (and read as images by the next run): choose another --out\n")
+    assert sorted(os.listdir(photos)) == ["cat.png", "cat_labels.png"]
+    assert (photos / "cat_labels.png").read_bytes() == before
+
+
 def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys, weights):
     target = tmp_path / "no" / "such" / "folder" / "metrics.json"
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--json", str(target)],
