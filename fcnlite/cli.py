@@ -279,6 +279,12 @@ def main_train(argv=None):
             raise UsageError(f"--resume: {out} holds no checkpoint to continue")
     elif os.path.exists(trainer.checkpoint_path):
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    else:   # a run whose checkpoint was deleted to save room: its weights are still worth keeping (a log
+        # alone is a run killed before its first checkpoint, which the new run starts again)
+        left = [name for name in ("final.h5", "best.h5") if os.path.exists(os.path.join(out, name))]
+        if left:
+            raise UsageError(f"{out} holds {' and '.join(left)} of an earlier run (and no checkpoint to resume): "
+                             f"choose another --out, or move them away first")
     print(f"training {args.model} (width {args.width}, {model.parameter_count():,} parameters) for "
           f"{args.max_iter} iterations, lr {args.lr:g} ({args.lr_policy}), momentum {args.momentum}, "
           f"loss {'averaged' if args.loss_normalize else 'summed'} over pixels; output in {out}/")

@@ -296,6 +296,19 @@ def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys,
     assert stdout == ""   # nothing was loaded or evaluated
 
 
+def test_training_writes_over_no_earlier_runs_weights_even_without_its_checkpoint(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    (out / "checkpoint.h5").unlink()
+    before = (out / "final.h5").read_bytes()
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)
+    assert status == 2
+    assert stderr == (f"error: {out} holds final.h5 and best.h5 of an earlier run (and no checkpoint to resume): "
+                      f"choose another --out, or move them away first\n")
+    assert (out / "final.h5").read_bytes() == before
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
