@@ -277,6 +277,13 @@ def main_train(argv=None):
     if args.resume:
         if not trainer.resume():
             raise UsageError(f"--resume: {out} holds no checkpoint to continue")
+        if not trainer.work_left():
+            done = (f"--resume: {out}'s checkpoint is at iteration {trainer.iteration}, and the run stops at "
+                    f"--max-iter {args.max_iter}: nothing to train (give a larger --max-iter to go on)")
+            if trainer.iteration > args.max_iter:
+                raise UsageError(done)
+            print(f"note: {done}; its weights: {os.path.join(out, 'final.h5')}")   # a finished run: not an error
+            return 0
     elif os.path.exists(trainer.checkpoint_path):
         raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     else:   # a run whose checkpoint was deleted to save room: its weights are still worth keeping (a log

@@ -222,6 +222,10 @@ class Trainer:
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
 
+    def work_left(self):
+        """Whether run() has anything to do: steps before max_iter, or an evaluation that met bad data."""
+        return self.iteration < self.config.max_iter or self._eval_pending
+
     def _truncate_log(self):
         """Drop log lines written after the checkpoint (they will be written again)."""
         if not os.path.exists(self.log_path):

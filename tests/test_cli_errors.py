@@ -309,6 +309,23 @@ def test_training_writes_over_no_earlier_runs_weights_even_without_its_checkpoin
     assert (out / "final.h5").read_bytes() == before
 
 
+def test_resuming_a_run_at_or_past_its_last_iteration_says_there_is_nothing_to_train(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "3", "--out", str(out)], capsys)[0] == 0
+    before = (out / "final.h5").read_bytes()
+    status, stdout, stderr = run(cli.main_train, ["--resume", "--out", str(out)], capsys)   # finished
+    assert status == 0, stderr
+    assert stdout.endswith(f"note: --resume: {out}'s checkpoint is at iteration 3, and the run stops at --max-iter 3: "
+                           f"nothing to train (give a larger --max-iter to go on); its weights: {out / 'final.h5'}\n")
+    status, _, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2"], capsys)
+    assert status == 2
+    assert stderr == (f"error: --resume: {out}'s checkpoint is at iteration 3, and the run stops at --max-iter 2: "
+                      f"nothing to train (give a larger --max-iter to go on)\n")
+    assert (out / "final.h5").read_bytes() == before
+    assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "4"], capsys)[0] == 0
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
@@ -471,6 +488,22 @@ def test_an_evaluation_that_met_bad_data_mid_run_is_done_first_on_resume_and_a_f
     status, _, stderr = run(cli.main_train, [*common, "--resume"], capsys)   # finished: nothing to evaluate again
     assert status == 0, stderr
     assert evaluated_at() == [2, 4]
+
+
+def test_a_final_evaluation_that_met_bad_data_is_done_on_resume(tmp_path, capsys):
+    masks = road_and_car_masks()
+    data = make_folder(tmp_path, masks)
+    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")
+    (tmp_path / "val.txt").write_text("05\n")
+    out = tmp_path / "run"
+    common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
+              "--max-iter", "2", "--out", str(out)]
+    status, _, stderr = run(cli.main_train, common, capsys)
+    assert status == 2 and "met evaluating at iteration 2" in stderr
+    Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")
+    status, stdout, stderr = run(cli.main_train, [*common, "--resume"], capsys)
+    assert status == 0, stderr
+    assert "final: mean IU" in stdout and (out / "final.h5").exists()
 
 
 def test_a_log_line_cut_off_by_a_kill_does_not_stop_the_next_run(tmp_path, capsys):
