@@ -388,8 +388,11 @@ def main_evaluate(argv=None):
         raise UsageError(f"{dataset.name}: no images to evaluate")
     report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
-    metrics = matrix.metrics(class_names_to_show(model, dataset, args.weights))
     report_skipped(matrix.skipped, "bad image(s)")
+    if not matrix.matrix.sum():
+        raise UsageError(f"{dataset.name}: no pixel could be evaluated: "
+                         + ("every image was skipped as bad" if matrix.skipped else "its masks are void (255) throughout"))
+    metrics = matrix.metrics(class_names_to_show(model, dataset, args.weights))
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)
     if dataset.n_classes == 2:

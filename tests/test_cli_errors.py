@@ -506,6 +506,32 @@ def test_a_final_evaluation_that_met_bad_data_is_done_on_resume(tmp_path, capsys
     assert "final: mean IU" in stdout and (out / "final.h5").exists()
 
 
+def test_a_validation_set_whose_every_image_is_skipped_as_bad_stops_instead_of_scoring_nan(tmp_path, capsys):
+    masks = road_and_car_masks()
+    data = make_folder(tmp_path, masks)
+    Image.fromarray(masks[5].T.copy()).save(tmp_path / "masks" / "05.png")   # 16x12 for a 12x16 image
+    (tmp_path / "val.txt").write_text("05\n")
+    out = tmp_path / "run"
+    common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), "--skip-bad"]
+    status, _, stderr = run(cli.main_train, [*common, *TINY, "--max-iter", "2", "--out", str(out)], capsys)
+    assert status == 2
+    assert stderr.startswith(f"error: no validation pixel of folder {tmp_path / 'images'} (6 images) could be "
+                             f"evaluated at iteration 2: every one of its images was skipped as bad (the first: ")
+    assert stderr.endswith(f"checkpoint saved to {out / 'checkpoint.h5'}: fix the validation data, then rerun with "
+                           f"--resume --out {out}\n")
+    fcnlite.save_weights(fcnlite.FCN8s(n_classes=3, width=1 / 16), tmp_path / "w.h5")
+    status, _, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "w.h5"), *common, "--json",
+                                                str(tmp_path / "m.json")], capsys)
+    assert status == 2
+    assert stderr.endswith(f"\nerror: folder {tmp_path / 'images'} (6 images): no pixel could be evaluated: every "
+                           f"image was skipped as bad\n")   # after the progress bar
+    assert not (tmp_path / "m.json").exists()
+    Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")
+    status, stdout, stderr = run(cli.main_train, ["--resume", "--out", str(out)], capsys)
+    assert status == 0, stderr
+    assert "final: mean IU" in stdout
+
+
 def test_a_log_line_cut_off_by_a_kill_does_not_stop_the_next_run(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     out = tmp_path / "run"
