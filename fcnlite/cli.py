@@ -22,8 +22,8 @@ from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments
 from .errors import UsageError, count
 from .io import WeightsError
 from .models.fcn import FCN_ARCHITECTURES
-from .run_options import (NOT_GIVEN, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given, parse_noting_given,
-                          restore_run_options, restore_training_data_options, saved_data_option)
+from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
+                          parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
 
 
 def run_main(main, argv=None):
@@ -55,13 +55,24 @@ def predict_command():
 
 def check_writable_file(path, option):
     """Before any long work: the folder that `path` is to be written in must exist and take files."""
+    if not path:
+        raise UsageError(f"{option} is empty: give a file name")
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(folder):
+        raise UsageError(f"{option} {path}: {folder} is a file, not a folder")
     if not os.path.isdir(folder):
         raise UsageError(f"{option} {path}: folder {folder} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"{option} {path} is a folder, not a file name")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: cannot write in {folder} (permission denied)")
+
+
+def refuse_empty_paths(args, keys):
+    """An empty path (--images "", a shell variable that was not set) would otherwise mean "not given"."""
+    for key in keys:
+        if getattr(args, key, None) == "":
+            raise UsageError(f"--{key.replace('_', '-')} is empty: give a path")
 
 
 def check_output_folder(folder, option, what):
@@ -92,7 +103,15 @@ def report_dropped(dataset):
     report_skipped(getattr(dataset, "skipped", None) or [], f"listed sample(s) of {dataset.name}")
 
 
+DEVICE_HELP = "auto: the GPU when CuPy finds one, else the CPU (default: $FCNLITE_DEVICE, else auto)"
+
+
 def choose_device(name):
+    """--device, or where it is not given the environment's FCNLITE_DEVICE (as for a library user), else auto."""
+    if name is None:
+        name = os.environ.get("FCNLITE_DEVICE", "auto")
+        if name.lower() not in backend.ALIASES:
+            raise UsageError(f"FCNLITE_DEVICE={name!r} is not a device: set auto, cpu or gpu (or give --device)")
     backend.use(name)   # "cpu", "gpu" or "auto": backend's errors then name the device as the user did
     if backend.name() == "numpy":
         backend.reuse_host_memory()
@@ -129,8 +148,7 @@ def train_parser():
     parser.add_argument("--init", help="VGG16 weights (weights/convert_vgg16.py) or a trained coarser FCN")
     parser.add_argument("--learnable-upsampling", action="store_true", default=None,
                         help="train the upscore layers too")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
-                        help="auto: the GPU when CuPy finds one, else the CPU")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None, help=DEVICE_HELP)
     parser.add_argument("--lr", type=POSITIVE_OR_ZERO, default=None,
                         help="learning rate (default: the reference's for the model and loss normalisation)")
     parser.add_argument("--lr-policy", choices=("fixed", "poly"), default=None,
@@ -212,6 +230,7 @@ def main_train(argv=None):
     from .train import TrainConfig, Trainer
 
     args, data_defaults = parse_noting_given(train_parser(), argv, TRAIN_DATA_OPTIONS)
+    refuse_empty_paths(args, PATH_OPTIONS + ("init",))
     if args.epochs is not None and args.max_iter is not None:
         raise UsageError("give --epochs or --max-iter, not both (--epochs sets the number of iterations)")
     if args.scale and args.scale[0] > args.scale[1]:
@@ -320,7 +339,7 @@ def evaluate_parser():
     add_data_arguments(parser)
     parser.add_argument("--split", default="val", help="split to evaluate (VOC: val; with --sbd-root: seg11valid; "
                                                        "folder data: val or train)")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None, help=DEVICE_HELP)
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
                         help="downscale images whose longer side exceeds this (default: as in training; 0: never)")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW")
@@ -363,7 +382,8 @@ def main_evaluate(argv=None):
 
     args, defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS + ("split",))
     data_defaults = {key: value for key, value in defaults.items() if key != "split"}
-    if args.json:
+    refuse_empty_paths(args, PATH_OPTIONS)
+    if args.json is not None:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
     model = model_from_file(args.weights)
@@ -413,7 +433,7 @@ def predict_parser():
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
     parser.add_argument("images", nargs="+", help=f"image files (any size), or folders of them ({LISTED_EXTENSIONS})")
     parser.add_argument("--out", default="predictions", help="output folder")
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None, help=DEVICE_HELP)
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
                         help="downscale images whose longer side exceeds this first (the labels come back at the "
                              "image's size; default: as in training; 0: never)")

@@ -171,6 +171,21 @@ def test_a_gpu_asked_for_on_a_machine_without_one_is_named_as_asked(tmp_path, ca
     assert status == 2 and stderr.startswith("error: device 'gpu' requested but ")
 
 
+def test_the_programs_take_the_device_from_fcnlite_device_unless_given_one(tmp_path, capsys, weights, monkeypatch):
+    from fcnlite import backend
+    predict = ["--weights", str(weights), str(tmp_path / "photo.png"), "--out", str(tmp_path / "p")]
+    monkeypatch.setenv("FCNLITE_DEVICE", "bogus")
+    status, _, stderr = run(cli.main_predict, predict, capsys)
+    assert status == 2
+    assert stderr == "error: FCNLITE_DEVICE='bogus' is not a device: set auto, cpu or gpu (or give --device)\n"
+    monkeypatch.setenv("FCNLITE_DEVICE", "gpu")
+    assert run(cli.main_predict, [*predict, "--device", "cpu"], capsys)[0] == 0
+    if backend._cupy_or_reason()[0] is None:   # no GPU here: the variable's choice is refused as asked
+        status, _, stderr = run(cli.main_predict, predict, capsys)
+        assert status == 2 and stderr.startswith("error: device 'gpu' requested but ")
+    backend.use("cpu")
+
+
 def test_epochs_and_max_iter_together_are_one_line(tmp_path, capsys):
     status, _, stderr = run(cli.main_train, ["--synthetic", "--epochs", "0.5", "--max-iter", "4",
                                              "--out", str(tmp_path / "r")], capsys)
@@ -326,6 +341,19 @@ def test_resuming_a_run_at_or_past_its_last_iteration_says_there_is_nothing_to_t
     assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "4"], capsys)[0] == 0
 
 
+def test_an_empty_path_or_json_is_refused_rather_than_taken_as_not_given(tmp_path, capsys, weights):
+    (tmp_path / "afile").write_text("a file")
+    for main, argv, message in (
+            (cli.main_train, ["--images", "", "--masks", "", *TINY], "--images is empty: give a path"),
+            (cli.main_train, ["--synthetic", "--init", "", *TINY], "--init is empty: give a path"),
+            (cli.main_evaluate, ["--weights", str(weights), "--data-root", ""], "--data-root is empty: give a path"),
+            (cli.main_evaluate, ["--weights", str(weights), "--json", ""], "--json is empty: give a file name"),
+            (cli.main_evaluate, ["--weights", str(weights), "--json", str(tmp_path / "afile" / "m.json")],
+             f"--json {tmp_path / 'afile' / 'm.json'}: {tmp_path / 'afile'} is a file, not a folder")):
+        status, _, stderr = run(main, argv, capsys)
+        assert (status, stderr) == (2, f"error: {message}\n"), argv
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
@@ -340,7 +368,7 @@ def test_the_training_help_shows_each_default_once(capsys):
     text = " ".join(capsys.readouterr().out.split())   # argparse's line wrapping undone
     assert "(default: None)" not in text and "(default: True)" not in text and "(default: False)" not in text
     assert "(default: 0.1)" not in text        # --val-fraction's help says "default 0.1" itself
-    for option, default in [("--split SPLIT", "(default: train)"), ("--device {auto,cpu,gpu}", "(default: auto)"),
+    for option, default in [("--split SPLIT", "(default: train)"), ("--device {auto,cpu,gpu}", "(default: $FCNLITE_DEVICE, else auto)"),
                             ("--seed SEED", "(default 0)"), ("--accumulate ACCUMULATE", "(default 1)"),
                             ("--width WIDTH", "default 1.0"), ("--max-side MAX_SIDE", "default: no limit"),
                             ("--lr-policy {fixed,poly}", "the default"), ("--mask-format {index,channel,color}",
