@@ -354,6 +354,18 @@ def test_an_empty_path_or_json_is_refused_rather_than_taken_as_not_given(tmp_pat
         assert (status, stderr) == (2, f"error: {message}\n"), argv
 
 
+def test_missing_voc_data_is_one_line_that_says_how_each_program_gets_it(tmp_path, capsys, weights):
+    root = tmp_path / "nothing"
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), *TINY], capsys)
+    assert (status, stderr) == (2, f"error: no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
+                                   f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart "
+                                   f"data\n")
+    status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--data-root", str(root)], capsys)
+    assert (status, stderr) == (2, f"error: no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
+                                   f"train_voc.py --download --data-root {root} fetches it (2 GB), or --synthetic "
+                                   f"for the built-in quickstart data\n")
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")

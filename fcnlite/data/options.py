@@ -302,8 +302,10 @@ def datasets_from_args(args, need_train=True):
         try:
             find_voc_root(root)
         except DataError:
+            fetch = ("add --download to fetch it (2 GB)" if hasattr(args, "download")   # train_voc.py has it
+                     else f"train_voc.py --download --data-root {root} fetches it (2 GB)")
             raise UsageError(f"no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
-                             f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart data") from None
+                             f"{fetch}, or --synthetic for the built-in quickstart data") from None
     split = getattr(args, "split", None) or "train"
     val_split = getattr(args, "val_split", None) or "val"
     train_set = None
