@@ -445,8 +445,9 @@ def predict_parser():
     return parser
 
 
-# predict.py's note on memory: a 2000x1500 photo took 3.7 GB through a width-1 FCN-8s on the CPU
-BIG_IMAGE_SIDE = 2000
+# predict.py's note on memory, which grows with the pixel count: a 2000x1500 photo took 3.7 GB
+# through a width-1 FCN-8s on the CPU
+BIG_IMAGE_PIXELS = 2000 * 1500
 
 
 def image_paths(arguments):
@@ -557,9 +558,9 @@ def main_predict(argv=None):
             unreadable.append(path)
             continue
         height, width = image.shape[:2]
-        if max(height, width) > BIG_IMAGE_SIDE and not args.max_side:
+        if height * width >= BIG_IMAGE_PIXELS and not args.max_side:
             print(f"note: {path} is {width}x{height}: the network's memory and time grow with the pixel count "
-                  f"(gigabytes at this size); --max-side {BIG_IMAGE_SIDE // 2} downscales it first")
+                  f"(gigabytes at this size); --max-side {max(height, width) // 2} downscales it first")
         fitted = fit_size(image, None, max_side=args.max_side)[0]
         if args.probabilities:   # one pass: the labels are the most probable classes
             probabilities = predict_probabilities(model, fitted)

@@ -302,6 +302,19 @@ def test_predict_writes_over_no_image_it_is_given_and_not_among_a_folder_of_them
     assert (photos / "cat_labels.png").read_bytes() == before
 
 
+def test_predict_notes_the_memory_a_photo_of_many_pixels_needs_and_not_a_long_thin_one(tmp_path, capsys, weights,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(cli, "BIG_IMAGE_PIXELS", 40 * 30)   # a small stand-in for 2000x1500
+    Image.fromarray(numpy.zeros((30, 40, 3), numpy.uint8)).save(tmp_path / "big.png")
+    Image.fromarray(numpy.zeros((1, 1000, 3), numpy.uint8)).save(tmp_path / "thin.png")
+    status, stdout, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "big.png"),
+                                                    str(tmp_path / "thin.png"), "--out", str(tmp_path / "p")], capsys)
+    assert status == 0, stderr
+    assert (f"note: {tmp_path / 'big.png'} is 40x30: the network's memory and time grow with the pixel count "
+            f"(gigabytes at this size); --max-side 20 downscales it first\n") in stdout
+    assert "thin.png is" not in stdout
+
+
 def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys, weights):
     target = tmp_path / "no" / "such" / "folder" / "metrics.json"
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--json", str(target)],
