@@ -197,6 +197,27 @@ def init_architecture(path):
     return architecture if architecture in FCN_ARCHITECTURES else "fcn8s-atonce"
 
 
+# FCN-8s's parameters at width 1 (VGG16's 134 million and the score layers); a width w has about w^2 times
+# as many, for they are almost all convolution weights of w*C_in x w*C_out
+PARAMETERS_AT_WIDTH_1 = 134.3e6
+
+
+def check_model_fits(width):
+    """A --width far above 1 (--width 100: 1.3 trillion parameters) would have the system kill the
+    program while it fills its memory: refuse a model whose weights, gradients and momentum alone (float32,
+    three copies) exceed the machine's memory. Only on the CPU, whose memory the system shares out; a GPU
+    refuses an allocation too large for it, which build_model's caller turns into one line."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):   # not on this system (Windows): leave it to the allocator
+        return
+    needed = PARAMETERS_AT_WIDTH_1 * width ** 2 * 4 * 3
+    if backend.name() == "numpy" and needed > memory:
+        raise UsageError(f"--width {width:g}: a model of about {PARAMETERS_AT_WIDTH_1 * width ** 2 / 1e9:,.1f} "
+                         f"billion parameters needs {needed / 2 ** 30:,.0f} GiB for its weights, gradients and "
+                         f"momentum alone, and this machine has {memory / 2 ** 30:,.0f} GiB (--width 1 is VGG16's)")
+
+
 def resolve_options(args):
     """Fill the options left unset: preset first, then the reference recipe."""
     from .presets import PRESETS, reference_lr
@@ -265,8 +286,13 @@ def main_train(argv=None):
                          f"{train_set.n_classes} ({', '.join(train_set.class_names)}): {fix}")
 
     rng.seed(args.seed)
-    model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,
-                        learnable_upsampling=args.learnable_upsampling)
+    check_model_fits(args.width)
+    try:
+        model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,
+                            learnable_upsampling=args.learnable_upsampling)
+    except MemoryError:   # NumPy's "Unable to allocate", CuPy's OutOfMemoryError
+        raise UsageError(f"--width {args.width:g}: the model does not fit in the {'GPU' if backend.name() == 'cupy' else 'CPU'}'s memory "
+                         f"(its size grows as the width squared)") from None
     model.class_names = list(train_set.class_names)
     # A network trained from scratch learns fastest from inputs of unit scale; weights
     # loaded with --init bring the preprocessing they were trained with.

@@ -379,6 +379,25 @@ def test_missing_voc_data_is_one_line_that_says_how_each_program_gets_it(tmp_pat
                                    f"for the built-in quickstart data\n")
 
 
+def test_a_width_whose_model_cannot_fit_in_memory_is_refused_before_it_is_built(tmp_path, capsys, monkeypatch):
+    data = make_folder(tmp_path, road_and_car_masks())
+    sizes = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2 ** 20}   # a machine of 4 GiB
+    monkeypatch.setattr(cli.os, "sysconf", lambda name: sizes[name])
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--width", "2", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == ("error: --width 2: a model of about 0.5 billion parameters needs 6 GiB for its weights, "
+                      "gradients and momentum alone, and this machine has 4 GiB (--width 1 is VGG16's)\n")
+    assert not (tmp_path / "r").exists()
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 94.0 GiB")
+    monkeypatch.setattr(fcnlite.models, "build_model", no_memory)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == ("error: --width 0.0625: the model does not fit in the CPU's memory (its size grows "
+                      "as the width squared)\n")
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
