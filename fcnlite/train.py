@@ -316,7 +316,8 @@ class Trainer:
                     skipped_in_a_row = 0
                     samples.append((sample, label))
                 self.optimizer.lr = learning_rate(self.base_lr, config.lr_policy, self.iteration, config.max_iter)
-                loss = self._step(samples)
+                with numpy.errstate(over="ignore", invalid="ignore"):   # a diverging step: the check below says it
+                    loss = self._step(samples)
                 if not math.isfinite(loss):
                     raise TrainingStopped(
                         f"loss became {loss} at iteration {self.iteration + 1}: stopping; the last good checkpoint "

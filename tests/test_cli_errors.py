@@ -398,6 +398,17 @@ def test_a_width_whose_model_cannot_fit_in_memory_is_refused_before_it_is_built(
                       "as the width squared)\n")
 
 
+def test_a_diverging_run_stops_in_one_line_without_numpys_overflow_warnings(tmp_path, capsys):
+    import warnings
+    data = make_folder(tmp_path, road_and_car_masks())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, _, stderr = run(cli.main_train, [*data, *TINY, "--lr", "1e10", "--max-iter", "20", "--out",
+                                                 str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr.startswith("error: loss became ") and stderr.endswith("(try a lower --lr)\n")
+    assert [str(warning.message) for warning in caught if warning.category is RuntimeWarning] == []
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
