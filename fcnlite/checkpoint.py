@@ -21,19 +21,22 @@ from .io import WeightsError, atomic_write, preprocessing_from, read_checked_arr
 
 def save_checkpoint(path, model, optimizer, state):
     import h5py
+    hyper = optimizer.state_dict()
+    velocity = hyper.pop("velocity")
 
     def write(temporary):
         with h5py.File(temporary, "w") as file:
             for name, value, _ in model.named_parameters():
                 write_checked_array(file, f"model/{name}", backend.to_numpy(value))
-            for name, value in optimizer.state_dict()["velocity"].items():
+            for name, value in velocity.items():
                 write_checked_array(file, f"momentum/{name}", value)
             file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
-            file.attrs["optimizer"] = json.dumps({k: v for k, v in optimizer.state_dict().items() if k != "velocity"})
+            file.attrs["optimizer"] = json.dumps(hyper)
             file.attrs["model_inputs"] = json.dumps({"preprocessing": model.preprocessing,
                                                      "class_names": model.class_names})
 
-    atomic_write(path, write)
+    size = sum(value.nbytes for _, value, _ in model.named_parameters()) + sum(v.nbytes for v in velocity.values())
+    atomic_write(path, write, size=size)
 
 
 def read_checkpoint_state(path):

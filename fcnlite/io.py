@@ -12,7 +12,9 @@ load_weights(model, path, strict=True) fills a model and raises WeightsError
 with one line naming the file and the layer on any mismatch (a missing or an
 unexpected layer, or both shapes where they differ).
 """
+import contextlib
 import os
+import shutil
 import tempfile
 
 import numpy
@@ -44,6 +46,8 @@ def _h5py():
 
 # atomic_write's temporary files: ".tmp-<random><name>" beside the file they become
 TEMPORARY_PREFIX = ".tmp-"
+# room for HDF5's own records (headers, attributes, checksums) beside the arrays' bytes
+HDF5_OVERHEAD_BYTES = 1 << 20
 
 
 def _read_umask():
@@ -56,22 +60,57 @@ def _read_umask():
 _UMASK = _read_umask()
 
 
-def atomic_write(path, write):
-    """Call write(temporary_path), then rename it onto path: a crash never leaves a half-written file."""
+def os_reason(error):
+    """An OSError's cause in words ("no space left on device"): h5py's own messages, which carry the
+    errno too, run to several lines of HDF5 internals."""
+    return os.strerror(error.errno).lower() if error.errno else first_line(error)
+
+
+def check_writable(path):
+    """Before any long work: WeightsError unless a file can be written at path (not a folder; its folder
+    one that exists and takes files, or one atomic_write can make)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise WeightsError(f"cannot write {path} (it is a folder: name the file to write in it)")
+    existing = os.path.dirname(path)   # walked up as given: in afile/../x.h5, afile must be a folder
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    existing = existing or "."
+    if not os.path.isdir(existing):
+        raise WeightsError(f"cannot write {path} ({existing} is a file, not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WeightsError(f"cannot write {path} (no permission to write in {existing})")
+
+
+def atomic_write(path, write, size=0):
+    """Call write(temporary_path), then rename it onto path: a crash never leaves a half-written file.
+
+    size: the bytes write stores (its arrays'). A disk with less room is refused before writing starts,
+    since h5py meeting a full disk prints hundreds of lines and can crash the process (a segfault).
+    Any failure is a WeightsError "cannot write <path> (<cause>)", and leaves no temporary file."""
+    path = os.fspath(path)
+    check_writable(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path), dir=directory)
-    os.close(handle)
+    temporary = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        free = shutil.disk_usage(directory).free
+        if size + HDF5_OVERHEAD_BYTES > free:
+            raise WeightsError(f"cannot write {path} (no space left on device: it needs "
+                               f"{(size + HDF5_OVERHEAD_BYTES) / 1e6:.1f} MB, {free / 1e6:.1f} MB are free)")
+        handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path), dir=directory)
+        os.close(handle)
         write(temporary)
         # mkstemp makes the file private (0600): give it the mode of the file it replaces, or that
         # of any new file
         os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~_UMASK)
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    except BaseException as error:
+        if temporary is not None:
+            with contextlib.suppress(OSError):   # (a folder made read-only meanwhile keeps it)
+                os.remove(temporary)
+        if isinstance(error, OSError):
+            raise WeightsError(f"cannot write {path} ({os_reason(error)})") from None
         raise
 
 
@@ -98,6 +137,7 @@ def read_checked_array(path, dataset, what):
 def write_arrays(path, arrays, attributes):
     """Write {"layer/W": array, ...} and root attributes into a new HDF5 file, atomically."""
     h5py = _h5py()
+    arrays = {name: numpy.asarray(value, dtype=numpy.float32) for name, value in arrays.items()}
 
     def write(temporary):
         with h5py.File(temporary, "w") as file:
@@ -108,9 +148,9 @@ def write_arrays(path, arrays, attributes):
                     value = numpy.array(value, dtype=h5py.string_dtype())
                 file.attrs[key] = value
             for name, value in arrays.items():
-                write_checked_array(file, name, numpy.asarray(value, dtype=numpy.float32))
+                write_checked_array(file, name, value)
 
-    atomic_write(path, write)
+    atomic_write(path, write, size=sum(value.nbytes for value in arrays.values()))
 
 
 def model_attributes(model):

@@ -892,3 +892,34 @@ def test_predict_and_evaluate_see_images_at_the_scale_the_weights_were_trained_a
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--class-names",
                                                      "background,road,car", "--device", "cpu"], capsys)
     assert status == 0 and note in stdout, stderr
+
+
+@pytest.mark.parametrize("failing_write, name, kept", [(2, "best.h5", 1), (3, "checkpoint.h5", 1), (4, "final.h5", 2)])
+def test_a_disk_that_fills_mid_run_stops_it_in_one_line_keeping_the_last_checkpoint_and_the_run_resumes(
+        tmp_path, capsys, monkeypatch, failing_write, name, kept):
+    import shutil
+    from fcnlite import io
+    from fcnlite.checkpoint import read_checkpoint_state
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    common = [*data, *TINY, "--max-iter", "2", "--checkpoint-every", "1", "--out", str(out)]
+    disk_usage, writes = shutil.disk_usage, []
+
+    def filling(path):   # the writes: checkpoint 1; at the end best.h5 (the evaluation), checkpoint 2, final.h5
+        writes.append(path)
+        usage = disk_usage(path)
+        return usage._replace(free=usage.free if len(writes) < failing_write else 1000)
+    monkeypatch.setattr(io.shutil, "disk_usage", filling)
+    status, _, stderr = run(cli.main_train, common, capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"error: cannot write {out / name} (no space left on device: it needs ")
+    assert stderr.endswith(f" MB, 0.0 MB are free); the checkpoint of iteration {kept} is kept: once the file can be "
+                           f"written, rerun with --resume --out {out}\n")
+    assert not [entry for entry in os.listdir(out) if entry.startswith(".tmp-")]
+    assert read_checkpoint_state(out / "checkpoint.h5")["iteration"] == kept
+    monkeypatch.undo()   # room again
+    status, stdout, stderr = run(cli.main_train, [*common, "--resume"], capsys)
+    assert status == 0, stderr
+    assert fcnlite.model_from_file(out / "final.h5").n_classes == 3
+    with open(out / "log.jsonl") as file:
+        assert [json.loads(line).get("iteration") for line in file if "loss" in line] == [1, 2]

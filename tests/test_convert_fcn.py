@@ -7,6 +7,7 @@ Chainer's Deconvolution2D carries), conv1_1.weight in a state dict. The PyTorch 
 against the benchmark's PyTorch FCN, written from the reference nets rather than from
 fcnlite's layers.
 """
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,14 @@ def test_files_of_other_kinds_are_named_for_what_they_are_not(tmp_path):
         assert result.returncode == 2 and result.stdout == ""
         assert result.stderr.startswith(f"error: {name}: {message}") and result.stderr.count("\n") == 1
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_an_output_the_disk_has_no_room_for_is_one_line_and_leaves_no_file(tmp_path, monkeypatch, capsys):
+    from fcnlite import io
+    numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **chainer_arrays(random_fcn("fcn8s")))
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - 1000, 1000))
+    assert convert_fcn.main([str(tmp_path / "fcn8s_from_caffe.npz"), "-o", str(tmp_path / "out.h5")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: cannot write {tmp_path / 'out.h5'} (no space left on device: it needs ")
+    assert stderr.endswith(" MB, 0.0 MB are free)\n") and stderr.count("\n") == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fcn8s_from_caffe.npz"]

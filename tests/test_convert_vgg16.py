@@ -5,6 +5,7 @@ with random weights, written in each framework's own layout; fc6 keeps its 7x7 w
 Each claim is checked against a computation in the source's own layout: numpy on
 channels-last arrays for Keras, torch in float64 for torchvision.
 """
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -457,3 +458,14 @@ def test_pth_source_without_pytorch_says_how_to_install_it(tmp_path, monkeypatch
     source.write_bytes(b"PK\x03\x04")
     with pytest.raises(convert_vgg16.ConversionError, match=r"vgg16-397923af\.pth: reading \.pth files needs PyTorch"):
         convert_vgg16.convert(source, tmp_path / "out.h5")
+
+
+def test_an_output_the_disk_has_no_room_for_is_one_line_and_leaves_no_file(tmp_path, keras_source, monkeypatch,
+                                                                          capsys):
+    from fcnlite import io
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - 1000, 1000))
+    assert convert_vgg16.main([str(keras_source["source"]), "-o", str(tmp_path / "vgg16.h5")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: cannot write {tmp_path / 'vgg16.h5'} (no space left on device: it needs ")
+    assert stderr.endswith(" MB, 0.0 MB are free)\n") and stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,7 @@
 """HDF5 weight files: exact round trips, rebuilding a model from its file, and one-line errors."""
+import errno
 import os
+import shutil
 
 import h5py
 import numpy
@@ -382,3 +384,69 @@ def test_a_quoted_reason_is_one_clean_line():
         "Unable to open file (file signature not found)"
     assert first_line(RuntimeError("\x1b[1mWeights only load failed.\x1b[0m Re-running")) == \
         "Weights only load failed. Re-running"
+
+
+def no_room(free):
+    """A stand-in for shutil.disk_usage: a disk with `free` bytes left."""
+    return lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - free, free)
+
+
+def test_a_disk_without_room_for_the_file_is_refused_before_writing_and_the_old_file_is_kept(tmp_path, monkeypatch):
+    from fcnlite import io
+    path = tmp_path / "model.h5"
+    first = random_model("fcn32s", seed=1)
+    save_weights(first, path)
+    monkeypatch.setattr(io.shutil, "disk_usage", no_room(300_000))
+    with pytest.raises(WeightsError) as raised:
+        save_weights(random_model("fcn32s", seed=2), path)
+    needed = sum(value.nbytes for _, value, _ in first.named_parameters()) + io.HDF5_OVERHEAD_BYTES
+    assert str(raised.value) == (f"cannot write {path} (no space left on device: it needs {needed / 1e6:.1f} MB, "
+                                 f"0.3 MB are free)")
+    assert os.listdir(tmp_path) == ["model.h5"]
+    numpy.testing.assert_array_equal(host_parameters(model_from_file(path))["fc7/W"], host_parameters(first)["fc7/W"])
+
+
+@pytest.mark.parametrize("failing, error, cause", [
+    ("mkstemp", PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+    ("write", OSError(errno.ENOSPC, "Unable to synchronously write data (file write failed: time = ..."),
+     "no space left on device"),
+    ("replace", OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+])
+def test_a_write_that_fails_is_one_line_naming_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch,
+                                                                                      failing, error, cause):
+    from fcnlite import io
+    path = tmp_path / "checkpoint.h5"
+    path.write_bytes(b"the previous checkpoint")
+
+    def fail(*args, **kwargs):
+        raise error
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
+            file.write(b"half a checkpoint")
+        if failing == "write":   # as h5py fails, with the errno and HDF5's own words
+            fail()
+    if failing == "mkstemp":
+        monkeypatch.setattr(io.tempfile, "mkstemp", fail)
+    if failing == "replace":
+        monkeypatch.setattr(io.os, "replace", fail)
+    with pytest.raises(WeightsError) as raised:
+        io.atomic_write(path, write)
+    assert str(raised.value) == f"cannot write {path} ({cause})"
+    assert os.listdir(tmp_path) == ["checkpoint.h5"] and path.read_bytes() == b"the previous checkpoint"
+
+
+def test_a_path_that_cannot_take_a_file_is_refused_naming_what_is_in_the_way(tmp_path, monkeypatch):
+    from fcnlite.io import check_writable
+    (tmp_path / "afile").write_text("x")
+    for path, cause in [(tmp_path, "it is a folder: name the file to write in it"),
+                        (tmp_path / "afile" / "x.h5", f"{tmp_path / 'afile'} is a file, not a folder"),
+                        (tmp_path / "afile" / "deeper" / "x.h5", f"{tmp_path / 'afile'} is a file, not a folder")]:
+        with pytest.raises(WeightsError) as raised:
+            check_writable(path)
+        assert str(raised.value) == f"cannot write {path} ({cause})"
+    check_writable(tmp_path / "new" / "folder" / "x.h5")   # atomic_write makes the folders
+    monkeypatch.setattr(os, "access", lambda path, mode: False)   # (root may write anywhere: pretend)
+    with pytest.raises(WeightsError) as raised:
+        save_weights(random_model("fcn32s"), tmp_path / "x.h5")
+    assert str(raised.value) == f"cannot write {tmp_path / 'x.h5'} (no permission to write in {tmp_path})"

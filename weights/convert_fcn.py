@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # convert_vgg16
 from convert_vgg16 import TORCH_EXTENSIONS, ConversionError, _load_torch  # noqa: E402  (fcnlite is found through it too)
 from fcnlite.data import VOC_CLASSES  # noqa: E402
 from fcnlite.errors import first_line  # noqa: E402
-from fcnlite.io import save_weights  # noqa: E402
+from fcnlite.io import WeightsError, save_weights  # noqa: E402
 from fcnlite.layers import ConvTranspose2d  # noqa: E402
 from fcnlite.models import FCN_ARCHITECTURES, build_model  # noqa: E402
 
@@ -176,12 +176,8 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     try:
         model, output = convert(arguments.source, arguments.output, arguments.model)
-    except ConversionError as error:
+    except (ConversionError, WeightsError) as error:   # WeightsError: the output could not be written
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # reading went through ConversionError: this is the output side
-        target = arguments.output or os.path.dirname(os.path.abspath(__file__))
-        print(f"error: {target}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
         return 2
     config = model.config()
     print(f"{output}: {config['architecture']}, width {config['width']:g}, {config['n_classes']} classes"

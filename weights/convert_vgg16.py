@@ -24,18 +24,16 @@ fcnlite's Conv2d does. The input-channel order of conv1_1 is kept as it is, and 
 file says which order it expects (channel_order), so the model is fed what it was trained on.
 """
 import argparse
+import importlib.util
 import os
 import sys
 
 import numpy
 
-try:
-    import fcnlite  # noqa: F401  (only to find the package)
-except ImportError:  # run as `python weights/convert_vgg16.py` from a checkout: find the package beside us
+if importlib.util.find_spec("fcnlite") is None:   # run from a checkout, not installed: the package is beside us
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import fcnlite  # noqa: F401
 from fcnlite.errors import first_line
-from fcnlite.io import FORMAT_VERSION, write_arrays
+from fcnlite.io import FORMAT_VERSION, WeightsError, write_arrays
 from fcnlite.models.base import channels
 from fcnlite.models.vgg16 import BLOCKS
 
@@ -322,11 +320,8 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     try:
         attributes = convert(arguments.source, arguments.output, arguments.keep_fc8)
-    except ConversionError as error:
+    except (ConversionError, WeightsError) as error:   # WeightsError: the output could not be written
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # reading went through ConversionError: this is the output side
-        print(f"error: {arguments.output}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
         return 2
     print(f"{arguments.output}: VGG16 width {attributes['width']:g}, {attributes['n_classes'] or 'no'} ImageNet classes, "
           f"input {attributes['channel_order']} x {attributes['input_scale']:.6g} - mean / std")
