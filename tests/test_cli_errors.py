@@ -560,7 +560,7 @@ def test_resume_where_there_is_no_checkpoint_is_one_line_and_starts_nothing(tmp_
     out = tmp_path / "run"
     status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out), "--resume"],
                                  capsys)
-    assert status == 2 and "training" not in stdout
+    assert status == 2 and "training fcn8s" not in stdout
     assert stderr == (f"error: --resume: {out} holds no checkpoint to continue (a run stopped before its first "
                       f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there\n")
 
@@ -923,3 +923,27 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line_keeping_the_last_checkpo
     assert fcnlite.model_from_file(out / "final.h5").n_classes == 3
     with open(out / "log.jsonl") as file:
         assert [json.loads(line).get("iteration") for line in file if "loss" in line] == [1, 2]
+
+
+def test_resuming_from_a_weight_file_or_from_a_checkpoint_holding_nan_is_one_line(tmp_path, capsys):
+    import shutil
+    import h5py
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    common = [*data, *TINY, "--out", str(out)]
+    status, _, stderr = run(cli.main_train, [*common, "--max-iter", "1"], capsys)
+    assert status == 0, stderr
+    shutil.copy(out / "checkpoint.h5", tmp_path / "good.h5")
+    shutil.copy(out / "final.h5", out / "checkpoint.h5")
+    status, stdout, stderr = run(cli.main_train, [*common, "--max-iter", "2", "--resume"], capsys)
+    assert status == 2 and "training fcn8s" not in stdout
+    assert stderr == (f"error: {out / 'checkpoint.h5'}: a weight file (as final.h5 is), not a training checkpoint: "
+                      f"a run resumes from the checkpoint.h5 it wrote; to start a new run from these weights, "
+                      f"pass --init\n")
+    shutil.copy(tmp_path / "good.h5", out / "checkpoint.h5")
+    with h5py.File(out / "checkpoint.h5", "r+") as file:
+        file["model/conv1_1/W"][0, 0, 0, :2] = numpy.nan
+    status, stdout, stderr = run(cli.main_train, [*common, "--max-iter", "2", "--resume"], capsys)
+    assert status == 2 and "training fcn8s" not in stdout
+    assert stderr == (f"error: {out / 'checkpoint.h5'}: checkpoint array model/conv1_1/W holds 2 values that are "
+                      f"NaN or infinite: training cannot go on from it\n")

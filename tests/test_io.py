@@ -450,3 +450,63 @@ def test_a_path_that_cannot_take_a_file_is_refused_naming_what_is_in_the_way(tmp
     with pytest.raises(WeightsError) as raised:
         save_weights(random_model("fcn32s"), tmp_path / "x.h5")
     assert str(raised.value) == f"cannot write {tmp_path / 'x.h5'} (no permission to write in {tmp_path})"
+
+
+def edited_checkpoint(path, edit):
+    """A checkpoint of a random FCN-32s, then edited with h5py (as a tester would); returns a fresh model and its
+    optimizer to load it into, and that model's parameters before the load."""
+    from fcnlite.checkpoint import save_checkpoint
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    save_checkpoint(path, model, SGD(model, lr=0.1), {"iteration": 3})
+    with h5py.File(path, "r+") as file:
+        edit(file)
+    fresh = random_model("fcn32s", seed=2)
+    return fresh, SGD(fresh, lr=0.1), host_parameters(fresh)
+
+
+def replace_dataset(name, value):
+    def edit(file):
+        if name in file:
+            del file[name]
+        file.create_dataset(name, data=value)
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (replace_dataset("momentum/fc7/W", numpy.zeros(2, numpy.float32)),
+     "the checkpoint's optimizer state for fc7/W has shape (2,), the model (256, 256, 1, 1)"),
+    (replace_dataset("momentum/conv9_9/W", numpy.zeros(2, numpy.float32)),
+     "the checkpoint's optimizer state has a buffer for conv9_9/W, which this model does not train"),
+    (replace_dataset("model/conv1_1/W", numpy.full((4, 3, 3, 3), numpy.nan, numpy.float32)),
+     "checkpoint array model/conv1_1/W holds 108 values that are NaN or infinite: training cannot go on from it"),
+    (replace_dataset("momentum/fc6/b", numpy.array([numpy.inf] + [0] * 255, numpy.float32)),
+     "checkpoint array momentum/fc6/b holds 1 values that are NaN or infinite: training cannot go on from it"),
+])
+def test_a_checkpoint_that_cannot_go_on_is_refused_in_one_line_and_the_model_is_left_as_it_was(
+        tmp_path, edit, message):
+    from fcnlite.checkpoint import load_checkpoint
+    path = tmp_path / "checkpoint.h5"
+    model, optimizer, before = edited_checkpoint(path, edit)
+    with pytest.raises(WeightsError) as raised:
+        load_checkpoint(path, model, optimizer)
+    assert str(raised.value) == f"{path}: {message}"
+    for name, value in host_parameters(model).items():
+        numpy.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_weight_file_or_another_hdf5_file_in_the_checkpoints_place_says_what_it_is(tmp_path):
+    from fcnlite.checkpoint import load_checkpoint, read_checkpoint_state
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    save_weights(model, tmp_path / "checkpoint.h5")   # final.h5, copied in as checkpoint.h5
+    with h5py.File(tmp_path / "other.h5", "w") as file:
+        file["model/conv1_1/W"] = numpy.zeros(3)
+    for name, message in [("checkpoint.h5", "a weight file (as final.h5 is), not a training checkpoint: a run resumes "
+                                            "from the checkpoint.h5 it wrote; to start a new run from these weights, "
+                                            "pass --init"),
+                          ("other.h5", "not a training checkpoint (it holds no training state)")]:
+        for read in (read_checkpoint_state, lambda path: load_checkpoint(path, model, SGD(model, lr=0.1))):
+            with pytest.raises(WeightsError) as raised:
+                read(tmp_path / name)
+            assert str(raised.value) == f"{tmp_path / name}: {message}"
