@@ -115,9 +115,11 @@ def load_checkpoint(path, model, optimizer):
         optimizer.load_state_dict(dict(hyper, velocity=velocity))
     except (KeyError, ValueError) as error:   # a buffer for no parameter of the model, or of another shape
         raise WeightsError(f"{path}: the checkpoint's {error.args[0]}") from None
+    # (checkpoints of earlier versions did not save the model's inputs)
+    preprocessing = preprocessing_from(inputs["preprocessing"], path) if inputs is not None else None
     for name, value in parameters.items():
         value[...] = backend.to_device(arrays[f"model/{name}"], dtype=value.dtype)
-    if inputs is not None:   # (checkpoints of earlier versions did not save them)
-        model.preprocessing, model.class_names = preprocessing_from(inputs["preprocessing"]), inputs["class_names"]
+    if inputs is not None:
+        model.preprocessing, model.class_names = preprocessing, inputs["class_names"]
     rng.set_state(state.pop("rng"))
     return state

@@ -13,6 +13,7 @@ with one line naming the file and the layer on any mismatch (a missing or an
 unexpected layer, or both shapes where they differ).
 """
 import contextlib
+import math
 import os
 import shutil
 import tempfile
@@ -26,13 +27,52 @@ FORMAT_VERSION = 1
 PREPROCESSING_KEYS = ("channel_order", "input_scale", "mean", "std")
 
 
-def preprocessing_from(values):
+def preprocessing_from(values, path):
     """A model's preprocessing dict from the values a file stored (HDF5 attributes, or JSON in a
-    checkpoint): its four keys, with mean and std as tuples of floats."""
+    checkpoint): its four keys, with mean and std as tuples of floats; WeightsError naming path and the
+    attribute where one cannot be used."""
     preprocessing = {key: values[key] for key in PREPROCESSING_KEYS}
+    check_attributes(path, preprocessing)
     for key in ("mean", "std"):
         preprocessing[key] = tuple(float(v) for v in preprocessing[key])
     return preprocessing
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value):
+    return _number(value) and float(value).is_integer() and value >= 0
+
+
+def _three_numbers(value):
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(_number(v) for v in value)
+
+
+# what a weight file's attributes must be, where present: (test, what the message says is expected)
+ATTRIBUTE_CHECKS = {
+    "n_classes": (_whole, "a whole number of classes"),
+    "width": (lambda value: _number(value) and value > 0, "a positive number (1.0: VGG16's channels)"),
+    "channel_order": (lambda value: isinstance(value, str) and value.upper() in ("RGB", "BGR"), "RGB or BGR"),
+    "input_scale": (lambda value: _number(value) and value > 0, "a positive number (1.0 or 1/255)"),
+    "mean": (_three_numbers, "3 numbers, one per channel"),
+    "std": (lambda value: _three_numbers(value) and 0 not in value, "3 numbers, one per channel, none of them 0"),
+    "train_max_side": (_whole, "a whole number of pixels (0: no limit)"),
+}
+
+
+def check_attributes(path, attributes):
+    """WeightsError naming path and the attribute unless each of attributes that fcnlite reads can be used
+    (a model of a known architecture, a preprocessing that divides by no zero ...)."""
+    from .models import FCN_ARCHITECTURES
+    architectures = (*FCN_ARCHITECTURES, "vgg16")
+    if "architecture" in attributes and str(attributes["architecture"]).lower() not in architectures:
+        raise WeightsError(f"{path}: attribute architecture is {attributes['architecture']!r}, not a model fcnlite "
+                           f"builds ({', '.join(architectures)})")
+    for key, (usable, expected) in ATTRIBUTE_CHECKS.items():
+        if key in attributes and not usable(attributes[key]):
+            raise WeightsError(f"{path}: attribute {key} is {attributes[key]!r}, expected {expected}")
 
 
 class WeightsError(Exception):
@@ -190,6 +230,8 @@ def read_weights(path, with_arrays=True):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise WeightsError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise WeightsError(f"{path} is a folder, not a weight file")
     h5py = _h5py()
     try:
         with h5py.File(path, "r") as file:
@@ -197,6 +239,7 @@ def read_weights(path, with_arrays=True):
             if "state" in attributes and "model" in file:
                 raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 that "
                                    f"training writes at its end (train_voc.py --resume finishes an interrupted run)")
+            check_attributes(path, attributes)
             arrays = {}
             for layer_name, group in file.items():
                 if not isinstance(group, h5py.Group):
@@ -204,6 +247,9 @@ def read_weights(path, with_arrays=True):
                 for key, dataset in group.items():
                     if not isinstance(dataset, h5py.Dataset):
                         raise WeightsError(f"{path}: /{layer_name}/{key} is not an array (expected /{layer_name}/W)")
+                    if dataset.dtype.kind not in "biuf":
+                        held = "text" if dataset.dtype.kind in "SUO" else f"values of type {dataset.dtype}"
+                        raise WeightsError(f"{path}: layer {layer_name}/{key} holds {held}, not numbers")
                     if with_arrays:
                         arrays[f"{layer_name}/{key}"] = read_checked_array(path, dataset, f"layer {layer_name}/{key}")
     except WeightsError:
@@ -271,7 +317,7 @@ def load_weights(model, path, strict=True, verbose=False):
         layers = sorted({name.split("/")[0] for name in reinitialized})
         print(f"warning: {path}: shapes differ for {', '.join(layers)}; those layers keep their fresh initialisation")
     if all(key in attributes for key in PREPROCESSING_KEYS):
-        model.preprocessing = preprocessing_from(attributes)
+        model.preprocessing = preprocessing_from(attributes, path)
     names = attributes.get("class_names")
     if names and len(names) == getattr(model, "n_classes", None):
         model.class_names = list(names)

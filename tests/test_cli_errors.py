@@ -947,3 +947,25 @@ def test_resuming_from_a_weight_file_or_from_a_checkpoint_holding_nan_is_one_lin
     assert status == 2 and "training fcn8s" not in stdout
     assert stderr == (f"error: {out / 'checkpoint.h5'}: checkpoint array model/conv1_1/W holds 2 values that are "
                       f"NaN or infinite: training cannot go on from it\n")
+
+
+@pytest.mark.parametrize("bad", ["attribute", "folder"])
+def test_weights_that_cannot_be_used_stop_predict_evaluate_and_train_init_in_one_line(tmp_path, capsys, weights, bad):
+    import h5py
+    if bad == "folder":
+        path = tmp_path / "imgs"
+        path.mkdir()
+        message = f"{path} is a folder, not a weight file"
+    else:
+        with h5py.File(weights, "r+") as file:   # as a user editing a copy of final.h5 might
+            file.attrs["std"] = [1.0, 0.0, 1.0]
+        path = weights
+        message = f"{weights}: attribute std is [1.0, 0.0, 1.0], expected 3 numbers, one per channel, none of them 0"
+    data = make_folder(tmp_path / "data", road_and_car_masks())
+    for main, argv in [(cli.main_predict, ["--weights", str(path), str(tmp_path / "photo.png"),
+                                           "--out", str(tmp_path / "p"), "--device", "cpu"]),
+                       (cli.main_evaluate, ["--weights", str(path), *data, "--device", "cpu"]),
+                       (cli.main_train, [*data, *TINY, "--init", str(path), "--max-iter", "1",
+                                         "--out", str(tmp_path / "run")])]:
+        status, _, stderr = run(main, argv, capsys)
+        assert (status, stderr) == (2, f"error: {message}\n"), main.__name__

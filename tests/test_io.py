@@ -1,5 +1,6 @@
 """HDF5 weight files: exact round trips, rebuilding a model from its file, and one-line errors."""
 import errno
+import json
 import os
 import shutil
 
@@ -482,6 +483,9 @@ def replace_dataset(name, value):
      "checkpoint array model/conv1_1/W holds 108 values that are NaN or infinite: training cannot go on from it"),
     (replace_dataset("momentum/fc6/b", numpy.array([numpy.inf] + [0] * 255, numpy.float32)),
      "checkpoint array momentum/fc6/b holds 1 values that are NaN or infinite: training cannot go on from it"),
+    (lambda file: file.attrs.__setitem__("model_inputs", json.dumps(
+        {"preprocessing": {"channel_order": "BGR", "input_scale": 1.0, "mean": [0, 0, 0], "std": [1, 0, 1]},
+         "class_names": []})), "attribute std is [1, 0, 1], expected 3 numbers, one per channel, none of them 0"),
 ])
 def test_a_checkpoint_that_cannot_go_on_is_refused_in_one_line_and_the_model_is_left_as_it_was(
         tmp_path, edit, message):
@@ -510,3 +514,47 @@ def test_a_weight_file_or_another_hdf5_file_in_the_checkpoints_place_says_what_i
             with pytest.raises(WeightsError) as raised:
                 read(tmp_path / name)
             assert str(raised.value) == f"{tmp_path / name}: {message}"
+
+
+def set_attribute(key, value):
+    def edit(file):
+        file.attrs[key] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (set_attribute("architecture", "fcn4s"),
+     "attribute architecture is 'fcn4s', not a model fcnlite builds (fcn32s, fcn16s, fcn8s, fcn8s-atonce, vgg16)"),
+    (set_attribute("channel_order", "XYZ"), "attribute channel_order is 'XYZ', expected RGB or BGR"),
+    (set_attribute("mean", [104.0, 117.0]), "attribute mean is [104.0, 117.0], expected 3 numbers, one per channel"),
+    (set_attribute("std", [1.0, 0.0, 1.0]),
+     "attribute std is [1.0, 0.0, 1.0], expected 3 numbers, one per channel, none of them 0"),
+    (set_attribute("input_scale", "1/255"),
+     "attribute input_scale is '1/255', expected a positive number (1.0 or 1/255)"),
+    (set_attribute("train_max_side", 12.5),
+     "attribute train_max_side is 12.5, expected a whole number of pixels (0: no limit)"),
+    (set_attribute("train_max_side", "big"),
+     "attribute train_max_side is 'big', expected a whole number of pixels (0: no limit)"),
+    (set_attribute("n_classes", -3), "attribute n_classes is -3, expected a whole number of classes"),
+    (replace_dataset("conv1_1/W", "conv1_1"), "layer conv1_1/W holds text, not numbers"),
+])
+def test_a_weight_file_with_an_attribute_or_a_layer_that_cannot_be_used_is_refused_wherever_it_is_read(
+        tmp_path, edit, message):
+    path = tmp_path / "final.h5"
+    save_weights(random_model("fcn32s"), path, extra_attributes={"train_max_side": 40})
+    with h5py.File(path, "r+") as file:
+        edit(file)
+    model = random_model("fcn32s", seed=2)
+    before = host_parameters(model)
+    for read in (read_attributes, model_from_file, lambda path: load_weights(model, path, strict=False)):
+        with pytest.raises(WeightsError) as raised:
+            read(path)
+        assert str(raised.value) == f"{path}: {message}"
+    for name, value in host_parameters(model).items():
+        numpy.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_folder_given_as_weights_is_named_as_one(tmp_path):
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(tmp_path)
+    assert str(raised.value) == f"{tmp_path} is a folder, not a weight file"
