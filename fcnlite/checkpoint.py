@@ -110,13 +110,13 @@ def load_checkpoint(path, model, optimizer):
         if not finite.all():
             raise WeightsError(f"{path}: checkpoint array {key} holds {finite.size - int(finite.sum())} values that "
                                f"are NaN or infinite: training cannot go on from it")
+    # (checkpoints of earlier versions did not save the model's inputs)
+    preprocessing = preprocessing_from(inputs["preprocessing"], path) if inputs is not None else None
     velocity = {key[len("momentum/"):]: array for key, array in arrays.items() if key.startswith("momentum/")}
     try:
         optimizer.load_state_dict(dict(hyper, velocity=velocity))
     except (KeyError, ValueError) as error:   # a buffer for no parameter of the model, or of another shape
         raise WeightsError(f"{path}: the checkpoint's {error.args[0]}") from None
-    # (checkpoints of earlier versions did not save the model's inputs)
-    preprocessing = preprocessing_from(inputs["preprocessing"], path) if inputs is not None else None
     for name, value in parameters.items():
         value[...] = backend.to_device(arrays[f"model/{name}"], dtype=value.dtype)
     if inputs is not None:

@@ -101,8 +101,8 @@ _UMASK = _read_umask()
 
 
 def os_reason(error):
-    """An OSError's cause in words ("no space left on device"): h5py's own messages, which carry the
-    errno too, run to several lines of HDF5 internals."""
+    """An OSError's cause in words ("no space left on device"): h5py's own message, which carries the
+    errno too, quotes HDF5's internals (times, file descriptors, the temporary file's name)."""
     return os.strerror(error.errno).lower() if error.errno else first_line(error)
 
 
