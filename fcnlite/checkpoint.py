@@ -14,6 +14,8 @@ the previous checkpoint intact.
 import json
 import os
 
+import numpy
+
 from . import backend, rng
 from .errors import first_line
 from .io import WeightsError, atomic_write, preprocessing_from, read_checked_array, write_checked_array
@@ -21,19 +23,32 @@ from .io import WeightsError, atomic_write, preprocessing_from, read_checked_arr
 
 def save_checkpoint(path, model, optimizer, state):
     import h5py
+    hyper = optimizer.state_dict()
+    velocity = hyper.pop("velocity")
 
     def write(temporary):
         with h5py.File(temporary, "w") as file:
             for name, value, _ in model.named_parameters():
                 write_checked_array(file, f"model/{name}", backend.to_numpy(value))
-            for name, value in optimizer.state_dict()["velocity"].items():
+            for name, value in velocity.items():
                 write_checked_array(file, f"momentum/{name}", value)
             file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
-            file.attrs["optimizer"] = json.dumps({k: v for k, v in optimizer.state_dict().items() if k != "velocity"})
+            file.attrs["optimizer"] = json.dumps(hyper)
             file.attrs["model_inputs"] = json.dumps({"preprocessing": model.preprocessing,
                                                      "class_names": model.class_names})
 
-    atomic_write(path, write)
+    size = sum(value.nbytes for _, value, _ in model.named_parameters()) + sum(v.nbytes for v in velocity.values())
+    atomic_write(path, write, size=size)
+
+
+def _require_checkpoint(path, file):
+    """WeightsError unless the open HDF5 file is a checkpoint; a weight file in its place is named as one."""
+    if "state" in file.attrs and "optimizer" in file.attrs:
+        return
+    if "fcnlite_format" in file.attrs:
+        raise WeightsError(f"{path}: a weight file (as final.h5 is), not a training checkpoint: a run resumes "
+                           f"from the checkpoint.h5 it wrote; to start a new run from these weights, pass --init")
+    raise WeightsError(f"{path}: not a training checkpoint (it holds no training state)")
 
 
 def read_checkpoint_state(path):
@@ -43,7 +58,10 @@ def read_checkpoint_state(path):
     path = os.fspath(path)
     try:
         with h5py.File(path, "r") as file:
+            _require_checkpoint(path, file)
             return dict(json.loads(file.attrs["state"]), optimizer=json.loads(file.attrs["optimizer"]))
+    except WeightsError:
+        raise
     except Exception as error:
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
 
@@ -54,11 +72,13 @@ def _classes(names, shown=5):
 
 
 def load_checkpoint(path, model, optimizer):
-    """Restore model and optimizer in place; returns the saved state dict (rng restored too)."""
+    """Restore model and optimizer in place; returns the saved state dict (rng restored too). Every array
+    is read and checked before the model takes any: a checkpoint refused leaves the model as it was."""
     import h5py
     path = os.fspath(path)
     try:
         with h5py.File(path, "r") as file:
+            _require_checkpoint(path, file)
             state = json.loads(file.attrs["state"])
             hyper = json.loads(file.attrs["optimizer"])
             inputs = json.loads(file.attrs["model_inputs"]) if "model_inputs" in file.attrs else None
@@ -68,26 +88,38 @@ def load_checkpoint(path, model, optimizer):
                                    f"has {_classes(model.class_names)}: resume it with the run's data and class "
                                    f"options")
             parameters = {name: value for name, value, _ in model.named_parameters()}
+            arrays = {}
             for name, value in parameters.items():
                 key = f"model/{name}"
                 if key not in file:
                     raise WeightsError(f"{path}: checkpoint has no {name}: it was written by another model")
-                source = read_checked_array(path, file[key], f"checkpoint array {key}")
-                if source.shape != value.shape:
-                    raise WeightsError(f"{path}: {name} has shape {source.shape} in the checkpoint, "
+                arrays[key] = read_checked_array(path, file[key], f"checkpoint array {key}")
+                if arrays[key].shape != value.shape:
+                    raise WeightsError(f"{path}: {name} has shape {arrays[key].shape} in the checkpoint, "
                                        f"{tuple(value.shape)} in the model")
-                value[...] = backend.to_device(source, dtype=value.dtype)
-            velocity = {}
             if "momentum" in file:
-                file["momentum"].visititems(lambda name, item: velocity.__setitem__(
-                    name, read_checked_array(path, item, f"checkpoint array momentum/{name}"))
+                file["momentum"].visititems(lambda name, item: arrays.__setitem__(
+                    f"momentum/{name}", read_checked_array(path, item, f"checkpoint array momentum/{name}"))
                     if isinstance(item, h5py.Dataset) else None)
     except WeightsError:
         raise
     except Exception as error:
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
-    optimizer.load_state_dict(dict(hyper, velocity=velocity))
-    if inputs is not None:   # (checkpoints of earlier versions did not save them)
-        model.preprocessing, model.class_names = preprocessing_from(inputs["preprocessing"]), inputs["class_names"]
+    for key, array in arrays.items():
+        finite = numpy.isfinite(array)
+        if not finite.all():
+            raise WeightsError(f"{path}: checkpoint array {key} holds {finite.size - int(finite.sum())} values that "
+                               f"are NaN or infinite: training cannot go on from it")
+    # (checkpoints of earlier versions did not save the model's inputs)
+    preprocessing = preprocessing_from(inputs["preprocessing"], path) if inputs is not None else None
+    velocity = {key[len("momentum/"):]: array for key, array in arrays.items() if key.startswith("momentum/")}
+    try:
+        optimizer.load_state_dict(dict(hyper, velocity=velocity))
+    except (KeyError, ValueError) as error:   # a buffer for no parameter of the model, or of another shape
+        raise WeightsError(f"{path}: the checkpoint's {error.args[0]}") from None
+    for name, value in parameters.items():
+        value[...] = backend.to_device(arrays[f"model/{name}"], dtype=value.dtype)
+    if inputs is not None:
+        model.preprocessing, model.class_names = preprocessing, inputs["class_names"]
     rng.set_state(state.pop("rng"))
     return state

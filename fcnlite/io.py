@@ -12,7 +12,10 @@ load_weights(model, path, strict=True) fills a model and raises WeightsError
 with one line naming the file and the layer on any mismatch (a missing or an
 unexpected layer, or both shapes where they differ).
 """
+import contextlib
+import math
 import os
+import shutil
 import tempfile
 
 import numpy
@@ -24,13 +27,52 @@ FORMAT_VERSION = 1
 PREPROCESSING_KEYS = ("channel_order", "input_scale", "mean", "std")
 
 
-def preprocessing_from(values):
+def preprocessing_from(values, path):
     """A model's preprocessing dict from the values a file stored (HDF5 attributes, or JSON in a
-    checkpoint): its four keys, with mean and std as tuples of floats."""
+    checkpoint): its four keys, with mean and std as tuples of floats; WeightsError naming path and the
+    attribute where one cannot be used."""
     preprocessing = {key: values[key] for key in PREPROCESSING_KEYS}
+    check_attributes(path, preprocessing)
     for key in ("mean", "std"):
         preprocessing[key] = tuple(float(v) for v in preprocessing[key])
     return preprocessing
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value):
+    return _number(value) and float(value).is_integer() and value >= 0
+
+
+def _three_numbers(value):
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(_number(v) for v in value)
+
+
+# what a weight file's attributes must be, where present: (test, what the message says is expected)
+ATTRIBUTE_CHECKS = {
+    "n_classes": (_whole, "a whole number of classes"),
+    "width": (lambda value: _number(value) and value > 0, "a positive number (1.0: VGG16's channels)"),
+    "channel_order": (lambda value: isinstance(value, str) and value.upper() in ("RGB", "BGR"), "RGB or BGR"),
+    "input_scale": (lambda value: _number(value) and value > 0, "a positive number (1.0 or 1/255)"),
+    "mean": (_three_numbers, "3 numbers, one per channel"),
+    "std": (lambda value: _three_numbers(value) and 0 not in value, "3 numbers, one per channel, none of them 0"),
+    "train_max_side": (_whole, "a whole number of pixels (0: no limit)"),
+}
+
+
+def check_attributes(path, attributes):
+    """WeightsError naming path and the attribute unless each of attributes that fcnlite reads can be used
+    (a model of a known architecture, a preprocessing that divides by no zero ...)."""
+    from .models import FCN_ARCHITECTURES
+    architectures = (*FCN_ARCHITECTURES, "vgg16")
+    if "architecture" in attributes and str(attributes["architecture"]).lower() not in architectures:
+        raise WeightsError(f"{path}: attribute architecture is {attributes['architecture']!r}, not a model fcnlite "
+                           f"builds ({', '.join(architectures)})")
+    for key, (usable, expected) in ATTRIBUTE_CHECKS.items():
+        if key in attributes and not usable(attributes[key]):
+            raise WeightsError(f"{path}: attribute {key} is {attributes[key]!r}, expected {expected}")
 
 
 class WeightsError(Exception):
@@ -44,6 +86,8 @@ def _h5py():
 
 # atomic_write's temporary files: ".tmp-<random><name>" beside the file they become
 TEMPORARY_PREFIX = ".tmp-"
+# room for HDF5's own records (headers, attributes, checksums) beside the arrays' bytes
+HDF5_OVERHEAD_BYTES = 1 << 20
 
 
 def _read_umask():
@@ -56,22 +100,57 @@ def _read_umask():
 _UMASK = _read_umask()
 
 
-def atomic_write(path, write):
-    """Call write(temporary_path), then rename it onto path: a crash never leaves a half-written file."""
+def os_reason(error):
+    """An OSError's cause in words ("no space left on device"): h5py's own message, which carries the
+    errno too, quotes HDF5's internals (times, file descriptors, the temporary file's name)."""
+    return os.strerror(error.errno).lower() if error.errno else first_line(error)
+
+
+def check_writable(path):
+    """Before any long work: WeightsError unless a file can be written at path (not a folder; its folder
+    one that exists and takes files, or one atomic_write can make)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise WeightsError(f"cannot write {path} (it is a folder: name the file to write in it)")
+    existing = os.path.dirname(path)   # walked up as given: in afile/../x.h5, afile must be a folder
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    existing = existing or "."
+    if not os.path.isdir(existing):
+        raise WeightsError(f"cannot write {path} ({existing} is a file, not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise WeightsError(f"cannot write {path} (no permission to write in {existing})")
+
+
+def atomic_write(path, write, size=0):
+    """Call write(temporary_path), then rename it onto path: a crash never leaves a half-written file.
+
+    size: the bytes write stores (its arrays'). A disk with less room is refused before writing starts,
+    since h5py meeting a full disk prints hundreds of lines and can crash the process (a segfault).
+    Any failure is a WeightsError "cannot write <path> (<cause>)", and leaves no temporary file."""
+    path = os.fspath(path)
+    check_writable(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path), dir=directory)
-    os.close(handle)
+    temporary = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        free = shutil.disk_usage(directory).free
+        if size + HDF5_OVERHEAD_BYTES > free:
+            raise WeightsError(f"cannot write {path} (no space left on device: it needs "
+                               f"{(size + HDF5_OVERHEAD_BYTES) / 1e6:.1f} MB, {free / 1e6:.1f} MB are free)")
+        handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path), dir=directory)
+        os.close(handle)
         write(temporary)
         # mkstemp makes the file private (0600): give it the mode of the file it replaces, or that
         # of any new file
         os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~_UMASK)
         os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    except BaseException as error:
+        if temporary is not None:
+            with contextlib.suppress(OSError):   # (a folder made read-only meanwhile keeps it)
+                os.remove(temporary)
+        if isinstance(error, OSError):
+            raise WeightsError(f"cannot write {path} ({os_reason(error)})") from None
         raise
 
 
@@ -98,6 +177,7 @@ def read_checked_array(path, dataset, what):
 def write_arrays(path, arrays, attributes):
     """Write {"layer/W": array, ...} and root attributes into a new HDF5 file, atomically."""
     h5py = _h5py()
+    arrays = {name: numpy.asarray(value, dtype=numpy.float32) for name, value in arrays.items()}
 
     def write(temporary):
         with h5py.File(temporary, "w") as file:
@@ -108,9 +188,9 @@ def write_arrays(path, arrays, attributes):
                     value = numpy.array(value, dtype=h5py.string_dtype())
                 file.attrs[key] = value
             for name, value in arrays.items():
-                write_checked_array(file, name, numpy.asarray(value, dtype=numpy.float32))
+                write_checked_array(file, name, value)
 
-    atomic_write(path, write)
+    atomic_write(path, write, size=sum(value.nbytes for value in arrays.values()))
 
 
 def model_attributes(model):
@@ -150,6 +230,8 @@ def read_weights(path, with_arrays=True):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise WeightsError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise WeightsError(f"{path} is a folder, not a weight file")
     h5py = _h5py()
     try:
         with h5py.File(path, "r") as file:
@@ -157,6 +239,7 @@ def read_weights(path, with_arrays=True):
             if "state" in attributes and "model" in file:
                 raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 that "
                                    f"training writes at its end (train_voc.py --resume finishes an interrupted run)")
+            check_attributes(path, attributes)
             arrays = {}
             for layer_name, group in file.items():
                 if not isinstance(group, h5py.Group):
@@ -164,6 +247,9 @@ def read_weights(path, with_arrays=True):
                 for key, dataset in group.items():
                     if not isinstance(dataset, h5py.Dataset):
                         raise WeightsError(f"{path}: /{layer_name}/{key} is not an array (expected /{layer_name}/W)")
+                    if dataset.dtype.kind not in "biuf":
+                        held = "text" if dataset.dtype.kind in "SUO" else f"values of type {dataset.dtype}"
+                        raise WeightsError(f"{path}: layer {layer_name}/{key} holds {held}, not numbers")
                     if with_arrays:
                         arrays[f"{layer_name}/{key}"] = read_checked_array(path, dataset, f"layer {layer_name}/{key}")
     except WeightsError:
@@ -231,7 +317,7 @@ def load_weights(model, path, strict=True, verbose=False):
         layers = sorted({name.split("/")[0] for name in reinitialized})
         print(f"warning: {path}: shapes differ for {', '.join(layers)}; those layers keep their fresh initialisation")
     if all(key in attributes for key in PREPROCESSING_KEYS):
-        model.preprocessing = preprocessing_from(attributes)
+        model.preprocessing = preprocessing_from(attributes, path)
     names = attributes.get("class_names")
     if names and len(names) == getattr(model, "n_classes", None):
         model.class_names = list(names)

@@ -27,7 +27,7 @@ from .data.errors import DataError
 from .data.prefetch import Prefetcher
 from .data.preprocess import preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .io import TEMPORARY_PREFIX, save_weights
+from .io import TEMPORARY_PREFIX, WeightsError, save_weights
 from .layers import SoftmaxCrossEntropy
 from .plots import RunningAverage
 
@@ -109,6 +109,7 @@ class Trainer:
         self._session_started = None       # perf_counter() when this session's loop began
         self._eval_pending = False         # an evaluation met bad data: the resumed run does it first
         self.best = None                   # {"mean_iu", "iteration"} of the best evaluation, kept in best.h5
+        self.checkpoint_iteration = None   # the iteration of the checkpoint in out/, once one is written or resumed
         if config.accumulate < 1:
             raise ValueError(f"TrainConfig.accumulate is the number of images per step: 1 or more, not "
                              f"{config.accumulate}")
@@ -203,7 +204,19 @@ class Trainer:
         return self.seconds_before + session
 
     def save_checkpoint(self):
-        save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self._state())
+        try:
+            save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self._state())
+        except WeightsError as error:
+            raise self._write_failed(error) from None
+        self.checkpoint_iteration = self.iteration
+
+    def _write_failed(self, error):
+        """The stop that a file which could not be written makes (io.atomic_write's WeightsError: a full
+        disk, a folder made read-only), saying what is kept and how to go on."""
+        if self.checkpoint_iteration is None:
+            return TrainingStopped(f"{error}; no checkpoint was written yet: once it can be, start the run again")
+        return TrainingStopped(f"{error}; the checkpoint of iteration {self.checkpoint_iteration} is kept: once "
+                               f"the file can be written, rerun with {self._resume_options()}")
 
     def resume(self):
         """Continue from out/checkpoint.h5 if it exists; returns True when it did."""
@@ -219,6 +232,7 @@ class Trainer:
         self.seconds_before = state.get("seconds", 0.0)   # checkpoints of earlier versions did not count them
         self._eval_pending = state.get("eval_pending", False)
         self.best = state.get("best")
+        self.checkpoint_iteration = self.iteration
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
 
@@ -416,9 +430,12 @@ class Trainer:
         """out/<name> with what predict and evaluate read besides the weights (see finish)."""
         config = self.config
         largest_side = config.max_side or (max(config.resize) if config.resize else 0)
-        save_weights(self.model, os.path.join(config.out, name),
-                     extra_attributes={"train_max_side": int(largest_side),
-                                       "training_options": json.dumps(config.options), **attributes})
+        try:
+            save_weights(self.model, os.path.join(config.out, name),
+                         extra_attributes={"train_max_side": int(largest_side),
+                                           "training_options": json.dumps(config.options), **attributes})
+        except WeightsError as error:
+            raise self._write_failed(error) from None
 
     def finish(self):
         """Write final.h5 (with the training images' largest side, which predict and evaluate then

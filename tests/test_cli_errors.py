@@ -735,7 +735,7 @@ def test_resume_where_there_is_no_checkpoint_is_one_line_and_starts_nothing(tmp_
     out = tmp_path / "run"
     status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out), "--resume"],
                                  capsys)
-    assert status == 2 and "training" not in stdout
+    assert status == 2 and "training fcn8s" not in stdout
     assert stderr == (f"error: --resume: {out} holds no checkpoint to continue (a run stopped before its first "
                       f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there\n")
 
@@ -1067,3 +1067,80 @@ def test_predict_and_evaluate_see_images_at_the_scale_the_weights_were_trained_a
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--class-names",
                                                      "background,road,car", "--device", "cpu"], capsys)
     assert status == 0 and note in stdout, stderr
+
+
+@pytest.mark.parametrize("failing_write, name, kept", [(2, "best.h5", 1), (3, "checkpoint.h5", 1), (4, "final.h5", 2)])
+def test_a_disk_that_fills_mid_run_stops_it_in_one_line_keeping_the_last_checkpoint_and_the_run_resumes(
+        tmp_path, capsys, monkeypatch, failing_write, name, kept):
+    import shutil
+    from fcnlite import io
+    from fcnlite.checkpoint import read_checkpoint_state
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    common = [*data, *TINY, "--max-iter", "2", "--checkpoint-every", "1", "--out", str(out)]
+    disk_usage, writes = shutil.disk_usage, []
+
+    def filling(path):   # the writes: checkpoint 1; at the end best.h5 (the evaluation), checkpoint 2, final.h5
+        writes.append(path)
+        usage = disk_usage(path)
+        return usage._replace(free=usage.free if len(writes) < failing_write else 1000)
+    monkeypatch.setattr(io.shutil, "disk_usage", filling)
+    status, _, stderr = run(cli.main_train, common, capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"error: cannot write {out / name} (no space left on device: it needs ")
+    assert stderr.endswith(f" MB, 0.0 MB are free); the checkpoint of iteration {kept} is kept: once the file can be "
+                           f"written, rerun with --resume --out {out}\n")
+    assert not [entry for entry in os.listdir(out) if entry.startswith(".tmp-")]
+    assert read_checkpoint_state(out / "checkpoint.h5")["iteration"] == kept
+    monkeypatch.undo()   # room again
+    status, stdout, stderr = run(cli.main_train, [*common, "--resume"], capsys)
+    assert status == 0, stderr
+    assert fcnlite.model_from_file(out / "final.h5").n_classes == 3
+    with open(out / "log.jsonl") as file:
+        assert [json.loads(line).get("iteration") for line in file if "loss" in line] == [1, 2]
+
+
+def test_resuming_from_a_weight_file_or_from_a_checkpoint_holding_nan_is_one_line(tmp_path, capsys):
+    import shutil
+    import h5py
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    common = [*data, *TINY, "--out", str(out)]
+    status, _, stderr = run(cli.main_train, [*common, "--max-iter", "1"], capsys)
+    assert status == 0, stderr
+    shutil.copy(out / "checkpoint.h5", tmp_path / "good.h5")
+    shutil.copy(out / "final.h5", out / "checkpoint.h5")
+    status, stdout, stderr = run(cli.main_train, [*common, "--max-iter", "2", "--resume"], capsys)
+    assert status == 2 and "training fcn8s" not in stdout
+    assert stderr == (f"error: {out / 'checkpoint.h5'}: a weight file (as final.h5 is), not a training checkpoint: "
+                      f"a run resumes from the checkpoint.h5 it wrote; to start a new run from these weights, "
+                      f"pass --init\n")
+    shutil.copy(tmp_path / "good.h5", out / "checkpoint.h5")
+    with h5py.File(out / "checkpoint.h5", "r+") as file:
+        file["model/conv1_1/W"][0, 0, 0, :2] = numpy.nan
+    status, stdout, stderr = run(cli.main_train, [*common, "--max-iter", "2", "--resume"], capsys)
+    assert status == 2 and "training fcn8s" not in stdout
+    assert stderr == (f"error: {out / 'checkpoint.h5'}: checkpoint array model/conv1_1/W holds 2 values that are "
+                      f"NaN or infinite: training cannot go on from it\n")
+
+
+@pytest.mark.parametrize("bad", ["attribute", "folder"])
+def test_weights_that_cannot_be_used_stop_predict_evaluate_and_train_init_in_one_line(tmp_path, capsys, weights, bad):
+    import h5py
+    if bad == "folder":
+        path = tmp_path / "imgs"
+        path.mkdir()
+        message = f"{path} is a folder, not a weight file"
+    else:
+        with h5py.File(weights, "r+") as file:   # as a user editing a copy of final.h5 might
+            file.attrs["std"] = [1.0, 0.0, 1.0]
+        path = weights
+        message = f"{weights}: attribute std is [1.0, 0.0, 1.0], expected 3 numbers, one per channel, none of them 0"
+    data = make_folder(tmp_path / "data", road_and_car_masks())
+    for main, argv in [(cli.main_predict, ["--weights", str(path), str(tmp_path / "photo.png"),
+                                           "--out", str(tmp_path / "p"), "--device", "cpu"]),
+                       (cli.main_evaluate, ["--weights", str(path), *data, "--device", "cpu"]),
+                       (cli.main_train, [*data, *TINY, "--init", str(path), "--max-iter", "1",
+                                         "--out", str(tmp_path / "run")])]:
+        status, _, stderr = run(main, argv, capsys)
+        assert (status, stderr) == (2, f"error: {message}\n"), main.__name__

@@ -7,6 +7,8 @@ Chainer's Deconvolution2D carries), conv1_1.weight in a state dict. The PyTorch 
 against the benchmark's PyTorch FCN, written from the reference nets rather than from
 fcnlite's layers.
 """
+import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +136,11 @@ def layer_arrays(model):
     (lambda arrays: (arrays.pop("upscore8/W"), arrays.pop("upscore8/b")),
      r"bad\.npz: expected one of upscore8, upscore16 or upscore \(FCN-8s, -16s, -32s\), found layers conv1_1, "),
     (lambda arrays: arrays["fc7/b"].__setitem__(0, numpy.nan), r"bad\.npz: fc7 b holds values that are NaN"),
+    (lambda arrays: arrays.__setitem__("conv1_1/W", numpy.float32(1)),
+     r"bad\.npz: conv1_1 W has shape \(\), expected 4 axes \(out, in, kh, kw\)$"),
+    (lambda arrays: arrays.__setitem__("upscore16/W", arrays["upscore8/W"]),
+     r"bad\.npz: holds upscore8 \(fcn8s\) and upscore16 \(fcn16s\), the last layers of different architectures: "
+     r"a file of one network has one of them$"),
     (lambda arrays: arrays.__setitem__("iteration", numpy.zeros(1)), r"bad\.npz: holds 'iteration', which is no "
                                                                      r"layer's weights or bias"),
 ])
@@ -159,3 +166,49 @@ def test_files_of_other_kinds_are_named_for_what_they_are_not(tmp_path):
         assert result.returncode == 2 and result.stdout == ""
         assert result.stderr.startswith(f"error: {name}: {message}") and result.stderr.count("\n") == 1
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_an_output_the_disk_has_no_room_for_is_one_line_and_leaves_no_file(tmp_path, monkeypatch, capsys):
+    from fcnlite import io
+    numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **chainer_arrays(random_fcn("fcn8s")))
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - 1000, 1000))
+    assert convert_fcn.main([str(tmp_path / "fcn8s_from_caffe.npz"), "-o", str(tmp_path / "out.h5")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: cannot write {tmp_path / 'out.h5'} (no space left on device: it needs ")
+    assert stderr.endswith(" MB, 0.0 MB are free)\n") and stderr.count("\n") == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["fcn8s_from_caffe.npz"]
+
+
+def test_pickles_that_are_not_state_dicts_are_one_line_without_torchs_warning_or_advice(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")
+    with open(tmp_path / "plain.pth", "wb") as file:   # protocol 4: torch warns of it over two lines
+        pickle.dump({"conv1_1.weight": numpy.zeros(3)}, file, protocol=4)
+    for name in ("module.pth", "plain.pth"):
+        result = subprocess.run([sys.executable, str(SCRIPT), name, "-o", "out.h5"], cwd=tmp_path,
+                                env=program_environment(), capture_output=True, text=True, timeout=300)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr == (f"error: {name}: not a state dict of the reference FCN (it pickles Python objects "
+                                 f"other than tensors, which are not loaded, for safety: save the model's "
+                                 f"state_dict())\n")
+
+
+def test_a_folder_as_the_source_or_an_output_that_cannot_be_written_is_one_line_before_any_reading(
+        tmp_path, monkeypatch, capsys):
+    numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **chainer_arrays(random_fcn("fcn8s")))
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "conv_out").mkdir()
+    (tmp_path / "imgs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert convert_fcn.main(["imgs", "-o", "out.h5"]) == 2
+    assert capsys.readouterr().err == "error: imgs is a folder, not a file of weights to convert\n"
+
+    def unread(path):
+        raise AssertionError("the source was read before the output was checked")
+    monkeypatch.setattr(convert_fcn, "read_source", unread)
+    for output, cause in [("afile/x.h5", "afile is a file, not a folder"),
+                          ("conv_out", "it is a folder: name the file to write in it")]:
+        assert convert_fcn.main(["fcn8s_from_caffe.npz", "-o", output]) == 2
+        assert capsys.readouterr().err == f"error: cannot write {output} ({cause})\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "conv_out", "fcn8s_from_caffe.npz", "imgs"]
+    assert list((tmp_path / "conv_out").iterdir()) == []

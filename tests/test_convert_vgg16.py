@@ -5,6 +5,7 @@ with random weights, written in each framework's own layout; fc6 keeps its 7x7 w
 Each claim is checked against a computation in the source's own layout: numpy on
 channels-last arrays for Keras, torch in float64 for torchvision.
 """
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -401,14 +402,14 @@ def test_a_bfloat16_state_dict_converts_to_float32(tmp_path, torch_source):
     numpy.testing.assert_array_equal(arrays["conv1_1/W"], expected)
 
 
-def test_an_unreadable_pth_quotes_the_reason_without_terminal_codes(tmp_path, torch_source):
+def test_a_pickled_module_is_named_as_no_state_dict_in_one_line_without_torchs_advice(tmp_path, torch_source):
     torch = torch_source["torch"]
-    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")   # a pickled module: weights_only refuses it
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pth")   # weights_only refuses it, with advice in colour
     with pytest.raises(convert_vgg16.ConversionError) as raised:
         convert_vgg16.convert(tmp_path / "module.pth", tmp_path / "out.h5")
-    message = str(raised.value)
-    assert message.startswith(f"{tmp_path / 'module.pth'}: not a PyTorch state dict (")
-    assert "\x1b" not in message and "\n" not in message
+    assert str(raised.value) == (f"{tmp_path / 'module.pth'}: not a PyTorch state dict (it pickles Python objects "
+                                 f"other than tensors, which are not loaded, for safety: save the model's "
+                                 f"state_dict())")
 
 
 # ---------------------------------------------------------------- (5) the command line
@@ -457,3 +458,34 @@ def test_pth_source_without_pytorch_says_how_to_install_it(tmp_path, monkeypatch
     source.write_bytes(b"PK\x03\x04")
     with pytest.raises(convert_vgg16.ConversionError, match=r"vgg16-397923af\.pth: reading \.pth files needs PyTorch"):
         convert_vgg16.convert(source, tmp_path / "out.h5")
+
+
+def test_an_output_the_disk_has_no_room_for_is_one_line_and_leaves_no_file(tmp_path, keras_source, monkeypatch,
+                                                                          capsys):
+    from fcnlite import io
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - 1000, 1000))
+    assert convert_vgg16.main([str(keras_source["source"]), "-o", str(tmp_path / "vgg16.h5")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith(f"error: cannot write {tmp_path / 'vgg16.h5'} (no space left on device: it needs ")
+    assert stderr.endswith(" MB, 0.0 MB are free)\n") and stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_as_the_source_or_an_output_that_cannot_be_written_is_one_line_before_any_reading(
+        tmp_path, keras_source, monkeypatch, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "conv_out").mkdir()
+    (tmp_path / "imgs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert convert_vgg16.main(["imgs"]) == 2
+    assert capsys.readouterr().err == "error: imgs is a folder, not a file of weights to convert\n"
+
+    def unread(path, keep_fc8):
+        raise AssertionError("the source was read before the output was checked")
+    monkeypatch.setattr(convert_vgg16, "read_keras", unread)
+    for output, cause in [("afile/x.h5", "afile is a file, not a folder"),
+                          ("conv_out", "it is a folder: name the file to write in it")]:
+        assert convert_vgg16.main([str(keras_source["source"]), "-o", output]) == 2
+        assert capsys.readouterr().err == f"error: cannot write {output} ({cause})\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile", "conv_out", "imgs"]
+    assert list((tmp_path / "conv_out").iterdir()) == []

@@ -1,5 +1,8 @@
 """HDF5 weight files: exact round trips, rebuilding a model from its file, and one-line errors."""
+import errno
+import json
 import os
+import shutil
 
 import h5py
 import numpy
@@ -382,3 +385,176 @@ def test_a_quoted_reason_is_one_clean_line():
         "Unable to open file (file signature not found)"
     assert first_line(RuntimeError("\x1b[1mWeights only load failed.\x1b[0m Re-running")) == \
         "Weights only load failed. Re-running"
+
+
+def no_room(free):
+    """A stand-in for shutil.disk_usage: a disk with `free` bytes left."""
+    return lambda path: shutil._ntuple_diskusage(10 ** 9, 10 ** 9 - free, free)
+
+
+def test_a_disk_without_room_for_the_file_is_refused_before_writing_and_the_old_file_is_kept(tmp_path, monkeypatch):
+    from fcnlite import io
+    path = tmp_path / "model.h5"
+    first = random_model("fcn32s", seed=1)
+    save_weights(first, path)
+    monkeypatch.setattr(io.shutil, "disk_usage", no_room(300_000))
+    with pytest.raises(WeightsError) as raised:
+        save_weights(random_model("fcn32s", seed=2), path)
+    needed = sum(value.nbytes for _, value, _ in first.named_parameters()) + io.HDF5_OVERHEAD_BYTES
+    assert str(raised.value) == (f"cannot write {path} (no space left on device: it needs {needed / 1e6:.1f} MB, "
+                                 f"0.3 MB are free)")
+    assert os.listdir(tmp_path) == ["model.h5"]
+    numpy.testing.assert_array_equal(host_parameters(model_from_file(path))["fc7/W"], host_parameters(first)["fc7/W"])
+
+
+@pytest.mark.parametrize("failing, error, cause", [
+    ("mkstemp", PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+    ("write", OSError(errno.ENOSPC, "Unable to synchronously write data (file write failed: time = ..."),
+     "no space left on device"),
+    ("replace", OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
+])
+def test_a_write_that_fails_is_one_line_naming_the_file_and_leaves_no_temporary_file(tmp_path, monkeypatch,
+                                                                                      failing, error, cause):
+    from fcnlite import io
+    path = tmp_path / "checkpoint.h5"
+    path.write_bytes(b"the previous checkpoint")
+
+    def fail(*args, **kwargs):
+        raise error
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
+            file.write(b"half a checkpoint")
+        if failing == "write":   # as h5py fails, with the errno and HDF5's own words
+            fail()
+    if failing == "mkstemp":
+        monkeypatch.setattr(io.tempfile, "mkstemp", fail)
+    if failing == "replace":
+        monkeypatch.setattr(io.os, "replace", fail)
+    with pytest.raises(WeightsError) as raised:
+        io.atomic_write(path, write)
+    assert str(raised.value) == f"cannot write {path} ({cause})"
+    assert os.listdir(tmp_path) == ["checkpoint.h5"] and path.read_bytes() == b"the previous checkpoint"
+
+
+def test_a_path_that_cannot_take_a_file_is_refused_naming_what_is_in_the_way(tmp_path, monkeypatch):
+    from fcnlite.io import check_writable
+    (tmp_path / "afile").write_text("x")
+    for path, cause in [(tmp_path, "it is a folder: name the file to write in it"),
+                        (tmp_path / "afile" / "x.h5", f"{tmp_path / 'afile'} is a file, not a folder"),
+                        (tmp_path / "afile" / "deeper" / "x.h5", f"{tmp_path / 'afile'} is a file, not a folder")]:
+        with pytest.raises(WeightsError) as raised:
+            check_writable(path)
+        assert str(raised.value) == f"cannot write {path} ({cause})"
+    check_writable(tmp_path / "new" / "folder" / "x.h5")   # atomic_write makes the folders
+    monkeypatch.setattr(os, "access", lambda path, mode: False)   # (root may write anywhere: pretend)
+    with pytest.raises(WeightsError) as raised:
+        save_weights(random_model("fcn32s"), tmp_path / "x.h5")
+    assert str(raised.value) == f"cannot write {tmp_path / 'x.h5'} (no permission to write in {tmp_path})"
+
+
+def edited_checkpoint(path, edit):
+    """A checkpoint of a random FCN-32s, then edited with h5py (as a tester would); returns a fresh model and its
+    optimizer to load it into, and that model's parameters before the load."""
+    from fcnlite.checkpoint import save_checkpoint
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    save_checkpoint(path, model, SGD(model, lr=0.1), {"iteration": 3})
+    with h5py.File(path, "r+") as file:
+        edit(file)
+    fresh = random_model("fcn32s", seed=2)
+    return fresh, SGD(fresh, lr=0.1), host_parameters(fresh)
+
+
+def replace_dataset(name, value):
+    def edit(file):
+        if name in file:
+            del file[name]
+        file.create_dataset(name, data=value)
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (replace_dataset("momentum/fc7/W", numpy.zeros(2, numpy.float32)),
+     "the checkpoint's optimizer state for fc7/W has shape (2,), the model (256, 256, 1, 1)"),
+    (replace_dataset("momentum/conv9_9/W", numpy.zeros(2, numpy.float32)),
+     "the checkpoint's optimizer state has a buffer for conv9_9/W, which this model does not train"),
+    (replace_dataset("model/conv1_1/W", numpy.full((4, 3, 3, 3), numpy.nan, numpy.float32)),
+     "checkpoint array model/conv1_1/W holds 108 values that are NaN or infinite: training cannot go on from it"),
+    (replace_dataset("momentum/fc6/b", numpy.array([numpy.inf] + [0] * 255, numpy.float32)),
+     "checkpoint array momentum/fc6/b holds 1 values that are NaN or infinite: training cannot go on from it"),
+    (lambda file: file.attrs.__setitem__("model_inputs", json.dumps(
+        {"preprocessing": {"channel_order": "BGR", "input_scale": 1.0, "mean": [0, 0, 0], "std": [1, 0, 1]},
+         "class_names": []})), "attribute std is [1, 0, 1], expected 3 numbers, one per channel, none of them 0"),
+])
+def test_a_checkpoint_that_cannot_go_on_is_refused_in_one_line_and_the_model_is_left_as_it_was(
+        tmp_path, edit, message):
+    from fcnlite.checkpoint import load_checkpoint
+    path = tmp_path / "checkpoint.h5"
+    model, optimizer, before = edited_checkpoint(path, edit)
+    with pytest.raises(WeightsError) as raised:
+        load_checkpoint(path, model, optimizer)
+    assert str(raised.value) == f"{path}: {message}"
+    for name, value in host_parameters(model).items():
+        numpy.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_weight_file_or_another_hdf5_file_in_the_checkpoints_place_says_what_it_is(tmp_path):
+    from fcnlite.checkpoint import load_checkpoint, read_checkpoint_state
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    save_weights(model, tmp_path / "checkpoint.h5")   # final.h5, copied in as checkpoint.h5
+    with h5py.File(tmp_path / "other.h5", "w") as file:
+        file["model/conv1_1/W"] = numpy.zeros(3)
+    for name, message in [("checkpoint.h5", "a weight file (as final.h5 is), not a training checkpoint: a run resumes "
+                                            "from the checkpoint.h5 it wrote; to start a new run from these weights, "
+                                            "pass --init"),
+                          ("other.h5", "not a training checkpoint (it holds no training state)")]:
+        for read in (read_checkpoint_state, lambda path: load_checkpoint(path, model, SGD(model, lr=0.1))):
+            with pytest.raises(WeightsError) as raised:
+                read(tmp_path / name)
+            assert str(raised.value) == f"{tmp_path / name}: {message}"
+
+
+def set_attribute(key, value):
+    def edit(file):
+        file.attrs[key] = value
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (set_attribute("architecture", "fcn4s"),
+     "attribute architecture is 'fcn4s', not a model fcnlite builds (fcn32s, fcn16s, fcn8s, fcn8s-atonce, vgg16)"),
+    (set_attribute("channel_order", "XYZ"), "attribute channel_order is 'XYZ', expected RGB or BGR"),
+    (set_attribute("mean", [104.0, 117.0]), "attribute mean is [104.0, 117.0], expected 3 numbers, one per channel"),
+    (set_attribute("std", [1.0, 0.0, 1.0]),
+     "attribute std is [1.0, 0.0, 1.0], expected 3 numbers, one per channel, none of them 0"),
+    (set_attribute("input_scale", "1/255"),
+     "attribute input_scale is '1/255', expected a positive number (1.0 or 1/255)"),
+    (set_attribute("train_max_side", 12.5),
+     "attribute train_max_side is 12.5, expected a whole number of pixels (0: no limit)"),
+    (set_attribute("train_max_side", "big"),
+     "attribute train_max_side is 'big', expected a whole number of pixels (0: no limit)"),
+    (set_attribute("n_classes", -3), "attribute n_classes is -3, expected a whole number of classes"),
+    (replace_dataset("conv1_1/W", "conv1_1"), "layer conv1_1/W holds text, not numbers"),
+])
+def test_a_weight_file_with_an_attribute_or_a_layer_that_cannot_be_used_is_refused_wherever_it_is_read(
+        tmp_path, edit, message):
+    path = tmp_path / "final.h5"
+    save_weights(random_model("fcn32s"), path, extra_attributes={"train_max_side": 40})
+    with h5py.File(path, "r+") as file:
+        edit(file)
+    model = random_model("fcn32s", seed=2)
+    before = host_parameters(model)
+    for read in (read_attributes, model_from_file, lambda path: load_weights(model, path, strict=False)):
+        with pytest.raises(WeightsError) as raised:
+            read(path)
+        assert str(raised.value) == f"{path}: {message}"
+    for name, value in host_parameters(model).items():
+        numpy.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_folder_given_as_weights_is_named_as_one(tmp_path):
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(tmp_path)
+    assert str(raised.value) == f"{tmp_path} is a folder, not a weight file"

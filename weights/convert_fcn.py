@@ -35,10 +35,10 @@ import zipfile
 import numpy
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # convert_vgg16, beside us
-from convert_vgg16 import TORCH_EXTENSIONS, ConversionError, _load_torch  # noqa: E402  (fcnlite is found through it too)
+from convert_vgg16 import TORCH_EXTENSIONS, ConversionError, _expect_ndim, _load_torch  # noqa: E402  (and fcnlite)
 from fcnlite.data import VOC_CLASSES  # noqa: E402
 from fcnlite.errors import first_line  # noqa: E402
-from fcnlite.io import save_weights  # noqa: E402
+from fcnlite.io import WeightsError, check_writable, save_weights  # noqa: E402
 from fcnlite.layers import ConvTranspose2d  # noqa: E402
 from fcnlite.models import FCN_ARCHITECTURES, build_model  # noqa: E402
 
@@ -70,12 +70,14 @@ def read_npz(path):
 
 def read_pth(path):
     """The arrays of a PyTorch state dict, by layer."""
-    return layer_arrays(path, _load_torch(path), ".", TORCH_KEYS)
+    return layer_arrays(path, _load_torch(path, "a state dict of the reference FCN"), ".", TORCH_KEYS)
 
 
 def read_source(path):
     """The source's arrays, told apart by content: an npz is a zip of .npy files, a torch.save file a
     zip holding a pickle (or, before PyTorch 1.6, a bare pickle)."""
+    if os.path.isdir(path):
+        raise ConversionError(f"{path} is a folder, not a file of weights to convert")
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: no such file")
     extension = os.path.splitext(path)[1].lower()
@@ -97,7 +99,11 @@ def architecture_of(path, arrays, asked=None):
     """fcn32s / fcn16s / fcn8s from the final upsampling layer present; fcn8s-atonce when asked."""
     layers = {layer for layer, _ in arrays}
     found = [FINAL_UPSCORE[name] for name in FINAL_UPSCORE if name in layers]
-    if len(found) != 1:
+    if len(found) > 1:
+        last = " and ".join(f"{name} ({FINAL_UPSCORE[name]})" for name in FINAL_UPSCORE if name in layers)
+        raise ConversionError(f"{path}: holds {last}, the last layers of different architectures: a file of one "
+                              f"network has one of them")
+    if not found:
         named = ", ".join(sorted(layers)[:8]) + (" ..." if len(layers) > 8 else "") or "no conv/deconv arrays"
         raise ConversionError(f"{path}: expected one of upscore8, upscore16 or upscore (FCN-8s, -16s, -32s), "
                               f"found layers {named}")
@@ -111,9 +117,10 @@ def architecture_of(path, arrays, asked=None):
 def fill_model(path, arrays, architecture):
     """The fcnlite model of that architecture (width and classes read from conv1_1 and score_fr),
     every parameter taken from arrays; upscore biases must be zero; nothing may be left over."""
-    for name in ("conv1_1", "score_fr"):
+    for name in ("conv1_1", "score_fr"):   # the width and the classes are read from their shapes
         if (name, "W") not in arrays:
             raise ConversionError(f"{path}: {name} is missing")
+        _expect_ndim(path, name, "W", arrays[(name, "W")], 4, "(out, in, kh, kw)")
     width = arrays[("conv1_1", "W")].shape[0] / 64
     n_classes = int(arrays[("score_fr", "W")].shape[0])
     model = build_model(architecture, n_classes=n_classes, width=width)
@@ -154,6 +161,8 @@ def convert(source, output=None, architecture=None):
     (default <architecture>-voc.h5 in this folder, weights/); returns (the model written, output). Raises
     ConversionError (one line naming the source)."""
     source = os.fspath(source)
+    if output is not None:
+        check_writable(output)   # before reading a source of half a gigabyte
     arrays = read_source(source)
     architecture = architecture_of(source, arrays, architecture)
     output = os.fspath(output) if output is not None else default_output(architecture)
@@ -176,12 +185,8 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     try:
         model, output = convert(arguments.source, arguments.output, arguments.model)
-    except ConversionError as error:
+    except (ConversionError, WeightsError) as error:   # WeightsError: the output could not be written
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # reading went through ConversionError: this is the output side
-        target = arguments.output or os.path.dirname(os.path.abspath(__file__))
-        print(f"error: {target}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
         return 2
     config = model.config()
     print(f"{output}: {config['architecture']}, width {config['width']:g}, {config['n_classes']} classes"

@@ -24,18 +24,18 @@ fcnlite's Conv2d does. The input-channel order of conv1_1 is kept as it is, and 
 file says which order it expects (channel_order), so the model is fed what it was trained on.
 """
 import argparse
+import importlib.util
 import os
+import pickle
 import sys
+import warnings
 
 import numpy
 
-try:
-    import fcnlite  # noqa: F401  (only to find the package)
-except ImportError:  # run as `python weights/convert_vgg16.py` from a checkout: find the package beside us
+if importlib.util.find_spec("fcnlite") is None:   # run from a checkout, not installed: the package is beside us
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import fcnlite  # noqa: F401
 from fcnlite.errors import first_line
-from fcnlite.io import FORMAT_VERSION, write_arrays
+from fcnlite.io import FORMAT_VERSION, WeightsError, check_writable, write_arrays
 from fcnlite.models.base import channels
 from fcnlite.models.vgg16 import BLOCKS
 
@@ -181,19 +181,25 @@ def read_keras(path, keep_fc8=True):
     return layers
 
 
-def _load_torch(path):
+def _load_torch(path, what="a PyTorch state dict"):
+    """{key: numpy array} of a state dict (what: the message's name for the file expected)."""
     try:
         import torch
     except ImportError:
         raise ConversionError(f"{path}: reading .pth files needs PyTorch: pip install torch==2.13.0") from None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # torch warns of pickle protocols in lines of its own
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:   # torch's message is advice on loading untrusted code, over many lines
+        raise ConversionError(f"{path}: not {what} (it pickles Python objects other than tensors, which are not "
+                              f"loaded, for safety: save the model's state_dict())") from None
     except Exception as error:
-        raise ConversionError(f"{path}: not a PyTorch state dict ({first_line(error)})") from None
+        raise ConversionError(f"{path}: not {what} ({first_line(error)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint that wraps the state dict
     if not isinstance(state, dict) or not all(hasattr(value, "detach") for value in state.values()):
-        raise ConversionError(f"{path}: not a PyTorch state dict (it holds a {type(state).__name__} of other things)")
+        raise ConversionError(f"{path}: not {what} (it holds a {type(state).__name__} of other things)")
     # float32 whatever the source stored (NumPy has no bfloat16): fcnlite's files hold float32
     return {key: (value.detach().cpu().float() if value.is_floating_point() else value.detach().cpu()).numpy()
             for key, value in state.items()}
@@ -267,6 +273,8 @@ def check_layers(path, layers):
 def detect_format(path):
     """"keras" for an HDF5 file, "torchvision" for a .pth/.pt file or a zip / pickle; else ConversionError."""
     import h5py
+    if os.path.isdir(path):
+        raise ConversionError(f"{path} is a folder, not a file of weights to convert")
     if not os.path.isfile(path):
         raise ConversionError(f"{path}: no such file")
     extension = os.path.splitext(path)[1].lower()
@@ -290,6 +298,7 @@ def convert(source, output, keep_fc8=True):
     """
     source = os.fspath(source)
     kind = detect_format(source)
+    check_writable(output)   # before reading a source of half a gigabyte
     if os.path.exists(output) and os.path.samefile(source, output):
         raise ConversionError(f"{source}: the output -o {os.fspath(output)} is the source itself: choose another name")
     if kind == "keras":
@@ -322,11 +331,8 @@ def main(argv=None):
     arguments = parser.parse_args(argv)
     try:
         attributes = convert(arguments.source, arguments.output, arguments.keep_fc8)
-    except ConversionError as error:
+    except (ConversionError, WeightsError) as error:   # WeightsError: the output could not be written
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # reading went through ConversionError: this is the output side
-        print(f"error: {arguments.output}: cannot write the weight file ({first_line(error)})", file=sys.stderr)
         return 2
     print(f"{arguments.output}: VGG16 width {attributes['width']:g}, {attributes['n_classes'] or 'no'} ImageNet classes, "
           f"input {attributes['channel_order']} x {attributes['input_scale']:.6g} - mean / std")
