@@ -237,8 +237,10 @@ class Trainer:
         return True
 
     def work_left(self):
-        """Whether run() has anything to do: steps before max_iter, or an evaluation that met bad data."""
-        return self.iteration < self.config.max_iter or self._eval_pending
+        """Whether run() has anything to do: steps before max_iter, an evaluation that met bad data, or
+        final.h5 to write (a full disk refused it)."""
+        return (self.iteration < self.config.max_iter or self._eval_pending
+                or not os.path.exists(os.path.join(self.config.out, "final.h5")))
 
     def _truncate_log(self):
         """Drop log lines written after the checkpoint (they will be written again)."""
