@@ -11,6 +11,7 @@ seed and of the (epoch, position) being read, or lives in fcnlite.rng whose
 state the checkpoint saves: a run interrupted and resumed ends with the same
 weights as one that was not.
 """
+import contextlib
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from .data.errors import DataError
 from .data.prefetch import Prefetcher
 from .data.preprocess import preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .io import TEMPORARY_PREFIX, WeightsError, save_weights
+from .io import TEMPORARY_PREFIX, WeightsError, os_reason, save_weights
 from .layers import SoftmaxCrossEntropy
 from .plots import RunningAverage
 
@@ -170,7 +171,8 @@ class Trainer:
         from .evaluate import predict_image
         from .visualize import palette_for
         folder = os.path.join(self.config.out, "progress")
-        os.makedirs(folder, exist_ok=True)
+        with self._writing(folder):
+            os.makedirs(folder, exist_ok=True)
         palette = palette_for(self.val_set)
         count = min(self.config.n_progress_images, len(self.val_set))
         ids = getattr(self.val_set, "ids", None)
@@ -186,12 +188,23 @@ class Trainer:
             name = str(ids[index]).replace(os.sep, "_") if ids else str(index)
             picture = strip(image, label, prediction, palette, titles=(name, "ground truth", "prediction"),
                             class_names=self.model.class_names or None)
-            picture.save(os.path.join(folder, f"{name}_iter{self.iteration:07d}.png"))
+            path = os.path.join(folder, f"{name}_iter{self.iteration:07d}.png")
+            with self._writing(path):
+                picture.save(path)
 
     # ---- bookkeeping -------------------------------------------------------------------------
     def _append_log(self, record):
-        with open(self.log_path, "a") as file:
+        with self._writing(self.log_path), open(self.log_path, "a") as file:
             file.write(json.dumps(record) + "\n")
+
+    @contextlib.contextmanager
+    def _writing(self, path):
+        """A file of the run that cannot be written (a full disk, a folder made read-only) stops it in one
+        line, as a checkpoint that cannot be does."""
+        try:
+            yield
+        except OSError as error:
+            raise self._write_failed(WeightsError(f"cannot write {path} ({os_reason(error)})")) from None
 
     def _state(self):
         return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed, "skipped": len(self.skipped),
@@ -445,4 +458,6 @@ class Trainer:
         data options evaluate defaults to) and the curves."""
         self._save_weights("final.h5")
         from .plots import plot_training_curves
-        plot_training_curves(self.log_path, os.path.join(self.config.out, "curves.png"), log=self.log)
+        curves = os.path.join(self.config.out, "curves.png")
+        with self._writing(curves):
+            plot_training_curves(self.log_path, curves, log=self.log)

@@ -1100,6 +1100,22 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line_keeping_the_last_checkpo
         assert [json.loads(line).get("iteration") for line in file if "loss" in line] == [1, 2]
 
 
+def test_a_progress_picture_or_log_line_that_cannot_be_written_stops_the_run_in_one_line(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "progress").write_text("a file where the pictures' folder goes")
+    common = [*data, *TINY, "--max-iter", "2", "--checkpoint-every", "1", "--out", str(out)]
+    status, _, stderr = run(cli.main_train, common, capsys)
+    assert status == 2
+    assert stderr == (f"error: cannot write {out / 'progress'} (file exists); the checkpoint of iteration 1 is kept: "
+                      f"once the file can be written, rerun with --resume --out {out}\n")
+    (out / "progress").unlink()
+    status, stdout, stderr = run(cli.main_train, [*common, "--resume"], capsys)
+    assert status == 0, stderr
+    assert "final: mean IU" in stdout and (out / "final.h5").exists()
+
+
 def test_resuming_from_a_weight_file_or_from_a_checkpoint_holding_nan_is_one_line(tmp_path, capsys):
     import shutil
     import h5py
