@@ -105,10 +105,28 @@ def test_a_grey_mask_read_as_channel_masks_gives_its_one_channel(tmp_path, dtype
     numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask(seed=7))
 
 
-def test_a_png_mask_is_preferred_to_a_jpeg_with_the_same_stem(tmp_path):
+@pytest.mark.parametrize("extension", [".bmp", ".jpg"])
+def test_two_masks_with_one_stem_are_an_error_naming_both(tmp_path, extension):
     images, masks = make_folders(tmp_path, stems=("a",))
-    save(os.path.join(masks, "a.jpg"), index_mask(), mode="L")
-    assert FolderSegmentation(images, masks).label_path(0).endswith("a.png")
+    save(os.path.join(masks, "a" + extension), index_mask(), mode="L")
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks)
+    assert str(caught.value) == (f"{os.path.join(masks, 'a.png')}: two masks share the stem 'a' "
+                                 f"(the other is a{extension})")
+
+
+def test_a_float_tiff_image_of_0_to_1_is_scaled_to_0_to_255_and_other_floats_are_clipped(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a", "b"))
+    fraction = numpy.linspace(0, 1, HEIGHT * WIDTH).reshape(HEIGHT, WIDTH).astype(numpy.float32)
+    Image.fromarray(fraction, mode="F").save(os.path.join(images, "a.tif"))
+    Image.fromarray(fraction * 400 - 100, mode="F").save(os.path.join(images, "b.tif"))
+    for stem in ("a", "b"):
+        os.remove(os.path.join(images, f"{stem}.png"))
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    scaled, clipped = dataset.load(0)[0], dataset.load(1)[0]
+    assert scaled.shape == (HEIGHT, WIDTH, 3) and (scaled[..., 0] == scaled[..., 2]).all()
+    numpy.testing.assert_array_equal(scaled[..., 0], (fraction.astype(numpy.float64) * 255).astype(numpy.uint8))
+    numpy.testing.assert_array_equal(clipped[..., 0], numpy.clip(fraction * 400 - 100, 0, 255).astype(numpy.uint8))
 
 
 def test_an_image_without_a_mask_is_an_error_naming_the_image(tmp_path):
@@ -350,6 +368,38 @@ def test_an_unreadable_image_is_an_error_from_load_naming_the_image(tmp_path):
     dataset.load(0)
     with pytest.raises(DataError, match=r"images/b.png: cannot read the image"):
         dataset.load(1)
+
+
+def test_an_image_without_read_permission_says_so(tmp_path, monkeypatch):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    locked = os.path.join(images, "a.png")
+    open_image = Image.open
+
+    def refuse_locked(path, *args, **kwargs):   # what chmod 000 does, for root too
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return open_image(path, *args, **kwargs)
+    monkeypatch.setattr(Image, "open", refuse_locked)
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    with pytest.raises(DataError) as caught:
+        dataset.load(0)
+    assert str(caught.value) == f"{locked}: cannot be read (permission denied)"
+
+
+@pytest.mark.parametrize("role", ["images", "masks"])
+def test_a_folder_without_read_permission_says_so(tmp_path, monkeypatch, role):
+    images, masks = make_folders(tmp_path)
+    locked = os.path.join(str(tmp_path), role)
+    list_folder = os.listdir
+
+    def refuse_locked(path="."):   # what chmod 000 does, for root too
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return list_folder(path)
+    monkeypatch.setattr(os, "listdir", refuse_locked)
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks)
+    assert str(caught.value) == f"{locked}: cannot list the folder (Permission denied)"
 
 
 def test_an_empty_images_folder_is_an_error_naming_it(tmp_path):

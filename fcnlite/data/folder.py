@@ -241,7 +241,11 @@ def read_color_mask(path, color_table):
 
 def image_files(folder):
     """The names of the image files in `folder` (IMAGE_EXTENSIONS in any case, no hidden files), sorted."""
-    return [name for name in sorted(os.listdir(folder))
+    try:
+        names = os.listdir(folder)
+    except OSError as error:
+        raise DataError(folder, f"cannot list the folder ({error.strerror or error})") from None
+    return [name for name in sorted(names)
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
             and os.path.isfile(os.path.join(folder, name))]
 
@@ -254,13 +258,9 @@ def _list_images(folder, role):
         raise DataError(folder, f"{role} folder does not exist")
     found = {}
     for name in image_files(folder):
-        stem, extension = os.path.splitext(name)
-        if stem in found:
-            if role == "mask":
-                if extension.lower() == ".png":  # prefer PNG: lossless, so label values survive
-                    found[stem] = name
-                continue
-            raise DataError(os.path.join(folder, name), f"two images share the stem {stem!r} "
+        stem = os.path.splitext(name)[0]
+        if stem in found:   # either could be the one meant: picking one would hide the other
+            raise DataError(os.path.join(folder, name), f"two {role}s share the stem {stem!r} "
                                                         f"(the other is {found[stem]})")
         found[stem] = name
     if not found:

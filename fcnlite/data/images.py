@@ -90,6 +90,8 @@ def open_image(path, missing, undecodable, upright=False):
         return picture
     except FileNotFoundError:
         raise DataError(path, missing) from None
+    except PermissionError:   # the file is there: not a decoding problem, so Pillow's words would mislead
+        raise DataError(path, "cannot be read (permission denied)") from None
     except DECODE_ERRORS as error:
         if picture is not None:
             picture.close()
@@ -107,9 +109,14 @@ def read_image(path, undecodable="cannot be decoded as an image", upright=True):
     """
     with open_image(path, "image file is missing", undecodable, upright) as picture:
         if picture.mode in WIDE_GREY_MODES:
-            # 16-bit or float grey: convert("RGB") would clip at 255, so a 16-bit range is rescaled
+            # 16-bit or float grey: convert("RGB") would clip at 255, and round floats of 0..1 to 0 or 1 (an
+            # almost black image), so a 16-bit range is rescaled, and floats of 0..1 are scaled to 0..255
+            # (brightness as a fraction, as image tools write it); other floats are clipped to 0..255
             values = numpy.asarray(picture, dtype=numpy.float64)
-            if values.size and values.max() > 255:
+            if picture.mode == "F":
+                if values.size and values.min() >= 0 and values.max() <= 1:
+                    values = values * 255.0
+            elif values.size and values.max() > 255:
                 values = values / 257.0
             grey = numpy.clip(values, 0, 255).astype(numpy.uint8)
             return numpy.repeat(grey[:, :, None], 3, axis=2)
