@@ -892,3 +892,47 @@ def test_predict_and_evaluate_see_images_at_the_scale_the_weights_were_trained_a
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--class-names",
                                                      "background,road,car", "--device", "cpu"], capsys)
     assert status == 0 and note in stdout, stderr
+
+
+def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "val.txt").write_text("04\n05\n04\n")
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), *TINY,
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == f"error: {tmp_path / 'val.txt'}: id '04' is listed twice: each image goes in a split once\n"
+
+
+@pytest.mark.parametrize("name", ["names.json", "names.txt", os.path.join("lists", "names")])
+def test_class_names_naming_a_file_that_is_not_there_say_so(tmp_path, capsys, name):
+    data = make_folder(tmp_path, road_and_car_masks())
+    missing = str(tmp_path / name)
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", missing, *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr == f"error: {missing}: no such file\n"
+
+
+@pytest.mark.parametrize("names", ["background,,car", "background,road,", "background, ,car"])
+def test_an_empty_class_name_on_the_command_line_is_refused(tmp_path, capsys, names):
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", names, *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: --class-names '{names}' has an empty name: each class needs one (names go between "
+                      f"commas, e.g. 'background,road')\n")
+
+
+@pytest.mark.parametrize("option, file_name, kind", [
+    ("--class-names", "names.json", ""), ("--class-names", "names.txt", "class-name file "),
+    ("--split-file", "val.txt", "split file "), ("--color-table", "colors.json", "")])
+def test_a_text_file_that_is_not_utf8_is_one_line(tmp_path, capsys, option, file_name, kind):
+    data = make_folder(tmp_path / "data", road_and_car_masks(), color=option == "--color-table")
+    text = {"names.json": '["background", "road", "café"]', "names.txt": "background\nroad\ncafé\n",
+            "val.txt": "04\n# café\n05\n", "colors.json": '{"background": [0, 0, 0], "road": [128, 64, 128], '
+                                                          '"café": [0, 0, 142]}'}[file_name]
+    (tmp_path / file_name).write_bytes(text.encode("latin-1"))
+    formats = ["--mask-format", "color"] if option == "--color-table" else []
+    status, _, stderr = run(cli.main_train, [*data, *formats, option, str(tmp_path / file_name), *TINY,
+                                             "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == f"error: {tmp_path / file_name}: {kind}is not UTF-8 text: save it as UTF-8\n"

@@ -178,6 +178,14 @@ def test_ids_select_images_from_a_list_or_a_split_file(tmp_path):
         FolderSegmentation(images, masks, ids=["a", "zz"])
 
 
+def test_an_id_listed_twice_in_a_split_file_is_refused(tmp_path):
+    split = tmp_path / "val.txt"
+    split.write_text("b\nc\nb\n")
+    with pytest.raises(DataError) as caught:
+        read_split(split)
+    assert str(caught.value) == f"{split}: id 'b' is listed twice: each image goes in a split once"
+
+
 def test_split_by_fraction_is_deterministic_and_disjoint():
     ids = [f"{number:04d}" for number in range(50)]
     train, val = split_by_fraction(ids, 0.2, seed=3)
@@ -315,12 +323,32 @@ def test_a_colour_missing_from_the_table_is_an_error_naming_mask_and_colour(tmp_
     ({"road": [1, 2, 3], "lane": [1, 2, 3]}, r"colour \[1, 2, 3\] is given to both 'road' and 'lane'"),
     ([1, 2, 3], "a colour table is"),
     ({"void": [0, 0, 0]}, "the colour table has no classes"),
+    ({"classes": [{"name": "red", "color": [1, 0, 0]}, {"name": "red", "color": [2, 0, 0]}]},
+     "class name 'red' is given twice: each class needs a name of its own$"),
+    ({"road": [1, 2, 3], " ": [4, 5, 6]}, "class 1 has an empty name"),
+    ({f"class{index}": [index, 0, 0] for index in range(256)},
+     r"names 256 classes, more than an 8-bit label map holds: at most 255 \(0\.\.254; 255 means ignore\)$"),
 ])
 def test_bad_color_tables_are_errors_naming_the_file(tmp_path, table, message):
     table_file = tmp_path / "colors.json"
     table_file.write_text(json.dumps(table))
     with pytest.raises(DataError, match="colors.json: " + message):
         load_color_table(table_file)
+
+
+def test_a_colour_table_of_255_classes_is_read(tmp_path):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text(json.dumps({f"class{index}": [index, 0, 0] for index in range(255)}))
+    table = load_color_table(table_file)
+    assert len(table.names) == 255 and table.values[-1] == 254
+
+
+def test_a_colour_given_twice_under_one_name_is_refused_not_dropped(tmp_path):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text('{"background": [0, 0, 0], "red": [200, 0, 0], "red": [255, 0, 0]}')
+    with pytest.raises(DataError) as caught:
+        load_color_table(table_file)
+    assert str(caught.value) == f"{table_file}: key 'red' is given twice: JSON keeps only one of them"
 
 
 def test_a_color_table_that_is_not_json_is_an_error(tmp_path):
@@ -426,7 +454,7 @@ def test_a_missing_folder_is_an_error_naming_it(tmp_path):
 
 def test_class_names_from_a_text_file_of_one_name_per_line(tmp_path):
     names_file = tmp_path / "classes.txt"
-    names_file.write_text("# as CVAT writes them\nbackground\nroad\n\ncar\n")
+    names_file.write_text("# as CVAT writes them\n\nbackground\nroad\n# cars and vans\ncar\n\n")
     assert load_class_names(str(names_file)) == ["background", "road", "car"]
     (tmp_path / "empty.txt").write_text("\n# nothing\n")
     with pytest.raises(DataError, match=r"empty.txt: class-name file lists no class names$"):
@@ -440,3 +468,21 @@ def test_a_class_name_given_twice_is_refused(tmp_path, text):
     names_file.write_text(text)
     with pytest.raises(DataError, match=r"class name 'road' is given twice: each class needs a name of its own$"):
         load_class_names(str(names_file))
+
+
+def test_a_blank_line_among_class_names_is_refused_not_skipped(tmp_path):
+    # skipped, it would give car class 2, where the file may mean 3
+    names_file = tmp_path / "classes.txt"
+    names_file.write_text("background\nroad\n\ncar\n")
+    with pytest.raises(DataError) as caught:
+        load_class_names(str(names_file))
+    assert str(caught.value) == (f"{names_file}: line 3 is blank: a class's id is its place in the list, so every "
+                                 f"line between the first name and the last names a class (or is a # comment)")
+
+
+def test_an_empty_class_name_in_json_is_refused(tmp_path):
+    names_file = tmp_path / "names.json"
+    names_file.write_text('["background", "", "car"]')
+    with pytest.raises(DataError) as caught:
+        load_class_names(str(names_file))
+    assert str(caught.value) == f"{names_file}: class 1 has an empty name: each class needs a name of its own"

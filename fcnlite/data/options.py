@@ -65,10 +65,17 @@ def add_data_arguments(parser):
 def _class_names_from_arg(text):
     if text is None:
         return None
-    from .folder import load_class_names, repeated_name
+    from .folder import MAX_CLASSES, load_class_names, repeated_name
     if os.path.exists(text):
         return load_class_names(text)
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    if text.lower().endswith((".json", ".txt")) or os.sep in text or (os.altsep and os.altsep in text):
+        raise DataError(text, "no such file")   # a file meant, not one class of that name
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise UsageError(f"--class-names '{text}' has an empty name: each class needs one (names go between "
+                         f"commas, e.g. 'background,road')")
+    if len(names) > MAX_CLASSES:
+        raise UsageError(f"--class-names names {len(names)} classes: at most {MAX_CLASSES} fit an 8-bit label map")
     repeated = repeated_name(names)
     if repeated is not None:
         raise UsageError(f"--class-names names {repeated!r} twice: each class needs a name of its own")
