@@ -936,3 +936,27 @@ def test_a_text_file_that_is_not_utf8_is_one_line(tmp_path, capsys, option, file
                                              "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == f"error: {tmp_path / file_name}: {kind}is not UTF-8 text: save it as UTF-8\n"
+
+
+def test_a_single_image_cannot_be_split_and_the_message_says_what_to_do(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks(1))
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'images'}: holds one image with a mask: too few to hold one out for "
+                      f"validation; add images, or give validation images of their own (--val-images, --val-masks)\n")
+
+
+def test_a_split_file_of_every_image_leaves_none_to_train_on_but_evaluates_them_all(tmp_path, capsys, weights):
+    data = make_folder(tmp_path / "data", road_and_car_masks())
+    (tmp_path / "val.txt").write_text("".join(f"{index:02d}\n" for index in range(6)))
+    split = ["--split-file", str(tmp_path / "val.txt")]
+    status, _, stderr = run(cli.main_train, [*data, *split, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+                            capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val.txt'}: lists every image of {tmp_path / 'data' / 'images'} for "
+                      f"validation: it leaves no image to train on\n")
+    status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), *data, *split, "--class-names",
+                                                "background,road,car", "--device", "cpu", "--json",
+                                                str(tmp_path / "m.json")], capsys)
+    assert status == 0, stderr
+    assert json.loads((tmp_path / "m.json").read_text())["n_pixels"] == 6 * 12 * 16
