@@ -960,3 +960,20 @@ def test_a_split_file_of_every_image_leaves_none_to_train_on_but_evaluates_them_
                                                 str(tmp_path / "m.json")], capsys)
     assert status == 0, stderr
     assert json.loads((tmp_path / "m.json").read_text())["n_pixels"] == 6 * 12 * 16
+
+
+@pytest.mark.parametrize("option", ["--synthetic", "--synthetic-road"])
+def test_generated_data_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch, option):
+    root = tmp_path / "read-only"
+    make_folders = os.makedirs
+
+    def refuse_under_root(path, *args, **kwargs):   # what a read-only --data-root does, for root too
+        if str(path).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return make_folders(path, *args, **kwargs)
+    monkeypatch.setattr(os, "makedirs", refuse_under_root)
+    status, _, stderr = run(cli.main_train, [option, "--data-root", str(root), *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {root}: cannot write the generated data here (Permission denied): "
+                      f"choose another --data-root\n")
