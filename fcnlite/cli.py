@@ -482,10 +482,7 @@ def image_paths(arguments):
     paths = []
     for argument in arguments:
         if os.path.isdir(argument):
-            try:
-                names = image_files(argument)
-            except OSError as error:
-                raise DataError(argument, f"cannot list the folder ({error.strerror or error})") from None
+            names = image_files(argument)
             if not names:
                 raise DataError(argument, f"no image files ({LISTED_EXTENSIONS}) in this folder")
             paths.extend(os.path.join(argument, name) for name in names)

@@ -1160,3 +1160,88 @@ def test_weights_that_cannot_be_used_stop_predict_evaluate_and_train_init_in_one
                                          "--out", str(tmp_path / "run")])]:
         status, _, stderr = run(main, argv, capsys)
         assert (status, stderr) == (2, f"error: {message}\n"), main.__name__
+
+
+def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "val.txt").write_text("04\n05\n04\n")
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), *TINY,
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == f"error: {tmp_path / 'val.txt'}: id '04' is listed twice: each image goes in a split once\n"
+
+
+@pytest.mark.parametrize("name", ["names.json", "names.txt", os.path.join("lists", "names")])
+def test_class_names_naming_a_file_that_is_not_there_say_so(tmp_path, capsys, name):
+    data = make_folder(tmp_path, road_and_car_masks())
+    missing = str(tmp_path / name)
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", missing, *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr == f"error: {missing}: no such file\n"
+
+
+@pytest.mark.parametrize("names", ["background,,car", "background,road,", "background, ,car"])
+def test_an_empty_class_name_on_the_command_line_is_refused(tmp_path, capsys, names):
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", names, *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: --class-names '{names}' has an empty name: each class needs one (names go between "
+                      f"commas, e.g. 'background,road')\n")
+
+
+@pytest.mark.parametrize("option, file_name, kind", [
+    ("--class-names", "names.json", ""), ("--class-names", "names.txt", "class-name file "),
+    ("--split-file", "val.txt", "split file "), ("--color-table", "colors.json", "")])
+def test_a_text_file_that_is_not_utf8_is_one_line(tmp_path, capsys, option, file_name, kind):
+    data = make_folder(tmp_path / "data", road_and_car_masks(), color=option == "--color-table")
+    text = {"names.json": '["background", "road", "café"]', "names.txt": "background\nroad\ncafé\n",
+            "val.txt": "04\n# café\n05\n", "colors.json": '{"background": [0, 0, 0], "road": [128, 64, 128], '
+                                                          '"café": [0, 0, 142]}'}[file_name]
+    (tmp_path / file_name).write_bytes(text.encode("latin-1"))
+    formats = ["--mask-format", "color"] if option == "--color-table" else []
+    status, _, stderr = run(cli.main_train, [*data, *formats, option, str(tmp_path / file_name), *TINY,
+                                             "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == f"error: {tmp_path / file_name}: {kind}is not UTF-8 text: save it as UTF-8\n"
+
+
+def test_a_single_image_cannot_be_split_and_the_message_says_what_to_do(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks(1))
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'images'}: holds one image with a mask: too few to hold one out for "
+                      f"validation; add images, or give validation images of their own (--val-images, --val-masks)\n")
+
+
+def test_a_split_file_of_every_image_leaves_none_to_train_on_but_evaluates_them_all(tmp_path, capsys, weights):
+    data = make_folder(tmp_path / "data", road_and_car_masks())
+    (tmp_path / "val.txt").write_text("".join(f"{index:02d}\n" for index in range(6)))
+    split = ["--split-file", str(tmp_path / "val.txt")]
+    status, _, stderr = run(cli.main_train, [*data, *split, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+                            capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val.txt'}: lists every image of {tmp_path / 'data' / 'images'} for "
+                      f"validation: it leaves no image to train on\n")
+    status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), *data, *split, "--class-names",
+                                                "background,road,car", "--device", "cpu", "--json",
+                                                str(tmp_path / "m.json")], capsys)
+    assert status == 0, stderr
+    assert json.loads((tmp_path / "m.json").read_text())["n_pixels"] == 6 * 12 * 16
+
+
+@pytest.mark.parametrize("option", ["--synthetic", "--synthetic-road"])
+def test_generated_data_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch, option):
+    root = tmp_path / "read-only"
+    make_folders = os.makedirs
+
+    def refuse_under_root(path, *args, **kwargs):   # what a read-only --data-root does, for root too
+        if str(path).startswith(str(tmp_path)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return make_folders(path, *args, **kwargs)
+    monkeypatch.setattr(os, "makedirs", refuse_under_root)
+    status, _, stderr = run(cli.main_train, [option, "--data-root", str(root), *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {root}: cannot write the generated data here (Permission denied): "
+                      f"choose another --data-root\n")

@@ -239,6 +239,15 @@ def test_empty_split_file_is_named(voc):
         VOCSegmentation(root, "val")
 
 
+def test_an_id_listed_twice_in_a_split_is_refused_not_counted_twice(voc):
+    root, _ = voc
+    split = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
+    split.write_text("2008_000002\n2007_000039\n2008_000002\n")
+    with pytest.raises(DataError) as caught:
+        VOCSegmentation(root, "val")
+    assert str(caught.value) == f"{split}: id '2008_000002' is listed twice: each image goes in a split once"
+
+
 # ---- skip_bad and SkipBad ---------------------------------------------------------------------
 
 def test_skip_bad_drops_ids_with_missing_files_and_notes_them(voc):

@@ -105,10 +105,28 @@ def test_a_grey_mask_read_as_channel_masks_gives_its_one_channel(tmp_path, dtype
     numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask(seed=7))
 
 
-def test_a_png_mask_is_preferred_to_a_jpeg_with_the_same_stem(tmp_path):
+@pytest.mark.parametrize("extension", [".bmp", ".jpg"])
+def test_two_masks_with_one_stem_are_an_error_naming_both(tmp_path, extension):
     images, masks = make_folders(tmp_path, stems=("a",))
-    save(os.path.join(masks, "a.jpg"), index_mask(), mode="L")
-    assert FolderSegmentation(images, masks).label_path(0).endswith("a.png")
+    save(os.path.join(masks, "a" + extension), index_mask(), mode="L")
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks)
+    assert str(caught.value) == (f"{os.path.join(masks, 'a.png')}: two masks share the stem 'a' "
+                                 f"(the other is a{extension})")
+
+
+def test_a_float_tiff_image_of_0_to_1_is_scaled_to_0_to_255_and_other_floats_are_clipped(tmp_path):
+    images, masks = make_folders(tmp_path, stems=("a", "b"))
+    fraction = numpy.linspace(0, 1, HEIGHT * WIDTH).reshape(HEIGHT, WIDTH).astype(numpy.float32)
+    Image.fromarray(fraction, mode="F").save(os.path.join(images, "a.tif"))
+    Image.fromarray(fraction * 400 - 100, mode="F").save(os.path.join(images, "b.tif"))
+    for stem in ("a", "b"):
+        os.remove(os.path.join(images, f"{stem}.png"))
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    scaled, clipped = dataset.load(0)[0], dataset.load(1)[0]
+    assert scaled.shape == (HEIGHT, WIDTH, 3) and (scaled[..., 0] == scaled[..., 2]).all()
+    numpy.testing.assert_array_equal(scaled[..., 0], (fraction.astype(numpy.float64) * 255).astype(numpy.uint8))
+    numpy.testing.assert_array_equal(clipped[..., 0], numpy.clip(fraction * 400 - 100, 0, 255).astype(numpy.uint8))
 
 
 def test_an_image_without_a_mask_is_an_error_naming_the_image(tmp_path):
@@ -158,6 +176,14 @@ def test_ids_select_images_from_a_list_or_a_split_file(tmp_path):
     assert FolderSegmentation(images, masks, ids=str(split)).ids == ["b", "c"]
     with pytest.raises(DataError, match=r"images/zz: no image with this name"):
         FolderSegmentation(images, masks, ids=["a", "zz"])
+
+
+def test_an_id_listed_twice_in_a_split_file_is_refused(tmp_path):
+    split = tmp_path / "val.txt"
+    split.write_text("b\nc\nb\n")
+    with pytest.raises(DataError) as caught:
+        read_split(split)
+    assert str(caught.value) == f"{split}: id 'b' is listed twice: each image goes in a split once"
 
 
 def test_split_by_fraction_is_deterministic_and_disjoint():
@@ -297,12 +323,32 @@ def test_a_colour_missing_from_the_table_is_an_error_naming_mask_and_colour(tmp_
     ({"road": [1, 2, 3], "lane": [1, 2, 3]}, r"colour \[1, 2, 3\] is given to both 'road' and 'lane'"),
     ([1, 2, 3], "a colour table is"),
     ({"void": [0, 0, 0]}, "the colour table has no classes"),
+    ({"classes": [{"name": "red", "color": [1, 0, 0]}, {"name": "red", "color": [2, 0, 0]}]},
+     "class name 'red' is given twice: each class needs a name of its own$"),
+    ({"road": [1, 2, 3], " ": [4, 5, 6]}, "class 1 has an empty name"),
+    ({f"class{index}": [index, 0, 0] for index in range(256)},
+     r"names 256 classes, more than an 8-bit label map holds: at most 255 \(0\.\.254; 255 means ignore\)$"),
 ])
 def test_bad_color_tables_are_errors_naming_the_file(tmp_path, table, message):
     table_file = tmp_path / "colors.json"
     table_file.write_text(json.dumps(table))
     with pytest.raises(DataError, match="colors.json: " + message):
         load_color_table(table_file)
+
+
+def test_a_colour_table_of_255_classes_is_read(tmp_path):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text(json.dumps({f"class{index}": [index, 0, 0] for index in range(255)}))
+    table = load_color_table(table_file)
+    assert len(table.names) == 255 and table.values[-1] == 254
+
+
+def test_a_colour_given_twice_under_one_name_is_refused_not_dropped(tmp_path):
+    table_file = tmp_path / "colors.json"
+    table_file.write_text('{"background": [0, 0, 0], "red": [200, 0, 0], "red": [255, 0, 0]}')
+    with pytest.raises(DataError) as caught:
+        load_color_table(table_file)
+    assert str(caught.value) == f"{table_file}: key 'red' is given twice: JSON keeps only one of them"
 
 
 def test_a_color_table_that_is_not_json_is_an_error(tmp_path):
@@ -352,6 +398,38 @@ def test_an_unreadable_image_is_an_error_from_load_naming_the_image(tmp_path):
         dataset.load(1)
 
 
+def test_an_image_without_read_permission_says_so(tmp_path, monkeypatch):
+    images, masks = make_folders(tmp_path, stems=("a",))
+    locked = os.path.join(images, "a.png")
+    open_image = Image.open
+
+    def refuse_locked(path, *args, **kwargs):   # what chmod 000 does, for root too
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return open_image(path, *args, **kwargs)
+    monkeypatch.setattr(Image, "open", refuse_locked)
+    dataset = FolderSegmentation(images, masks, class_names=["background", "road", "car"])
+    with pytest.raises(DataError) as caught:
+        dataset.load(0)
+    assert str(caught.value) == f"{locked}: cannot be read (permission denied)"
+
+
+@pytest.mark.parametrize("role", ["images", "masks"])
+def test_a_folder_without_read_permission_says_so(tmp_path, monkeypatch, role):
+    images, masks = make_folders(tmp_path)
+    locked = os.path.join(str(tmp_path), role)
+    list_folder = os.listdir
+
+    def refuse_locked(path="."):   # what chmod 000 does, for root too
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return list_folder(path)
+    monkeypatch.setattr(os, "listdir", refuse_locked)
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks)
+    assert str(caught.value) == f"{locked}: cannot list the folder (Permission denied)"
+
+
 def test_an_empty_images_folder_is_an_error_naming_it(tmp_path):
     (tmp_path / "images").mkdir()
     _, masks = make_folders(tmp_path / "other")
@@ -376,7 +454,7 @@ def test_a_missing_folder_is_an_error_naming_it(tmp_path):
 
 def test_class_names_from_a_text_file_of_one_name_per_line(tmp_path):
     names_file = tmp_path / "classes.txt"
-    names_file.write_text("# as CVAT writes them\nbackground\nroad\n\ncar\n")
+    names_file.write_text("# as CVAT writes them\n\nbackground\nroad\n# cars and vans\ncar\n\n")
     assert load_class_names(str(names_file)) == ["background", "road", "car"]
     (tmp_path / "empty.txt").write_text("\n# nothing\n")
     with pytest.raises(DataError, match=r"empty.txt: class-name file lists no class names$"):
@@ -390,3 +468,21 @@ def test_a_class_name_given_twice_is_refused(tmp_path, text):
     names_file.write_text(text)
     with pytest.raises(DataError, match=r"class name 'road' is given twice: each class needs a name of its own$"):
         load_class_names(str(names_file))
+
+
+def test_a_blank_line_among_class_names_is_refused_not_skipped(tmp_path):
+    # skipped, it would give car class 2, where the file may mean 3
+    names_file = tmp_path / "classes.txt"
+    names_file.write_text("background\nroad\n\ncar\n")
+    with pytest.raises(DataError) as caught:
+        load_class_names(str(names_file))
+    assert str(caught.value) == (f"{names_file}: line 3 is blank: a class's id is its place in the list, so every "
+                                 f"line between the first name and the last names a class (or is a # comment)")
+
+
+def test_an_empty_class_name_in_json_is_refused(tmp_path):
+    names_file = tmp_path / "names.json"
+    names_file.write_text('["background", "", "car"]')
+    with pytest.raises(DataError) as caught:
+        load_class_names(str(names_file))
+    assert str(caught.value) == f"{names_file}: class 1 has an empty name: each class needs a name of its own"

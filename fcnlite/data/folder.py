@@ -55,12 +55,14 @@ from .classes import IGNORE_INDEX as IGNORE
 from .classmap import parse_class_map
 from ..errors import count
 from .errors import DataError
-from .images import WIDE_GREY_MODES, check_label_values, open_image, read_image, read_split, turned_note
+from .images import (WIDE_GREY_MODES, check_label_values, open_image, read_image, read_lines, read_split,
+                     turned_note)
 
 GREY_MODES = ("L", "1") + WIDE_GREY_MODES   # Pillow's single-channel modes: a mask's one channel is its label
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LISTED_EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 MASK_FORMATS = ("index", "channel", "color")
+MAX_CLASSES = IGNORE   # classes are label values 0..254 (8 bits; 255 means ignore)
 
 ColorTable = namedtuple("ColorTable", ["names", "colors", "values"])
 ColorTable.__doc__ = """A decoded colour table: class `names` in index order; `colors` (n, 3) uint8;
@@ -70,13 +72,20 @@ ColorTable.__doc__ = """A decoded colour table: class `names` in index order; `c
 # ---- small files: class names, colour tables; splitting ids -------------------------------------
 
 def _read_json(path):
+    def unique_keys(pairs):   # json would keep the last of two equal keys, and drop the other unsaid
+        repeated = repeated_name([key for key, _ in pairs])
+        if repeated is not None:
+            raise DataError(path, f"key {repeated!r} is given twice: JSON keeps only one of them")
+        return dict(pairs)
     try:
         with open(path, encoding="utf-8-sig") as file:   # -sig: a byte-order mark, as some editors write, is fine
-            return json.load(file)
+            return json.load(file, object_pairs_hook=unique_keys)
     except OSError as error:
         raise DataError(path, f"cannot read ({error.strerror or error})") from None
     except json.JSONDecodeError as error:
         raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError:
+        raise DataError(path, "is not UTF-8 text: save it as UTF-8") from None
 
 
 def unnamed_classes(n_classes):
@@ -92,9 +101,10 @@ def repeated_name(names):
 
 def load_class_names(path):
     """Class names, index = class id: a JSON list (["background", "road"]), or, in a .txt file, one name
-    per line (as annotation tools such as CVAT write them; blank lines and '#' comments skipped)."""
+    per line (as annotation tools such as CVAT write them; '#' comments, and blank lines before the
+    first name or after the last, skipped)."""
     if str(path).lower().endswith(".txt"):
-        names = read_split(path, "class-name file", "class names")   # the same lines as a split file
+        names = _names_from_lines(read_lines(path, "class-name file"), path)
     else:
         names = _read_json(path)
         if isinstance(names, dict) and "classes" in names:
@@ -102,10 +112,34 @@ def load_class_names(path):
         if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
             raise DataError(path, 'class names must be a JSON list of strings, e.g. ["background", "road"], '
                                   'or a .txt file of one name per line')
+    check_class_names(names, path)
+    return names
+
+
+def _names_from_lines(lines, path):
+    names = [line.split("#")[0].strip() for line in lines]
+    named = [number for number, name in enumerate(names) if name]
+    if not named:
+        raise DataError(path, "class-name file lists no class names")
+    # a blank line among the names is a class without one, or a slip: skipped, it would renumber the rest
+    blank = [number for number in range(named[0], named[-1]) if not lines[number].strip()]
+    if blank:
+        raise DataError(path, f"line {blank[0] + 1} is blank: a class's id is its place in the list, so every "
+                              f"line between the first name and the last names a class (or is a # comment)")
+    return [name for name in names if name]
+
+
+def check_class_names(names, path):
+    """DataError naming `path` where a class has no name or another's, or there are more than a label map holds."""
+    empty = [index for index, name in enumerate(names) if not name.strip()]
+    if empty:
+        raise DataError(path, f"class {empty[0]} has an empty name: each class needs a name of its own")
     repeated = repeated_name(names)
     if repeated is not None:
         raise DataError(path, f"class name {repeated!r} is given twice: each class needs a name of its own")
-    return names
+    if len(names) > MAX_CLASSES:
+        raise DataError(path, f"names {len(names)} classes, more than an 8-bit label map holds: at most "
+                              f"{MAX_CLASSES} (0..{MAX_CLASSES - 1}; {IGNORE} means ignore)")
 
 
 def _color(value, path, name):
@@ -143,6 +177,7 @@ def load_color_table(path):
             names.append(name)
     if not names:
         raise DataError(path, "the colour table has no classes")
+    check_class_names(names, path)
     return ColorTable(names, numpy.array(colors, dtype=numpy.uint8), numpy.array(values, dtype=numpy.uint8))
 
 
@@ -241,7 +276,11 @@ def read_color_mask(path, color_table):
 
 def image_files(folder):
     """The names of the image files in `folder` (IMAGE_EXTENSIONS in any case, no hidden files), sorted."""
-    return [name for name in sorted(os.listdir(folder))
+    try:
+        names = os.listdir(folder)
+    except OSError as error:
+        raise DataError(folder, f"cannot list the folder ({error.strerror or error})") from None
+    return [name for name in sorted(names)
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
             and os.path.isfile(os.path.join(folder, name))]
 
@@ -254,13 +293,9 @@ def _list_images(folder, role):
         raise DataError(folder, f"{role} folder does not exist")
     found = {}
     for name in image_files(folder):
-        stem, extension = os.path.splitext(name)
-        if stem in found:
-            if role == "mask":
-                if extension.lower() == ".png":  # prefer PNG: lossless, so label values survive
-                    found[stem] = name
-                continue
-            raise DataError(os.path.join(folder, name), f"two images share the stem {stem!r} "
+        stem = os.path.splitext(name)[0]
+        if stem in found:   # either could be the one meant: picking one would hide the other
+            raise DataError(os.path.join(folder, name), f"two {role}s share the stem {stem!r} "
                                                         f"(the other is {found[stem]})")
         found[stem] = name
     if not found:

@@ -21,19 +21,31 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.Decompression
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "F")
 
 
-def read_split(path, kind="split file", items="ids"):
-    """The ids listed in a split file, one per line (blank lines and '#' comments skipped), as in VOC's
-    ImageSets; kind and items name the file and its lines in errors (a list of class names is read so too)."""
+def read_lines(path, kind):
+    """The lines of a small text file (UTF-8), without their line ends; kind names the file in errors."""
     try:
         with open(path, encoding="utf-8-sig") as file:   # -sig: a byte-order mark, as some editors write, is fine
-            lines = [line.split("#")[0].strip() for line in file]
+            return [line.rstrip("\n") for line in file]
     except FileNotFoundError:
         raise DataError(path, f"{kind} is missing") from None
     except OSError as error:
         raise DataError(path, f"cannot read the {kind} ({error.strerror or error})") from None
-    ids = [line for line in lines if line]
+    except UnicodeDecodeError:
+        raise DataError(path, f"{kind} is not UTF-8 text: save it as UTF-8") from None
+
+
+def read_split(path):
+    """The ids listed in a split file, one per line (blank lines and '#' comments skipped), as in VOC's
+    ImageSets. An id listed twice is refused: its image would count twice."""
+    ids = [line.split("#")[0].strip() for line in read_lines(path, "split file")]
+    ids = [id_ for id_ in ids if id_]
     if not ids:
-        raise DataError(path, f"{kind} lists no {items}")
+        raise DataError(path, "split file lists no ids")
+    seen = set()
+    for id_ in ids:
+        if id_ in seen:
+            raise DataError(path, f"id {id_!r} is listed twice: each image goes in a split once")
+        seen.add(id_)
     return ids
 
 
@@ -90,6 +102,8 @@ def open_image(path, missing, undecodable, upright=False):
         return picture
     except FileNotFoundError:
         raise DataError(path, missing) from None
+    except PermissionError:   # the file is there: not a decoding problem, so Pillow's words would mislead
+        raise DataError(path, "cannot be read (permission denied)") from None
     except DECODE_ERRORS as error:
         if picture is not None:
             picture.close()
@@ -107,9 +121,14 @@ def read_image(path, undecodable="cannot be decoded as an image", upright=True):
     """
     with open_image(path, "image file is missing", undecodable, upright) as picture:
         if picture.mode in WIDE_GREY_MODES:
-            # 16-bit or float grey: convert("RGB") would clip at 255, so a 16-bit range is rescaled
+            # 16-bit or float grey: convert("RGB") would clip at 255, and round floats of 0..1 to 0 or 1 (an
+            # almost black image), so a 16-bit range is rescaled, and floats of 0..1 are scaled to 0..255
+            # (brightness as a fraction, as image tools write it); other floats are clipped to 0..255
             values = numpy.asarray(picture, dtype=numpy.float64)
-            if values.size and values.max() > 255:
+            if picture.mode == "F":
+                if values.size and values.min() >= 0 and values.max() <= 1:
+                    values = values * 255.0
+            elif values.size and values.max() > 255:
                 values = values / 257.0
             grey = numpy.clip(values, 0, 255).astype(numpy.uint8)
             return numpy.repeat(grey[:, :, None], 3, axis=2)

@@ -65,10 +65,17 @@ def add_data_arguments(parser):
 def _class_names_from_arg(text):
     if text is None:
         return None
-    from .folder import load_class_names, repeated_name
+    from .folder import MAX_CLASSES, load_class_names, repeated_name
     if os.path.exists(text):
         return load_class_names(text)
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    if text.lower().endswith((".json", ".txt")) or os.sep in text or (os.altsep and os.altsep in text):
+        raise DataError(text, "no such file")   # a file meant, not one class of that name
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise UsageError(f"--class-names '{text}' has an empty name: each class needs one (names go between "
+                         f"commas, e.g. 'background,road')")
+    if len(names) > MAX_CLASSES:
+        raise UsageError(f"--class-names names {len(names)} classes: at most {MAX_CLASSES} fit an 8-bit label map")
     repeated = repeated_name(names)
     if repeated is not None:
         raise UsageError(f"--class-names names {repeated!r} twice: each class needs a name of its own")
@@ -137,12 +144,18 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
             raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}")
         held_out = set(val_ids)
         train_ids = [i for i in everything.ids if i not in held_out]
+        if not train_ids and training:   # evaluating every image is fine
+            raise DataError(args.split_file, f"lists every image of {images} for validation: it leaves no image "
+                                             f"to train on")
+    elif len(everything) < 2:
+        raise DataError(images, "holds one image with a mask: too few to hold one out for validation; add "
+                                "images, or give validation images of their own (--val-images, --val-masks)")
     else:
         train_ids, val_ids = split_by_fraction(everything.ids, args.val_fraction, seed=0)
     # both halves keep the whole folder's classes (not a count re-derived from their own masks)
-    halves = (FolderSegmentation(images, masks, ids=train_ids, **common),
+    halves = (FolderSegmentation(images, masks, ids=train_ids, **common) if train_ids else None,
               FolderSegmentation(images, masks, ids=val_ids, **common))
-    for half in halves:   # the data line counts the folder's images, not the half's
+    for half in (half for half in halves if half is not None):   # the data line counts the folder's images
         half.name = describe_folder(images, len(everything))
     # images --skip-bad dropped for want of a mask: reported once, with the half the program uses
     halves[0 if training else 1].skipped = everything.skipped

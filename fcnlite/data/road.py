@@ -273,18 +273,22 @@ def ensure_synthetic_road(root, n_images=DEFAULT_N_IMAGES, size=DEFAULT_SIZE, se
         raise DataError(root, "folder exists but has no CameraRGB and CameraSeg folders: "
                               "empty it or choose another --data-root")
     parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
     try:
-        make_synthetic_road(temporary, n_images=n_images, size=size, seed=seed)
+        os.makedirs(parent, exist_ok=True)
+        temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
         try:
-            os.rename(temporary, root)   # atomic; replaces root only if it is an empty folder
-        except OSError:
-            if not _is_dataset(root):    # not another process that finished first
-                raise
-    finally:
-        if os.path.isdir(temporary):
-            shutil.rmtree(temporary, ignore_errors=True)
+            make_synthetic_road(temporary, n_images=n_images, size=size, seed=seed)
+            try:
+                os.rename(temporary, root)   # atomic; replaces root only if it is an empty folder
+            except OSError:
+                if not _is_dataset(root):    # not another process that finished first
+                    raise
+        finally:
+            if os.path.isdir(temporary):
+                shutil.rmtree(temporary, ignore_errors=True)
+    except OSError as error:   # a read-only or full disk
+        raise DataError(root, f"cannot write the generated data here ({error.strerror or error}): "
+                              f"choose another --data-root") from None
     return root
 
 

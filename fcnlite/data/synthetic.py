@@ -152,17 +152,21 @@ def ensure_synthetic_voc(root, n_train=200, n_val=50, size=(64, 96), seed=0):
     marker = os.path.join(voc_dir, "synthetic.json")
     wanted = _settings(n_train, n_val, size, seed)
     if not os.path.exists(voc_dir):
-        os.makedirs(os.path.join(root, "VOCdevkit"), exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".synthetic-voc-", dir=root)
         try:
-            make_synthetic_voc(staging, n_train, n_val, size, seed)
+            os.makedirs(os.path.join(root, "VOCdevkit"), exist_ok=True)
+            staging = tempfile.mkdtemp(prefix=".synthetic-voc-", dir=root)
             try:
-                os.rename(os.path.join(staging, "VOCdevkit", "VOC2012"), voc_dir)
-            except OSError:
-                if not os.path.exists(marker):   # not a concurrent maker finishing first: a real failure
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                make_synthetic_voc(staging, n_train, n_val, size, seed)
+                try:
+                    os.rename(os.path.join(staging, "VOCdevkit", "VOC2012"), voc_dir)
+                except OSError:
+                    if not os.path.exists(marker):   # not a concurrent maker finishing first: a real failure
+                        raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        except OSError as error:   # a read-only or full disk
+            raise DataError(root, f"cannot write the generated data here ({error.strerror or error}): "
+                                  f"choose another --data-root") from None
     if not os.path.exists(marker):
         raise DataError(voc_dir, "holds a VOC dataset that is not fcnlite's synthetic one; use another folder")
     with open(marker) as file:
