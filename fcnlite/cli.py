@@ -20,7 +20,7 @@ from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineP
 from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, data_root_used, datasets_from_args,
                            uses_folders)
 from .errors import UsageError, count
-from .io import WeightsError
+from .io import WeightsError, cannot_write_in
 from .models.fcn import FCN_ARCHITECTURES
 from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
                           parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
@@ -65,7 +65,7 @@ def check_writable_file(path, option):
     if os.path.isdir(path):
         raise UsageError(f"{option} {path} is a folder, not a file name")
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: cannot write in {folder} (permission denied)")
+        raise UsageError(f"{option} {path}: no permission to write in {folder}")
 
 
 def refuse_empty_paths(args, keys):
@@ -81,14 +81,9 @@ def check_output_folder(folder, option, what):
         raise UsageError(f"{option} is empty: give a folder for {what}")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{option} {folder} is a file: give a folder for {what}")
-    existing = folder   # walked up as given, not normalised: in afile/../run, afile must be a folder
-    while existing and not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    existing = existing or "."
-    if not os.path.isdir(existing):
-        raise UsageError(f"{option} {folder}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {folder}: cannot write in {existing} (permission denied)")
+    problem = cannot_write_in(folder)
+    if problem:
+        raise UsageError(f"{option} {folder}: {problem}")
 
 
 def report_skipped(messages, what):

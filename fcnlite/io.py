@@ -106,20 +106,30 @@ def os_reason(error):
     return os.strerror(error.errno).lower() if error.errno else first_line(error)
 
 
+def cannot_write_in(folder):
+    """Why files cannot be written in `folder` (made first where it is missing), in words; None where
+    they can. The nearest folder that exists decides, walked up to as given, not normalised: in
+    afile/../run, afile must be a folder."""
+    existing = folder
+    while existing and not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    existing = existing or "."
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"no permission to write in {existing}"
+    return None
+
+
 def check_writable(path):
     """Before any long work: WeightsError unless a file can be written at path (not a folder; its folder
     one that exists and takes files, or one atomic_write can make)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise WeightsError(f"cannot write {path} (it is a folder: name the file to write in it)")
-    existing = os.path.dirname(path)   # walked up as given: in afile/../x.h5, afile must be a folder
-    while existing and not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    existing = existing or "."
-    if not os.path.isdir(existing):
-        raise WeightsError(f"cannot write {path} ({existing} is a file, not a folder)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise WeightsError(f"cannot write {path} (no permission to write in {existing})")
+    problem = cannot_write_in(os.path.dirname(path))
+    if problem:
+        raise WeightsError(f"cannot write {path} ({problem})")
 
 
 def atomic_write(path, write, size=0):
