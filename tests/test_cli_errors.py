@@ -549,15 +549,20 @@ def test_predict_with_max_side_gives_labels_at_the_photos_size(tmp_path, capsys,
     assert labels.size == (90, 60)
 
 
-def test_an_evaluation_that_met_bad_data_mid_run_is_done_first_on_resume_and_a_finished_run_is_not_redone(
-        tmp_path, capsys):
+def folder_with_a_bad_validation_mask(tmp_path):
+    """(masks, data options): folder data whose one validation image, 05, has a mask of a class that is not."""
     masks = road_and_car_masks()
     data = make_folder(tmp_path, masks)
     Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")
     (tmp_path / "val.txt").write_text("05\n")
+    return masks, [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt")]
+
+
+def test_an_evaluation_that_met_bad_data_mid_run_is_done_first_on_resume_and_a_finished_run_is_not_redone(
+        tmp_path, capsys):
+    masks, data = folder_with_a_bad_validation_mask(tmp_path)
     out = tmp_path / "run"
-    common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
-              "--eval-every", "2", "--out", str(out)]
+    common = [*data, *TINY, "--eval-every", "2", "--out", str(out)]
     status, _, stderr = run(cli.main_train, [*common, "--max-iter", "4"], capsys)
     assert status == 2 and "met evaluating at iteration 2" in stderr
     Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")
@@ -574,13 +579,9 @@ def test_an_evaluation_that_met_bad_data_mid_run_is_done_first_on_resume_and_a_f
 
 
 def test_a_final_evaluation_that_met_bad_data_is_done_on_resume(tmp_path, capsys):
-    masks = road_and_car_masks()
-    data = make_folder(tmp_path, masks)
-    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")
-    (tmp_path / "val.txt").write_text("05\n")
+    masks, data = folder_with_a_bad_validation_mask(tmp_path)
     out = tmp_path / "run"
-    common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
-              "--max-iter", "2", "--out", str(out)]
+    common = [*data, *TINY, "--max-iter", "2", "--out", str(out)]
     status, _, stderr = run(cli.main_train, common, capsys)
     assert status == 2 and "met evaluating at iteration 2" in stderr
     Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")
