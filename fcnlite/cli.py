@@ -235,6 +235,32 @@ def run_folder(args):
     return args.out or os.path.join("runs", args.model if not args.preset else f"{args.preset}-{args.model}")
 
 
+def start_or_resume(trainer, resume, out):
+    """--resume: take up the run in `out` where its checkpoint left it; else check that `out` holds no
+    earlier run to overwrite. Returns False where a resumed run is finished already (nothing to do)."""
+    if not resume:
+        if os.path.exists(trainer.checkpoint_path):
+            raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        # a run whose checkpoint was deleted to save room: its weights are still worth keeping (a log
+        # alone is a run killed before it wrote any weights, which the new run starts again)
+        left = [name for name in ("final.h5", "best.h5") if os.path.exists(os.path.join(out, name))]
+        if left:
+            raise UsageError(f"{out} holds {' and '.join(left)} of an earlier run (and no checkpoint to resume): "
+                             f"choose another --out, or move them away first")
+        return True
+    if not trainer.resume():
+        raise UsageError(f"--resume: {out} holds no checkpoint to continue")
+    max_iter = trainer.config.max_iter
+    done = (f"--resume: {out}'s checkpoint is at iteration {trainer.iteration}, and the run stops at "
+            f"--max-iter {max_iter}: nothing to train (give a larger --max-iter to go on)")
+    if trainer.iteration > max_iter:
+        raise UsageError(done)
+    if not trainer.work_left():   # a finished run: not an error
+        print(f"note: {done}; its weights: {os.path.join(out, 'final.h5')}")
+        return False
+    return True
+
+
 def main_train(argv=None):
     import numpy
     from . import rng
@@ -314,24 +340,8 @@ def main_train(argv=None):
                                   "data_root": saved_data_option("data_root", data_root_used(args))},
                          extra={"preset": args.preset, "data": train_set.name})
     trainer = Trainer(model, optimizer, train_set, val_set, config)
-    if args.resume:
-        if not trainer.resume():
-            raise UsageError(f"--resume: {out} holds no checkpoint to continue")
-        if not trainer.work_left():
-            done = (f"--resume: {out}'s checkpoint is at iteration {trainer.iteration}, and the run stops at "
-                    f"--max-iter {args.max_iter}: nothing to train (give a larger --max-iter to go on)")
-            if trainer.iteration > args.max_iter:
-                raise UsageError(done)
-            print(f"note: {done}; its weights: {os.path.join(out, 'final.h5')}")   # a finished run: not an error
-            return 0
-    elif os.path.exists(trainer.checkpoint_path):
-        raise UsageError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    else:   # a run whose checkpoint was deleted to save room: its weights are still worth keeping (a log
-        # alone is a run killed before its first checkpoint, which the new run starts again)
-        left = [name for name in ("final.h5", "best.h5") if os.path.exists(os.path.join(out, name))]
-        if left:
-            raise UsageError(f"{out} holds {' and '.join(left)} of an earlier run (and no checkpoint to resume): "
-                             f"choose another --out, or move them away first")
+    if not start_or_resume(trainer, args.resume, out):
+        return 0
     print(f"training {args.model} (width {args.width}, {model.parameter_count():,} parameters) for "
           f"{args.max_iter} iterations, lr {args.lr:g} ({args.lr_policy}), momentum {args.momentum}, "
           f"loss {'averaged' if args.loss_normalize else 'summed'} over pixels; output in {out}/")

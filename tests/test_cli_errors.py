@@ -351,6 +351,9 @@ def test_resuming_a_run_at_or_past_its_last_iteration_says_there_is_nothing_to_t
     assert stderr == (f"error: --resume: {out}'s checkpoint is at iteration 3, and the run stops at --max-iter 2: "
                       f"nothing to train (give a larger --max-iter to go on)\n")
     assert (out / "final.h5").read_bytes() == before
+    (out / "final.h5").unlink()   # as a run stopped before its end leaves it
+    status, _, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2"], capsys)
+    assert status == 2 and stderr.startswith(f"error: --resume: {out}'s checkpoint is at iteration 3, and the run ")
     assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "4"], capsys)[0] == 0
 
 
