@@ -64,12 +64,7 @@ ATTRIBUTE_CHECKS = {
 
 def check_attributes(path, attributes):
     """WeightsError naming path and the attribute unless each of attributes that fcnlite reads can be used
-    (a model of a known architecture, a preprocessing that divides by no zero ...)."""
-    from .models import FCN_ARCHITECTURES
-    architectures = (*FCN_ARCHITECTURES, "vgg16")
-    if "architecture" in attributes and str(attributes["architecture"]).lower() not in architectures:
-        raise WeightsError(f"{path}: attribute architecture is {attributes['architecture']!r}, not a model fcnlite "
-                           f"builds ({', '.join(architectures)})")
+    (a whole number of classes, a preprocessing that divides by no zero ...)."""
     for key, (usable, expected) in ATTRIBUTE_CHECKS.items():
         if key in attributes and not usable(attributes[key]):
             raise WeightsError(f"{path}: attribute {key} is {attributes[key]!r}, expected {expected}")
@@ -340,11 +335,16 @@ def load_weights(model, path, strict=True, verbose=False):
 
 def model_from_file(path, dtype=numpy.float32):
     """Build the model a weight file describes (architecture, n_classes, width) and load it strictly."""
-    from .models import build_model
+    from .models import FCN_ARCHITECTURES, build_model
     attributes = read_attributes(path)
     architecture = attributes.get("architecture")
     if not architecture:
         raise WeightsError(f"{os.fspath(path)}: no 'architecture' attribute: cannot tell which model wrote it")
+    # (a model of one's own, a Model subclass, saves and loads its weights but is not built from them)
+    architectures = (*FCN_ARCHITECTURES, "vgg16")
+    if str(architecture).lower() not in architectures:
+        raise WeightsError(f"{os.fspath(path)}: attribute architecture is {architecture!r}, not a model fcnlite "
+                           f"builds ({', '.join(architectures)})")
     n_classes = int(attributes.get("n_classes", 21) or 0)
     model = build_model(architecture, n_classes=n_classes, width=float(attributes.get("width", 1.0)), dtype=dtype)
     load_weights(model, path, strict=True)

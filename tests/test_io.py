@@ -523,8 +523,6 @@ def set_attribute(key, value):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (set_attribute("architecture", "fcn4s"),
-     "attribute architecture is 'fcn4s', not a model fcnlite builds (fcn32s, fcn16s, fcn8s, fcn8s-atonce, vgg16)"),
     (set_attribute("channel_order", "XYZ"), "attribute channel_order is 'XYZ', expected RGB or BGR"),
     (set_attribute("mean", [104.0, 117.0]), "attribute mean is [104.0, 117.0], expected 3 numbers, one per channel"),
     (set_attribute("std", [1.0, 0.0, 1.0]),
@@ -552,6 +550,26 @@ def test_a_weight_file_with_an_attribute_or_a_layer_that_cannot_be_used_is_refus
         assert str(raised.value) == f"{path}: {message}"
     for name, value in host_parameters(model).items():
         numpy.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
+def test_a_model_of_ones_own_saves_and_loads_but_a_file_of_an_unknown_architecture_builds_none(tmp_path):
+    from fcnlite.layers import Conv2d
+    from fcnlite.models.base import Model
+
+    class Tiny(Model):   # architecture "model": not one fcnlite builds, but its weights are its own
+        def __init__(self):
+            super().__init__()
+            self.add("conv", Conv2d(3, 2, 3))
+    saved, loaded = Tiny(), Tiny()
+    path = tmp_path / "tiny.h5"
+    save_weights(saved, path)
+    load_weights(loaded, path)
+    for (name, value, _), (_, expected, _) in zip(loaded.named_parameters(), saved.named_parameters()):
+        numpy.testing.assert_array_equal(value, expected, err_msg=name)
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(path)
+    assert str(raised.value) == (f"{path}: attribute architecture is 'model', not a model fcnlite builds (fcn32s, "
+                                 f"fcn16s, fcn8s, fcn8s-atonce, vgg16)")
 
 
 def test_a_folder_given_as_weights_is_named_as_one(tmp_path):
