@@ -71,25 +71,29 @@ def _classes(names, shown=5):
     return f"{len(names)} classes ({listed})"
 
 
-def load_checkpoint(path, model, optimizer):
-    """Restore model and optimizer in place; returns the saved state dict (rng restored too). Every array
-    is read and checked before the model takes any: a checkpoint refused leaves the model as it was."""
+def _read_checkpoint(path, model):
+    """(state, optimizer settings, the model's inputs or None, {"model/<name>" or "momentum/<name>": array}):
+    all that load_checkpoint applies, read and checked; WeightsError naming path where any is unusable."""
     import h5py
-    path = os.fspath(path)
     try:
         with h5py.File(path, "r") as file:
             _require_checkpoint(path, file)
             state = json.loads(file.attrs["state"])
             hyper = json.loads(file.attrs["optimizer"])
             inputs = json.loads(file.attrs["model_inputs"]) if "model_inputs" in file.attrs else None
-            if inputs and inputs.get("class_names") and model.class_names \
-                    and list(inputs["class_names"]) != list(model.class_names):
-                raise WeightsError(f"{path}: the run trained {_classes(inputs['class_names'])}, and this model "
-                                   f"has {_classes(model.class_names)}: resume it with the run's data and class "
-                                   f"options")
-            parameters = {name: value for name, value, _ in model.named_parameters()}
+            if inputs is not None:   # (checkpoints of earlier versions did not save the model's inputs)
+                try:
+                    inputs = {"preprocessing": preprocessing_from(inputs["preprocessing"], path),
+                              "class_names": inputs["class_names"]}
+                except KeyError as error:
+                    raise WeightsError(f"{path}: attribute model_inputs has no {error}") from None
+                trained = inputs["class_names"]
+                if trained and model.class_names and list(trained) != list(model.class_names):
+                    raise WeightsError(f"{path}: the run trained {_classes(inputs['class_names'])}, and this model "
+                                       f"has {_classes(model.class_names)}: resume it with the run's data and class "
+                                       f"options")
             arrays = {}
-            for name, value in parameters.items():
+            for name, value, _ in model.named_parameters():
                 key = f"model/{name}"
                 if key not in file:
                     raise WeightsError(f"{path}: checkpoint has no {name}: it was written by another model")
@@ -103,23 +107,29 @@ def load_checkpoint(path, model, optimizer):
                     if isinstance(item, h5py.Dataset) else None)
     except WeightsError:
         raise
-    except Exception as error:
+    except Exception as error:   # not HDF5, a damaged file, attributes edited by hand
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
     for key, array in arrays.items():
         finite = numpy.isfinite(array)
         if not finite.all():
             raise WeightsError(f"{path}: checkpoint array {key} holds {finite.size - int(finite.sum())} values that "
                                f"are NaN or infinite: training cannot go on from it")
-    # (checkpoints of earlier versions did not save the model's inputs)
-    preprocessing = preprocessing_from(inputs["preprocessing"], path) if inputs is not None else None
+    return state, hyper, inputs, arrays
+
+
+def load_checkpoint(path, model, optimizer):
+    """Restore model and optimizer in place; returns the saved state dict (rng restored too). Every array
+    is read and checked before the model takes any: a checkpoint refused leaves the model as it was."""
+    path = os.fspath(path)
+    state, hyper, inputs, arrays = _read_checkpoint(path, model)
     velocity = {key[len("momentum/"):]: array for key, array in arrays.items() if key.startswith("momentum/")}
     try:
         optimizer.load_state_dict(dict(hyper, velocity=velocity))
     except (KeyError, ValueError) as error:   # a buffer for no parameter of the model, or of another shape
         raise WeightsError(f"{path}: the checkpoint's {error.args[0]}") from None
-    for name, value in parameters.items():
+    for name, value, _ in model.named_parameters():
         value[...] = backend.to_device(arrays[f"model/{name}"], dtype=value.dtype)
     if inputs is not None:
-        model.preprocessing, model.class_names = preprocessing, inputs["class_names"]
+        model.preprocessing, model.class_names = inputs["preprocessing"], inputs["class_names"]
     rng.set_state(state.pop("rng"))
     return state

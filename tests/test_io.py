@@ -486,6 +486,9 @@ def replace_dataset(name, value):
     (lambda file: file.attrs.__setitem__("model_inputs", json.dumps(
         {"preprocessing": {"channel_order": "BGR", "input_scale": 1.0, "mean": [0, 0, 0], "std": [1, 0, 1]},
          "class_names": []})), "attribute std is [1, 0, 1], expected 3 numbers, one per channel, none of them 0"),
+    (lambda file: file.attrs.__setitem__("model_inputs", json.dumps(
+        {"preprocessing": {"channel_order": "BGR"}, "class_names": []})),
+     "attribute model_inputs has no 'input_scale'"),
 ])
 def test_a_checkpoint_that_cannot_go_on_is_refused_in_one_line_and_the_model_is_left_as_it_was(
         tmp_path, edit, message):
