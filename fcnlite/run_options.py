@@ -188,7 +188,8 @@ def restore_training_data_options(args, attributes, data_defaults):
     import json
     saved = json.loads(attributes.get("training_options", "{}"))
     restored, _ = restore_data_options(args, saved, data_defaults)
-    if args.split is NOT_GIVEN and saved.get("val_split") not in (None, "val"):
+    voc_layout = data_kind(saved) in (None, "voc", "synthetic")   # folder data has no named splits
+    if voc_layout and args.split is NOT_GIVEN and saved.get("val_split") not in (None, "val"):
         args.split = saved["val_split"]
         restored.append(f"--split {args.split} (its --val-split)")
     if restored:

@@ -941,6 +941,13 @@ def test_evaluate_without_options_takes_the_runs_validation_split_of_voc_layout_
         assert ("--split train (its --val-split)" in stdout) == (not split)
     # the run validated on its training images (the synthetic masks' object outlines are 255, ignored)
     assert pixels[()] == pixels[("--split", "train")] != pixels[("--split", "val")]
+    # folder data has no named splits: a --val-split given to its training is not its evaluation's --split
+    data = make_folder(tmp_path / "folder", road_and_car_masks())
+    out = tmp_path / "folder-run"
+    assert run(cli.main_train, [*data, "--val-split", "holdout", *TINY, "--max-iter", "1", "--out", str(out)],
+               capsys)[0] == 0
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(out / "final.h5")], capsys)
+    assert status == 0, stderr
 
 
 def test_the_data_a_run_saved_is_found_again_from_another_working_directory(tmp_path, capsys, monkeypatch):
@@ -1182,6 +1189,14 @@ def test_class_names_naming_a_file_that_is_not_there_say_so(tmp_path, capsys, na
     status, _, stderr = run(cli.main_train, [*data, "--class-names", missing, *TINY, "--max-iter", "1",
                                              "--out", str(tmp_path / "r")], capsys)
     assert status == 2 and stderr == f"error: {missing}: no such file\n"
+
+
+def test_a_list_of_class_names_may_hold_a_slash(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, stdout, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car/truck", *TINY,
+                                                  "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 0, stderr
+    assert fcnlite.model_from_file(tmp_path / "r" / "final.h5").class_names == ["background", "road", "car/truck"]
 
 
 @pytest.mark.parametrize("names", ["background,,car", "background,road,", "background, ,car"])

@@ -68,7 +68,8 @@ def _class_names_from_arg(text):
     from .folder import MAX_CLASSES, load_class_names, repeated_name
     if os.path.exists(text):
         return load_class_names(text)
-    if text.lower().endswith((".json", ".txt")) or os.sep in text or (os.altsep and os.altsep in text):
+    looks_like_a_file = text.lower().endswith((".json", ".txt")) or os.sep in text or (os.altsep and os.altsep in text)
+    if looks_like_a_file and "," not in text:   # ("road,car/truck" names two classes)
         raise DataError(text, "no such file")   # a file meant, not one class of that name
     names = [name.strip() for name in text.split(",")]
     if not all(names):
