@@ -412,6 +412,20 @@ def test_a_pickled_module_is_named_as_no_state_dict_in_one_line_without_torchs_a
                                  f"state_dict())")
 
 
+def test_a_damaged_pth_is_named_as_damaged_not_as_a_pickled_module(tmp_path, torch_source):
+    torch = torch_source["torch"]
+    torch.save(torch_source["model"].state_dict(), tmp_path / "good.pth")
+    data = (tmp_path / "good.pth").read_bytes()
+    (tmp_path / "damaged.pth").write_bytes(bytes(numpy.random.default_rng(0).integers(0, 256, 3000, numpy.uint8)))
+    (tmp_path / "cut.pth").write_bytes(data[:len(data) // 2])
+    for name in ("damaged.pth", "cut.pth"):
+        with pytest.raises(convert_vgg16.ConversionError) as raised:
+            convert_vgg16.convert(tmp_path / name, tmp_path / "out.h5")
+        message = str(raised.value)
+        assert message.startswith(f"{tmp_path / name}: not a PyTorch state dict (") and "\n" not in message
+        assert "other than tensors" not in message
+
+
 # ---------------------------------------------------------------- (5) the command line
 
 def run_converter(*arguments):

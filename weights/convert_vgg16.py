@@ -191,9 +191,11 @@ def _load_torch(path, what="a PyTorch state dict"):
         with warnings.catch_warnings():   # torch warns of pickle protocols in lines of its own
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:   # torch's message is advice on loading untrusted code, over many lines
-        raise ConversionError(f"{path}: not {what} (it pickles Python objects other than tensors, which are not "
-                              f"loaded, for safety: save the model's state_dict())") from None
+    except pickle.UnpicklingError as error:   # torch's message is advice on untrusted code, over many lines
+        if "Unsupported global" in str(error):   # a whole module or other Python objects pickled
+            raise ConversionError(f"{path}: not {what} (it pickles Python objects other than tensors, which are "
+                                  f"not loaded, for safety: save the model's state_dict())") from None
+        raise ConversionError(f"{path}: not {what} (damaged, or not a file torch.save wrote)") from None
     except Exception as error:
         raise ConversionError(f"{path}: not {what} ({first_line(error)})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
