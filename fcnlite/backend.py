@@ -12,6 +12,7 @@ devices. CuPy is optional and imported only when asked for.
 The environment variable FCNLITE_DEVICE sets the initial choice (default "auto").
 """
 import contextlib
+import contextvars
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -205,7 +206,10 @@ def split_over_threads(work, count, nbytes, blocked=False):
     if _host_pool is None or _host_pool[0] < parts - 1:
         _host_pool = parts - 1, ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="fcnlite")
     bounds = [count * part // parts for part in range(parts + 1)]
-    others = [_host_pool[1].submit(run, bounds[part], bounds[part + 1]) for part in range(1, parts)]
+    # each part runs in a copy of the caller's context: numpy.errstate, which NumPy 2 keeps in a context
+    # variable, then holds for the parts on other threads as for the caller's
+    others = [_host_pool[1].submit(contextvars.copy_context().run, run, bounds[part], bounds[part + 1])
+              for part in range(1, parts)]
     try:
         run(bounds[0], bounds[1])
     finally:   # never return, not even with an error, while other threads still write

@@ -75,6 +75,24 @@ def test_host_threads_set_to_restores_the_setting_before_it(monkeypatch):
     assert "FCNLITE_HOST_THREADS" not in os.environ
 
 
+def test_the_callers_numpy_errstate_holds_on_every_thread(monkeypatch):
+    import warnings
+    monkeypatch.setenv("FCNLITE_HOST_THREADS", "4")
+    monkeypatch.setattr(backend, "MIN_THREAD_BYTES", 1)
+    values = numpy.full(64, 1e30, numpy.float32)
+
+    def square(start, stop):   # overflows to inf in every part
+        numpy.multiply(values[start:stop], values[start:stop])
+    with warnings.catch_warnings(record=True) as caught, numpy.errstate(over="ignore"):
+        warnings.simplefilter("always")
+        backend.split_over_threads(square, 64, values.nbytes)
+    assert [str(warning.message) for warning in caught] == []
+    with warnings.catch_warnings(record=True) as caught:   # and without it each part warns (so the test can fail)
+        warnings.simplefilter("always")
+        backend.split_over_threads(square, 64, values.nbytes)
+    assert len(caught) >= 1
+
+
 def test_small_passes_run_in_the_caller(monkeypatch):
     monkeypatch.setenv("FCNLITE_HOST_THREADS", "4")
     threads = set()
