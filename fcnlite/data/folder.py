@@ -101,8 +101,7 @@ def repeated_name(names):
 
 def load_class_names(path):
     """Class names, index = class id: a JSON list (["background", "road"]), or, in a .txt file, one name
-    per line (as annotation tools such as CVAT write them; '#' comments, and blank lines before the
-    first name or after the last, skipped)."""
+    per line (as annotation tools such as CVAT write them; blank lines and '#' comments skipped)."""
     if str(path).lower().endswith(".txt"):
         names = _names_from_lines(read_lines(path, "class-name file"), path)
     else:
@@ -118,15 +117,10 @@ def load_class_names(path):
 
 def _names_from_lines(lines, path):
     names = [line.split("#")[0].strip() for line in lines]
-    named = [number for number, name in enumerate(names) if name]
-    if not named:
+    names = [name for name in names if name]   # a blank line separates, as in VOC's lists: it names no class
+    if not names:
         raise DataError(path, "class-name file lists no class names")
-    # a blank line among the names is a class without one, or a slip: skipped, it would renumber the rest
-    blank = [number for number in range(named[0], named[-1]) if not lines[number].strip()]
-    if blank:
-        raise DataError(path, f"line {blank[0] + 1} is blank: a class's id is its place in the list, so every "
-                              f"line between the first name and the last names a class (or is a # comment)")
-    return [name for name in names if name]
+    return names
 
 
 def check_class_names(names, path):
@@ -296,7 +290,7 @@ def _list_images(folder, role):
         stem = os.path.splitext(name)[0]
         if stem in found:   # either could be the one meant: picking one would hide the other
             raise DataError(os.path.join(folder, name), f"two {role}s share the stem {stem!r} "
-                                                        f"(the other is {found[stem]})")
+                                                        f"(the other is {found[stem]}): keep one of them")
         found[stem] = name
     if not found:
         raise DataError(folder, f"no {role} files ({LISTED_EXTENSIONS}) in this folder")
