@@ -20,7 +20,7 @@ from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineP
 from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, data_root_used, datasets_from_args,
                            uses_folders)
 from .errors import UsageError, count
-from .io import WeightsError, cannot_write_in
+from .io import WeightsError, atomic_write, cannot_write_in
 from .models.fcn import FCN_ARCHITECTURES
 from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
                           parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
@@ -413,7 +413,7 @@ def main_evaluate(argv=None):
 
     args, defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS + ("split",))
     data_defaults = {key: value for key, value in defaults.items() if key != "split"}
-    refuse_empty_paths(args, PATH_OPTIONS)
+    refuse_empty_paths(args, PATH_OPTIONS + ("weights",))
     if args.json is not None:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
@@ -451,8 +451,10 @@ def main_evaluate(argv=None):
         metrics.update(binary)
     print(format_metrics(metrics))
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(metrics, file, indent=2)
+        def write(temporary):
+            with open(temporary, "w") as file:
+                json.dump(metrics, file, indent=2)
+        atomic_write(args.json, write)   # a full disk is one line, and leaves no half-written file
         print(f"metrics written to {args.json}")
     return 0
 
@@ -558,13 +560,12 @@ def save_probabilities(probabilities, size, prefix):
 
 
 def main_predict(argv=None):
-    from .data.images import read_image
-    from .evaluate import predict_image, predict_probabilities
-    from .io import model_from_file, read_attributes
-    from .train import fit_size
-    from .visualize import legend, make_palette, overlay, save_label_png
+    from .io import model_from_file, os_reason, read_attributes
 
     args = predict_parser().parse_args(argv)
+    refuse_empty_paths(args, ("weights",))
+    if "" in args.images:
+        raise UsageError("an image argument is empty: give a file or a folder")
     check_output_folder(args.out, "--out", "the predictions")
     paths = image_paths(args.images)
     stems = output_stems(paths)
@@ -572,11 +573,29 @@ def main_predict(argv=None):
     choose_device(args.device)
     model = model_from_file(args.weights)
     args.max_side = training_max_side(args, read_attributes(args.weights))
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        unreadable = segment_images(model, paths, stems, args)
+    except OSError as error:   # a full disk, a folder made read-only: the pictures written so far stay
+        raise UsageError(f"cannot write {error.filename or args.out} ({os_reason(error)})") from None
+    if unreadable and len(paths) > 1:
+        raise UsageError(f"{len(unreadable)} of {count(len(paths), 'image')} could not be read (listed above); "
+                         f"the others were segmented")
+    return 2 if unreadable else 0
+
+
+def segment_images(model, paths, stems, args):
+    """predict.py's work: each image's labels and overlay (and probabilities) into args.out, a line
+    each; returns the paths of the images that could not be read (each said on stderr)."""
+    import numpy
+    from PIL import Image
+    from .data.images import read_image
+    from .evaluate import predict_image, predict_probabilities
+    from .train import fit_size
+    from .visualize import legend, make_palette, overlay, save_label_png
+
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
     palette = make_palette(model.n_classes)
-    os.makedirs(args.out, exist_ok=True)
-    from PIL import Image
-    import numpy
     unreadable = []
     for path, stem in zip(paths, stems):
         try:
@@ -609,7 +628,4 @@ def main_predict(argv=None):
         overlay_path = os.path.join(args.out, f"{stem}_overlay.png")
         canvas.save(overlay_path)
         print(f"{path}: {', '.join(names[i] for i in present)} -> {label_path}, {overlay_path}")
-    if unreadable and len(paths) > 1:
-        raise UsageError(f"{len(unreadable)} of {count(len(paths), 'image')} could not be read (listed above); "
-                         f"the others were segmented")
-    return 2 if unreadable else 0
+    return unreadable

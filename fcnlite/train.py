@@ -28,7 +28,7 @@ from .data.errors import DataError
 from .data.prefetch import Prefetcher
 from .data.preprocess import preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .io import TEMPORARY_PREFIX, WeightsError, os_reason, save_weights
+from .io import TEMPORARY_PREFIX, WeightsError, atomic_write, os_reason, save_weights
 from .layers import SoftmaxCrossEntropy
 from .plots import RunningAverage
 
@@ -267,14 +267,20 @@ class Trainer:
                 except json.JSONDecodeError:   # a line cut off by a kill or a full disk: drop it
                     continue
         kept = [r for r in records if r.get("iteration", 0) <= self.iteration]
-        with open(self.log_path, "w") as file:
-            file.writelines(json.dumps(r) + "\n" for r in kept)
+
+        def write(temporary):
+            with open(temporary, "w") as file:
+                file.writelines(json.dumps(r) + "\n" for r in kept)
+        try:   # atomically: a full disk must not empty the log of the whole run
+            atomic_write(self.log_path, write)
+        except WeightsError as error:
+            raise self._write_failed(error) from None
 
     def _remove_stale_temporary_files(self):
         """A run killed while saving (kill -9, power loss) leaves the temporary file it was writing; the
         file it was to replace is intact (io.atomic_write). This run owns the folder now: remove them."""
         stale = [name for name in os.listdir(self.config.out)
-                 if name.startswith(TEMPORARY_PREFIX) and name.endswith(".h5")]
+                 if name.startswith(TEMPORARY_PREFIX) and name.endswith((".h5", ".jsonl"))]
         for name in stale:
             os.remove(os.path.join(self.config.out, name))
         if stale:

@@ -315,6 +315,31 @@ def test_predict_notes_the_memory_a_photo_of_many_pixels_needs_and_not_a_long_th
     assert "thin.png is" not in stdout
 
 
+def test_predict_and_evaluate_on_a_full_disk_stop_in_one_line(tmp_path, capsys, weights, monkeypatch):
+    import errno
+    import shutil
+    from fcnlite import io
+
+    def full(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(Image.Image, "save", full)
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"), "--out",
+                                               str(tmp_path / "p")], capsys)
+    assert (status, stderr) == (2, f"error: cannot write {tmp_path / 'p' / 'photo_labels.png'} (no space left on "
+                                   f"device)\n")
+    monkeypatch.undo()
+    from fcnlite.data.synthetic import make_synthetic_voc
+    make_synthetic_voc(str(tmp_path / "voc"), n_train=1, n_val=1, size=(24, 30), seed=2)
+    fcnlite.save_weights(fcnlite.FCN8s(n_classes=21, width=1 / 16), tmp_path / "voc21.h5")
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    status, _, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), "--data-root",
+                                                str(tmp_path / "voc"), "--json", str(tmp_path / "m.json")], capsys)
+    assert status == 2 and stderr.endswith(f"\nerror: cannot write {tmp_path / 'm.json'} (no space left on device: "
+                                           f"it needs 1.0 MB, 0.0 MB are free)\n")
+    assert not [name for name in os.listdir(tmp_path) if name.endswith("json")]
+
+
 def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys, weights):
     target = tmp_path / "no" / "such" / "folder" / "metrics.json"
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--json", str(target)],
@@ -364,6 +389,9 @@ def test_an_empty_path_or_json_is_refused_rather_than_taken_as_not_given(tmp_pat
             (cli.main_train, ["--synthetic", "--init", "", *TINY], "--init is empty: give a path"),
             (cli.main_evaluate, ["--weights", str(weights), "--data-root", ""], "--data-root is empty: give a path"),
             (cli.main_evaluate, ["--weights", str(weights), "--json", ""], "--json is empty: give a file name"),
+            (cli.main_evaluate, ["--weights", ""], "--weights is empty: give a path"),
+            (cli.main_predict, ["--weights", "", str(tmp_path / "photo.png")], "--weights is empty: give a path"),
+            (cli.main_predict, ["--weights", str(weights), ""], "an image argument is empty: give a file or a folder"),
             (cli.main_evaluate, ["--weights", str(weights), "--json", str(tmp_path / "afile" / "m.json")],
              f"--json {tmp_path / 'afile' / 'm.json'}: {tmp_path / 'afile'} is a file, not a folder")):
         status, _, stderr = run(main, argv, capsys)
@@ -1125,6 +1153,24 @@ def test_a_progress_picture_or_log_line_that_cannot_be_written_stops_the_run_in_
     status, stdout, stderr = run(cli.main_train, [*common, "--resume"], capsys)
     assert status == 0, stderr
     assert "final: mean IU" in stdout and (out / "final.h5").exists()
+
+
+def test_a_full_disk_at_resume_leaves_the_runs_log_whole(tmp_path, capsys, monkeypatch):
+    import shutil
+    from fcnlite import io
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out)], capsys)[0] == 0
+    log = (out / "log.jsonl").read_text()
+    usage = shutil.disk_usage(out)
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda path: usage._replace(free=1000))
+    status, _, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "3"], capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert stderr.startswith(f"error: cannot write {out / 'log.jsonl'} (no space left on device: it needs ")
+    assert stderr.endswith(f"; the checkpoint of iteration 2 is kept: once the file can be written, rerun with "
+                           f"--resume --out {out}\n")
+    assert (out / "log.jsonl").read_text() == log
+    assert not [name for name in os.listdir(out) if name.startswith(".tmp-")]
 
 
 def test_resuming_from_a_weight_file_or_from_a_checkpoint_holding_nan_is_one_line(tmp_path, capsys):
