@@ -51,6 +51,18 @@ def test_a_json_file_that_cannot_be_written_is_said_before_timing(tmp_path):
     assert completed.stdout.strip() == f"benchmark: --json {target}: folder {target.parent} does not exist"
 
 
+def test_the_device_comes_from_fcnlite_device_where_not_given(monkeypatch, capsys):
+    import argparse
+    parser = benchmark.add_arguments(argparse.ArgumentParser())
+    monkeypatch.setenv("FCNLITE_DEVICE", "cpu")
+    assert benchmark.settings_from_arguments(parser.parse_args([])).device == "cpu"
+    assert benchmark.settings_from_arguments(parser.parse_args(["--device", "gpu"])).device == "gpu"
+    monkeypatch.setenv("FCNLITE_DEVICE", "bogus")
+    assert benchmark.main([]) == 1
+    assert capsys.readouterr().out == ("benchmark: FCNLITE_DEVICE='bogus' is not a device: set auto, cpu or gpu "
+                                       "(or give --device)\n")
+
+
 def test_example_beside_torch_reports_the_ratios(tmp_path):
     pytest.importorskip("torch")
     output, results = run_benchmark(tmp_path)
