@@ -440,9 +440,8 @@ def main_evaluate(argv=None):
     report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
     report_skipped(matrix.skipped, "bad image(s)")
-    if not matrix.matrix.sum():
-        raise UsageError(f"{dataset.name}: no pixel could be evaluated: "
-                         + ("every image was skipped as bad" if matrix.skipped else "its masks are void (255) throughout"))
+    if matrix.why_empty():
+        raise UsageError(f"{dataset.name}: no pixel could be evaluated: {matrix.why_empty()}")
     metrics = matrix.metrics(class_names_to_show(model, dataset, args.weights))
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)

@@ -69,6 +69,15 @@ class ConfusionMatrix:
     def metrics(self, class_names=None):
         return segmentation_metrics(self.matrix, class_names)
 
+    def why_empty(self):
+        """Why no pixel was counted, in words (every image skipped, or void throughout); None where some were.
+        Metrics of an empty matrix are NaN: the programs say this instead."""
+        if self.matrix.sum():
+            return None
+        if self.skipped:
+            return f"every image was skipped as bad (the first: {self.skipped[0]})"
+        return "its masks are void (255) throughout"
+
     def binary_metrics(self, positive=1, beta=1.0):
         return binary_metrics(self.matrix, positive, beta)
 

@@ -412,15 +412,13 @@ class Trainer:
         except DataError as error:   # a bad validation sample must not cost the training done so far
             self._eval_pending = True
             raise self._stopped_by_bad_data(error, f"evaluating at iteration {self.iteration}") from None
-        if not matrix.matrix.sum():   # nothing to measure: metrics of NaN would only hide it
+        if matrix.why_empty():   # nothing to measure: metrics of NaN would only hide it
             self._eval_pending = True
             self.save_checkpoint()
             name = getattr(self.val_set, "name", "the validation set")
-            why = (f"every one of its images was skipped as bad (the first: {matrix.skipped[0]})" if matrix.skipped
-                   else "its masks are void (255) throughout")
             raise TrainingStopped(f"no validation pixel of {name} could be evaluated at iteration {self.iteration}: "
-                                  f"{why}; checkpoint saved to {self.checkpoint_path}: fix the validation data, then "
-                                  f"rerun with {self._resume_options()}")
+                                  f"{matrix.why_empty()}; checkpoint saved to {self.checkpoint_path}: fix the "
+                                  f"validation data, then rerun with {self._resume_options()}")
         metrics = matrix.metrics(self.val_set.class_names)
         record = {"iteration": self.iteration, "type": "eval",
                   **{k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu")}}

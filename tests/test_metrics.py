@@ -143,3 +143,13 @@ def test_format_metrics_shows_foreground_scores_and_f_beta():
     text = format_metrics(metrics)
     assert "iou             0.7000" in text
     assert "F2              0.8537" in text
+
+
+def test_an_empty_confusion_matrix_says_why_it_counted_nothing():
+    matrix = ConfusionMatrix(3)
+    matrix.update(numpy.full((2, 2), 255), numpy.zeros((2, 2), numpy.int64))   # void throughout
+    assert matrix.why_empty() == "its masks are void (255) throughout"
+    matrix.skipped.append("a.png: cannot be decoded as an image")
+    assert matrix.why_empty() == "every image was skipped as bad (the first: a.png: cannot be decoded as an image)"
+    matrix.update(numpy.zeros((2, 2), numpy.int64), numpy.zeros((2, 2), numpy.int64))
+    assert matrix.why_empty() is None
