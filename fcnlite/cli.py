@@ -312,8 +312,9 @@ def main_train(argv=None):
         model = build_model(args.model, n_classes=train_set.n_classes, width=args.width,
                             learnable_upsampling=args.learnable_upsampling)
     except MemoryError:   # NumPy's "Unable to allocate", CuPy's OutOfMemoryError
-        raise UsageError(f"--width {args.width:g}: the model does not fit in the {'GPU' if backend.name() == 'cupy' else 'CPU'}'s memory "
-                         f"(its size grows as the width squared)") from None
+        device = "GPU" if backend.name() == "cupy" else "CPU"
+        raise UsageError(f"--width {args.width:g}: the model does not fit in the {device}'s memory (its size grows "
+                         f"as the width squared)") from None
     model.class_names = list(train_set.class_names)
     # A network trained from scratch learns fastest from inputs of unit scale; weights
     # loaded with --init bring the preprocessing they were trained with.

@@ -454,7 +454,8 @@ def test_the_training_help_shows_each_default_once(capsys):
     text = " ".join(capsys.readouterr().out.split())   # argparse's line wrapping undone
     assert "(default: None)" not in text and "(default: True)" not in text and "(default: False)" not in text
     assert "(default: 0.1)" not in text        # --val-fraction's help says "default 0.1" itself
-    for option, default in [("--split SPLIT", "(default: train)"), ("--device {auto,cpu,gpu}", "(default: $FCNLITE_DEVICE, else auto)"),
+    for option, default in [("--split SPLIT", "(default: train)"),
+                            ("--device {auto,cpu,gpu}", "(default: $FCNLITE_DEVICE, else auto)"),
                             ("--seed SEED", "(default 0)"), ("--accumulate ACCUMULATE", "(default 1)"),
                             ("--width WIDTH", "default 1.0"), ("--max-side MAX_SIDE", "default: no limit"),
                             ("--lr-policy {fixed,poly}", "the default"), ("--mask-format {index,channel,color}",
