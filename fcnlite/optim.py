@@ -57,12 +57,15 @@ class SGD:
                 "velocity": {name: _host_copy(v) for name, v in self.velocity.items()}}
 
     def load_state_dict(self, state):
+        """Take a state_dict's buffers and settings; every buffer is checked before any is copied, so
+        that a state refused (KeyError, ValueError) leaves the optimizer as it was."""
         for name, value in state["velocity"].items():
             if name not in self.velocity:
                 raise KeyError(f"optimizer state has a buffer for {name}, which this model does not train")
             if tuple(value.shape) != tuple(self.velocity[name].shape):
                 raise ValueError(f"optimizer state for {name} has shape {tuple(value.shape)}, "
                                  f"the model {tuple(self.velocity[name].shape)}")
+        for name, value in state["velocity"].items():
             self.velocity[name][...] = backend.to_device(value, dtype=self.velocity[name].dtype)
         self.lr = state.get("lr", self.lr)
         self.momentum = state.get("momentum", self.momentum)

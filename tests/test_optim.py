@@ -140,6 +140,19 @@ def test_load_state_dict_rejects_a_shape_mismatch(xp):
         optimizer.load_state_dict(state)
 
 
+def test_a_state_refused_leaves_every_buffer_as_it_was(xp):
+    optimizer = SGD(small_model(), lr=LR)
+    state = optimizer.state_dict()
+    names = list(state["velocity"])
+    for name in names:
+        state["velocity"][name] = numpy.ones_like(state["velocity"][name])
+    state["velocity"][names[-1]] = numpy.zeros(7)   # the last one checked: the others came first
+    with pytest.raises(ValueError):
+        optimizer.load_state_dict(state)
+    for name, velocity in optimizer.velocity.items():
+        assert not backend.to_numpy(velocity).any(), name
+
+
 # ---------------------------------------------------------------- packing (Model.pack_parameters)
 
 def test_packing_keeps_every_value_and_gradient_in_aligned_views_grouped_by_multipliers(xp):
