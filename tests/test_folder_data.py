@@ -129,6 +129,17 @@ def test_a_float_tiff_image_of_0_to_1_is_scaled_to_0_to_255_and_other_floats_are
     numpy.testing.assert_array_equal(clipped[..., 0], numpy.clip(fraction * 400 - 100, 0, 255).astype(numpy.uint8))
 
 
+def test_a_float_image_holding_nan_is_refused_naming_it(tmp_path):
+    from fcnlite.data.images import read_image
+    values = numpy.zeros((HEIGHT, WIDTH), numpy.float32)
+    values[0, :3] = numpy.nan
+    path = os.path.join(tmp_path, "nan.tif")
+    Image.fromarray(values, mode="F").save(path)
+    with pytest.raises(DataError) as caught:
+        read_image(path)
+    assert str(caught.value) == f"{path}: 3 pixels are NaN or infinite: not an image"
+
+
 def test_an_image_without_a_mask_is_an_error_naming_the_image(tmp_path):
     images, masks = make_folders(tmp_path, stems=("a", "b"))
     save(os.path.join(images, "lonely.jpg"), picture())

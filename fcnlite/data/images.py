@@ -125,6 +125,9 @@ def read_image(path, undecodable="cannot be decoded as an image", upright=True):
             # almost black image), so a 16-bit range is rescaled, and floats of 0..1 are scaled to 0..255
             # (brightness as a fraction, as image tools write it); other floats are clipped to 0..255
             values = numpy.asarray(picture, dtype=numpy.float64)
+            finite = numpy.isfinite(values)
+            if not finite.all():   # clip would make NaN 0, black, without a word
+                raise DataError(path, f"{values.size - int(finite.sum())} pixels are NaN or infinite: not an image")
             if picture.mode == "F":
                 if values.size and values.min() >= 0 and values.max() <= 1:
                     values = values * 255.0
