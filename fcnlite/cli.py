@@ -495,6 +495,8 @@ def image_paths(arguments):
             paths.extend(os.path.join(argument, name) for name in names)
         elif os.path.exists(argument):
             paths.append(argument)
+        elif os.path.islink(argument):   # exists() follows the link, and finds nothing at its end
+            raise DataError(argument, f"a link to {os.readlink(argument)}, which is not there (or links back)")
         else:
             raise DataError(argument, "no such image file or folder")
     unique, seen = [], set()

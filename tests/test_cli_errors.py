@@ -340,6 +340,16 @@ def test_predict_and_evaluate_on_a_full_disk_stop_in_one_line(tmp_path, capsys, 
     assert not [name for name in os.listdir(tmp_path) if name.endswith("json")]
 
 
+def test_predict_names_a_broken_or_looping_link_as_one(tmp_path, capsys, weights):
+    os.symlink(tmp_path / "gone.png", tmp_path / "broken.png")
+    os.symlink(tmp_path / "loop.png", tmp_path / "loop.png")
+    for name, target in (("broken.png", tmp_path / "gone.png"), ("loop.png", tmp_path / "loop.png")):
+        status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / name), "--out",
+                                                   str(tmp_path / "p")], capsys)
+        assert (status, stderr) == (2, f"error: {tmp_path / name}: a link to {target}, which is not there (or links "
+                                       f"back)\n")
+
+
 def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys, weights):
     target = tmp_path / "no" / "such" / "folder" / "metrics.json"
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--json", str(target)],
