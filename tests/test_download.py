@@ -228,3 +228,22 @@ def test_extract_refuses_links(tmp_path):
     archive.write_bytes(tar_with(link))
     with pytest.raises(DownloadError, match="is a link; refusing to unpack links"):
         extract_tar(archive, tmp_path / "root")
+
+
+def test_an_archive_that_is_no_tar_or_is_cut_short_is_one_line(tmp_path):
+    (tmp_path / "page.tar").write_text("<html>not found</html>")
+    big = tarfile.TarInfo("VOCdevkit/big.bin")
+    (tmp_path / "cut.tar").write_bytes(tar_with(big, b"x" * 20000)[:6000])
+    for name, why in (("page.tar", "cannot be opened as a tar archive ("), ("cut.tar", "is damaged or cut short (")):
+        with pytest.raises(DownloadError) as raised:
+            extract_tar(tmp_path / name, tmp_path / "root")
+        message = str(raised.value)
+        assert message.startswith(f"{tmp_path / name}: {why}") and "\n" not in message, message
+    assert os.listdir(tmp_path / "root") == []   # no .unpacking- folder left
+
+
+def test_a_data_root_that_is_a_file_is_named_before_any_download(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DownloadError) as raised:
+        download_voc(tmp_path / "afile", url="http://127.0.0.1:9/none.tar", md5=None, progress=False)
+    assert str(raised.value) == f"{tmp_path / 'afile'}: is a file: give a folder for the VOC data"

@@ -23,6 +23,7 @@ import urllib.request
 
 from tqdm import tqdm
 
+from ..errors import first_line
 from .errors import DataError
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
@@ -143,12 +144,16 @@ def extract_tar(archive, destination):
     os.makedirs(destination, exist_ok=True)
     try:
         tar = tarfile.open(archive)
-    except (tarfile.TarError, OSError) as error:
-        raise DownloadError(archive, f"cannot be opened as a tar archive ({error})") from None
+    except (tarfile.TarError, OSError) as error:   # (tarfile lists each method it tried, a line each)
+        raise DownloadError(archive, f"cannot be opened as a tar archive ({first_line(error)})") from None
     staging = tempfile.mkdtemp(prefix=".unpacking-", dir=destination)
     try:
         with tar:
-            members = tar.getmembers()
+            try:
+                members = tar.getmembers()
+            except (tarfile.TarError, EOFError) as error:   # cut short: its md5 was not checked, or matched
+                raise DownloadError(archive, f"is damaged or cut short ({first_line(error)}): delete it and "
+                                             f"download it again") from None
             for member in members:
                 _check_member(member, archive)
             if hasattr(tarfile, "data_filter"):   # Python >= 3.11.4 / 3.12: the standard library checks too
@@ -171,6 +176,8 @@ def download_voc(root, url=VOC_URL, md5=VOC_MD5, progress=True, keep_archive=Fal
 
     keep_archive: keep the .tar after unpacking (default: delete it, it is 2 GB)
     """
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DownloadError(root, "is a file: give a folder for the VOC data")
     os.makedirs(root, exist_ok=True)
     # root may be the folder holding VOCdevkit, or VOCdevkit or VOC2012 itself, as the readers accept:
     # the first of those that exists is the one they read, so it is the one that must be complete

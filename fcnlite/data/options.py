@@ -312,7 +312,7 @@ def datasets_from_args(args, need_train=True):
         root = args.data_root or DEFAULT_DATA_ROOT
         if getattr(args, "download", False):
             from .download import download_voc
-            download_voc(root)
+            download_voc(root, progress=not getattr(args, "no_progress", False))
         try:
             find_voc_root(root)
         except DataError:
