@@ -327,6 +327,12 @@ def main_train(argv=None):
                              f"(pass --width {init_width})")
         report = load_weights(model, args.init, strict=False)
         print(f"init: {len(report['loaded'])} tensors from {args.init}")
+        trained, named = list(attributes.get("class_names", [])), list(train_set.class_names)
+        unnamed = (unnamed_classes(len(trained)), unnamed_classes(len(named)))
+        if "score_fr/W" in report["loaded"] and trained != named and trained not in unnamed and named not in unnamed:
+            print(f"warning: {args.init} scores the classes {', '.join(trained)}; the data's are {', '.join(named)}: "
+                  f"its score layers start from the first, class by class (give the data's classes in the "
+                  f"weights' order to keep what they learnt)")
         model.class_names = list(train_set.class_names)
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     config = TrainConfig(out=out, max_iter=args.max_iter, accumulate=args.accumulate,

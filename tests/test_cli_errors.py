@@ -450,6 +450,24 @@ def test_a_diverging_run_stops_in_one_line_without_numpys_overflow_warnings(tmp_
     assert [str(warning.message) for warning in caught if warning.category is RuntimeWarning] == []
 
 
+def test_an_init_whose_classes_are_named_otherwise_than_the_datas_is_warned_of(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    first = tmp_path / "first"
+    assert run(cli.main_train, [*data, "--class-names", "bg,cat,dog", *TINY, "--max-iter", "1", "--out", str(first)],
+               capsys)[0] == 0
+    status, stdout, stderr = run(cli.main_train, [*data, "--class-names", "bg,dog,cat", *TINY, "--max-iter", "1",
+                                                  "--init", str(first / "final.h5"), "--out", str(tmp_path / "r")],
+                                 capsys)
+    assert status == 0, stderr
+    assert (f"warning: {first / 'final.h5'} scores the classes bg, cat, dog; the data's are bg, dog, cat: its score "
+            f"layers start from the first, class by class (give the data's classes in the weights' order to keep "
+            f"what they learnt)\n") in stdout
+    status, stdout, stderr = run(cli.main_train, [*data, "--class-names", "bg,cat,dog", *TINY, "--max-iter", "1",
+                                                  "--init", str(first / "final.h5"), "--out", str(tmp_path / "s")],
+                                 capsys)
+    assert status == 0 and "warning" not in stdout
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
