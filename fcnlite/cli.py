@@ -347,12 +347,13 @@ def main_train(argv=None):
                                   "data_root": saved_data_option("data_root", data_root_used(args))},
                          extra={"preset": args.preset, "data": train_set.name})
     trainer = Trainer(model, optimizer, train_set, val_set, config)
-    if not start_or_resume(trainer, args.resume, out):
-        return 0
-    print(f"training {args.model} (width {args.width}, {model.parameter_count():,} parameters) for "
-          f"{args.max_iter} iterations, lr {args.lr:g} ({args.lr_policy}), momentum {args.momentum}, "
-          f"loss {'averaged' if args.loss_normalize else 'summed'} over pixels; output in {out}/")
-    metrics = trainer.run()
+    with trainer.folder_claimed():
+        if not start_or_resume(trainer, args.resume, out):
+            return 0
+        print(f"training {args.model} (width {args.width}, {model.parameter_count():,} parameters) for "
+              f"{args.max_iter} iterations, lr {args.lr:g} ({args.lr_policy}), momentum {args.momentum}, "
+              f"loss {'averaged' if args.loss_normalize else 'summed'} over pixels; output in {out}/")
+        metrics = trainer.run()
     if trainer.skipped:
         print(f"skipped {count(len(trainer.skipped), 'bad sample')} (listed in the log above)")
     if metrics:

@@ -249,6 +249,33 @@ class Trainer:
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True
 
+    @contextlib.contextmanager
+    def folder_claimed(self):
+        """Hold out/.lock while the block runs: a second run into the same folder (a job started twice, a
+        --resume in another terminal) would interleave its checkpoints and log lines with this one's. An
+        advisory lock, which the system drops when the process ends, however it ends; none on Windows."""
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        os.makedirs(self.config.out, exist_ok=True)
+        with open(os.path.join(self.config.out, ".lock"), "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.seek(0)
+                holder = lock.read().strip() or "?"
+                raise TrainingStopped(f"{self.config.out} is in use by another training (process {holder}): wait "
+                                      f"for it to end, or choose another --out") from None
+            lock.truncate(0)
+            lock.write(str(os.getpid()))
+            lock.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def work_left(self):
         """Whether run() has anything to do: steps before max_iter, an evaluation that met bad data, or
         final.h5 to write (a full disk refused it)."""

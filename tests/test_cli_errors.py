@@ -468,6 +468,25 @@ def test_an_init_whose_classes_are_named_otherwise_than_the_datas_is_warned_of(t
     assert status == 0 and "warning" not in stdout
 
 
+def test_a_second_training_into_a_folder_in_use_is_refused_and_the_first_goes_on(tmp_path, capsys):
+    fcntl = pytest.importorskip("fcntl", reason="advisory locks are POSIX's")
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.h5", "final.h5", "log.jsonl")}
+    with open(out / ".lock", "a+") as lock:   # as the first run's process holds it
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.truncate(0)
+        lock.write("4242")
+        lock.flush()
+        for more in (["--max-iter", "1"], ["--max-iter", "2", "--resume"]):
+            status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(out), *more], capsys)
+            assert (status, stderr) == (2, f"error: {out} is in use by another training (process 4242): wait for it "
+                                           f"to end, or choose another --out\n")
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out), "--resume"], capsys)[0] == 0
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
