@@ -208,6 +208,15 @@ def test_split_by_fraction_is_deterministic_and_disjoint():
         split_by_fraction(ids, 1.5)
 
 
+def test_a_folder_that_gains_or_loses_an_image_keeps_the_others_on_their_side_of_the_split():
+    ids = [f"im{number:03d}" for number in range(100)]
+    train, val = split_by_fraction(ids, 0.1)
+    fewer_train, fewer_val = split_by_fraction([id_ for id_ in ids if id_ != train[0]], 0.1)
+    assert fewer_val == val   # a training image gone: validation as it was (10 of 99 still round to 10)
+    _, more_val = split_by_fraction(ids + ["im100"], 0.1)
+    assert set(more_val) <= set(val) | {"im100"}   # no image trained on before validates now
+
+
 # ---- mask formats ----------------------------------------------------------------------------------
 
 def test_index_masks_from_palette_pngs_give_the_stored_indices(tmp_path):

@@ -45,6 +45,7 @@ Missing folders, empty folders and images without masks are found when the
 dataset is built; unreadable files, size mismatches and bad values when load(i)
 reads them. All are DataError: "<file>: <what is wrong>".
 """
+import hashlib
 import json
 import os
 from collections import namedtuple
@@ -182,8 +183,11 @@ def describe_folder(images_dir, n_images):
 def split_by_fraction(ids, val_fraction=0.1, seed=0):
     """(train_ids, val_ids): a seeded random val_fraction of ids for validation (at least one of each).
 
-    The same ids and seed give the same split on every machine; both lists keep
-    the original order of `ids`.
+    Each id draws its own number from a hash of (seed, id), and the ids of the smallest numbers
+    validate: the same ids and seed give the same split on every machine, and a folder that gains
+    or loses an image keeps its other images on their side (a draw over positions in the list
+    would move several, putting images already trained on into validation). Both lists keep the
+    order of `ids`.
     """
     ids = list(ids)
     if not 0 < val_fraction < 1:
@@ -191,10 +195,11 @@ def split_by_fraction(ids, val_fraction=0.1, seed=0):
     if len(ids) < 2:
         raise ValueError(f"cannot split {len(ids)} image(s) into training and validation sets")
     n_val = min(max(1, int(round(len(ids) * val_fraction))), len(ids) - 1)
-    chosen = set(numpy.random.default_rng(seed).permutation(len(ids))[:n_val].tolist())
-    train = [id_ for index, id_ in enumerate(ids) if index not in chosen]
-    val = [id_ for index, id_ in enumerate(ids) if index in chosen]
-    return train, val
+
+    def draw(id_):
+        return hashlib.sha256(f"{seed}/{id_}".encode()).digest()
+    chosen = set(sorted(ids, key=draw)[:n_val])
+    return [id_ for id_ in ids if id_ not in chosen], [id_ for id_ in ids if id_ in chosen]
 
 
 # ---- reading one image / one mask -----------------------------------------------------------------
