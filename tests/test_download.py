@@ -247,3 +247,13 @@ def test_a_data_root_that_is_a_file_is_named_before_any_download(tmp_path):
     with pytest.raises(DownloadError) as raised:
         download_voc(tmp_path / "afile", url="http://127.0.0.1:9/none.tar", md5=None, progress=False)
     assert str(raised.value) == f"{tmp_path / 'afile'}: is a file: give a folder for the VOC data"
+
+
+def test_an_unpacking_killed_midway_leaves_nothing_after_the_next(tmp_path):
+    destination = tmp_path / "root"
+    (destination / ".unpacking-x1y2" / "VOCdevkit").mkdir(parents=True)   # as kill -9 left it
+    member = tarfile.TarInfo("VOCdevkit/readme.txt")
+    (tmp_path / "a.tar").write_bytes(tar_with(member, b"hello"))
+    extract_tar(tmp_path / "a.tar", destination)
+    assert sorted(os.listdir(destination)) == ["VOCdevkit"]
+    assert (destination / "VOCdevkit" / "readme.txt").read_bytes() == b"hello"

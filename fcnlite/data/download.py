@@ -32,6 +32,9 @@ VOC_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
 CHUNK_BYTES = 1 << 20
 
 
+UNPACKING_PREFIX = ".unpacking-"   # extract_tar's staging folder inside the destination
+
+
 class DownloadError(DataError):
     """A download that failed or a file that did not check out: "<url or file>: <what happened>"."""
 
@@ -146,7 +149,10 @@ def extract_tar(archive, destination):
         tar = tarfile.open(archive)
     except (tarfile.TarError, OSError) as error:   # (tarfile lists each method it tried, a line each)
         raise DownloadError(archive, f"cannot be opened as a tar archive ({first_line(error)})") from None
-    staging = tempfile.mkdtemp(prefix=".unpacking-", dir=destination)
+    for entry in os.listdir(destination):   # left by an unpacking killed midway (kill -9, power loss)
+        if entry.startswith(UNPACKING_PREFIX):
+            shutil.rmtree(os.path.join(destination, entry), ignore_errors=True)
+    staging = tempfile.mkdtemp(prefix=UNPACKING_PREFIX, dir=destination)
     try:
         with tar:
             try:
