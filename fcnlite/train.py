@@ -12,6 +12,7 @@ state the checkpoint saves: a run interrupted and resumed ends with the same
 weights as one that was not.
 """
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -207,9 +208,21 @@ class Trainer:
             raise self._write_failed(WeightsError(f"cannot write {path} ({os_reason(error)})")) from None
 
     def _state(self):
-        return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed, "skipped": len(self.skipped),
-                "seconds": round(self.seconds(), 3), "eval_pending": self._eval_pending, "best": self.best,
+        return {"iteration": self.iteration, "samples_read": self.samples_read, "seed": self.config.seed,
+                "skipped": len(self.skipped), "seconds": round(self.seconds(), 3), "eval_pending": self._eval_pending,
+                "best": self.best, "validation": self._validation_fingerprint(),
                 "config": {k: v for k, v in asdict(self.config).items() if k != "extra"}}
+
+    def _validation_fingerprint(self):
+        """What the evaluations measure on: the validation images, their classes and size. A resume on
+        other validation data (another --val-fraction, images added) cannot compare its scores with the
+        run's best."""
+        if self.val_set is None:
+            return None
+        ids = getattr(self.val_set, "ids", None)
+        what = [list(map(str, ids)) if ids is not None else len(self.val_set), list(self.val_set.class_names),
+                self.config.val_limit, self.config.max_side, self.config.resize]
+        return hashlib.sha256(json.dumps(what, default=str).encode()).hexdigest()[:16]
 
     def seconds(self):
         """The run's training time so far, across resumes (evaluations included)."""
@@ -245,6 +258,11 @@ class Trainer:
         self.seconds_before = state.get("seconds", 0.0)   # checkpoints of earlier versions did not count them
         self._eval_pending = state.get("eval_pending", False)
         self.best = state.get("best")
+        if self.best is not None and state.get("validation") not in (None, self._validation_fingerprint()):
+            self.log(f"note: the validation data differ from those of the run's best evaluation (mean IU "
+                     f"{self.best['mean_iu']:.4f} at iteration {self.best['iteration']}): best.h5 starts again at the "
+                     f"next evaluation")
+            self.best = None
         self.checkpoint_iteration = self.iteration
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")
         return True

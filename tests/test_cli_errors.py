@@ -487,6 +487,21 @@ def test_a_second_training_into_a_folder_in_use_is_refused_and_the_first_goes_on
     assert run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out), "--resume"], capsys)[0] == 0
 
 
+def test_a_resume_on_other_validation_data_does_not_compare_its_scores_with_the_runs_best(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    common = [*data, *TINY, "--out", str(out)]
+    assert run(cli.main_train, [*common, "--max-iter", "2"], capsys)[0] == 0
+    status, stdout, stderr = run(cli.main_train, [*common, "--max-iter", "3", "--resume"], capsys)
+    assert status == 0, stderr
+    assert "best.h5 starts again" not in stdout   # the same validation images
+    status, stdout, stderr = run(cli.main_train, [*common, "--max-iter", "4", "--resume", "--val-fraction", "0.5"],
+                                 capsys)
+    assert status == 0, stderr
+    assert "note: the validation data differ from those of the run's best evaluation (mean IU " in stdout
+    assert "best.h5 starts again at the next evaluation" in stdout
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
