@@ -272,6 +272,7 @@ def main_train(argv=None):
     from .train import TrainConfig, Trainer
 
     args, data_defaults = parse_noting_given(train_parser(), argv, TRAIN_DATA_OPTIONS)
+    data_given = any(getattr(args, key) is not NOT_GIVEN for key in DATA_SOURCE_OPTIONS)
     refuse_empty_paths(args, PATH_OPTIONS + ("init",))
     if args.epochs is not None and args.max_iter is not None:
         raise UsageError("give --epochs or --max-iter, not both (--epochs sets the number of iterations)")
@@ -288,7 +289,13 @@ def main_train(argv=None):
               f"is meant for VGG16's weights: the model will barely move. Give --init (weights/README.md), "
               f"--preset quickstart, or your own --lr with --loss-normalize")
     choose_device(args.device)
-    train_set, val_set = datasets_from_args(args)
+    try:
+        train_set, val_set = datasets_from_args(args)
+    except DataError as error:
+        if args.resume and error.problem.endswith("does not exist") and not data_given:
+            raise DataError(error.path, f"{error.problem} (--resume took the run's data options: where the data "
+                                        f"moved, give them anew, e.g. --images and --masks both)") from None
+        raise
     if len(train_set) == 0:
         raise UsageError(f"the training split of {train_set.name} is empty")
     print(f"data: {train_set.name}: {len(train_set)} training, {count(len(val_set), 'validation image')}, "

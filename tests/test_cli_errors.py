@@ -502,6 +502,20 @@ def test_a_resume_on_other_validation_data_does_not_compare_its_scores_with_the_
     assert "best.h5 starts again at the next evaluation" in stdout
 
 
+def test_a_resume_whose_data_moved_says_to_give_the_data_options_anew(tmp_path, capsys):
+    make_folder(tmp_path / "old", road_and_car_masks())
+    out = tmp_path / "run"
+    data = ["--images", str(tmp_path / "old" / "images"), "--masks", str(tmp_path / "old" / "masks")]
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    os.rename(tmp_path / "old", tmp_path / "new")
+    status, _, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2"], capsys)
+    assert (status, stderr) == (2, f"error: {tmp_path / 'old' / 'images'}: image folder does not exist (--resume took "
+                                   f"the run's data options: where the data moved, give them anew, e.g. --images "
+                                   f"and --masks both)\n")
+    moved = ["--images", str(tmp_path / "new" / "images"), "--masks", str(tmp_path / "new" / "masks")]
+    assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2", *moved], capsys)[0] == 0
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
