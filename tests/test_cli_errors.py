@@ -204,6 +204,9 @@ def test_sbd_with_generated_or_folder_data_is_one_line(tmp_path, capsys, weights
     status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--sbd-root", str(tmp_path)],
                             capsys)
     assert status == 2 and stderr.startswith("error: --sbd-root goes with real PASCAL VOC data")
+    status, _, stderr = run(cli.main_train, ["--synthetic", "--download", *TINY], capsys)
+    assert (status, stderr) == (2, "error: --download goes with real PASCAL VOC data (--data-root), not with "
+                                   "--synthetic, --synthetic-road or --images/--masks\n")
 
 
 def test_a_chosen_class_that_never_occurs_is_reported_not_a_traceback(tmp_path, capsys):

@@ -277,9 +277,10 @@ def datasets_from_args(args, need_train=True):
             raise UsageError(f"--{option.replace('_', '-')} is empty: name what to keep, e.g. {example}")
     if args.classes and args.class_map:
         raise UsageError("give --classes or --class-map, not both (--classes is a short form of a class map)")
-    if args.sbd_root and (args.synthetic or args.synthetic_road or args.images or args.masks):
-        raise UsageError("--sbd-root goes with real PASCAL VOC data (--data-root), not with --synthetic, "
-                         "--synthetic-road or --images/--masks")
+    for option, given in (("--sbd-root", args.sbd_root), ("--download", getattr(args, "download", False))):
+        if given and (args.synthetic or args.synthetic_road or args.images or args.masks):
+            raise UsageError(f"{option} goes with real PASCAL VOC data (--data-root), not with --synthetic, "
+                             f"--synthetic-road or --images/--masks")
     if uses_folders(args):
         if args.synthetic_road:
             from .road import ensure_synthetic_road
