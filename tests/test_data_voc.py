@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from fcnlite.data import DataError, SkipBad, VOCSegmentation, VOC_CLASSES, voc_palette
-from fcnlite.data.sbd import SBDSegmentation, import_loadmat, seg11valid_ids
+from fcnlite.data.sbd import SBDSegmentation, find_sbd_root, import_loadmat, seg11valid_ids
 
 
 # ---- building small datasets ------------------------------------------------------------------
@@ -372,6 +372,14 @@ def test_seg11valid_is_voc_val_minus_sbd_train(tmp_path, scipy_io):
     voc2011.mkdir(parents=True)
     (voc2011 / "val.txt").write_text("2007_000033\n2008_000005\n")
     assert seg11valid_ids(tmp_path / "voc", tmp_path / "sbd") == ["2007_000033"]
+    # an SBD train.txt that covers all of val (SBD's train and val lists joined) leaves nothing to validate on
+    train_txt = find_sbd_root(tmp_path / "sbd") + os.sep + "train.txt"
+    with open(train_txt, "a") as file:
+        file.write("2007_000033\n")
+    with pytest.raises(DataError) as caught:
+        seg11valid_ids(tmp_path / "voc", tmp_path / "sbd")
+    assert str(caught.value) == (f"{train_txt}: lists every id of {voc2011 / 'val.txt'}: seg11valid, VOC val minus "
+                                 f"SBD train, is empty (is it SBD's train.txt, or its train and val together?)")
 
 
 def test_seg11valid_needs_the_sbd_folder(voc):

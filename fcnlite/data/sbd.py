@@ -114,5 +114,10 @@ def seg11valid_ids(voc_root, sbd_root, voc2011_val=None):
         beside = os.path.join(os.path.dirname(voc_dir), "VOC2011", "ImageSets", "Segmentation", "val.txt")
         voc2011_val = beside if os.path.isfile(beside) else None
     val_path = voc2011_val or os.path.join(voc_dir, "ImageSets", "Segmentation", "val.txt")
-    sbd_train = set(read_split(os.path.join(find_sbd_root(sbd_root), "train.txt")))
-    return [sample_id for sample_id in read_split(val_path) if sample_id not in sbd_train]
+    train_path = os.path.join(find_sbd_root(sbd_root), "train.txt")
+    sbd_train = set(read_split(train_path))
+    ids = [sample_id for sample_id in read_split(val_path) if sample_id not in sbd_train]
+    if not ids:
+        raise DataError(train_path, f"lists every id of {val_path}: seg11valid, VOC val minus SBD train, is empty "
+                                    f"(is it SBD's train.txt, or its train and val together?)")
+    return ids
