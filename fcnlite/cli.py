@@ -68,11 +68,11 @@ def check_writable_file(path, option):
         raise UsageError(f"{option} {path}: no permission to write in {folder}")
 
 
-def refuse_empty_paths(args, keys):
-    """An empty path (--images "", a shell variable that was not set) would otherwise mean "not given"."""
+def refuse_empty(args, keys, what="a path"):
+    """An empty value (--images "", a shell variable that was not set) would otherwise mean "not given"."""
     for key in keys:
         if getattr(args, key, None) == "":
-            raise UsageError(f"--{key.replace('_', '-')} is empty: give a path")
+            raise UsageError(f"--{key.replace('_', '-')} is empty: give {what}")
 
 
 def check_output_folder(folder, option, what):
@@ -273,7 +273,8 @@ def main_train(argv=None):
 
     args, data_defaults = parse_noting_given(train_parser(), argv, TRAIN_DATA_OPTIONS)
     data_given = any(getattr(args, key) is not NOT_GIVEN for key in DATA_SOURCE_OPTIONS)
-    refuse_empty_paths(args, PATH_OPTIONS + ("init",))
+    refuse_empty(args, PATH_OPTIONS + ("init",))
+    refuse_empty(args, ("split", "val_split"), "a split's name")
     if args.epochs is not None and args.max_iter is not None:
         raise UsageError("give --epochs or --max-iter, not both (--epochs sets the number of iterations)")
     if args.scale and args.scale[0] > args.scale[1]:
@@ -428,7 +429,8 @@ def main_evaluate(argv=None):
 
     args, defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS + ("split",))
     data_defaults = {key: value for key, value in defaults.items() if key != "split"}
-    refuse_empty_paths(args, PATH_OPTIONS + ("weights",))
+    refuse_empty(args, PATH_OPTIONS + ("weights",))
+    refuse_empty(args, ("split",), "a split's name")
     if args.json is not None:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
@@ -579,7 +581,7 @@ def main_predict(argv=None):
     from .io import model_from_file, os_reason, read_attributes
 
     args = predict_parser().parse_args(argv)
-    refuse_empty_paths(args, ("weights",))
+    refuse_empty(args, ("weights",))
     if "" in args.images:
         raise UsageError("an image argument is empty: give a file or a folder")
     check_output_folder(args.out, "--out", "the predictions")

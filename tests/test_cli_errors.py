@@ -403,6 +403,8 @@ def test_an_empty_path_or_json_is_refused_rather_than_taken_as_not_given(tmp_pat
             (cli.main_evaluate, ["--weights", str(weights), "--data-root", ""], "--data-root is empty: give a path"),
             (cli.main_evaluate, ["--weights", str(weights), "--json", ""], "--json is empty: give a file name"),
             (cli.main_evaluate, ["--weights", ""], "--weights is empty: give a path"),
+            (cli.main_evaluate, ["--weights", str(weights), "--split", ""], "--split is empty: give a split's name"),
+            (cli.main_train, ["--synthetic", "--val-split", "", *TINY], "--val-split is empty: give a split's name"),
             (cli.main_predict, ["--weights", "", str(tmp_path / "photo.png")], "--weights is empty: give a path"),
             (cli.main_predict, ["--weights", str(weights), ""], "an image argument is empty: give a file or a folder"),
             (cli.main_evaluate, ["--weights", str(weights), "--json", str(tmp_path / "afile" / "m.json")],
