@@ -303,6 +303,9 @@ def main_train(argv=None):
           f"{count(train_set.n_classes, 'class', 'classes')}")
     report_dropped(train_set)
     report_dropped(val_set)
+    if args.accumulate > len(train_set):
+        print(f"note: --accumulate {args.accumulate} sums more images per step than the training set holds "
+              f"({len(train_set)}): each step reads some of them more than once")
     if args.epochs is not None:
         args.max_iter = max(1, math.ceil(args.epochs * len(train_set) / args.accumulate))
     out = run_folder(args)

@@ -521,6 +521,15 @@ def test_a_resume_whose_data_moved_says_to_give_the_data_options_anew(tmp_path, 
     assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2", *moved], capsys)[0] == 0
 
 
+def test_accumulating_more_images_than_the_training_set_holds_is_noted(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())   # 6 images: 5 train
+    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--accumulate", "7", "--max-iter", "1", "--out",
+                                                  str(tmp_path / "r")], capsys)
+    assert status == 0, stderr
+    assert ("note: --accumulate 7 sums more images per step than the training set holds (5): each step reads some of "
+            "them more than once\n") in stdout
+
+
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
