@@ -278,14 +278,24 @@ class Trainer:
             yield
             return
         os.makedirs(self.config.out, exist_ok=True)
-        with open(os.path.join(self.config.out, ".lock"), "a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                lock.seek(0)
-                holder = lock.read().strip() or "?"
-                raise TrainingStopped(f"{self.config.out} is in use by another training (process {holder}): wait "
-                                      f"for it to end, or choose another --out") from None
+        path, lock = os.path.join(self.config.out, ".lock"), None
+        try:
+            lock = open(path, "a+")
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:   # held: by another process, or another run in this one
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise TrainingStopped(f"{self.config.out} is in use by another training (process {holder}): wait "
+                                  f"for it to end, or choose another --out") from None
+        except OSError as error:   # a file system without locks (some network mounts), a .lock not ours
+            if lock is not None:
+                lock.close()
+            self.log(f"note: {path} cannot be locked ({os_reason(error)}): nothing stops a second run into "
+                     f"{self.config.out} meanwhile")
+            yield
+            return
+        with lock:
             lock.truncate(0)
             lock.write(str(os.getpid()))
             lock.flush()

@@ -492,6 +492,21 @@ def test_a_second_training_into_a_folder_in_use_is_refused_and_the_first_goes_on
     assert run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out), "--resume"], capsys)[0] == 0
 
 
+def test_a_folder_that_cannot_be_locked_trains_unlocked_with_a_note(tmp_path, capsys, monkeypatch):
+    import errno
+    fcntl = pytest.importorskip("fcntl", reason="advisory locks are POSIX's")
+
+    def no_locks(file, operation):   # as on a network mount without flock
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)
+    assert status == 0, stderr
+    assert (f"note: {out / '.lock'} cannot be locked (no locks available): nothing stops a second run into {out} "
+            f"meanwhile\n") in stdout
+
+
 def test_a_resume_on_other_validation_data_does_not_compare_its_scores_with_the_runs_best(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     out = tmp_path / "run"
