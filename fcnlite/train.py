@@ -258,10 +258,12 @@ class Trainer:
         self.seconds_before = state.get("seconds", 0.0)   # checkpoints of earlier versions did not count them
         self._eval_pending = state.get("eval_pending", False)
         self.best = state.get("best")
-        if self.best is not None and state.get("validation") not in (None, self._validation_fingerprint()):
-            self.log(f"note: the validation data differ from those of the run's best evaluation (mean IU "
-                     f"{self.best['mean_iu']:.4f} at iteration {self.best['iteration']}): best.h5 starts again at the "
-                     f"next evaluation")
+        if self.best is not None and state.get("validation") != self._validation_fingerprint():
+            why = ("the validation data differ from those of the run's best evaluation" if "validation" in state else
+                   "the checkpoint is older than the validation fingerprint, and a folder's split (by a hash of "
+                   "each name since) may have moved images between training and validation")
+            self.log(f"note: {why} (mean IU {self.best['mean_iu']:.4f} at iteration {self.best['iteration']}): "
+                     f"best.h5 starts again at the next evaluation")
             self.best = None
         self.checkpoint_iteration = self.iteration
         self.log(f"resumed from {self.checkpoint_path} at iteration {self.iteration}")

@@ -520,6 +520,14 @@ def test_a_resume_on_other_validation_data_does_not_compare_its_scores_with_the_
     assert status == 0, stderr
     assert "note: the validation data differ from those of the run's best evaluation (mean IU " in stdout
     assert "best.h5 starts again at the next evaluation" in stdout
+    import h5py   # a checkpoint of a version before the fingerprint: its split may have moved
+    with h5py.File(out / "checkpoint.h5", "r+") as file:
+        state = json.loads(file.attrs["state"])
+        del state["validation"]
+        file.attrs["state"] = json.dumps(state)
+    status, stdout, stderr = run(cli.main_train, [*common, "--max-iter", "5", "--resume"], capsys)
+    assert status == 0, stderr
+    assert "note: the checkpoint is older than the validation fingerprint, and a folder's split" in stdout
 
 
 def test_a_resume_whose_data_moved_says_to_give_the_data_options_anew(tmp_path, capsys):
