@@ -215,6 +215,15 @@ def test_a_folder_that_gains_or_loses_an_image_keeps_the_others_on_their_side_of
     assert fewer_val == val   # a training image gone: validation as it was (10 of 99 still round to 10)
     _, more_val = split_by_fraction(ids + ["im100"], 0.1)
     assert set(more_val) <= set(val) | {"im100"}   # no image trained on before validates now
+    names = [f"im{number:03d}" for number in range(200)]
+    for count in range(10, 199):   # where the rounded count grows, one image moves, and only one
+        before, after = (set(split_by_fraction(names[:n], 0.1)[1]) for n in (count, count + 1))
+        assert len(after - before - {names[count]}) <= 1, count
+
+
+def test_the_split_is_the_same_on_every_machine():   # sha256 of the ids, not Python's salted hash()
+    ids = [f"im{number:02d}" for number in range(20)]
+    assert split_by_fraction(ids, 0.2, seed=0)[1] == ["im00", "im02", "im11", "im16"]
 
 
 # ---- mask formats ----------------------------------------------------------------------------------

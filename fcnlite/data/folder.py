@@ -183,11 +183,11 @@ def describe_folder(images_dir, n_images):
 def split_by_fraction(ids, val_fraction=0.1, seed=0):
     """(train_ids, val_ids): a seeded random val_fraction of ids for validation (at least one of each).
 
-    Each id draws its own number from a hash of (seed, id), and the ids of the smallest numbers
-    validate: the same ids and seed give the same split on every machine, and a folder that gains
-    or loses an image keeps its other images on their side (a draw over positions in the list
-    would move several, putting images already trained on into validation). Both lists keep the
-    order of `ids`.
+    Each id draws its own number from a hash of (seed, id) (sha256: the same on every machine and
+    Python), and the ids of the smallest numbers validate. So a folder that gains or loses an image
+    keeps its other images on their side, unless the rounded count of validation images changes,
+    which moves one (a draw over positions in the list moved several, putting images already
+    trained on into validation). Both lists keep the order of `ids`.
     """
     ids = list(ids)
     if not 0 < val_fraction < 1:
