@@ -294,8 +294,11 @@ def main_train(argv=None):
         train_set, val_set = datasets_from_args(args)
     except DataError as error:
         if args.resume and error.problem.endswith("does not exist") and not data_given:
+            gone = [key for key in PATH_OPTIONS if getattr(args, key)
+                    and os.path.abspath(getattr(args, key)) == os.path.abspath(error.path)]
+            options = " ".join(f"--{key.replace('_', '-')}" for key in gone) or "them"
             raise DataError(error.path, f"{error.problem} (--resume took the run's data options: where the data "
-                                        f"moved, give them anew, e.g. --images and --masks both)") from None
+                                        f"moved, give {options} anew, and the options of its other folders)") from None
         raise
     if len(train_set) == 0:
         raise UsageError(f"the training split of {train_set.name} is empty")
@@ -338,7 +341,9 @@ def main_train(argv=None):
                              f"(pass --width {init_width})")
         report = load_weights(model, args.init, strict=False)
         print(f"init: {len(report['loaded'])} tensors from {args.init}")
-        trained, named = list(attributes.get("class_names", [])), list(train_set.class_names)
+        saved_names = attributes.get("class_names")
+        trained = [str(name) for name in saved_names] if isinstance(saved_names, (list, tuple)) else []
+        named = list(train_set.class_names)
         unnamed = (unnamed_classes(len(trained)), unnamed_classes(len(named)))
         if "score_fr/W" in report["loaded"] and trained != named and trained not in unnamed and named not in unnamed:
             print(f"warning: {args.init} scores the classes {', '.join(trained)}; the data's are {', '.join(named)}: "

@@ -538,8 +538,8 @@ def test_a_resume_whose_data_moved_says_to_give_the_data_options_anew(tmp_path, 
     os.rename(tmp_path / "old", tmp_path / "new")
     status, _, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2"], capsys)
     assert (status, stderr) == (2, f"error: {tmp_path / 'old' / 'images'}: image folder does not exist (--resume took "
-                                   f"the run's data options: where the data moved, give them anew, e.g. --images "
-                                   f"and --masks both)\n")
+                                   f"the run's data options: where the data moved, give --images anew, and the "
+                                   f"options of its other folders)\n")
     moved = ["--images", str(tmp_path / "new" / "images"), "--masks", str(tmp_path / "new" / "masks")]
     assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2", *moved], capsys)[0] == 0
 

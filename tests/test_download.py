@@ -251,9 +251,11 @@ def test_a_data_root_that_is_a_file_is_named_before_any_download(tmp_path):
 
 def test_an_unpacking_killed_midway_leaves_nothing_after_the_next(tmp_path):
     destination = tmp_path / "root"
-    (destination / ".unpacking-x1y2" / "VOCdevkit").mkdir(parents=True)   # as kill -9 left it
+    (destination / ".unpacking-x1y2" / "VOCdevkit").mkdir(parents=True)   # as kill -9 left it, hours ago
+    os.utime(destination / ".unpacking-x1y2", (0, 0))
+    (destination / ".unpacking-busy").mkdir()   # another process's, being filled now: left alone
     member = tarfile.TarInfo("VOCdevkit/readme.txt")
     (tmp_path / "a.tar").write_bytes(tar_with(member, b"hello"))
     extract_tar(tmp_path / "a.tar", destination)
-    assert sorted(os.listdir(destination)) == ["VOCdevkit"]
+    assert sorted(os.listdir(destination)) == [".unpacking-busy", "VOCdevkit"]
     assert (destination / "VOCdevkit" / "readme.txt").read_bytes() == b"hello"

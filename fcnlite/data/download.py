@@ -17,6 +17,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,6 +34,7 @@ CHUNK_BYTES = 1 << 20
 
 
 UNPACKING_PREFIX = ".unpacking-"   # extract_tar's staging folder inside the destination
+STALE_SECONDS = 3600               # a staging folder untouched this long was left by a killed unpacking
 
 
 class DownloadError(DataError):
@@ -150,8 +152,10 @@ def extract_tar(archive, destination):
     except (tarfile.TarError, OSError) as error:   # (tarfile lists each method it tried, a line each)
         raise DownloadError(archive, f"cannot be opened as a tar archive ({first_line(error)})") from None
     for entry in os.listdir(destination):   # left by an unpacking killed midway (kill -9, power loss)
-        if entry.startswith(UNPACKING_PREFIX):
-            shutil.rmtree(os.path.join(destination, entry), ignore_errors=True)
+        stale = os.path.join(destination, entry)
+        # not one that another process is filling now: VOC unpacks in minutes, and writes all along
+        if entry.startswith(UNPACKING_PREFIX) and time.time() - os.path.getmtime(stale) > STALE_SECONDS:
+            shutil.rmtree(stale, ignore_errors=True)
     staging = tempfile.mkdtemp(prefix=UNPACKING_PREFIX, dir=destination)
     try:
         with tar:
