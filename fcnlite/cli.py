@@ -399,7 +399,9 @@ def evaluate_parser():
                         help="downscale images whose longer side exceeds this (default: as in training; 0: never)")
     parser.add_argument("--resize", type=size_pair, default=None, help="resize every image to HxW")
     parser.add_argument("--limit", type=COUNT_OR_ZERO, default=0, help="evaluate the first N images only")
-    parser.add_argument("--beta", type=POSITIVE_OR_ZERO, default=1.0, help="two classes: beta of the foreground F-beta score")
+    # at most 1000: beta squared must stay finite, and there F-beta weighs false positives a millionth (it is recall)
+    parser.add_argument("--beta", type=checked_number(float, "a number from 0 to 1000", least=0, most=1000),
+                        default=1.0, help="two classes: beta of the foreground F-beta score")
     parser.add_argument("--json", help="also write the metrics to this JSON file")
     return parser
 

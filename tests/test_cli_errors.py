@@ -138,6 +138,7 @@ BAD_NUMBERS = [
     ("train", "--resize", "0x0"), ("train", "--mask-channel", "4"), ("train", "--seed", "-1"),
     ("train", "--max-iter", "9" * 400), ("train", "--width", "inf"),
     ("evaluate", "--limit", "-1"), ("evaluate", "--max-side", "-1"), ("evaluate", "--resize", "0x10"),
+    ("evaluate", "--beta", "1e308"), ("evaluate", "--beta", "-1"),
     ("predict", "--alpha", "2"), ("predict", "--alpha", "-0.1"), ("predict", "--max-side", "-1"),
 ]
 
