@@ -467,8 +467,9 @@ def main_evaluate(argv=None):
     report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
     report_skipped(matrix.skipped, "bad image(s)")
-    if matrix.why_empty():
-        raise UsageError(f"{dataset.name}: no pixel could be evaluated: {matrix.why_empty()}")
+    empty = matrix.why_empty()
+    if empty:
+        raise UsageError(f"{dataset.name}: no pixel could be evaluated: {empty}")
     metrics = matrix.metrics(class_names_to_show(model, dataset, args.weights))
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)

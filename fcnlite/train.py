@@ -201,9 +201,11 @@ class Trainer:
     @contextlib.contextmanager
     def _writing(self, path):
         """A file of the run that cannot be written (a full disk, a folder made read-only) stops it in one
-        line, as a checkpoint that cannot be does."""
+        line that says what is kept: io.atomic_write's WeightsError, or any other write's OSError."""
         try:
             yield
+        except WeightsError as error:
+            raise self._write_failed(error) from None
         except OSError as error:
             raise self._write_failed(WeightsError(f"cannot write {path} ({os_reason(error)})")) from None
 
@@ -230,10 +232,8 @@ class Trainer:
         return self.seconds_before + session
 
     def save_checkpoint(self):
-        try:
+        with self._writing(self.checkpoint_path):
             save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self._state())
-        except WeightsError as error:
-            raise self._write_failed(error) from None
         self.checkpoint_iteration = self.iteration
 
     def _write_failed(self, error):
@@ -328,10 +328,8 @@ class Trainer:
         def write(temporary):
             with open(temporary, "w") as file:
                 file.writelines(json.dumps(r) + "\n" for r in kept)
-        try:   # atomically: a full disk must not empty the log of the whole run
+        with self._writing(self.log_path):   # atomically: a full disk must not empty the log of the whole run
             atomic_write(self.log_path, write)
-        except WeightsError as error:
-            raise self._write_failed(error) from None
 
     def _remove_stale_temporary_files(self):
         """A run killed while saving (kill -9, power loss) leaves the temporary file it was writing; the
@@ -469,13 +467,14 @@ class Trainer:
         except DataError as error:   # a bad validation sample must not cost the training done so far
             self._eval_pending = True
             raise self._stopped_by_bad_data(error, f"evaluating at iteration {self.iteration}") from None
-        if matrix.why_empty():   # nothing to measure: metrics of NaN would only hide it
+        empty = matrix.why_empty()
+        if empty:   # nothing to measure: metrics of NaN would only hide it
             self._eval_pending = True
             self.save_checkpoint()
             name = getattr(self.val_set, "name", "the validation set")
             raise TrainingStopped(f"no validation pixel of {name} could be evaluated at iteration {self.iteration}: "
-                                  f"{matrix.why_empty()}; checkpoint saved to {self.checkpoint_path}: fix the "
-                                  f"validation data, then rerun with {self._resume_options()}")
+                                  f"{empty}; checkpoint saved to {self.checkpoint_path}: fix the validation data, "
+                                  f"then rerun with {self._resume_options()}")
         metrics = matrix.metrics(self.val_set.class_names)
         record = {"iteration": self.iteration, "type": "eval",
                   **{k: metrics[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu")}}
@@ -506,12 +505,11 @@ class Trainer:
         """out/<name> with what predict and evaluate read besides the weights (see finish)."""
         config = self.config
         largest_side = config.max_side or (max(config.resize) if config.resize else 0)
-        try:
-            save_weights(self.model, os.path.join(config.out, name),
-                         extra_attributes={"train_max_side": int(largest_side),
-                                           "training_options": json.dumps(config.options), **attributes})
-        except WeightsError as error:
-            raise self._write_failed(error) from None
+        path = os.path.join(config.out, name)
+        with self._writing(path):
+            save_weights(self.model, path, extra_attributes={"train_max_side": int(largest_side),
+                                                             "training_options": json.dumps(config.options),
+                                                             **attributes})
 
     def finish(self):
         """Write final.h5 (with the training images' largest side, which predict and evaluate then
