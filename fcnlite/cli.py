@@ -58,14 +58,13 @@ def check_writable_file(path, option):
     if not path:
         raise UsageError(f"{option} is empty: give a file name")
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isfile(folder):
-        raise UsageError(f"{option} {path}: {folder} is a file, not a folder")
-    if not os.path.isdir(folder):
+    if not os.path.exists(folder):   # (a file's folder is not made: a typo in it would go unseen)
         raise UsageError(f"{option} {path}: folder {folder} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"{option} {path} is a folder, not a file name")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: no permission to write in {folder}")
+    problem = cannot_write_in(folder)
+    if problem:
+        raise UsageError(f"{option} {path}: {problem}")
 
 
 def refuse_empty(args, keys, what="a path"):
