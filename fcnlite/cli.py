@@ -550,9 +550,11 @@ def output_stems(paths):
 
 
 def output_names(stem, probabilities):
-    """The files predict.py writes for one image."""
-    names = [f"{stem}_labels.png", f"{stem}_overlay.png"]
-    return names + [f"{stem}_probabilities.npy", f"{stem}_foreground.png"] if probabilities else names
+    """The files predict.py writes for one image, by what they hold (the foreground's for two classes)."""
+    names = {"labels": f"{stem}_labels.png", "overlay": f"{stem}_overlay.png"}
+    if probabilities:
+        names.update(probabilities=f"{stem}_probabilities.npy", foreground=f"{stem}_foreground.png")
+    return names
 
 
 def check_outputs_spare_inputs(out, arguments, paths, stems, probabilities):
@@ -565,26 +567,26 @@ def check_outputs_spare_inputs(out, arguments, paths, stems, probabilities):
                              f"among the images (and read as images by the next run): choose another --out")
     inputs = {os.path.realpath(path): path for path in paths}
     for stem in stems:
-        for name in output_names(stem, probabilities):
+        for name in output_names(stem, probabilities).values():
             target = os.path.realpath(os.path.join(out, name))
             if target in inputs:
                 raise UsageError(f"--out {out}: {name} would overwrite the image {inputs[target]}, which is to be "
                                  f"segmented: choose another --out")
 
 
-def save_probabilities(probabilities, size, prefix):
-    """<prefix>_probabilities.npy (classes, H, W) float16 at the photo's size (each class's map resized
-    bilinearly where --max-side shrank the photo), and for two classes <prefix>_foreground.png."""
+def save_probabilities(probabilities, size, outputs):
+    """outputs["probabilities"] (.npy, classes x H x W, float16) at the photo's size (each class's map
+    resized bilinearly where --max-side shrank the photo), and for two classes outputs["foreground"]."""
     import numpy
     from PIL import Image
     height, width = size
     if probabilities.shape[1:] != (height, width):
         probabilities = numpy.stack([numpy.asarray(Image.fromarray(plane).resize((width, height), Image.BILINEAR))
                                      for plane in probabilities])
-    numpy.save(f"{prefix}_probabilities.npy", probabilities.astype(numpy.float16))
+    numpy.save(outputs["probabilities"], probabilities.astype(numpy.float16))
     if len(probabilities) == 2:
         grey = numpy.clip(numpy.rint(probabilities[1] * 255), 0, 255).astype(numpy.uint8)
-        Image.fromarray(grey).save(f"{prefix}_foreground.png")
+        Image.fromarray(grey).save(outputs["foreground"])
 
 
 def main_predict(argv=None):
@@ -637,23 +639,22 @@ def segment_images(model, paths, stems, args):
             print(f"note: {path} is {width}x{height}: the network's memory and time grow with the pixel count "
                   f"(gigabytes at this size); --max-side {max(height, width) // 2} downscales it first")
         fitted = fit_size(image, None, max_side=args.max_side)[0]
+        outputs = {key: os.path.join(args.out, name) for key, name in output_names(stem, args.probabilities).items()}
         if args.probabilities:   # one pass: the labels are the most probable classes
             probabilities = predict_probabilities(model, fitted)
             labels = probabilities.argmax(axis=0).astype(numpy.uint8)
-            save_probabilities(probabilities, (height, width), os.path.join(args.out, stem))
+            save_probabilities(probabilities, (height, width), outputs)
         else:
             labels = predict_image(model, fitted)
         if labels.shape != (height, width):   # --max-side: the labels go back to the photo's own size
             labels = numpy.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
-        label_path = os.path.join(args.out, f"{stem}_labels.png")
-        save_label_png(labels, label_path, palette)
+        save_label_png(labels, outputs["labels"], palette)
         present = [int(i) for i in numpy.unique(labels)]
         blended = Image.fromarray(overlay(image, labels, palette, alpha=args.alpha))
         key = legend(names, palette, present)
         canvas = Image.new("RGB", (blended.width + key.width, max(blended.height, key.height)), "white")
         canvas.paste(blended, (0, 0))
         canvas.paste(key, (blended.width, 0))
-        overlay_path = os.path.join(args.out, f"{stem}_overlay.png")
-        canvas.save(overlay_path)
-        print(f"{path}: {', '.join(names[i] for i in present)} -> {label_path}, {overlay_path}")
+        canvas.save(outputs["overlay"])
+        print(f"{path}: {', '.join(names[i] for i in present)} -> {outputs['labels']}, {outputs['overlay']}")
     return unreadable
