@@ -260,11 +260,33 @@ def start_or_resume(trainer, resume, out):
     return True
 
 
-def main_train(argv=None):
+def start_from_init(model, path, width, class_names):
+    """--init: the weights of `path` that fit the model (a VGG16's encoder, or a trained FCN's layers of
+    the same shapes), at the same width; a warning where its score layers were trained on classes named
+    otherwise than the data's (class_names), which they then stand for one by one."""
     import numpy
+    from .io import load_weights, read_attributes
+    attributes = read_attributes(path)
+    init_width = float(attributes.get("width", 1.0))
+    if not numpy.isclose(init_width, width):
+        raise UsageError(f"{path}: weights of width {init_width} cannot start a model of width {width} "
+                         f"(pass --width {init_width})")
+    report = load_weights(model, path, strict=False)
+    print(f"init: {len(report['loaded'])} tensors from {path}")
+    saved_names = attributes.get("class_names")
+    trained = [str(name) for name in saved_names] if isinstance(saved_names, (list, tuple)) else []
+    unnamed = (unnamed_classes(len(trained)), unnamed_classes(len(class_names)))
+    if "score_fr/W" in report["loaded"] and trained != class_names and trained not in unnamed \
+            and class_names not in unnamed:
+        print(f"warning: {path} scores the classes {', '.join(trained)}; the data's are {', '.join(class_names)}: "
+              f"its score layers start from the first, class by class (give the data's classes in the weights' "
+              f"order to keep what they learnt)")
+    model.class_names = class_names   # (load_weights gave it the file's)
+
+
+def main_train(argv=None):
     from . import rng
     from .data.preprocess import TORCHVISION_PREPROCESSING
-    from .io import load_weights, read_attributes
     from .metrics import format_number
     from .models import build_model
     from .optim import SGD
@@ -333,22 +355,7 @@ def main_train(argv=None):
     # loaded with --init bring the preprocessing they were trained with.
     model.preprocessing = dict(TORCHVISION_PREPROCESSING)
     if args.init:
-        attributes = read_attributes(args.init)
-        init_width = float(attributes.get("width", 1.0))
-        if not numpy.isclose(init_width, args.width):
-            raise UsageError(f"{args.init}: weights of width {init_width} cannot start a model of width {args.width} "
-                             f"(pass --width {init_width})")
-        report = load_weights(model, args.init, strict=False)
-        print(f"init: {len(report['loaded'])} tensors from {args.init}")
-        saved_names = attributes.get("class_names")
-        trained = [str(name) for name in saved_names] if isinstance(saved_names, (list, tuple)) else []
-        named = list(train_set.class_names)
-        unnamed = (unnamed_classes(len(trained)), unnamed_classes(len(named)))
-        if "score_fr/W" in report["loaded"] and trained != named and trained not in unnamed and named not in unnamed:
-            print(f"warning: {args.init} scores the classes {', '.join(trained)}; the data's are {', '.join(named)}: "
-                  f"its score layers start from the first, class by class (give the data's classes in the "
-                  f"weights' order to keep what they learnt)")
-        model.class_names = list(train_set.class_names)
+        start_from_init(model, args.init, args.width, list(train_set.class_names))
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     config = TrainConfig(out=out, max_iter=args.max_iter, accumulate=args.accumulate,
                          loss_normalize=args.loss_normalize, lr_policy=args.lr_policy, eval_every=args.eval_every,
