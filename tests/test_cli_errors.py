@@ -1022,6 +1022,12 @@ def test_images_and_masks_in_one_folder_is_one_line(tmp_path, capsys):
     assert status == 2
     assert stderr == (f"error: --images and --masks both name {tmp_path / 'images'}: images and masks pair by "
                       f"file name, so they need a folder each\n")
+    validation = make_folder(tmp_path / "val", road_and_car_masks(2))
+    status, _, stderr = run(cli.main_train, ["--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
+                                             "--val-images", validation[1], "--val-masks", validation[1], *TINY],
+                            capsys)
+    assert (status, stderr) == (2, f"error: --val-images and --val-masks both name {validation[1]}: images and "
+                                   f"masks pair by file name, so they need a folder each\n")
 
 
 def test_evaluate_names_unnamed_classes_as_the_weights_do_and_warns_of_other_names(tmp_path, capsys):

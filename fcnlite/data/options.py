@@ -97,9 +97,7 @@ def value_ranges(values):
 def _folder_datasets(args, images, masks, mask_format, source_names, training):
     from .folder import FolderSegmentation, describe_folder, load_color_table, split_by_fraction
     from .images import read_split
-    if os.path.realpath(images) == os.path.realpath(masks):
-        raise UsageError(f"--images and --masks both name {images}: images and masks pair by file name, so "
-                         f"they need a folder each")
+    check_apart(images, masks, "--images", "--masks")
     if mask_format == "color" and not args.color_table:
         raise UsageError("--mask-format color needs --color-table (a JSON file: class name -> [r, g, b])")
     if mask_format == "color":   # the table names the classes (and --classes may use those names)
@@ -174,10 +172,14 @@ def _val_folders(args, images):
     if os.path.realpath(args.val_images) == os.path.realpath(images):
         raise UsageError(f"--val-images names the training images' folder {images}: give the validation "
                          f"images' own folder, or leave it out to hold out --val-fraction of {images}")
-    if os.path.realpath(args.val_images) == os.path.realpath(args.val_masks):
-        raise UsageError(f"--val-images and --val-masks both name {args.val_images}: images and masks pair by "
-                         f"file name, so they need a folder each")
+    check_apart(args.val_images, args.val_masks, "--val-images", "--val-masks")
     return args.val_images, args.val_masks
+
+
+def check_apart(images, masks, images_option, masks_option):
+    if os.path.realpath(images) == os.path.realpath(masks):
+        raise UsageError(f"{images_option} and {masks_option} both name {images}: images and masks pair by file "
+                         f"name, so they need a folder each")
 
 
 def report_folder(folder):
