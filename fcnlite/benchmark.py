@@ -798,13 +798,13 @@ def format_layers(layers):
 
 def add_arguments(parser):
     from .argtypes import COUNT, POSITIVE
+    from .cli import DEVICE_HELP
     parser.add_argument("--model", choices=MODELS, default="fcn8s", help="default fcn8s")
     parser.add_argument("--width", type=POSITIVE, default=1.0, help="channel width multiplier (1.0: VGG16's)")
     parser.add_argument("--n-classes", type=COUNT, default=21)
     parser.add_argument("--size", default="375x500", help="input HEIGHTxWIDTH (default 375x500, a VOC image)")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None,
-                        help="auto: the GPU when CuPy finds one, else the CPU (default: $FCNLITE_DEVICE, else auto)")
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None, help=DEVICE_HELP)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (they measure peak memory)")
     parser.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
@@ -820,9 +820,10 @@ def add_arguments(parser):
 
 
 def settings_from_arguments(arguments):
+    from .cli import default_device
     return Settings(model=arguments.model, width=arguments.width, n_classes=arguments.n_classes,
                     size=parse_size(arguments.size), batch=arguments.batch,
-                    device=arguments.device or os.environ.get("FCNLITE_DEVICE", "auto"),
+                    device=arguments.device or default_device(),
                     repeats=arguments.repeats, warmup=arguments.warmup, torch=not arguments.no_torch,
                     tf32=arguments.tf32 == "on", layers=arguments.layers, threads=arguments.threads,
                     seed=arguments.seed)
@@ -837,11 +838,7 @@ def main(argv=None):
     try:
         if arguments.json:
             check_writable_file(arguments.json, "--json")   # before the minutes of timing, not after
-        settings = settings_from_arguments(arguments)
-        if settings.device.lower() not in backend.ALIASES:
-            raise UsageError(f"FCNLITE_DEVICE={settings.device!r} is not a device: set auto, cpu or gpu (or give "
-                             f"--device)")
-        results = run(settings)
+        results = run(settings_from_arguments(arguments))
     except UsageError as error:
         print(f"benchmark: {error}")
         return 1

@@ -100,13 +100,17 @@ def report_dropped(dataset):
 DEVICE_HELP = "auto: the GPU when CuPy finds one, else the CPU (default: $FCNLITE_DEVICE, else auto)"
 
 
+def default_device():
+    """The device of a program not given --device: the environment's FCNLITE_DEVICE (as for a library
+    user), else auto; UsageError for a value that is not a device."""
+    name = os.environ.get("FCNLITE_DEVICE", "auto")
+    if name.lower() not in backend.ALIASES:
+        raise UsageError(f"FCNLITE_DEVICE={name!r} is not a device: set auto, cpu or gpu (or give --device)")
+    return name
+
+
 def choose_device(name):
-    """--device, or where it is not given the environment's FCNLITE_DEVICE (as for a library user), else auto."""
-    if name is None:
-        name = os.environ.get("FCNLITE_DEVICE", "auto")
-        if name.lower() not in backend.ALIASES:
-            raise UsageError(f"FCNLITE_DEVICE={name!r} is not a device: set auto, cpu or gpu (or give --device)")
-    backend.use(name)   # "cpu", "gpu" or "auto": backend's errors then name the device as the user did
+    backend.use(name or default_device())   # backend's errors then name the device as the user did
     if backend.name() == "numpy":
         backend.reuse_host_memory()
     print(backend.describe())
