@@ -12,6 +12,9 @@ import copy
 import math
 import os
 import sys
+import warnings
+
+from PIL import Image
 
 from . import backend
 from .data.errors import DataError
@@ -30,7 +33,12 @@ def run_main(main, argv=None):
     """Call main(argv); turn the expected failures into one line on stderr and exit status 2."""
     from .train import TrainingStopped
     try:
-        return main(argv) or 0
+        with warnings.catch_warnings():
+            # Pillow warns, in a raw two-line warning, of any image over 89 million pixels as a possible
+            # decompression bomb; predict notes a large photo in its own words, and one twice that
+            # size is refused in one line (images.open_image)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return main(argv) or 0
     except (DataError, WeightsError, backend.BackendError, UsageError, TrainingStopped) as error:
         asked = isinstance(error, TrainingStopped) and str(error).startswith("stopped by")   # Ctrl-C: no error
         print(str(error) if asked else f"error: {error}", file=sys.stderr)

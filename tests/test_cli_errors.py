@@ -319,6 +319,23 @@ def test_predict_notes_the_memory_a_photo_of_many_pixels_needs_and_not_a_long_th
     assert "thin.png is" not in stdout
 
 
+def test_predict_puts_pillows_decompression_bomb_guard_in_one_line_and_no_raw_warning(tmp_path, capsys, weights,
+                                                                                     monkeypatch, recwarn):
+    # Pillow warns of an image over MAX_IMAGE_PIXELS (89 million) and refuses one over twice that:
+    # 1200 pixels stand in for its limit here
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 30)
+    Image.fromarray(numpy.zeros((30, 50, 3), numpy.uint8)).save(tmp_path / "large.png")   # 1500: warned of
+    Image.fromarray(numpy.zeros((30, 100, 3), numpy.uint8)).save(tmp_path / "huge.png")   # 3000: refused
+    status, stdout, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "large.png"),
+                                                    str(tmp_path / "huge.png"), "--out", str(tmp_path / "p")], capsys)
+    assert status == 2
+    assert stderr.startswith(f"error: {tmp_path / 'huge.png'}: is larger than Pillow opens (Image size (3000 pixels) "
+                             f"exceeds limit of 2400 pixels")
+    assert stderr.splitlines()[0].endswith("): downscale it with an image tool first")
+    assert os.path.exists(tmp_path / "p" / "large_labels.png")
+    assert not [warning for warning in recwarn if issubclass(warning.category, Image.DecompressionBombWarning)]
+
+
 def test_predict_and_evaluate_on_a_full_disk_stop_in_one_line(tmp_path, capsys, weights, monkeypatch):
     import errno
     import shutil

@@ -104,6 +104,9 @@ def open_image(path, missing, undecodable, upright=False):
         raise DataError(path, missing) from None
     except PermissionError:   # the file is there: not a decoding problem, so Pillow's words would mislead
         raise DataError(path, "cannot be read (permission denied)") from None
+    except Image.DecompressionBombError as error:   # a real image can be this large: say so, not "cannot decode"
+        raise DataError(path, f"is larger than Pillow opens ({first_line(error)}): "
+                              f"downscale it with an image tool first") from None
     except DECODE_ERRORS as error:
         if picture is not None:
             picture.close()
