@@ -39,6 +39,10 @@
                                                           per array in one chunk (as fcnlite writes them), with
                                                           HDF5's default chunks, and with no checksum, taking turns,
                                                           median of N (default 5)
+    python .ci/cpu_variants.py writer [N]                saving FCN-8s's weights (513 MB) through the file object
+                                                          that keeps a failed write's error (io.WriteErrorKept, as
+                                                          fcnlite writes them) and through h5py opening the path
+                                                          itself (before), taking turns, median of N (default 5)
     python .ci/cpu_variants.py dw-blocks [N]             dW's products in blocks of output channels (at most
                                                           WEIGHT_GRAD_BLOCK_BYTES of temporary) and whole (fc6's:
                                                           392 MiB), taking turns, N times each (default 7): fc6's and
@@ -445,6 +449,37 @@ def checksums(repeats="5"):
         print(f"checksums: {name:<26} save {numpy.median(save):.2f} s, load {numpy.median(load):.2f} s")
 
 
+def writer(repeats="5"):
+    """Saving FCN-8s's weights (width 1, 513 MB) through io.write_hdf5's file object, and as before it,
+    h5py opening the temporary path itself (a full disk crashed it), taking turns."""
+    import tempfile
+    from fcnlite import io
+    from fcnlite.models import build_model
+
+    def h5py_opens_the_path(path, fill, size):
+        def write(temporary):
+            with io._h5py().File(temporary, "w") as file:
+                fill(file)
+        io.atomic_write(path, write, size)
+
+    model = build_model("fcn8s", n_classes=21)
+    writers = {"h5py opens the path (before)": h5py_opens_the_path, "file object (kept)": io.write_hdf5}
+    times = {name: [] for name in writers}
+    with tempfile.TemporaryDirectory(dir=os.getcwd()) as folder:   # on disk: /tmp may be memory
+        path = os.path.join(folder, "weights.h5")
+        for _ in range(int(repeats)):
+            for name, write in writers.items():
+                io.write_hdf5 = write   # what io.write_arrays calls
+                try:
+                    times[name].append(seconds(lambda: (io.save_weights(model, path), os.sync())))
+                finally:
+                    io.write_hdf5 = writers["file object (kept)"]
+        io.load_weights(model, path)   # the file left is the kept writer's, and reads back
+    before, kept = (numpy.median(values) for values in times.values())
+    print(f"writer: save through h5py's path {before:.2f} s, through the file object {kept:.2f} s, "
+          f"ratio {kept / before:.3f} (N={repeats}, each with os.sync)")
+
+
 def dw_blocks(repeats="7"):
     import tracemalloc
     from fcnlite.layers import Conv2d, conv2d
@@ -479,7 +514,7 @@ def dw_blocks(repeats="7"):
 MODES = {"threads": threads, "spin": spin, "passes": passes, "padding": padding, "upsampling": upsampling,
          "packing": packing, "winograd": winograd_or_im2col, "winograd-layers": winograd_layers, "layers": layers,
          "winograd-rule": winograd_rule, "winograd-passes": winograd_passes, "checksums": checksums,
-         "dw-blocks": dw_blocks}
+         "writer": writer, "dw-blocks": dw_blocks}
 
 if __name__ == "__main__":
     backend.use("numpy")

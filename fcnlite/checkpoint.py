@@ -18,27 +18,25 @@ import numpy
 
 from . import backend, rng
 from .errors import first_line
-from .io import WeightsError, atomic_write, preprocessing_from, read_checked_array, write_checked_array
+from .io import WeightsError, preprocessing_from, read_checked_array, write_checked_array, write_hdf5
 
 
 def save_checkpoint(path, model, optimizer, state):
-    import h5py
     hyper = optimizer.state_dict()
     velocity = hyper.pop("velocity")
 
-    def write(temporary):
-        with h5py.File(temporary, "w") as file:
-            for name, value, _ in model.named_parameters():
-                write_checked_array(file, f"model/{name}", backend.to_numpy(value))
-            for name, value in velocity.items():
-                write_checked_array(file, f"momentum/{name}", value)
-            file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
-            file.attrs["optimizer"] = json.dumps(hyper)
-            file.attrs["model_inputs"] = json.dumps({"preprocessing": model.preprocessing,
-                                                     "class_names": model.class_names})
+    def fill(file):
+        for name, value, _ in model.named_parameters():
+            write_checked_array(file, f"model/{name}", backend.to_numpy(value))
+        for name, value in velocity.items():
+            write_checked_array(file, f"momentum/{name}", value)
+        file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
+        file.attrs["optimizer"] = json.dumps(hyper)
+        file.attrs["model_inputs"] = json.dumps({"preprocessing": model.preprocessing,
+                                                 "class_names": model.class_names})
 
     size = sum(value.nbytes for _, value, _ in model.named_parameters()) + sum(v.nbytes for v in velocity.values())
-    atomic_write(path, write, size=size)
+    write_hdf5(path, fill, size=size)
 
 
 def _require_checkpoint(path, file):

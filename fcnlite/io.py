@@ -131,7 +131,7 @@ def atomic_write(path, write, size=0):
     """Call write(temporary_path), then rename it onto path: a crash never leaves a half-written file.
 
     size: the bytes write stores (its arrays'). A disk with less room is refused before writing starts,
-    since h5py meeting a full disk prints hundreds of lines and can crash the process (a segfault).
+    not after minutes of writing (a disk that fills meanwhile: write_hdf5).
     Any failure is a WeightsError "cannot write <path> (<cause>)", and leaves no temporary file."""
     path = os.fspath(path)
     check_writable(path)
@@ -159,6 +159,56 @@ def atomic_write(path, write, size=0):
         raise
 
 
+class WriteErrorKept:
+    """A file for h5py to write through that keeps the first OSError of a write or truncate (a full
+    disk) instead of raising it, and ignores the writes after it. HDF5 meeting a failed write prints
+    pages of errors and crashes the process as it closes the file (a segfault: h5py 3.16, a disk
+    filled by another program while the weights were written); given this file, it closes the file
+    cleanly, and write_hdf5 raises the kept error after."""
+
+    def __init__(self, raw):
+        self.raw = raw   # unbuffered (buffering=0), so that a write fails here, not at a later flush
+        self.error = None
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        if self.error is None:
+            try:
+                written = 0
+                while written < len(view):   # a disk nearly full takes part of a write, then fails
+                    written += self.raw.write(view[written:])
+            except OSError as error:
+                self.error = error
+        return len(view)
+
+    def truncate(self, size):   # HDF5 sets the file's length as it closes: that can fail as writes do
+        if self.error is None:
+            try:
+                self.raw.truncate(size)
+            except OSError as error:
+                self.error = error
+        return size
+
+    def __getattr__(self, name):   # read, seek, tell, flush: the file's own
+        return getattr(self.raw, name)
+
+
+def write_hdf5(path, fill, size):
+    """Write a new HDF5 file at path atomically (atomic_write): fill(file) stores its contents in the
+    open h5py.File; size: the bytes of its arrays."""
+    h5py = _h5py()
+
+    def write(temporary):
+        with open(temporary, "w+b", buffering=0) as raw:
+            kept = WriteErrorKept(raw)
+            with h5py.File(kept, "w") as file:
+                fill(file)
+        if kept.error is not None:
+            raise kept.error
+
+    atomic_write(path, write, size)
+
+
 def write_checked_array(file, name, array):
     """Store array as dataset `name` of an open HDF5 file, with a checksum (HDF5's fletcher32 filter):
     a file damaged later then fails to read (read_weights names the array) instead of loading garbage.
@@ -184,18 +234,17 @@ def write_arrays(path, arrays, attributes):
     h5py = _h5py()
     arrays = {name: numpy.asarray(value, dtype=numpy.float32) for name, value in arrays.items()}
 
-    def write(temporary):
-        with h5py.File(temporary, "w") as file:
-            for key, value in attributes.items():
-                if value is None:
-                    continue
-                if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
-                    value = numpy.array(value, dtype=h5py.string_dtype())
-                file.attrs[key] = value
-            for name, value in arrays.items():
-                write_checked_array(file, name, value)
+    def fill(file):
+        for key, value in attributes.items():
+            if value is None:
+                continue
+            if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
+                value = numpy.array(value, dtype=h5py.string_dtype())
+            file.attrs[key] = value
+        for name, value in arrays.items():
+            write_checked_array(file, name, value)
 
-    atomic_write(path, write, size=sum(value.nbytes for value in arrays.values()))
+    write_hdf5(path, fill, size=sum(value.nbytes for value in arrays.values()))
 
 
 def model_attributes(model):

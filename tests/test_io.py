@@ -579,3 +579,64 @@ def test_a_folder_given_as_weights_is_named_as_one(tmp_path):
     with pytest.raises(WeightsError) as raised:
         model_from_file(tmp_path)
     assert str(raised.value) == f"{tmp_path} is a folder, not a weight file"
+
+
+FILLING_DISK = """
+import os, resource, signal, sys
+import fcnlite
+from fcnlite.checkpoint import save_checkpoint
+from fcnlite.optim import SGD
+model = fcnlite.FCN8s(n_classes=3, width=1 / 16)
+folder, limit = sys.argv[1], int(sys.argv[2])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit then fails (EFBIG), as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+for name, save in [("final.h5", lambda path: fcnlite.save_weights(model, path)),
+                   ("checkpoint.h5", lambda path: save_checkpoint(path, model, SGD(model, lr=0.1), {"iteration": 1}))]:
+    try:
+        save(os.path.join(folder, name))
+    except fcnlite.WeightsError as error:
+        print(error)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="needs POSIX file-size limits (RLIMIT_FSIZE)")
+@pytest.mark.parametrize("limit", [100_000, 3_000_000])   # both fail; the checkpoint (twice as large) only
+def test_a_disk_that_fills_while_a_file_is_written_is_one_line_not_a_crash(tmp_path, limit):
+    # HDF5 meeting a failed write crashed the process (a segfault) after printing pages of errors:
+    # the write fails here as it would on a disk filled meanwhile by another program
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", FILLING_DISK, str(tmp_path), str(limit)], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=root), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    failed = [name for name in ("final.h5", "checkpoint.h5")
+              if f"cannot write {tmp_path / name} (file too large)\n" in done.stdout]
+    assert failed == (["final.h5", "checkpoint.h5"] if limit < 2_000_000 else ["checkpoint.h5"]), done.stdout
+    assert done.stderr == ""
+    assert sorted(os.listdir(tmp_path)) == ([] if limit < 2_000_000 else ["final.h5"])   # no temporary file left
+    if limit > 2_000_000:
+        load_weights(FCN8s(n_classes=3, width=1 / 16), tmp_path / "final.h5")
+
+
+class TakesPartOfEachWrite:
+    """A file that, as one on a disk nearly full, takes at most 1000 bytes of each write."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def write(self, data):
+        return self.raw.write(memoryview(data)[:1000])
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+def test_a_write_that_takes_part_of_the_bytes_is_carried_on_to_the_end(tmp_path):
+    from fcnlite.io import WriteErrorKept
+    data = numpy.arange(5000, dtype=numpy.uint8).tobytes()
+    with open(tmp_path / "x", "w+b", buffering=0) as raw:
+        kept = WriteErrorKept(TakesPartOfEachWrite(raw))
+        assert kept.write(data) == 5000 and kept.error is None
+        kept.seek(0)
+        assert kept.read() == data
