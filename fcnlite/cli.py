@@ -22,7 +22,7 @@ from .data.folder import LISTED_EXTENSIONS, image_files, unnamed_classes
 from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineParser, checked_number, size_pair
 from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, data_root_used, datasets_from_args,
                            uses_folders)
-from .errors import UsageError, count
+from .errors import UsageError, count, os_reason
 from .io import WeightsError, atomic_write, cannot_write_in
 from .models.fcn import FCN_ARCHITECTURES
 from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
@@ -609,7 +609,7 @@ def save_probabilities(probabilities, size, outputs):
 
 
 def main_predict(argv=None):
-    from .io import model_from_file, os_reason, read_attributes
+    from .io import model_from_file, read_attributes
 
     args = predict_parser().parse_args(argv)
     refuse_empty(args, ("weights",))

@@ -6,6 +6,7 @@ underneath, the error names the file and quotes that library's reason: its first
 """
 
 
+import os
 import re
 
 # terminal colour codes, which some libraries (PyTorch's unpickler) put in their messages
@@ -22,6 +23,13 @@ def first_line(error):
     if isinstance(error, KeyError) or not (len(line) > 12 or " " in line):
         return f"{type(error).__name__}: {line}"   # a key, a number: meaningless without the type
     return line
+
+
+def os_reason(error):
+    """An OSError's cause in words ("permission denied", "no space left on device"), from its errno
+    alone: h5py's own message, which carries the errno too, quotes HDF5's internals (times, file
+    descriptors, the temporary file's name)."""
+    return os.strerror(error.errno).lower() if error.errno else first_line(error)
 
 
 def count(number, noun, plural=None):

@@ -21,7 +21,7 @@ import tempfile
 import numpy
 
 from . import backend
-from .errors import first_line
+from .errors import first_line, os_reason
 
 FORMAT_VERSION = 1
 PREPROCESSING_KEYS = ("channel_order", "input_scale", "mean", "std")
@@ -93,12 +93,6 @@ def _read_umask():
 
 
 _UMASK = _read_umask()
-
-
-def os_reason(error):
-    """An OSError's cause in words ("no space left on device"): h5py's own message, which carries the
-    errno too, quotes HDF5's internals (times, file descriptors, the temporary file's name)."""
-    return os.strerror(error.errno).lower() if error.errno else first_line(error)
 
 
 def cannot_write_in(folder):

@@ -29,7 +29,8 @@ from .data.errors import DataError
 from .data.prefetch import Prefetcher
 from .data.preprocess import preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .io import TEMPORARY_PREFIX, WeightsError, atomic_write, os_reason, save_weights
+from .errors import os_reason
+from .io import TEMPORARY_PREFIX, WeightsError, atomic_write, save_weights
 from .layers import SoftmaxCrossEntropy
 from .plots import RunningAverage
 

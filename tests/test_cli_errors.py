@@ -1446,5 +1446,5 @@ def test_generated_data_that_cannot_be_written_is_one_line(tmp_path, capsys, mon
     status, _, stderr = run(cli.main_train, [option, "--data-root", str(root), *TINY, "--max-iter", "1",
                                              "--out", str(tmp_path / "r")], capsys)
     assert status == 2
-    assert stderr == (f"error: {root}: cannot write the generated data here (Permission denied): "
+    assert stderr == (f"error: {root}: cannot write the generated data here (permission denied): "
                       f"choose another --data-root\n")

@@ -456,7 +456,7 @@ def test_a_folder_without_read_permission_says_so(tmp_path, monkeypatch, role):
     monkeypatch.setattr(os, "listdir", refuse_locked)
     with pytest.raises(DataError) as caught:
         FolderSegmentation(images, masks)
-    assert str(caught.value) == f"{locked}: cannot list the folder (Permission denied)"
+    assert str(caught.value) == f"{locked}: cannot list the folder (permission denied)"
 
 
 def test_an_empty_images_folder_is_an_error_naming_it(tmp_path):

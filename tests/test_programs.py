@@ -210,7 +210,7 @@ def test_a_folder_predict_cannot_list_is_one_line(tmp_path, monkeypatch):
     def refuse(folder):
         raise PermissionError(13, "Permission denied", folder)
     monkeypatch.setattr(cli.os, "listdir", refuse)   # root may list anything: the refusal is made up
-    with pytest.raises(DataError, match=r": cannot list the folder \(Permission denied\)$"):
+    with pytest.raises(DataError, match=r": cannot list the folder \(permission denied\)$"):
         cli.image_paths([str(tmp_path)])
 
 

@@ -54,7 +54,7 @@ import numpy
 
 from .classes import IGNORE_INDEX as IGNORE
 from .classmap import parse_class_map
-from ..errors import count
+from ..errors import count, os_reason
 from .errors import DataError
 from .images import (WIDE_GREY_MODES, check_label_values, open_image, read_image, read_lines, read_split,
                      turned_note)
@@ -82,7 +82,7 @@ def _read_json(path):
         with open(path, encoding="utf-8-sig") as file:   # -sig: a byte-order mark, as some editors write, is fine
             return json.load(file, object_pairs_hook=unique_keys)
     except OSError as error:
-        raise DataError(path, f"cannot read ({error.strerror or error})") from None
+        raise DataError(path, f"cannot read ({os_reason(error)})") from None
     except json.JSONDecodeError as error:
         raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
     except UnicodeDecodeError:
@@ -278,7 +278,7 @@ def image_files(folder):
     try:
         names = os.listdir(folder)
     except OSError as error:
-        raise DataError(folder, f"cannot list the folder ({error.strerror or error})") from None
+        raise DataError(folder, f"cannot list the folder ({os_reason(error)})") from None
     return [name for name in sorted(names)
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
             and os.path.isfile(os.path.join(folder, name))]

@@ -9,7 +9,7 @@ import warnings
 import numpy
 from PIL import Image
 
-from ..errors import first_line
+from ..errors import first_line, os_reason
 from .classes import IGNORE_INDEX
 from .errors import DataError
 
@@ -29,7 +29,7 @@ def read_lines(path, kind):
     except FileNotFoundError:
         raise DataError(path, f"{kind} is missing") from None
     except OSError as error:
-        raise DataError(path, f"cannot read the {kind} ({error.strerror or error})") from None
+        raise DataError(path, f"cannot read the {kind} ({os_reason(error)})") from None
     except UnicodeDecodeError:
         raise DataError(path, f"{kind} is not UTF-8 text: save it as UTF-8") from None
 

@@ -42,6 +42,7 @@ import tempfile
 import numpy
 from PIL import Image
 
+from ..errors import os_reason
 from .classmap import DRIVING_CLASSES, class_map_from_names
 from .errors import DataError
 
@@ -287,7 +288,7 @@ def ensure_synthetic_road(root, n_images=DEFAULT_N_IMAGES, size=DEFAULT_SIZE, se
             if os.path.isdir(temporary):
                 shutil.rmtree(temporary, ignore_errors=True)
     except OSError as error:   # a read-only or full disk
-        raise DataError(root, f"cannot write the generated data here ({error.strerror or error}): "
+        raise DataError(root, f"cannot write the generated data here ({os_reason(error)}): "
                               f"choose another --data-root") from None
     return root
 

@@ -28,6 +28,7 @@ import tempfile
 import numpy
 from PIL import Image
 
+from ..errors import os_reason
 from .classes import IGNORE_INDEX, VOC_CLASSES, voc_palette
 from .errors import DataError
 
@@ -165,7 +166,7 @@ def ensure_synthetic_voc(root, n_train=200, n_val=50, size=(64, 96), seed=0):
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         except OSError as error:   # a read-only or full disk
-            raise DataError(root, f"cannot write the generated data here ({error.strerror or error}): "
+            raise DataError(root, f"cannot write the generated data here ({os_reason(error)}): "
                                   f"choose another --data-root") from None
     if not os.path.exists(marker):
         raise DataError(voc_dir, "holds a VOC dataset that is not fcnlite's synthetic one; use another folder")
