@@ -36,15 +36,13 @@ and a larger n_images adds images without changing the first ones.
 """
 import json
 import os
-import shutil
-import tempfile
 
 import numpy
 from PIL import Image
 
-from ..errors import os_reason
 from .classmap import DRIVING_CLASSES, class_map_from_names
 from .errors import DataError
+from .synthetic import build_then_rename
 
 DEFAULT_SIZE = (96, 128)     # (height, width): large enough for road shape, small enough for CPU training
 DEFAULT_N_IMAGES = 240
@@ -273,23 +271,9 @@ def ensure_synthetic_road(root, n_images=DEFAULT_N_IMAGES, size=DEFAULT_SIZE, se
     if os.path.isdir(root) and os.listdir(root):
         raise DataError(root, "folder exists but has no CameraRGB and CameraSeg folders: "
                               "empty it or choose another --data-root")
-    parent = os.path.dirname(root)
-    try:
-        os.makedirs(parent, exist_ok=True)
-        temporary = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.tmp-", dir=parent)
-        try:
-            make_synthetic_road(temporary, n_images=n_images, size=size, seed=seed)
-            try:
-                os.rename(temporary, root)   # atomic; replaces root only if it is an empty folder
-            except OSError:
-                if not _is_dataset(root):    # not another process that finished first
-                    raise
-        finally:
-            if os.path.isdir(temporary):
-                shutil.rmtree(temporary, ignore_errors=True)
-    except OSError as error:   # a read-only or full disk
-        raise DataError(root, f"cannot write the generated data here ({os_reason(error)}): "
-                              f"choose another --data-root") from None
+    build_then_rename(lambda staging: make_synthetic_road(staging, n_images=n_images, size=size, seed=seed), root,
+                      staging_in=os.path.dirname(root), prefix=f".{os.path.basename(root)}.tmp-",
+                      finished=lambda: _is_dataset(root), root=root)
     return root
 
 

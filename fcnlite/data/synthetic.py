@@ -143,6 +143,29 @@ def make_synthetic_voc(root, n_train=200, n_val=50, size=(64, 96), seed=0):
     return root
 
 
+def build_then_rename(make, target, staging_in, prefix, finished, root):
+    """Build a generated dataset with make(staging), in a temporary folder made in staging_in, and
+    rename the folder make returns (within staging) to target once complete: an interrupted build
+    never looks like a finished one. Two processes may build at once: where target is taken by
+    the time of the rename, finished() says whether by the other's dataset (fine) or not (an
+    error). Any OSError (a read-only or full disk) is a DataError naming the --data-root, root."""
+    try:
+        os.makedirs(staging_in, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=prefix, dir=staging_in)
+        try:
+            built = make(staging)
+            try:
+                os.rename(built, target)   # atomic; onto a folder only where that folder is empty
+            except OSError:
+                if not finished():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as error:
+        raise DataError(root, f"cannot write the generated data here ({os_reason(error)}): "
+                              f"choose another --data-root") from None
+
+
 def ensure_synthetic_voc(root, n_train=200, n_val=50, size=(64, 96), seed=0):
     """Make the dataset under root unless it is already there with these settings; returns root.
 
@@ -153,21 +176,13 @@ def ensure_synthetic_voc(root, n_train=200, n_val=50, size=(64, 96), seed=0):
     marker = os.path.join(voc_dir, "synthetic.json")
     wanted = _settings(n_train, n_val, size, seed)
     if not os.path.exists(voc_dir):
-        try:
-            os.makedirs(os.path.join(root, "VOCdevkit"), exist_ok=True)
-            staging = tempfile.mkdtemp(prefix=".synthetic-voc-", dir=root)
-            try:
-                make_synthetic_voc(staging, n_train, n_val, size, seed)
-                try:
-                    os.rename(os.path.join(staging, "VOCdevkit", "VOC2012"), voc_dir)
-                except OSError:
-                    if not os.path.exists(marker):   # not a concurrent maker finishing first: a real failure
-                        raise
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-        except OSError as error:   # a read-only or full disk
-            raise DataError(root, f"cannot write the generated data here ({os_reason(error)}): "
-                                  f"choose another --data-root") from None
+        def make(staging):
+            make_synthetic_voc(staging, n_train, n_val, size, seed)
+            os.makedirs(os.path.join(root, "VOCdevkit"), exist_ok=True)   # the target's folder
+            return os.path.join(staging, "VOCdevkit", "VOC2012")
+
+        build_then_rename(make, voc_dir, staging_in=root, prefix=".synthetic-voc-",
+                          finished=lambda: os.path.exists(marker), root=root)
     if not os.path.exists(marker):
         raise DataError(voc_dir, "holds a VOC dataset that is not fcnlite's synthetic one; use another folder")
     with open(marker) as file:
