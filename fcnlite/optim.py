@@ -37,8 +37,9 @@ class SGD:
                 self.velocity[name] = self.flat_velocity[offset: offset + value.size].reshape(value.shape)
 
     def step(self):
-        if self.model.flat_values is not self._flat_values:
-            raise RuntimeError("SGD: the model's parameters were packed anew after this optimizer was made (a layer "
+        if self.model.flat_values is not self._flat_values or (self._flat_values is not None
+                                                               and not self.model.packing_intact()):
+            raise RuntimeError("SGD: the model's parameters changed after this optimizer was made (a layer "
                                "frozen or unfrozen, or a parameter array replaced): make a new SGD")
         for group in self.groups:
             value = self.model.flat_values[group.start: group.stop]

@@ -206,7 +206,7 @@ def test_packing_again_after_an_array_was_replaced_takes_the_new_array_in(xp):
     model.flat_values[model.parameter_offsets["fc7/b"]] = 4.0
     assert float(model.layers["fc7"].params["b"][0]) == 4.0
     # the optimizer made before still holds the old arrays' velocity: it must not step on the new ones
-    with pytest.raises(RuntimeError, match="packed anew after this optimizer was made"):
+    with pytest.raises(RuntimeError, match="changed after this optimizer was made"):
         optimizer.step()
 
 
@@ -217,6 +217,35 @@ def test_an_optimizer_made_before_a_layer_was_unfrozen_refuses_to_step(xp):
     SGD(model, lr=LR).step()   # a new one packs anew and steps
     with pytest.raises(RuntimeError, match="make a new SGD"):
         optimizer.step()
+
+
+@pytest.mark.parametrize("change", ["freeze", "unfreeze", "replace"])
+def test_an_optimizer_refuses_to_step_on_parameters_changed_after_it_was_made_with_nothing_packed_since(xp, change):
+    # a user freezing a layer after making the optimizer: its step would train the layer regardless
+    model = small_model()
+    optimizer = SGD(model, lr=LR)
+    if change == "freeze":
+        model.layers["conv1_1"].frozen = True
+    elif change == "unfreeze":
+        model.layers["upscore2"].frozen = False
+    else:   # an array replaced, not written in place: the optimizer would step on the old one
+        model.layers["fc7"].params["b"] = xp.zeros_like(model.layers["fc7"].params["b"])
+    with pytest.raises(RuntimeError, match="make a new SGD"):
+        optimizer.step()
+
+
+def test_writing_parameters_in_place_keeps_the_optimizer(xp):
+    model = small_model()
+    optimizer = SGD(model, lr=LR)
+    model.layers["fc7"].params["b"][...] = 1.0   # as load_weights writes
+    set_random_gradients(model, 3)
+    optimizer.step()
+    assert model.packing_intact()
+
+
+def test_an_optimizer_of_a_model_without_parameters_steps_doing_nothing():
+    from fcnlite.models.base import Model
+    SGD(Model(), lr=LR).step()
 
 
 def test_a_frozen_layer_in_the_middle_has_no_velocity_and_does_not_move(xp):
