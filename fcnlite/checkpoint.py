@@ -123,7 +123,8 @@ def load_checkpoint(path, model, optimizer):
     velocity = {key[len("momentum/"):]: array for key, array in arrays.items() if key.startswith("momentum/")}
     try:
         optimizer.load_state_dict(dict(hyper, velocity=velocity))
-    except (KeyError, ValueError) as error:   # a buffer for no parameter of the model, or of another shape
+    except (KeyError, ValueError, TypeError) as error:   # a buffer for no parameter of the model, or of another
+        # shape; a setting edited to one that cannot train
         raise WeightsError(f"{path}: the checkpoint's {error.args[0]}") from None
     for name, value, _ in model.named_parameters():
         value[...] = backend.to_device(arrays[f"model/{name}"], dtype=value.dtype)

@@ -15,6 +15,9 @@ momentum buffers, by parameter name, and the hyperparameters (lr, momentum,
 weight decay) are the optimizer's state: state_dict() / load_state_dict() move
 them in and out of checkpoints.
 """
+import math
+import numbers
+
 import numpy
 
 from . import backend
@@ -22,6 +25,7 @@ from . import backend
 
 class SGD:
     def __init__(self, model, lr, momentum=0.99, weight_decay=5e-4):
+        check_hyperparameters("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
         self.model = model
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         # one pass per group over flat slices, not one per parameter (Model.pack_parameters)
@@ -59,7 +63,9 @@ class SGD:
 
     def load_state_dict(self, state):
         """Take a state_dict's buffers and settings; every buffer is checked before any is copied, so
-        that a state refused (KeyError, ValueError) leaves the optimizer as it was."""
+        that a state refused (KeyError, ValueError, TypeError) leaves the optimizer as it was."""
+        check_hyperparameters("optimizer state", **{key: state[key] for key in ("lr", "momentum", "weight_decay")
+                                                    if key in state})
         for name, value in state["velocity"].items():
             if name not in self.velocity:
                 raise KeyError(f"optimizer state has a buffer for {name}, which this model does not train")
@@ -71,6 +77,19 @@ class SGD:
         self.lr = state.get("lr", self.lr)
         self.momentum = state.get("momentum", self.momentum)
         self.weight_decay = state.get("weight_decay", self.weight_decay)
+
+
+def check_hyperparameters(where, **values):
+    """TypeError or ValueError, "<where>: ...", unless each is a finite number, at least 0 (momentum at
+    most 1): a NaN learning rate, or one read from a file as the string "1e-4", would fail only at the
+    first step, the first making every weight NaN."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{where}: {name} must be a number, not {type(value).__name__} {value!r}")
+        highest = 1 if name == "momentum" else math.inf
+        if not (math.isfinite(value) and 0 <= value <= highest):
+            allowed = "0..1" if name == "momentum" else "a finite number, at least 0"
+            raise ValueError(f"{where}: {name} is {value}: it must be {allowed}")
 
 
 def _sgd_update_host(value, grad, velocity, lr, momentum, weight_decay):

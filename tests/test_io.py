@@ -489,6 +489,10 @@ def replace_dataset(name, value):
     (lambda file: file.attrs.__setitem__("model_inputs", json.dumps(
         {"preprocessing": {"channel_order": "BGR"}, "class_names": []})),
      "attribute model_inputs has no 'input_scale'"),
+    (lambda file: file.attrs.__setitem__("optimizer", json.dumps({"lr": 0.1, "momentum": 7, "weight_decay": 0})),
+     "the checkpoint's optimizer state: momentum is 7: it must be 0..1"),
+    (lambda file: file.attrs.__setitem__("optimizer", json.dumps({"lr": "0.1", "momentum": 0.9, "weight_decay": 0})),
+     "the checkpoint's optimizer state: lr must be a number, not str '0.1'"),
 ])
 def test_a_checkpoint_that_cannot_go_on_is_refused_in_one_line_and_the_model_is_left_as_it_was(
         tmp_path, edit, message):

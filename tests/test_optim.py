@@ -292,3 +292,23 @@ def test_sgd_updates_each_group_in_one_pass_and_keeps_a_velocity_view_per_parame
     for name, velocity in optimizer.velocity.items():
         assert numpy.shares_memory(velocity, optimizer.flat_velocity), name
         assert velocity.any(), name
+
+
+@pytest.mark.parametrize("settings, error, message", [
+    ({"lr": float("nan")}, ValueError, "SGD: lr is nan: it must be a finite number, at least 0"),
+    ({"lr": -0.1}, ValueError, "SGD: lr is -0.1: it must be a finite number, at least 0"),
+    ({"lr": "1e-4"}, TypeError, "SGD: lr must be a number, not str '1e-4'"),
+    ({"lr": LR, "momentum": 1.5}, ValueError, "SGD: momentum is 1.5: it must be 0..1"),
+    ({"lr": LR, "momentum": -0.9}, ValueError, "SGD: momentum is -0.9: it must be 0..1"),
+    ({"lr": LR, "weight_decay": float("inf")}, ValueError, "SGD: weight_decay is inf: it must be a finite number"),
+    ({"lr": LR, "weight_decay": None}, TypeError, "SGD: weight_decay must be a number, not NoneType None"),
+])
+def test_hyperparameters_that_cannot_train_are_refused_when_the_optimizer_is_made(settings, error, message):
+    # a NaN learning rate made every weight NaN at the first step; a string failed only there
+    with pytest.raises(error) as raised:
+        SGD(small_model(), **settings)
+    assert str(raised.value).startswith(message)
+
+
+def test_numpy_numbers_and_a_zero_learning_rate_are_hyperparameters_too():
+    SGD(small_model(), lr=numpy.float32(0.0), momentum=numpy.float64(0.9), weight_decay=0)
