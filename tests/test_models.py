@@ -156,6 +156,58 @@ def test_build_model_rejects_an_unknown_name():
         build_model("fcn4s")
 
 
+@pytest.mark.parametrize("n_classes", [1, 0, -3, 2.5, True, "21"])
+def test_an_fcn_of_fewer_than_two_classes_or_of_no_whole_number_is_refused(n_classes):
+    # one class scores a loss of 0 at every pixel (the softmax of one score is 1): nothing would train
+    with pytest.raises(ValueError, match=r"an FCN scores a whole number of classes, at least 2 \(one class against "
+                                         r"the rest is 2: background and it\)"):
+        FCN8s(n_classes=n_classes, width=SMALL)
+
+
+@pytest.mark.parametrize("width", [0, -1, float("nan"), float("inf"), "1"])
+def test_a_width_that_is_no_positive_number_is_refused(width):
+    # width 0 built a network of one channel a layer, whose weight file load_weights then refused
+    for make in (lambda: FCN32s(width=width), lambda: VGG16(width=width)):
+        with pytest.raises(ValueError, match=r"^width is .*: it must be a number above 0 \(1\.0: VGG16's channels\)$"):
+            make()
+
+
+@pytest.mark.parametrize("given, error, message", [
+    (numpy.zeros((1, 3, 8, 8), numpy.uint8), TypeError, "input is uint8: the network takes floats, an image as "
+                                                          "model.preprocessing prepares it"),
+    (numpy.zeros((1, 3, 8, 8), numpy.int64), TypeError, "input is int64: the network takes floats"),
+    ([[[[0.0]]]], TypeError, "input is a list: give a NumPy or CuPy array (N, 3, H, W)"),
+])
+def test_an_input_that_is_no_float_array_is_refused_saying_what_the_network_takes(given, error, message):
+    with pytest.raises(error) as raised:
+        small_model("fcn8s").forward(given)
+    assert str(raised.value).startswith(message)
+
+
+def test_a_float64_input_runs_at_the_models_precision(xp):
+    model = small_model("fcn8s").eval()
+    x = numpy.random.default_rng(0).standard_normal((1, 3, 9, 11))
+    scores = model.forward(xp.asarray(x))
+    assert scores.dtype == numpy.float32
+    numpy.testing.assert_array_equal(backend.to_numpy(scores),
+                                     backend.to_numpy(model.forward(xp.asarray(x, dtype=numpy.float32))))
+
+
+def test_backward_with_a_gradient_of_another_shape_than_the_last_output_is_refused(xp):
+    # a forward on validation images between a training forward and its backward: the backward
+    # ran on what the last forward kept, and returned wrong gradients without a word
+    model = small_model("fcn8s", n_classes=3).train()
+    generator = numpy.random.default_rng(0)
+    train = xp.asarray(generator.standard_normal((1, 3, 12, 12)), dtype=numpy.float32)
+    validation = xp.asarray(generator.standard_normal((1, 3, 16, 20)), dtype=numpy.float32)
+    scores = model.forward(train)
+    model.forward(validation)
+    with pytest.raises(ValueError, match=r"^Crop.backward: the gradient has shape \(1, 3, 12, 12\), the output of "
+                                         r"the last forward \(1, 3, 16, 20\): backward takes the gradient of that "
+                                         r"output"):
+        model.backward(xp.ones_like(scores))
+
+
 # Initialisation and channel counts
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

@@ -3,7 +3,7 @@
     x          (N, C, H, W)
     reference  (.., .., h, w) an array or a shape, with h <= H - offset, w <= W - offset
     y          (N, C, h, w) = x[:, :, offset:offset+h, offset:offset+w]
-    backward   dx = dy placed back at the same window, zeros elsewhere
+    backward   dx = dy placed back at the same window, zeros elsewhere; dy must be y's shape
 
 The FCN heads use it to align an upsampled score map with a skip layer or the
 input; the offsets are the reference nets' (they undo conv1's 100-pixel padding).
@@ -18,7 +18,7 @@ class Crop(Layer):
     def __init__(self, offset, **kwargs):
         super().__init__(**kwargs)
         self.offset = offset
-        self._input_shape = None   # x's shape, kept for backward
+        self._input_shape = self._output_shape = None   # kept for backward
 
     def forward(self, x, reference):
         h, w = (reference.shape if hasattr(reference, "shape") else reference)[2:]
@@ -26,10 +26,16 @@ class Crop(Layer):
         if o + h > x.shape[2] or o + w > x.shape[3]:
             raise ValueError(f"Crop: cannot cut {h}x{w} at offset {o} from {x.shape[2]}x{x.shape[3]}")
         self._input_shape = x.shape
+        self._output_shape = (*x.shape[:2], h, w)
         return x[:, :, o:o + h, o:o + w]
 
     def backward(self, dy):
-        dx = array_module(dy).zeros(self.kept(self._input_shape), dtype=dy.dtype)
+        input_shape = self.kept(self._input_shape)
+        if tuple(dy.shape) != self._output_shape:   # (a network's last layer: dy is the user's dscores)
+            raise ValueError(f"Crop.backward: the gradient has shape {tuple(dy.shape)}, the output of the last "
+                             f"forward {self._output_shape}: backward takes the gradient of that output (has a "
+                             f"forward on other inputs run since?)")
+        dx = array_module(dy).zeros(input_shape, dtype=dy.dtype)
         h, w = dy.shape[2:]
         o = self.offset
         dx[:, :, o:o + h, o:o + w] = dy

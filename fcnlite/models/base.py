@@ -10,6 +10,8 @@ update and zero_grad are then a few passes over flat slices, not one per
 parameter (on the GPU each pass is a kernel launch, and launches set the pace
 of a step with TF32 on; BENCHMARKS.md).
 """
+import math
+import numbers
 from collections import namedtuple
 
 import numpy
@@ -195,6 +197,23 @@ def _move_into_flat(slots, places, size):
         view[...] = array
         array_dict[key] = view
     return flat
+
+
+def check_width(width):
+    """ValueError unless width, the channel multiplier, is a finite number above 0."""
+    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not (math.isfinite(width) and width > 0):
+        raise ValueError(f"width is {width!r}: it must be a number above 0 (1.0: VGG16's channels)")
+
+
+def check_input(x, dtype):
+    """The network's input x as an array of `dtype` (a float input of another precision converted); TypeError
+    for anything else than a float array: an image of 0..255 integers goes through preprocess first."""
+    if not hasattr(x, "dtype") or not hasattr(x, "ndim"):
+        raise TypeError(f"input is a {type(x).__name__}: give a NumPy or CuPy array (N, 3, H, W)")
+    if x.dtype.kind != "f":
+        raise TypeError(f"input is {x.dtype}: the network takes floats, an image as model.preprocessing "
+                        f"prepares it (fcnlite.data.preprocess, or model_input for one image)")
+    return x.astype(dtype, copy=False)
 
 
 def channels(count, width):

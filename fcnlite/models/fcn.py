@@ -17,6 +17,8 @@ kernels' half-widths; they are the reference's.
 The score layers start at zero and the upsampling layers stay fixed at bilinear
 interpolation (frozen), as in the reference; learnable_upsampling=True trains them.
 """
+import numbers
+
 import numpy
 
 from ..layers import Conv2d, ConvTranspose2d, Crop, Scale, Sum
@@ -30,8 +32,12 @@ class _FCN(VGG16):
     def __init__(self, n_classes=21, width=1.0, learnable_upsampling=False, dtype=numpy.float32):
         # VGG16 without its fc8 classifier; from here on n_classes counts the score layers' classes
         # (the heads' forward replaces VGG16's, which would run fc8 when n_classes is set)
+        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
+            # one class would give a loss of 0 everywhere: the softmax of one score is 1
+            raise ValueError(f"n_classes is {n_classes!r}: an FCN scores a whole number of classes, at least 2 "
+                             f"(one class against the rest is 2: background and it)")
         super().__init__(width=width, conv1_padding=100, n_classes=None, dtype=dtype)
-        self.n_classes = n_classes
+        self.n_classes = int(n_classes)
         self.learnable_upsampling = learnable_upsampling
 
     def config(self):

@@ -21,7 +21,7 @@ the five poolings and fc6's 7x7 window. The other 3x3 convolutions pad by 1.
 import numpy
 
 from ..layers import Conv2d, Dropout, MaxPool2d, ReLU
-from .base import Model, channels
+from .base import Model, channels, check_input, check_width
 
 BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
 
@@ -36,6 +36,7 @@ class VGG16(Model):
 
     def __init__(self, width=1.0, conv1_padding=100, n_classes=None, dtype=numpy.float32):
         super().__init__(dtype)
+        check_width(width)
         self.width = width
         self.conv1_padding = conv1_padding
         self.n_classes = n_classes
@@ -72,6 +73,7 @@ class VGG16(Model):
     def encode(self, x):
         """Run conv1_1 ... drop7; returns fc7's output and keeps pool3 / pool4 in self.features."""
         self.features = {}
+        x = check_input(x, self.dtype)
         for name in self.encoder_names:
             x = self.layers[name].forward(x)
             if name in ("pool3", "pool4"):
