@@ -253,10 +253,24 @@ def model_attributes(model):
 
 
 def save_weights(model, path, extra_attributes=None):
-    """Write every parameter of model and its preprocessing / architecture attributes to path."""
+    """Write every parameter of model and its preprocessing / architecture attributes to path. What
+    load_weights would refuse (a preprocessing that divides by 0, NaN weights, class names that
+    are not one per class) is refused here, before anything is written."""
+    path = os.fspath(path)
     arrays = {name: backend.to_numpy(value) for name, value, _ in model.named_parameters()}
     attributes = model_attributes(model)
     attributes.update(extra_attributes or {})
+    check_attributes(f"cannot write {path}", attributes)
+    names, n_classes = model.class_names, model.config().get("n_classes")
+    if names is not None and (isinstance(names, str) or not all(isinstance(name, str) for name in names)
+                              or (n_classes and names and len(names) != n_classes)):
+        raise WeightsError(f"cannot write {path}: model.class_names is {names!r}, expected a list of names, "
+                           f"one per class ({n_classes})")
+    for name, array in arrays.items():
+        finite = numpy.isfinite(array)
+        if not finite.all():
+            raise WeightsError(f"cannot write {path}: {name} holds {finite.size - int(finite.sum())} values that "
+                               f"are NaN or infinite (load_weights would refuse the file)")
     write_arrays(path, arrays, attributes)
 
 
@@ -389,7 +403,10 @@ def model_from_file(path, dtype=numpy.float32):
         raise WeightsError(f"{os.fspath(path)}: attribute architecture is {architecture!r}, not a model fcnlite "
                            f"builds ({', '.join(architectures)})")
     n_classes = int(attributes.get("n_classes", 21) or 0)
-    model = build_model(architecture, n_classes=n_classes, width=float(attributes.get("width", 1.0)), dtype=dtype)
+    try:
+        model = build_model(architecture, n_classes=n_classes, width=float(attributes.get("width", 1.0)), dtype=dtype)
+    except ValueError as error:   # an FCN of fewer than 2 classes
+        raise WeightsError(f"{os.fspath(path)}: attribute {error}") from None
     load_weights(model, path, strict=True)
     return model
 

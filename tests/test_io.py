@@ -294,15 +294,40 @@ def test_the_checkpoint_is_checksummed_too(tmp_path):
     assert_one_line_naming(raised.value, str(path), "checkpoint array model/conv2_1/W cannot be read", "damaged")
 
 
-def test_weights_holding_nan_are_refused_naming_the_layer_and_the_count(tmp_path):
+def test_weights_holding_nan_are_refused_naming_the_layer_and_the_count_when_saved_and_when_loaded(tmp_path):
+    from fcnlite.io import write_arrays, model_attributes
     model = random_model("fcn32s")
     model.layers["conv4_1"].params["W"][0, 0, :3, 0] = numpy.nan
     model.layers["conv4_1"].params["W"][1, 0, 0, 0] = numpy.inf
     path = tmp_path / "diverged.h5"
-    save_weights(model, path)
+    with pytest.raises(WeightsError) as raised:
+        save_weights(model, path)
+    assert str(raised.value) == (f"cannot write {path}: conv4_1/W holds 4 values that are NaN or infinite "
+                                 f"(load_weights would refuse the file)")
+    assert not path.exists()
+    # a file written otherwise (an older fcnlite, another program) is refused as it loads
+    write_arrays(path, {name: backend.to_numpy(value) for name, value, _ in model.named_parameters()},
+                 model_attributes(model))
     with pytest.raises(WeightsError) as raised:
         model_from_file(path)
     assert_one_line_naming(raised.value, str(path), "layer conv4_1/W holds 4 values that are NaN or infinite")
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda model: model.preprocessing.update(std=(1.0, 0.0, 1.0)),
+     "attribute std is (1.0, 0.0, 1.0), expected 3 numbers, one per channel, none of them 0"),
+    (lambda model: setattr(model, "class_names", "road"),
+     "model.class_names is 'road', expected a list of names, one per class (3)"),
+    (lambda model: setattr(model, "class_names", ["background", "road"]),
+     "model.class_names is ['background', 'road'], expected a list of names, one per class (3)"),
+])
+def test_a_model_that_would_save_a_file_load_weights_refuses_is_refused_before_writing(tmp_path, change, message):
+    model = FCN8s(n_classes=3, width=1 / 16)
+    change(model)
+    with pytest.raises(WeightsError) as raised:
+        save_weights(model, tmp_path / "model.h5")
+    assert str(raised.value) == f"cannot write {tmp_path / 'model.h5'}: {message}"
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_checkpoint_restores_the_models_preprocessing_and_class_names(tmp_path):
@@ -644,3 +669,14 @@ def test_a_write_that_takes_part_of_the_bytes_is_carried_on_to_the_end(tmp_path)
         assert kept.write(data) == 5000 and kept.error is None
         kept.seek(0)
         assert kept.read() == data
+
+
+def test_a_weight_file_of_an_fcn_of_one_class_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "model.h5"
+    save_weights(FCN8s(n_classes=2, width=1 / 16), path)
+    with h5py.File(path, "r+") as file:
+        file.attrs["n_classes"] = 1
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(path)
+    assert str(raised.value).startswith(f"{path}: attribute n_classes is 1: an FCN scores a whole number of classes, "
+                                        f"at least 2")
