@@ -159,6 +159,28 @@ def test_preprocess_names_what_is_wrong():
         preprocess(numpy.zeros((2, 2), dtype=numpy.uint8), CAFFE_PREPROCESSING)
 
 
+@pytest.mark.parametrize("pixels, message", [
+    (numpy.full((2, 2, 3), 0.5, numpy.float32),
+     r"these are floats of 0\.5\.\.0\.5, brightness as a fraction \(as matplotlib reads a PNG\): multiply them by 255"),
+    (numpy.full((2, 2, 3), 300, numpy.uint16), r"these range over 300\.\.300$"),
+    (numpy.full((2, 2, 3), -1.0), r"these range over -1\.\.-1$"),
+    (numpy.full((2, 2, 3), numpy.nan), "holds NaN or infinite values"),
+    (numpy.full((2, 2, 3), True), "not bool"),
+])
+def test_preprocess_refuses_pixels_that_are_not_0_to_255(pixels, message):
+    # an image of 0..1 (matplotlib's imread of a PNG) reached the network as an almost flat image
+    with pytest.raises(ValueError, match=message):
+        preprocess(pixels, CAFFE_PREPROCESSING)
+
+
+def test_preprocess_takes_other_numbers_of_0_to_255_as_uint8():
+    image = numpy.random.default_rng(2).integers(0, 256, size=(3, 4, 3), dtype=numpy.uint8)
+    for other in (numpy.float32, numpy.float64, numpy.uint16, numpy.int64):
+        numpy.testing.assert_array_equal(preprocess(image.astype(other), CAFFE_PREPROCESSING),
+                                         preprocess(image, CAFFE_PREPROCESSING))
+    preprocess(numpy.zeros((2, 2, 3)), CAFFE_PREPROCESSING)   # a black image of floats is 0..255 too
+
+
 # ---- prefetching ------------------------------------------------------------------------------
 
 def test_prefetcher_delivers_every_item_in_order():

@@ -47,10 +47,13 @@ def _unpack(preprocessing):
 
 
 def preprocess(image, preprocessing):
-    """uint8 RGB (H, W, 3) -> float32 (3, H, W) as the model expects; a batch (N, H, W, 3) -> (N, 3, H, W)."""
+    """uint8 RGB (H, W, 3) -> float32 (3, H, W) as the model expects; a batch (N, H, W, 3) -> (N, 3, H, W).
+    Other numbers of 0..255 are taken too; floats of 0..1 are refused (ValueError), as values out of range."""
     image = numpy.asarray(image)
     if image.ndim < 3 or image.shape[-1] != 3:
         raise ValueError(f"preprocess expects RGB pixels of shape (H, W, 3), got shape {image.shape}")
+    if image.dtype != numpy.uint8:
+        _check_pixel_range(image)
     order, scale, mean, std = _unpack(preprocessing)
     pixels = image.astype(numpy.float32)
     if order == "BGR":
@@ -58,6 +61,23 @@ def preprocess(image, preprocessing):
     # one multiply-add per pixel: (p * scale - mean) / std = p * (scale / std) - mean / std
     pixels = pixels * (scale / std).astype(numpy.float32) - (mean / std).astype(numpy.float32)
     return numpy.ascontiguousarray(numpy.moveaxis(pixels, -1, -3))
+
+
+def _check_pixel_range(image):
+    """ValueError unless the pixels of an image that is not uint8 are numbers of 0..255: floats of 0..1
+    (as matplotlib reads a PNG) would reach the network as an almost flat image, without a word."""
+    if image.dtype.kind not in "uif":
+        raise ValueError(f"preprocess takes pixels of 0..255 (uint8 RGB), not {image.dtype}")
+    if not image.size:
+        return
+    low, high = float(image.min()), float(image.max())
+    if not (numpy.isfinite(low) and numpy.isfinite(high)):
+        raise ValueError("preprocess takes pixels of 0..255: this image holds NaN or infinite values")
+    if image.dtype.kind == "f" and low >= 0 and 0 < high <= 1:
+        raise ValueError(f"preprocess takes pixels of 0..255 (uint8 RGB); these are floats of {low:g}..{high:g}, "
+                         f"brightness as a fraction (as matplotlib reads a PNG): multiply them by 255 first")
+    if low < 0 or high > 255:
+        raise ValueError(f"preprocess takes pixels of 0..255 (uint8 RGB); these range over {low:g}..{high:g}")
 
 
 def deprocess(array, preprocessing):
