@@ -54,6 +54,21 @@ def test_resize_uses_nearest_neighbour_for_labels():
     assert odd.shape == (13, 9) and set(numpy.unique(odd)) <= {0, 3, 7, 15, 255}
 
 
+@pytest.mark.parametrize("dtype", [numpy.int64, numpy.uint16])
+def test_labels_of_any_integer_dtype_resize_as_uint8_ones_do_and_keep_their_dtype(dtype):
+    image, label, _ = blocks(20, 28)
+    _, expected = resize(image, label, (13, 9))
+    _, wide = resize(image, label.astype(dtype) + 300, (13, 9))   # class indices past 255 too
+    assert wide.dtype == dtype
+    numpy.testing.assert_array_equal(wide, expected.astype(dtype) + 300)
+
+
+def test_float_labels_are_refused_as_not_class_indices():
+    image = numpy.zeros((4, 4, 3), dtype=numpy.uint8)
+    with pytest.raises(TypeError, match="label is float64: give the class index of each pixel as integers"):
+        resize(image, numpy.ones((4, 4)), (2, 2))
+
+
 def test_resize_image_is_bilinear():
     image = numpy.zeros((1, 2, 3), dtype=numpy.uint8)
     image[0, 1] = 200

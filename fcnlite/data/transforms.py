@@ -1,7 +1,8 @@
 """Resizing and augmentation of (image, label) pairs, with NumPy and Pillow only.
 
-Each function takes uint8 RGB (H, W, 3) and uint8 labels (H, W) and returns
-the pair transformed the same way. The image is resampled bilinearly; the
+Each function takes uint8 RGB (H, W, 3) and integer labels (H, W) (uint8 as the
+datasets give them; another integer dtype comes back as itself) and returns the
+pair transformed the same way. The image is resampled bilinearly; the
 label always with nearest neighbour, because label values are class indices:
 interpolating between class 3 and class 15 would invent class 9, and
 blending into 255 (void) would invent classes near every border. A label may
@@ -41,8 +42,20 @@ def _resize_pair(image, label, height, width):
         return image, label
     image = numpy.array(Image.fromarray(image).resize((width, height), Image.BILINEAR))
     if label is not None:
-        label = numpy.array(Image.fromarray(label).resize((width, height), Image.NEAREST))
+        label = _resize_label(label, height, width)
     return image, label
+
+
+def _resize_label(label, height, width):
+    """Nearest-neighbour resize of a label map of any integer dtype, returned in that dtype."""
+    if label.dtype == numpy.uint8:
+        return numpy.array(Image.fromarray(label).resize((width, height), Image.NEAREST))
+    if label.dtype.kind not in "biu":
+        raise TypeError(f"label is {label.dtype}: give the class index of each pixel as integers")
+    # Pillow resizes one byte or 32-bit signed integers (mode "I"): a label of int64 (numpy's default) or
+    # uint16 (over 255 classes) goes through int32, which holds any class index
+    wide = Image.fromarray(label.astype(numpy.int32)).resize((width, height), Image.NEAREST)
+    return numpy.array(wide).astype(label.dtype)
 
 
 def resize(image, label, size):
