@@ -14,9 +14,18 @@ def model_input(model, image):
     return backend.to_device(preprocess(image, model.preprocessing)[None], dtype=model.dtype)
 
 
+def label_dtype(n_classes):
+    """The narrowest unsigned dtype that holds every class index 0..n_classes-1: uint8 up to 256 classes,
+    as the datasets' label maps, and wider past that, where uint8 would wrap class 299 round to 43."""
+    for dtype in (numpy.uint8, numpy.uint16, numpy.uint32):
+        if n_classes - 1 <= numpy.iinfo(dtype).max:
+            return dtype
+    return numpy.uint64
+
+
 def predict_image(model, image):
-    """Label map (H, W) uint8 of one uint8 RGB image (H, W, 3)."""
-    return backend.to_numpy(model.predict(model_input(model, image))[0]).astype(numpy.uint8)
+    """Label map (H, W) of one uint8 RGB image (H, W, 3): uint8 up to 256 classes, else label_dtype's."""
+    return backend.to_numpy(model.predict(model_input(model, image))[0]).astype(label_dtype(model.n_classes))
 
 
 def predict_probabilities(model, image):

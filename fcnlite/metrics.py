@@ -29,14 +29,25 @@ from . import backend
 def confusion_matrix(labels, predictions, n_classes, ignore_index=255):
     """(n_classes, n_classes) int64 counts; rows = ground truth, columns = prediction.
 
-    labels, predictions: integer arrays of the same shape. Pixels whose label is
-    ignore_index are left out; any other label outside 0..n_classes-1 is an error,
-    and so is a prediction outside that range.
+    labels, predictions: integer (or boolean) arrays of the same shape, class indices.
+    Pixels whose label is ignore_index are left out; any other label outside
+    0..n_classes-1 is an error, and so is a prediction outside that range. Float arrays
+    are refused rather than truncated: foreground probabilities passed as predictions
+    would all count as class 0, and a label 1.7 as class 1.
     """
-    labels = numpy.asarray(backend.to_numpy(labels)).ravel()
-    predictions = numpy.asarray(backend.to_numpy(predictions)).ravel()
+    labels = numpy.asarray(backend.to_numpy(labels))
+    predictions = numpy.asarray(backend.to_numpy(predictions))
+    # equal pixel counts are not enough: a transposed (W, H) prediction would be scored pixel by wrong pixel
     if labels.shape != predictions.shape:
-        raise ValueError(f"labels have {labels.size} pixels but predictions {predictions.size}")
+        raise ValueError(f"labels have shape {labels.shape} but predictions {predictions.shape}: "
+                         f"give one prediction per labelled pixel, in the same layout")
+    if labels.dtype.kind not in "biu":
+        raise TypeError(f"labels are {labels.dtype}: give the class index of each pixel as integers "
+                        f"(0..{n_classes - 1}, {ignore_index} for void)")
+    if predictions.dtype.kind not in "biu":
+        raise TypeError(f"predictions are {predictions.dtype}: give class indices (the argmax of the scores), "
+                        f"not probabilities or scores")
+    labels, predictions = labels.ravel(), predictions.ravel()
     keep = labels != ignore_index
     labels = labels[keep].astype(numpy.int64)
     predictions = predictions[keep].astype(numpy.int64)
@@ -148,6 +159,10 @@ def binary_metrics(matrix, positive=1, beta=1.0):
     Values are floats, None where undefined (0/0).
     """
     matrix = numpy.asarray(matrix, dtype=numpy.float64)
+    n_classes = matrix.shape[0]
+    # a negative index would pick a class from the end: binary_metrics(positive=-1) scored the last class
+    if not (isinstance(positive, (int, numpy.integer)) and 0 <= positive < n_classes):
+        raise ValueError(f"positive is {positive!r}: give the index of the positive class, 0..{n_classes - 1}")
     tp = matrix[positive, positive]
     fp = matrix[:, positive].sum() - tp
     fn = matrix[positive, :].sum() - tp

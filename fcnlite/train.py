@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import math
+import numbers
 import os
 import shlex
 import signal
@@ -59,6 +60,52 @@ class TrainConfig:
     progress: bool = True
     options: dict = field(default_factory=dict)  # the command line's run options, saved for --resume
     extra: dict = field(default_factory=dict)   # recorded in logs (preset, dataset ...)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """ValueError naming the first field whose value would train wrong without a word: a crop of -5 cut
+        empty windows (a loss of 0 every step), a negative val_limit evaluated no image at all."""
+        for name, least, meaning in _COUNT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name in ("crop_size", "max_side"):   # None is off, as 0 is
+                continue
+            if not isinstance(value, numbers.Integral):
+                raise ValueError(f"TrainConfig.{name} is {meaning}: a whole number, not {value!r}")
+            if value < least:
+                raise ValueError(f"TrainConfig.{name} is {meaning}: {least} or more, not {value!r}")
+        if self.scale_range is not None:
+            if not (_is_pair(self.scale_range) and all(isinstance(v, numbers.Real) for v in self.scale_range)
+                    and 0 < self.scale_range[0] <= self.scale_range[1]):
+                raise ValueError(f"TrainConfig.scale_range is the random scaling's (min, max), with "
+                                 f"0 < min <= max, or None, not {self.scale_range!r}")
+        if self.resize:   # None (or 0, as fit_size reads it): the images keep their size
+            if not (_is_pair(self.resize) and all(isinstance(v, numbers.Integral) and v >= 1 for v in self.resize)):
+                raise ValueError(f"TrainConfig.resize is the (height, width) every image is resized to, each "
+                                 f"1 or more, or None, not {self.resize!r}")
+        if self.lr_policy not in LR_POLICIES:
+            raise ValueError(f"TrainConfig.lr_policy is one of {', '.join(LR_POLICIES)}, not {self.lr_policy!r}")
+
+
+LR_POLICIES = ("fixed", "poly")
+
+# (field, least value, what it counts): the whole-number fields of TrainConfig
+_COUNT_FIELDS = (
+    ("max_iter", 1, "the number of optimizer steps"),
+    ("accumulate", 1, "the number of images per step"),
+    ("eval_every", 0, "the number of steps between evaluations (0: only at the end)"),
+    ("checkpoint_every", 0, "the number of steps between checkpoints (0: only at the end)"),
+    ("val_limit", 0, "the number of validation images evaluated (0: all)"),
+    ("seed", 0, "the seed of the data order and augmentation"),
+    ("n_progress_images", 0, "the number of validation images drawn at each evaluation"),
+    ("crop_size", 0, "the side of the random square crop in pixels (0: no crop)"),
+    ("max_side", 0, "the limit of an image's longer side in pixels (0: no limit)"),
+)
+
+
+def _is_pair(value):
+    return isinstance(value, (tuple, list)) and len(value) == 2
 
 
 def fit_size(image, label, resize_to=None, max_side=0):
@@ -113,9 +160,7 @@ class Trainer:
         self._eval_pending = False         # an evaluation met bad data: the resumed run does it first
         self.best = None                   # {"mean_iu", "iteration"} of the best evaluation, kept in best.h5
         self.checkpoint_iteration = None   # the iteration of the checkpoint in out/, once one is written or resumed
-        if config.accumulate < 1:
-            raise ValueError(f"TrainConfig.accumulate is the number of images per step: 1 or more, not "
-                             f"{config.accumulate}")
+        config.validate()   # again: a field may have been set since the config was made
         if train_set is not None and len(train_set) == 0:
             raise ValueError(f"the training set {getattr(train_set, 'name', train_set)!r} is empty")
         self._stop_signal = None

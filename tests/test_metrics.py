@@ -38,6 +38,31 @@ def test_confusion_matrix_rejects_labels_and_predictions_outside_the_classes():
         confusion_matrix(numpy.array([0, 1]), numpy.array([0, 3]), 3)
 
 
+
+def test_a_transposed_prediction_is_refused_naming_both_shapes(xp):
+    labels = xp.zeros((6, 4), dtype=xp.uint8)
+    predictions = xp.zeros((4, 6), dtype=xp.uint8)   # as many pixels, another layout
+    with pytest.raises(ValueError, match=r"labels have shape \(6, 4\) but predictions \(4, 6\)"):
+        ConfusionMatrix(3).update(labels, predictions)
+
+
+def test_probabilities_given_as_predictions_are_refused_not_truncated(xp):
+    foreground = xp.asarray([[0, 1], [1, 0]], dtype=xp.uint8)
+    probabilities = xp.where(foreground == 1, 0.9, 0.1).astype(xp.float32)   # truncated, all class 0
+    with pytest.raises(TypeError, match="predictions are float32: give class indices"):
+        ConfusionMatrix(2).update(foreground, probabilities)
+
+
+def test_float_labels_are_refused_not_truncated(xp):
+    with pytest.raises(TypeError, match=r"labels are float64: give the class index of each pixel as integers "
+                                        r"\(0\.\.2, 255 for void\)"):
+        ConfusionMatrix(3).update(xp.full((2, 2), 1.7), xp.ones((2, 2), dtype=xp.int64))
+
+
+def test_boolean_masks_count_as_classes_0_and_1():
+    truth = numpy.array([[True, False], [True, True]])
+    assert confusion_matrix(truth, numpy.ones((2, 2), dtype=bool), 2).tolist() == [[0, 1], [0, 3]]
+
 def test_metrics_of_the_hand_example_with_an_absent_class():
     metrics = segmentation_metrics(numpy.array(HAND_MATRIX), ["background", "road", "car"])
     # 5 of the 7 counted pixels are right
@@ -109,6 +134,13 @@ def test_binary_metrics_with_more_classes_is_positive_against_the_rest():
     assert scores["iou"] == pytest.approx(6 / 13)
     assert scores["f1"] == scores["fbeta"] == pytest.approx(12 / 19)
 
+
+
+@pytest.mark.parametrize("positive", [-1, 3, 1.0])
+def test_binary_metrics_refuses_a_positive_class_that_is_not_a_class_index(positive):
+    # -1 used to index from the end and score class 2 without a word
+    with pytest.raises(ValueError, match=rf"positive is {positive!r}: give the index of the positive class, 0\.\.2"):
+        binary_metrics(numpy.eye(3, dtype=numpy.int64), positive=positive)
 
 def test_binary_metrics_undefined_values_are_none_and_quiet():
     with warnings.catch_warnings():

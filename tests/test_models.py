@@ -335,6 +335,16 @@ def test_predict_returns_integer_labels_of_the_input_size_and_keeps_the_mode(xp)
     assert not model.training                                              # and eval stays eval
 
 
+
+@pytest.mark.parametrize("n_classes, dtype", [(2, numpy.uint8), (256, numpy.uint8), (300, numpy.uint16)])
+def test_predict_image_labels_are_uint8_up_to_256_classes_and_wider_past_that(xp, n_classes, dtype):
+    from fcnlite.evaluate import predict_image
+    model = small_model("fcn32s", n_classes=n_classes)
+    model.layers["score_fr"].params["b"][n_classes - 1] = 10.0   # the last class wins everywhere
+    labels = predict_image(model, numpy.zeros((16, 16, 3), dtype=numpy.uint8))
+    assert labels.dtype == dtype
+    assert (labels == n_classes - 1).all()   # in uint8, class 299 came back as 43
+
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_parameter_multipliers_are_the_reference_ones(architecture):
     multipliers = small_model(architecture).parameter_multipliers()

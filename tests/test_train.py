@@ -316,6 +316,45 @@ def test_a_trainer_refuses_an_empty_training_set_or_no_images_per_step(tmp_path)
         Trainer(model, SGD(model, lr=0.1), None, None, TrainConfig(out=str(tmp_path), accumulate=0))
 
 
+
+BAD_CONFIGS = [
+    ("crop_size", -5, r"crop_size is the side of the random square crop in pixels \(0: no crop\): 0 or more, not -5"),
+    ("crop_size", 32.5, r"crop_size is .*: a whole number, not 32.5"),
+    ("max_side", -1, r"max_side is .* \(0: no limit\): 0 or more, not -1"),
+    ("max_iter", 0, r"max_iter is the number of optimizer steps: 1 or more, not 0"),
+    ("val_limit", -3, r"val_limit is the number of validation images evaluated \(0: all\): 0 or more, not -3"),
+    ("eval_every", -1, r"eval_every is .*: 0 or more, not -1"),
+    ("checkpoint_every", -1, r"checkpoint_every is .*: 0 or more, not -1"),
+    ("n_progress_images", -1, r"n_progress_images is .*: 0 or more, not -1"),
+    ("seed", -1, r"seed is .*: 0 or more, not -1"),
+    ("scale_range", (2.0, 0.5), r"scale_range is the random scaling's \(min, max\), with 0 < min <= max, or None, "
+                                r"not \(2.0, 0.5\)"),
+    ("scale_range", (0.0, 1.0), r"scale_range is .* not \(0.0, 1.0\)"),
+    ("resize", (0, 96), r"resize is the \(height, width\) every image is resized to, each 1 or more, or None, "
+                        r"not \(0, 96\)"),
+    ("resize", 96, r"resize is .* not 96"),
+    ("lr_policy", "step", r"lr_policy is one of fixed, poly, not 'step'"),
+]
+
+
+@pytest.mark.parametrize("field, value, message", BAD_CONFIGS,
+                         ids=[f"{field}={value}" for field, value, _ in BAD_CONFIGS])
+def test_a_train_config_that_would_train_wrong_without_a_word_is_refused_naming_the_field(field, value, message):
+    from fcnlite.train import TrainConfig
+    with pytest.raises(ValueError, match=rf"^TrainConfig\.{message}$"):
+        TrainConfig(**{field: value})
+
+
+def test_a_trainer_checks_a_config_changed_after_it_was_made(tmp_path):
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    from fcnlite.train import TrainConfig, Trainer
+    model = build_model("fcn32s", n_classes=3, width=1 / 16)
+    config = TrainConfig(out=str(tmp_path))
+    config.crop_size = -5   # an empty crop every step: a loss of 0 and nothing learned
+    with pytest.raises(ValueError, match="TrainConfig.crop_size is .*: 0 or more, not -5"):
+        Trainer(model, SGD(model, lr=0.1), None, None, config)
+
 def test_the_package_exports_the_training_loop():
     import fcnlite
     from fcnlite.train import TrainConfig, Trainer

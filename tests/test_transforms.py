@@ -54,6 +54,21 @@ def test_resize_uses_nearest_neighbour_for_labels():
     assert odd.shape == (13, 9) and set(numpy.unique(odd)) <= {0, 3, 7, 15, 255}
 
 
+@pytest.mark.parametrize("dtype", [numpy.int64, numpy.uint16])
+def test_labels_of_any_integer_dtype_resize_as_uint8_ones_do_and_keep_their_dtype(dtype):
+    image, label, _ = blocks(20, 28)
+    _, expected = resize(image, label, (13, 9))
+    _, wide = resize(image, label.astype(dtype) + 300, (13, 9))   # class indices past 255 too
+    assert wide.dtype == dtype
+    numpy.testing.assert_array_equal(wide, expected.astype(dtype) + 300)
+
+
+def test_float_labels_are_refused_as_not_class_indices():
+    image = numpy.zeros((4, 4, 3), dtype=numpy.uint8)
+    with pytest.raises(TypeError, match="label is float64: give the class index of each pixel as integers"):
+        resize(image, numpy.ones((4, 4)), (2, 2))
+
+
 def test_resize_image_is_bilinear():
     image = numpy.zeros((1, 2, 3), dtype=numpy.uint8)
     image[0, 1] = 200
@@ -112,6 +127,53 @@ def test_random_transforms_repeat_for_the_same_seed():
     numpy.testing.assert_array_equal(first[0], second[0])
     numpy.testing.assert_array_equal(first[1], second[1])
 
+
+
+@pytest.mark.parametrize("off", [0, None])
+def test_a_max_side_or_crop_of_0_or_none_is_off_as_in_train_config(off):
+    image, label, _ = blocks(20, 24)
+    same_image, same_label = limit_max_side(image, label, off)
+    assert same_image is image and same_label is label   # 0 used to shrink to 1x1
+    uncropped = random_scale_crop(image, label, numpy.random.default_rng(3), crop_size=off)
+    scaled_only = random_scale_crop(image, label, numpy.random.default_rng(3), crop_size=None)
+    numpy.testing.assert_array_equal(uncropped[0], scaled_only[0])   # 0 used to cut a (0, 0) crop
+    numpy.testing.assert_array_equal(uncropped[1], scaled_only[1])
+
+
+def test_resize_to_none_keeps_the_pair_as_train_config_does():
+    image, label, _ = blocks(20, 24)
+    same_image, same_label = resize(image, label, None)
+    assert same_image is image and same_label is label
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda image, label: limit_max_side(image, label, -5), r"max_side is -5: give .* 1 or more \(0: no limit\)"),
+    (lambda image, label: random_scale_crop(image, label, numpy.random.default_rng(0), crop_size=-5),
+     r"crop_size is -5: give the crop's side in pixels, 1 or more"),
+    (lambda image, label: random_scale_crop(image, label, numpy.random.default_rng(0), crop_size=(0, 20)),
+     r"crop_size is \(0, 20\)"),
+    (lambda image, label: random_scale_crop(image, label, numpy.random.default_rng(0), scale_range=(-1.0, 1.0)),
+     r"scale_range is \(-1.0, 1.0\): give \(min, max\) with 0 < min <= max"),
+    (lambda image, label: random_scale_crop(image, label, numpy.random.default_rng(0), scale_range=(2.0, 0.5)),
+     r"scale_range is \(2.0, 0.5\)"),
+    (lambda image, label: resize(image, label, (0, 12)), r"size is \(0, 12\): give \(height, width\) in pixels"),
+], ids=["max_side", "crop", "crop_pair", "negative_scale", "reversed_scale", "resize"])
+def test_a_negative_or_empty_size_is_refused_naming_the_parameter(call, message):
+    image, label, _ = blocks(20, 24)
+    with pytest.raises(ValueError, match=message):
+        call(image, label)
+
+
+@pytest.mark.parametrize("call", [
+    lambda image, label: resize(image, label, (10, 12)),
+    lambda image, label: limit_max_side(image, label, 8),
+    lambda image, label: random_scale_crop(image, label, numpy.random.default_rng(0), crop_size=8),
+    lambda image, label: random_flip(image, label, numpy.random.default_rng(0), probability=1.0),
+], ids=["resize", "limit_max_side", "random_scale_crop", "random_flip"])
+def test_a_label_of_another_size_than_its_image_is_refused_naming_both(call):
+    image, label, _ = blocks(20, 24)
+    with pytest.raises(ValueError, match=r"label is 5x24 \(HxW\) but its image is 20x24"):
+        call(image, label[:5])
 
 # ---- preprocessing ----------------------------------------------------------------------------
 
