@@ -452,7 +452,7 @@ def class_names_to_show(model, dataset, weights):
 def main_evaluate(argv=None):
     import json
     from .evaluate import evaluate_dataset
-    from .io import model_from_file, read_attributes
+    from .io import read_attributes
     from .metrics import binary_metrics, format_metrics
 
     args, defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS + ("split",))
@@ -462,7 +462,7 @@ def main_evaluate(argv=None):
     if args.json is not None:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
-    model = model_from_file(args.weights)
+    model = segmentation_model_from_file(args.weights)
     attributes = read_attributes(args.weights)
     if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):
         restore_training_data_options(args, attributes, data_defaults)
@@ -608,8 +608,23 @@ def save_probabilities(probabilities, size, outputs):
         Image.fromarray(grey).save(outputs["foreground"])
 
 
+def segmentation_model_from_file(path):
+    """The FCN a weight file holds, for evaluate and predict; UsageError for VGG16's weights (an
+    encoder, for train --init) and for more classes than an 8-bit label map holds."""
+    from .data.folder import MAX_CLASSES
+    from .io import model_from_file
+    model = model_from_file(path)
+    if model.architecture == "vgg16":
+        raise UsageError(f"{path} holds VGG16's weights (ImageNet classification), not a segmentation model: "
+                         f"train an FCN from them (train_voc.py --init {path}) and give its final.h5")
+    if model.n_classes > MAX_CLASSES:
+        raise UsageError(f"{path}: the model scores {model.n_classes} classes, more than an 8-bit label map holds "
+                         f"(at most {MAX_CLASSES}): segment with fcnlite.evaluate.predict_image in Python instead")
+    return model
+
+
 def main_predict(argv=None):
-    from .io import model_from_file, read_attributes
+    from .io import read_attributes
 
     args = predict_parser().parse_args(argv)
     refuse_empty(args, ("weights",))
@@ -620,7 +635,7 @@ def main_predict(argv=None):
     stems = output_stems(paths)
     check_outputs_spare_inputs(args.out, args.images, paths, stems, args.probabilities)
     choose_device(args.device)
-    model = model_from_file(args.weights)
+    model = segmentation_model_from_file(args.weights)
     args.max_side = training_max_side(args, read_attributes(args.weights))
     try:
         os.makedirs(args.out, exist_ok=True)
