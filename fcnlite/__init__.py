@@ -13,12 +13,12 @@ import os
 # when it loads, so it takes effect only where fcnlite is imported before NumPy.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-from . import backend, layers  # noqa: E402
+from . import backend, data, evaluate, layers, metrics, visualize  # noqa: E402
 from .io import WeightsError, load_weights, model_from_file, save_weights
 from .models import FCN8s, FCN16s, FCN32s, VGG16, build_model
 from .optim import SGD
 from .train import TrainConfig, Trainer
 
 __version__ = "0.1.0"
-__all__ = ["backend", "layers", "VGG16", "FCN32s", "FCN16s", "FCN8s", "build_model", "SGD",
+__all__ = ["backend", "data", "evaluate", "layers", "metrics", "visualize", "VGG16", "FCN32s", "FCN16s", "FCN8s", "build_model", "SGD",
            "save_weights", "load_weights", "model_from_file", "WeightsError", "Trainer", "TrainConfig"]

@@ -109,3 +109,14 @@ def test_reuse_host_memory_keeps_numpy_working():
     assert took_effect == sys.platform.startswith("linux")
     big = numpy.ones(50 * 2**20 // 8)          # over glibc's 32 MB mmap threshold
     assert big.sum() == big.size
+
+
+def test_import_fcnlite_alone_gives_the_modules_a_script_of_ones_own_uses():
+    # fcnlite.metrics, .evaluate, .visualize and fcnlite.data.FolderSegmentation each needed an import
+    # of their own; a fresh interpreter, since this test session has imported them all already
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = ("import fcnlite; fcnlite.metrics.ConfusionMatrix; fcnlite.evaluate.predict_image; "
+              "fcnlite.visualize.overlay; fcnlite.data.FolderSegmentation; fcnlite.data.parse_class_map")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=root), timeout=120)
+    assert done.returncode == 0, done.stderr
