@@ -3,6 +3,7 @@ import numpy
 import pytest
 
 from fcnlite import SGD, backend, optim
+from fcnlite.layers import Conv2d
 from fcnlite.models import build_model
 from fcnlite.models.base import PARAMETER_ALIGNMENT_BYTES
 
@@ -219,7 +220,7 @@ def test_an_optimizer_made_before_a_layer_was_unfrozen_refuses_to_step(xp):
         optimizer.step()
 
 
-@pytest.mark.parametrize("change", ["freeze", "unfreeze", "replace"])
+@pytest.mark.parametrize("change", ["freeze", "unfreeze", "replace", "replace layer", "add layer"])
 def test_an_optimizer_refuses_to_step_on_parameters_changed_after_it_was_made_with_nothing_packed_since(xp, change):
     # a user freezing a layer after making the optimizer: its step would train the layer regardless
     model = small_model()
@@ -228,8 +229,12 @@ def test_an_optimizer_refuses_to_step_on_parameters_changed_after_it_was_made_wi
         model.layers["conv1_1"].frozen = True
     elif change == "unfreeze":
         model.layers["upscore2"].frozen = False
-    else:   # an array replaced, not written in place: the optimizer would step on the old one
+    elif change == "replace":   # an array replaced, not written in place: the optimizer would step on the old one
         model.layers["fc7"].params["b"] = xp.zeros_like(model.layers["fc7"].params["b"])
+    elif change == "replace layer":   # a new score layer under the old name: its parameters were never packed
+        model.layers["score_fr"] = Conv2d(*model.layers["score_fr"].params["W"].shape[1::-1], 1, dtype=numpy.float64)
+    else:
+        model.add("extra", Conv2d(3, 3, 1, dtype=numpy.float64))
     with pytest.raises(RuntimeError, match="make a new SGD"):
         optimizer.step()
 
