@@ -154,49 +154,71 @@ def atomic_write(path, write, size=0):
 
 
 class WriteErrorKept:
-    """A file for h5py to write through that keeps the first OSError of a write or truncate (a full
-    disk) instead of raising it, and ignores the writes after it. HDF5 meeting a failed write prints
-    pages of errors and crashes the process as it closes the file (a segfault: h5py 3.16, a disk
-    filled by another program while the weights were written); given this file, it closes the file
-    cleanly, and write_hdf5 raises the kept error after."""
+    """A file for h5py to write through that keeps the first exception of any call h5py makes on it (a
+    full disk's OSError, a Ctrl-C's KeyboardInterrupt) instead of raising it into HDF5, and skips the
+    calls after it. HDF5 meeting a failed write prints pages of errors and crashes the process as it
+    closes the file (a segfault: h5py 3.16, a disk filled by another program while the weights were
+    written); given this file, it closes the file cleanly, and write_hdf5 raises the kept exception
+    after."""
 
     def __init__(self, raw):
         self.raw = raw   # unbuffered (buffering=0), so that a write fails here, not at a later flush
         self.error = None
 
-    def write(self, data):
-        view = memoryview(data).cast("B")
+    def _keep(self, call, *args, skipped=None):
+        """call(*args), or where it raises (or an earlier call did) keep that and return `skipped`."""
         if self.error is None:
             try:
-                written = 0
-                while written < len(view):   # a disk nearly full takes part of a write, then fails
-                    written += self.raw.write(view[written:])
-            except OSError as error:
+                return call(*args)
+            except BaseException as error:   # (HDF5 cannot take a Python exception through its C frames)
                 self.error = error
+        return skipped
+
+    def _write_all(self, view):
+        written = 0
+        while written < len(view):   # a disk nearly full takes part of a write, then fails
+            written += self.raw.write(view[written:])
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        self._keep(self._write_all, view)
         return len(view)
 
     def truncate(self, size):   # HDF5 sets the file's length as it closes: that can fail as writes do
-        if self.error is None:
-            try:
-                self.raw.truncate(size)
-            except OSError as error:
-                self.error = error
+        self._keep(self.raw.truncate, size)
         return size
 
-    def __getattr__(self, name):   # read, seek, tell, flush: the file's own
-        return getattr(self.raw, name)
+    def seek(self, offset, whence=os.SEEK_SET):
+        return self._keep(self.raw.seek, offset, whence, skipped=offset)
+
+    def readinto(self, buffer):   # a read skipped reads nothing: h5py fills the buffer with zeros
+        return self._keep(self.raw.readinto, buffer, skipped=0)
+
+    def read(self, size=-1):
+        return self._keep(self.raw.read, size, skipped=b"")
+
+    def flush(self):
+        self._keep(self.raw.flush)
+
+    def tell(self):
+        return self._keep(self.raw.tell, skipped=0)
 
 
 def write_hdf5(path, fill, size):
     """Write a new HDF5 file at path atomically (atomic_write): fill(file) stores its contents in the
-    open h5py.File; size: the bytes of its arrays."""
+    open h5py.File; size: the bytes of its arrays. A failure of the file underneath (WriteErrorKept)
+    is raised once h5py has closed it, whatever h5py made of the calls skipped after it."""
     h5py = _h5py()
 
     def write(temporary):
         with open(temporary, "w+b", buffering=0) as raw:
             kept = WriteErrorKept(raw)
-            with h5py.File(kept, "w") as file:
-                fill(file)
+            try:
+                with h5py.File(kept, "w") as file:
+                    fill(file)
+            except Exception:
+                if kept.error is None:
+                    raise
         if kept.error is not None:
             raise kept.error
 
@@ -254,13 +276,16 @@ def model_attributes(model):
 
 def save_weights(model, path, extra_attributes=None):
     """Write every parameter of model and its preprocessing / architecture attributes to path. What
-    load_weights would refuse (a preprocessing that divides by 0, NaN weights, class names that
-    are not one per class) is refused here, before anything is written."""
+    load_weights would refuse (a preprocessing that divides by 0, NaN weights) is refused here,
+    before anything is written, and so are class names that are not one per class (load_weights
+    would drop them)."""
     path = os.fspath(path)
     arrays = {name: backend.to_numpy(value) for name, value, _ in model.named_parameters()}
     attributes = model_attributes(model)
     attributes.update(extra_attributes or {})
-    check_attributes(f"cannot write {path}", attributes)
+    # checked as they will read back: a mean of numpy.float32s, or a NumPy array, is 3 numbers too
+    check_attributes(f"cannot write {path}", {key: _decode(numpy.asarray(value) if isinstance(value, (list, tuple))
+                                                           else value) for key, value in attributes.items()})
     names, n_classes = model.class_names, model.config().get("n_classes")
     if names is not None and (isinstance(names, str) or not all(isinstance(name, str) for name in names)
                               or (n_classes and names and len(names) != n_classes)):

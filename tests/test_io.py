@@ -3,6 +3,8 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy
@@ -313,9 +315,20 @@ def test_weights_holding_nan_are_refused_naming_the_layer_and_the_count_when_sav
     assert_one_line_naming(raised.value, str(path), "layer conv4_1/W holds 4 values that are NaN or infinite")
 
 
+def test_numpy_numbers_in_a_models_preprocessing_and_width_save_and_load_back(tmp_path):
+    # the checks before writing must read them as load_weights will: as numbers
+    model = FCN8s(n_classes=3, width=numpy.float32(1 / 16))
+    model.preprocessing = dict(channel_order="RGB", input_scale=numpy.float32(1 / 255),
+                               mean=numpy.array([0.485, 0.456, 0.406]), std=tuple(numpy.float32([0.229, 0.224, 0.225])))
+    save_weights(model, tmp_path / "model.h5")
+    loaded = model_from_file(tmp_path / "model.h5")
+    numpy.testing.assert_allclose(loaded.preprocessing["mean"], [0.485, 0.456, 0.406])
+    assert loaded.width == 1 / 16
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda model: model.preprocessing.update(std=(1.0, 0.0, 1.0)),
-     "attribute std is (1.0, 0.0, 1.0), expected 3 numbers, one per channel, none of them 0"),
+     "attribute std is [1.0, 0.0, 1.0], expected 3 numbers, one per channel, none of them 0"),
     (lambda model: setattr(model, "class_names", "road"),
      "model.class_names is 'road', expected a list of names, one per class (3)"),
     (lambda model: setattr(model, "class_names", ["background", "road"]),
@@ -633,8 +646,6 @@ for name, save in [("final.h5", lambda path: fcnlite.save_weights(model, path)),
 def test_a_disk_that_fills_while_a_file_is_written_is_one_line_not_a_crash(tmp_path, limit):
     # HDF5 meeting a failed write crashed the process (a segfault) after printing pages of errors:
     # the write fails here as it would on a disk filled meanwhile by another program
-    import subprocess
-    import sys
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run([sys.executable, "-c", FILLING_DISK, str(tmp_path), str(limit)], capture_output=True,
                           text=True, env=dict(os.environ, PYTHONPATH=root), timeout=120)
@@ -680,3 +691,47 @@ def test_a_weight_file_of_an_fcn_of_one_class_is_refused_in_one_line(tmp_path):
         model_from_file(path)
     assert str(raised.value).startswith(f"{path}: attribute n_classes is 1: an FCN scores a whole number of classes, "
                                         f"at least 2")
+
+
+INTERRUPTED_SAVE = """
+import os, sys
+import fcnlite
+from fcnlite import io
+
+
+class InterruptedAt:
+    # a Ctrl-C (the Trainer's second raises KeyboardInterrupt) landing in the write of call `at`
+    def __init__(self, raw, at):
+        self.raw, self.calls, self.at = raw, 0, at
+
+    def write(self, data):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.raw.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+folder, at = sys.argv[1], int(sys.argv[2])
+kept = io.WriteErrorKept
+io.WriteErrorKept = lambda raw: kept(InterruptedAt(raw, at))
+path = os.path.join(folder, "final.h5")
+with open(path, "wb") as file:
+    file.write(b"the previous weights")
+try:
+    fcnlite.save_weights(fcnlite.FCN8s(n_classes=3, width=1 / 16), path)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+@pytest.mark.parametrize("at", [1, 5, 50])
+def test_a_ctrl_c_while_a_file_is_written_interrupts_it_and_keeps_the_old_file(tmp_path, at):
+    # an exception raised into HDF5's C frames crashed the process (a segfault) or was lost
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_SAVE, str(tmp_path), str(at)], capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=root), timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "interrupted\n", "")
+    assert os.listdir(tmp_path) == ["final.h5"] and (tmp_path / "final.h5").read_bytes() == b"the previous weights"
