@@ -69,7 +69,12 @@ class TrainConfig:
         empty windows (a loss of 0 every step), a negative val_limit evaluated no image at all."""
         for name, least, meaning in _COUNT_FIELDS:
             value = getattr(self, name)
-            if value is None and name in ("crop_size", "max_side"):   # None is off, as 0 is
+            if value is None and "(0: " in meaning:   # off, as 0 is: the loop reads these as `value or None`
+                continue
+            if name == "crop_size" and _is_pair(value):   # (height, width), as random_scale_crop takes it
+                if not all(isinstance(side, numbers.Integral) and side >= 1 for side in value):
+                    raise ValueError(f"TrainConfig.crop_size is {meaning}, or (height, width) of 1 or more each, "
+                                     f"not {value!r}")
                 continue
             if not isinstance(value, numbers.Integral):
                 raise ValueError(f"TrainConfig.{name} is {meaning}: a whole number, not {value!r}")
@@ -80,10 +85,12 @@ class TrainConfig:
                     and 0 < self.scale_range[0] <= self.scale_range[1]):
                 raise ValueError(f"TrainConfig.scale_range is the random scaling's (min, max), with "
                                  f"0 < min <= max, or None, not {self.scale_range!r}")
-        if self.resize:   # None (or 0, as fit_size reads it): the images keep their size
+        if self.resize is not None and not (numpy.isscalar(self.resize) and self.resize == 0):
+            # None (or 0, as fit_size reads it): the images keep their size
             if not (_is_pair(self.resize) and all(isinstance(v, numbers.Integral) and v >= 1 for v in self.resize)):
                 raise ValueError(f"TrainConfig.resize is the (height, width) every image is resized to, each "
                                  f"1 or more, or None, not {self.resize!r}")
+            self.resize = tuple(int(side) for side in self.resize)   # (from a NumPy array too: logged as JSON)
         if self.lr_policy not in LR_POLICIES:
             raise ValueError(f"TrainConfig.lr_policy is one of {', '.join(LR_POLICIES)}, not {self.lr_policy!r}")
 
@@ -105,7 +112,7 @@ _COUNT_FIELDS = (
 
 
 def _is_pair(value):
-    return isinstance(value, (tuple, list)) and len(value) == 2
+    return isinstance(value, (tuple, list, numpy.ndarray)) and numpy.shape(value) == (2,)
 
 
 def fit_size(image, label, resize_to=None, max_side=0):

@@ -345,6 +345,20 @@ def test_a_train_config_that_would_train_wrong_without_a_word_is_refused_naming_
         TrainConfig(**{field: value})
 
 
+def test_a_train_config_takes_none_for_what_zero_turns_off_a_crop_of_two_sides_and_a_resize_from_numpy():
+    # the loop reads eval_every, checkpoint_every, val_limit, crop_size and max_side as `value or None`,
+    # and random_scale_crop takes a (height, width) crop
+    from fcnlite.train import TrainConfig
+    config = TrainConfig(eval_every=None, checkpoint_every=None, val_limit=None, crop_size=(64, 96), max_side=None,
+                         resize=numpy.array([64, 96]))
+    assert config.resize == (64, 96) and all(isinstance(side, int) for side in config.resize)
+    with pytest.raises(ValueError, match=r"^TrainConfig\.crop_size is .*, or \(height, width\) of 1 or more each, "
+                                         r"not \(0, 5\)$"):
+        TrainConfig(crop_size=(0, 5))
+    with pytest.raises(ValueError, match=r"^TrainConfig\.max_iter is .*: a whole number, not None$"):
+        TrainConfig(max_iter=None)
+
+
 def test_a_trainer_checks_a_config_changed_after_it_was_made(tmp_path):
     from fcnlite.models import build_model
     from fcnlite.optim import SGD
