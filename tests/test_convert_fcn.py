@@ -143,6 +143,8 @@ def layer_arrays(model):
      r"a file of one network has one of them$"),
     (lambda arrays: arrays.__setitem__("iteration", numpy.zeros(1)), r"bad\.npz: holds 'iteration', which is no "
                                                                      r"layer's weights or bias"),
+    (lambda arrays: arrays.__setitem__("score_fr/W", arrays["score_fr/W"][:1]),
+     r"bad\.npz: read from conv1_1 and score_fr, n_classes is 1: an FCN scores a whole number of classes, at least 2"),
 ])
 def test_a_source_that_does_not_make_the_network_is_one_line_and_writes_nothing(tmp_path, change, message):
     arrays = layer_arrays(random_fcn("fcn8s"))

@@ -123,7 +123,10 @@ def fill_model(path, arrays, architecture):
         _expect_ndim(path, name, "W", arrays[(name, "W")], 4, "(out, in, kh, kw)")
     width = arrays[("conv1_1", "W")].shape[0] / 64
     n_classes = int(arrays[("score_fr", "W")].shape[0])
-    model = build_model(architecture, n_classes=n_classes, width=width)
+    try:
+        model = build_model(architecture, n_classes=n_classes, width=width)
+    except ValueError as error:   # score_fr of one class (a loss of 0 everywhere), conv1_1 of no channel
+        raise ConversionError(f"{path}: read from conv1_1 and score_fr, {error}") from None
     left = dict(arrays)
     for name, value, _ in model.named_parameters():
         layer, key = name.split("/")
