@@ -609,21 +609,17 @@ def save_probabilities(probabilities, size, outputs):
 
 
 def segmentation_model_from_file(path):
-    """The FCN a weight file holds, for evaluate and predict; UsageError for VGG16's weights (an
-    encoder, for train --init) and for more classes than an 8-bit label map holds."""
-    from .data.folder import MAX_CLASSES
-    from .io import model_from_file
-    model = model_from_file(path)
-    if model.architecture == "vgg16":
+    """The FCN a weight file holds, for evaluate and predict; UsageError, before the arrays are read,
+    for VGG16's weights (an encoder, for train --init)."""
+    from .io import model_from_file, read_attributes
+    if str(read_attributes(path).get("architecture", "")).lower() == "vgg16":
         raise UsageError(f"{path} holds VGG16's weights (ImageNet classification), not a segmentation model: "
                          f"train an FCN from them (train_voc.py --init {path}) and give its final.h5")
-    if model.n_classes > MAX_CLASSES:
-        raise UsageError(f"{path}: the model scores {model.n_classes} classes, more than an 8-bit label map holds "
-                         f"(at most {MAX_CLASSES}): segment with fcnlite.evaluate.predict_image in Python instead")
-    return model
+    return model_from_file(path)
 
 
 def main_predict(argv=None):
+    from .data.folder import MAX_CLASSES
     from .io import read_attributes
 
     args = predict_parser().parse_args(argv)
@@ -636,6 +632,10 @@ def main_predict(argv=None):
     check_outputs_spare_inputs(args.out, args.images, paths, stems, args.probabilities)
     choose_device(args.device)
     model = segmentation_model_from_file(args.weights)
+    if model.n_classes > MAX_CLASSES:   # (evaluate's data hold no more: it says the counts differ)
+        raise UsageError(f"{args.weights}: the model scores {model.n_classes} classes, more than predict's 8-bit "
+                         f"label maps hold (at most {MAX_CLASSES}, 0..{MAX_CLASSES - 1}: {MAX_CLASSES} is void): "
+                         f"segment with fcnlite.evaluate.predict_image in Python instead")
     args.max_side = training_max_side(args, read_attributes(args.weights))
     try:
         os.makedirs(args.out, exist_ok=True)
