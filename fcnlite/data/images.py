@@ -4,6 +4,7 @@ Each reader raises DataError, "<file>: <what is wrong>", for a missing or
 undecodable file, so a dataset's load(i) needs no error handling of its own.
 """
 import os
+import re
 import warnings
 
 import numpy
@@ -105,8 +106,10 @@ def open_image(path, missing, undecodable, upright=False):
     except PermissionError:   # the file is there: not a decoding problem, so Pillow's words would mislead
         raise DataError(path, "cannot be read (permission denied)") from None
     except Image.DecompressionBombError as error:   # a real image can be this large: say so, not "cannot decode"
-        raise DataError(path, f"is larger than Pillow opens ({first_line(error)}): "
-                              f"downscale it with an image tool first") from None
+        sizes = re.search(r"\((\d+) pixels\) exceeds limit of (\d+) pixels", str(error))
+        size = (f"is {int(sizes[1]):,} pixels, more than Pillow opens ({int(sizes[2]):,}, its guard against "
+                f"decompression bombs)" if sizes else f"is larger than Pillow opens ({first_line(error)})")
+        raise DataError(path, f"{size}: downscale it with an image tool first") from None
     except DECODE_ERRORS as error:
         if picture is not None:
             picture.close()
