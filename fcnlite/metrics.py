@@ -41,10 +41,10 @@ def confusion_matrix(labels, predictions, n_classes, ignore_index=255):
     if labels.shape != predictions.shape:
         raise ValueError(f"labels have shape {labels.shape} but predictions {predictions.shape}: "
                          f"give one prediction per labelled pixel, in the same layout")
-    if labels.dtype.kind not in "biu":
+    if labels.dtype.kind not in "biu" and labels.size:   # (numpy.array([]) is float64, and counts nothing)
         raise TypeError(f"labels are {labels.dtype}: give the class index of each pixel as integers "
                         f"(0..{n_classes - 1}, {ignore_index} for void)")
-    if predictions.dtype.kind not in "biu":
+    if predictions.dtype.kind not in "biu" and predictions.size:
         raise TypeError(f"predictions are {predictions.dtype}: give class indices (the argmax of the scores), "
                         f"not probabilities or scores")
     labels, predictions = labels.ravel(), predictions.ravel()

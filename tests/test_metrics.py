@@ -63,6 +63,11 @@ def test_boolean_masks_count_as_classes_0_and_1():
     truth = numpy.array([[True, False], [True, True]])
     assert confusion_matrix(truth, numpy.ones((2, 2), dtype=bool), 2).tolist() == [[0, 1], [0, 3]]
 
+
+def test_empty_arrays_count_nothing_whatever_their_dtype():
+    # numpy.array([]) is float64: no pixel of it is a truncated class
+    assert confusion_matrix(numpy.array([]), numpy.array([]), 2).tolist() == [[0, 0], [0, 0]]
+
 def test_metrics_of_the_hand_example_with_an_absent_class():
     metrics = segmentation_metrics(numpy.array(HAND_MATRIX), ["background", "road", "car"])
     # 5 of the 7 counted pixels are right
