@@ -105,11 +105,6 @@ def is_gpu_array(x):
     return type(x).__module__.startswith("cupy")
 
 
-def data_pointer(x):
-    """The address of x's first element, in host or device memory."""
-    return x.data.ptr if is_gpu_array(x) else x.__array_interface__["data"][0]
-
-
 def to_device(x, dtype=None):
     """Copy a host (or device) array onto the chosen backend's device."""
     xp = get()
