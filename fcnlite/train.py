@@ -69,7 +69,7 @@ class TrainConfig:
         empty windows (a loss of 0 every step), a negative val_limit evaluated no image at all."""
         for name, least, meaning in _COUNT_FIELDS:
             value = getattr(self, name)
-            if value is None and "(0: " in meaning:   # off, as 0 is: the loop reads these as `value or None`
+            if value is None and name in _OFF_AT_ZERO:   # off, as 0 is: the loop reads these as `value or None`
                 continue
             if name == "crop_size" and _is_pair(value):   # (height, width), as random_scale_crop takes it
                 if not all(isinstance(side, numbers.Integral) and side >= 1 for side in value):
@@ -109,6 +109,10 @@ _COUNT_FIELDS = (
     ("crop_size", 0, "the side of the random square crop in pixels (0: no crop)"),
     ("max_side", 0, "the limit of an image's longer side in pixels (0: no limit)"),
 )
+
+
+# the fields that 0 (or None) turns off
+_OFF_AT_ZERO = {"eval_every", "checkpoint_every", "val_limit", "crop_size", "max_side"}
 
 
 def _is_pair(value):
