@@ -16,7 +16,9 @@ import contextlib
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 
 import numpy
 
@@ -214,7 +216,7 @@ def write_hdf5(path, fill, size):
         with open(temporary, "w+b", buffering=0) as raw:
             kept = WriteErrorKept(raw)
             try:
-                with h5py.File(kept, "w") as file:
+                with signals_kept_by(kept), h5py.File(kept, "w") as file:
                     fill(file)
             except Exception:
                 if kept.error is None:
@@ -223,6 +225,34 @@ def write_hdf5(path, fill, size):
             raise kept.error
 
     atomic_write(path, write, size)
+
+
+@contextlib.contextmanager
+def signals_kept_by(kept):
+    """While the block runs (in the main thread), an exception that a SIGINT or SIGTERM handler raises
+    (Python's Ctrl-C, the Trainer's second Ctrl-C) goes to kept.error, not into the code that the signal
+    interrupts: inside h5py's callbacks it escaped HDF5's C frames, and left a chunk unwritten in a
+    file that was then renamed into place, or crashed the process. WriteErrorKept then skips the
+    rest of the writing, and write_hdf5 raises the exception once h5py has closed the file."""
+    if threading.current_thread() is not threading.main_thread():   # (signals reach the main thread only)
+        yield
+        return
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            def keep_what_it_raises(number, frame, handler=handler):
+                try:
+                    handler(number, frame)
+                except BaseException as error:
+                    if kept.error is None:
+                        kept.error = error
+            previous[signum] = signal.signal(signum, keep_what_it_raises)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def write_checked_array(file, name, array):
@@ -239,6 +269,10 @@ def write_checked_array(file, name, array):
 
 def read_checked_array(path, dataset, what):
     """dataset's values; WeightsError naming `what` when its checksum (or its storage) fails."""
+    if dataset.size and dataset.id.get_storage_size() == 0:
+        # HDF5 reads a chunk never written as zeros, past any checksum: a write cut short left it so
+        raise WeightsError(f"{path}: {what} was never written (the file was cut short as it was saved): "
+                           f"it holds no values")
     try:
         return dataset[()]
     except OSError as error:   # h5py's "filter returned failure during read", or a short read

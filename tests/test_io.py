@@ -735,3 +735,55 @@ def test_a_ctrl_c_while_a_file_is_written_interrupts_it_and_keeps_the_old_file(t
                           text=True, env=dict(os.environ, PYTHONPATH=root), timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "interrupted\n", "")
     assert os.listdir(tmp_path) == ["final.h5"] and (tmp_path / "final.h5").read_bytes() == b"the previous weights"
+
+
+CTRL_C_AT_RANDOM = """
+import os, random, signal, sys, threading, time
+import numpy
+import fcnlite
+from fcnlite.io import read_weights
+model = fcnlite.FCN8s(n_classes=3, width=1 / 16)
+path = os.path.join(sys.argv[1], "final.h5")
+fcnlite.save_weights(model, path)
+started = time.perf_counter()
+fcnlite.save_weights(model, path)
+seconds = time.perf_counter() - started
+random.seed(0)
+for trial in range(40):   # a Ctrl-C at a random moment of a save, each save of other weights
+    for _, value, _ in model.named_parameters():
+        value += 1.0
+    timer = threading.Timer(random.uniform(0, seconds), os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        fcnlite.save_weights(model, path)
+        time.sleep(seconds)   # a late Ctrl-C lands here
+    except KeyboardInterrupt:
+        pass
+    timer.join()
+    arrays, _ = read_weights(path)   # old weights or new, whole: never a layer of zeros
+    assert all(array.any() for array in arrays.values() if array.size > 1), trial
+    assert [name for name in os.listdir(sys.argv[1]) if name != "final.h5"] == [], os.listdir(sys.argv[1])
+print("whole")
+"""
+
+
+def test_ctrl_c_at_any_moment_of_a_save_leaves_the_old_file_or_the_new_one_whole(tmp_path):
+    # inside h5py's callbacks the KeyboardInterrupt escaped HDF5's C frames: a layer of the file renamed into
+    # place was left unwritten (zeros, past the checksum), or the process crashed
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", CTRL_C_AT_RANDOM, str(tmp_path)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=root), timeout=300)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "whole\n", "")
+
+
+def test_a_layer_never_written_is_refused_not_read_as_zeros(tmp_path):
+    path = tmp_path / "cut.h5"
+    save_weights(FCN8s(n_classes=3, width=1 / 16), path)
+    with h5py.File(path, "r+") as file:   # as a save cut short leaves it: the dataset made, its chunk not
+        del file["fc7/W"]
+        file.create_dataset("fc7/W", shape=(256, 256, 1, 1), dtype=numpy.float32, chunks=(256, 256, 1, 1),
+                            fletcher32=True)
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(path)
+    assert str(raised.value) == (f"{path}: layer fc7/W was never written (the file was cut short as it was "
+                                 f"saved): it holds no values")
