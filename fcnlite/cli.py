@@ -40,9 +40,9 @@ def run_main(main, argv=None):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return main(argv) or 0
     except (DataError, WeightsError, backend.BackendError, UsageError, TrainingStopped) as error:
-        asked = isinstance(error, TrainingStopped) and str(error).startswith("stopped by")   # Ctrl-C: no error
-        print(str(error) if asked else f"error: {error}", file=sys.stderr)
-        return 130 if asked else 2
+        signal_number = getattr(error, "signal_number", None)   # a stop asked for (Ctrl-C): no error
+        print(str(error) if signal_number else f"error: {error}", file=sys.stderr)
+        return 128 + signal_number if signal_number else 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -3,7 +3,8 @@ matrix of a whole split (the input of the FCN paper's metrics, fcnlite.metrics).
 import numpy
 
 from . import backend
-from .data.errors import DataError
+from .data.errors import DataError, load_sample, sample_name
+from .errors import first_line
 from .data.preprocess import preprocess
 from .metrics import ConfusionMatrix
 
@@ -25,7 +26,12 @@ def label_dtype(n_classes):
 
 def predict_image(model, image):
     """Label map (H, W) of one uint8 RGB image (H, W, 3): uint8 up to 256 classes, else label_dtype's."""
-    return backend.to_numpy(model.predict(model_input(model, image))[0]).astype(label_dtype(model.n_classes))
+    return labels_of(model, model_input(model, image))
+
+
+def labels_of(model, batch_of_one):
+    """The label map (H, W) of model_input's batch of one, in label_dtype."""
+    return backend.to_numpy(model.predict(batch_of_one)[0]).astype(label_dtype(model.n_classes))
 
 
 def predict_probabilities(model, image):
@@ -36,10 +42,13 @@ def predict_probabilities(model, image):
     return exponentials / exponentials.sum(axis=0, keepdims=True)
 
 
-def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progress=True):
+def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progress=True, stop=None):
     """Confusion matrix of model's predictions over dataset (void pixels excluded); its `skipped` lists
-    the samples a dataset with skip_bad could not load (one message each)."""
-    from .train import fit_size
+    the samples a dataset with skip_bad could not load (one message each). A sample that cannot be
+    evaluated (unreadable, or a label that is no class map of its image) is a DataError naming it.
+    stop: a callable asked before each image; where it says True, the evaluation is abandoned and
+    None returned (the Trainer's Ctrl-C)."""
+    from .train import check_sample, fit_size
     matrix = ConfusionMatrix(dataset.n_classes)
     count = len(dataset) if not limit else min(limit, len(dataset))
     indices = range(count)
@@ -47,13 +56,20 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
         from tqdm import tqdm
         indices = tqdm(indices, desc="evaluate", unit="img", dynamic_ncols=True)
     for index in indices:
+        if stop is not None and stop():
+            return None
         try:
-            image, label = dataset.load(index)
+            image, label = load_sample(dataset, index)
+            try:
+                image, label = fit_size(image, label, resize, max_side)
+                check_sample(image, label, dataset.n_classes, sample_name(dataset, index))
+                model_in = model_input(model, image)
+            except (ValueError, TypeError) as error:   # what the dataset gave: a float image of 0..1, ...
+                raise DataError(sample_name(dataset, index), first_line(error)) from None
         except DataError as error:
             if not getattr(dataset, "skip_bad", False):
                 raise
             matrix.skipped.append(str(error))
             continue
-        image, label = fit_size(image, label, resize, max_side)
-        matrix.update(label, predict_image(model, image))
+        matrix.update(label, labels_of(model, model_in))
     return matrix

@@ -26,18 +26,24 @@ import numpy
 
 from . import backend
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data.errors import DataError
+from .data.errors import DataError, load_sample, sample_name
+from .data.images import check_label
 from .data.prefetch import Prefetcher
 from .data.preprocess import preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .errors import os_reason
+from .errors import first_line, os_reason
 from .io import TEMPORARY_PREFIX, WeightsError, atomic_write, save_weights
 from .layers import SoftmaxCrossEntropy
 from .plots import RunningAverage
 
 
 class TrainingStopped(Exception):
-    """Training ended early: the message says why and where the last good checkpoint is."""
+    """Training ended early: the message says why and where the last good checkpoint is. signal_number:
+    the signal that asked for the stop (the programs exit with 128 + it, as a shell does), or None."""
+
+    def __init__(self, message, signal_number=None):
+        super().__init__(message)
+        self.signal_number = signal_number
 
 
 @dataclass
@@ -140,6 +146,16 @@ def prepare_sample(image, label, config, rng_sample, training):
     return image, label
 
 
+def check_sample(image, label, n_classes, where):
+    """DataError naming `where` unless label is an integer (H, W) map of image's size whose values are
+    classes (0..n_classes-1) or 255: the loss would refuse it in the middle of a step, after all the
+    training since the last checkpoint (the datasets here check their labels; one's own may not)."""
+    label = numpy.asarray(label)
+    if label.dtype.kind not in "biu":
+        raise DataError(where, f"label is {label.dtype}: give the class index of each pixel as integers")
+    check_label(label, n_classes, where, image_shape=numpy.shape(image))
+
+
 def learning_rate(base_lr, policy, iteration, max_iter):
     """The rate for step `iteration` (0-based): fixed, or decayed polynomially to 0 at max_iter."""
     if policy == "fixed":
@@ -174,8 +190,17 @@ class Trainer:
         config.validate()   # again: a field may have been set since the config was made
         if train_set is not None and len(train_set) == 0:
             raise ValueError(f"the training set {getattr(train_set, 'name', train_set)!r} is empty")
+        for role, dataset in (("training", train_set), ("validation", val_set)):
+            # other counts train classes the data never show, or fail at the first evaluation
+            if dataset is not None and dataset.n_classes != model.n_classes:
+                raise ValueError(f"the model scores {model.n_classes} classes, the {role} set "
+                                 f"{getattr(dataset, 'name', dataset)!r} has {dataset.n_classes}: build the model "
+                                 f"with n_classes={dataset.n_classes}, or give data of {model.n_classes} classes")
         self._stop_signal = None
-        os.makedirs(config.out, exist_ok=True)
+        try:
+            os.makedirs(config.out, exist_ok=True)
+        except OSError as error:   # a file in the way, a folder without write permission
+            raise TrainingStopped(f"cannot make the run's folder {config.out} ({os_reason(error)})") from None
         self.checkpoint_path = os.path.join(config.out, "checkpoint.h5")
         self.log_path = os.path.join(config.out, "log.jsonl")
 
@@ -187,13 +212,18 @@ class Trainer:
         index = int(epoch_order(self.config.seed, epoch, count)[position])
         rng_sample = numpy.random.default_rng([self.config.seed, epoch, position, 1])
         try:
-            image, label = self.train_set.load(index)
+            image, label = load_sample(self.train_set, index)
+            where = sample_name(self.train_set, index)
+            try:
+                check_sample(image, label, self.model.n_classes, where)
+                image, label = prepare_sample(image, label, self.config, rng_sample, training=True)
+                return preprocess(image, self.model.preprocessing), label
+            except (ValueError, TypeError) as error:   # what the dataset gave: a float image of 0..1, ...
+                raise DataError(where, first_line(error)) from None
         except DataError as error:
             if not getattr(self.train_set, "skip_bad", False):
                 raise
             return None, str(error)
-        image, label = prepare_sample(image, label, self.config, rng_sample, training=True)
-        return preprocess(image, self.model.preprocessing), label
 
     # ---- one iteration -----------------------------------------------------------------------
     def _step(self, samples):
@@ -221,7 +251,7 @@ class Trainer:
         from .evaluate import evaluate_dataset
         limit = self.config.val_limit or None
         matrix = evaluate_dataset(self.model, self.val_set, max_side=self.config.max_side, resize=self.config.resize,
-                                  limit=limit, progress=False)
+                                  limit=limit, progress=False, stop=lambda: self._stop_signal is not None)
         return matrix
 
     def _write_progress_images(self):
@@ -400,11 +430,12 @@ class Trainer:
 
     def _install_signal_handlers(self):
         def request_stop(signum, frame):
-            if self._stop_signal is not None:  # a second Ctrl-C: stop now
+            if self._stop_signal is not None:  # a second signal: stop now
                 raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
-            self.log(f"\n{self._stop_signal} received: finishing this iteration, then saving a checkpoint "
-                     f"(Ctrl-C again stops at once, without saving)")
+            self.log(f"\n{self._stop_signal} received: finishing this iteration, then saving a checkpoint (an "
+                     f"evaluation under way is left for the resumed run; a second signal stops at once, keeping "
+                     f"the last checkpoint instead)")
         previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -415,8 +446,16 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self):
-        """Train until max_iter; returns the final metrics dict (or None with no val set)."""
+        """Train until max_iter; returns the final metrics dict (or None with no val set). A checkpoint in
+        out/ is another run's unless resume() took it up: refused, not overwritten."""
         config = self.config
+        config.validate()   # a field may have been set since the trainer was made
+        if self.checkpoint_iteration is None and os.path.exists(self.checkpoint_path):
+            raise TrainingStopped(f"{config.out} already holds a run ({self.checkpoint_path}): call resume() "
+                                  f"first to continue it, or choose another out")
+        if self.iteration > config.max_iter:
+            raise ValueError(f"TrainConfig.max_iter is {config.max_iter}, below the iteration of the checkpoint "
+                             f"resumed ({self.iteration}): nothing to train")
         self._remove_stale_temporary_files()
         # log lines written after the checkpoint resumed from (or, on a fresh start, by a run killed before
         # its first checkpoint) will be written again: drop them
@@ -485,11 +524,19 @@ class Trainer:
                     metrics = self._evaluate_and_log()
                 if (config.checkpoint_every and self.iteration % config.checkpoint_every == 0) or finished:
                     self.save_checkpoint()
-                if self._stop_signal and not finished:
+                if self._stop_signal and (not finished or self._eval_pending):
                     self.save_checkpoint()
-                    raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}; "
+                    left = " (its evaluation is left for the resumed run)" if self._eval_pending else ""
+                    raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}{left}; "
                                           f"checkpoint saved to {self.checkpoint_path}: to continue, rerun with "
-                                          f"{self._resume_options()}")
+                                          f"{self._resume_options()}",
+                                          signal_number=signal.Signals[self._stop_signal])
+            if bar is not None:
+                bar.close()
+            self.finish()   # (under the handlers still: a signal now lets final.h5 be written)
+        except KeyboardInterrupt:   # a second signal: no checkpoint now, the last one kept
+            raise TrainingStopped(f"interrupted at iteration {self.iteration}, without saving: "
+                                  f"{self._what_is_kept()}", signal_number=signal.SIGINT) from None
         finally:
             self.seconds_before, self._session_started = self.seconds(), None   # the clock stops with the loop
             prefetch.close()
@@ -497,8 +544,14 @@ class Trainer:
                 bar.close()
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
-        self.finish()
         return metrics
+
+    def _what_is_kept(self):
+        """Where a stopped run can go on from, in words."""
+        if self.checkpoint_iteration is None:
+            return "no checkpoint was written yet: start the run again"
+        return (f"the checkpoint of iteration {self.checkpoint_iteration} is kept: to continue, rerun with "
+                f"{self._resume_options()}")
 
     def _note_skipped(self, message):
         """--skip-bad: count a sample skipped as bad; the first time, log why."""
@@ -524,6 +577,9 @@ class Trainer:
         except DataError as error:   # a bad validation sample must not cost the training done so far
             self._eval_pending = True
             raise self._stopped_by_bad_data(error, f"evaluating at iteration {self.iteration}") from None
+        if matrix is None:   # abandoned for a stop signal: the resumed run does it first
+            self._eval_pending = True
+            return None
         empty = matrix.why_empty()
         if empty:   # nothing to measure: metrics of NaN would only hide it
             self._eval_pending = True

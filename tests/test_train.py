@@ -94,11 +94,12 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(voc_root, tmp_p
         time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + signal.SIGTERM, stderr   # as a shell reports a process ended by it
     assert f"checkpoint saved to {os.path.join(resumed, 'checkpoint.h5')}: to continue, rerun with --resume --out " \
            f"{resumed}\n" in stderr
     assert "\nstopped by SIGTERM at iteration " in "\n" + stderr and "error" not in stderr   # asked for: no error
-    assert "SIGTERM received: finishing this iteration, then saving a checkpoint (Ctrl-C again stops at once" in stdout
+    assert ("SIGTERM received: finishing this iteration, then saving a checkpoint (an evaluation under way is left "
+            "for the resumed run; a second signal stops at once, keeping the last checkpoint instead)") in stdout
     with h5py.File(os.path.join(resumed, "checkpoint.h5"), "r") as file:
         stopped_at = json.loads(file.attrs["state"])["iteration"]
     assert 5 <= stopped_at < 12
@@ -443,3 +444,148 @@ def test_a_training_set_that_is_all_bad_stops_in_one_line(tmp_path):
     with pytest.raises(TrainingStopped, match=r"every training sample of mostly bad was skipped as bad \(the first: "
                                               r"sample\d\.png: cannot be decoded\)"):
         trainer.run()
+
+
+class OwnDataset:
+    """An in-memory dataset of one's own, as the Trainer takes any: 6 samples of 16x16, and at `bad` a sample
+    whose load does `bad_load` (raise, or return what the loop cannot train on)."""
+
+    name = "own"
+    class_names = ["a", "b", "c"]
+
+    def __init__(self, bad=None, bad_load=None, n_classes=3, skip_bad=False):
+        self.bad, self.bad_load, self.n_classes, self.skip_bad = bad, bad_load, n_classes, skip_bad
+
+    def __len__(self):
+        return 6
+
+    def load(self, index):
+        if index == self.bad:
+            return self.bad_load()
+        rng = numpy.random.default_rng(index)
+        return rng.integers(0, 255, (16, 16, 3), dtype=numpy.uint8), rng.integers(0, 3, (16, 16), dtype=numpy.uint8)
+
+
+def own_trainer(tmp_path, train_set, val_set=None, **settings):
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    from fcnlite.train import Trainer, TrainConfig
+    from fcnlite.data import TORCHVISION_PREPROCESSING
+    model = build_model("fcn32s", n_classes=3, width=1 / 16)
+    model.preprocessing = dict(TORCHVISION_PREPROCESSING)   # unit-scale inputs, as from scratch
+    config = TrainConfig(**{"out": str(tmp_path), "max_iter": 6, "eval_every": 0, "checkpoint_every": 2,
+                            "progress": False, **settings})
+    return Trainer(model, SGD(model, lr=1e-3), train_set, val_set, config, log=lambda text: None)
+
+
+def never_read(*_):
+    raise OSError(5, "Input/output error")
+
+
+@pytest.mark.parametrize("bad_load, problem", [
+    (never_read, "load(4) failed: OSError: [Errno 5] Input/output error"),
+    (lambda: None, "load(4) failed: TypeError: cannot unpack non-iterable NoneType object"),
+    (lambda: (numpy.full((16, 16, 3), 0.5), numpy.zeros((16, 16), numpy.uint8)),
+     "preprocess takes pixels of 0..255 (uint8 RGB); these are floats of 0.5..0.5"),
+    (lambda: (numpy.zeros((16, 16, 3), numpy.uint8), numpy.full((16, 16), 7, numpy.uint8)),
+     "value 7 is not a class (0..2) or 255"),
+    (lambda: (numpy.zeros((16, 16, 3), numpy.uint8), numpy.zeros((16, 8), numpy.uint8)),
+     "label is 8x16 but its image is 16x16 (width x height)"),
+    (lambda: (numpy.zeros((16, 16, 3), numpy.uint8), numpy.ones((16, 16))),
+     "label is float64: give the class index of each pixel as integers"),
+])
+def test_a_sample_of_ones_own_dataset_that_cannot_be_trained_on_stops_with_a_checkpoint_naming_it(
+        tmp_path, bad_load, problem):
+    # an OSError, a float image, a label that is no class map: they stopped the run with whatever was
+    # saved last, from the middle of a step
+    from fcnlite.train import TrainingStopped
+    trainer = own_trainer(tmp_path, OwnDataset(bad=4, bad_load=bad_load))
+    with pytest.raises(TrainingStopped) as raised:
+        trainer.run()
+    assert str(raised.value).startswith(f"own[4]: {problem}")
+    assert "checkpoint saved to" in str(raised.value)
+    assert trainer.checkpoint_iteration == trainer.iteration < 6   # the steps before sample 4's are kept
+    # with skip_bad, the same sample is skipped and counted
+    skipping = own_trainer(tmp_path / "skip", OwnDataset(bad=4, bad_load=bad_load, skip_bad=True))
+    skipping.run()
+    assert skipping.iteration == 6 and list(skipping.skipped) == [str(raised.value).split("; met ")[0]]
+
+
+def test_a_model_and_data_of_other_class_counts_are_refused_when_the_trainer_is_made(tmp_path):
+    # a validation set of 2 classes failed at the first evaluation; one of 5, or a model of 5, ran without a word
+    for train_classes, val_classes in [(5, 3), (3, 2), (3, 5)]:
+        role = "training" if train_classes != 3 else "validation"
+        other = train_classes if train_classes != 3 else val_classes
+        with pytest.raises(ValueError, match=rf"^the model scores 3 classes, the {role} set 'own' has {other}: "):
+            own_trainer(tmp_path, OwnDataset(n_classes=train_classes), OwnDataset(n_classes=val_classes))
+
+
+def test_run_refuses_a_folder_holding_another_run_unless_resumed(tmp_path):
+    # it truncated that run's log and overwrote its checkpoint at the next save
+    from fcnlite.train import TrainingStopped
+    own_trainer(tmp_path, OwnDataset()).run()
+    log = (tmp_path / "log.jsonl").read_text()
+    with pytest.raises(TrainingStopped, match=r"already holds a run .*: call resume\(\) first to continue it"):
+        own_trainer(tmp_path, OwnDataset()).run()
+    assert (tmp_path / "log.jsonl").read_text() == log
+    resumed = own_trainer(tmp_path, OwnDataset(), max_iter=8)
+    assert resumed.resume()
+    resumed.run()
+    assert resumed.iteration == 8
+    below = own_trainer(tmp_path, OwnDataset(), max_iter=4)
+    below.resume()
+    with pytest.raises(ValueError, match=r"max_iter is 4, below the iteration of the checkpoint resumed \(8\)"):
+        below.run()
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path):
+    from fcnlite.train import TrainingStopped
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(TrainingStopped, match=r"^cannot make the run's folder .*afile.run \(not a directory\)$"):
+        own_trainer(tmp_path / "afile" / "run", OwnDataset())
+
+
+class StopsDuringEvaluation(OwnDataset):
+    """A validation set whose third load, in the first evaluation, does what `at_third` does: ask for a stop
+    as a first Ctrl-C does, or raise KeyboardInterrupt as a second one does."""
+
+    def __init__(self, at_third):
+        super().__init__()
+        self.at_third, self.loads = at_third, 0
+
+    def load(self, index):
+        self.loads += 1
+        if self.loads == 3:
+            self.at_third()
+        return super().load(index)
+
+
+def test_a_stop_asked_for_during_an_evaluation_leaves_it_for_the_resumed_run_and_keeps_the_training(tmp_path):
+    # the evaluation ran on to its end before the checkpoint: a second Ctrl-C meanwhile lost the whole interval
+    from fcnlite.train import TrainingStopped
+    holder = {}
+    validation = StopsDuringEvaluation(lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT"))
+    trainer = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), validation, eval_every=4, checkpoint_every=4)
+    with pytest.raises(TrainingStopped) as raised:
+        trainer.run()
+    assert str(raised.value).startswith("stopped by SIGINT at iteration 4 (its evaluation is left for the resumed "
+                                        "run); checkpoint saved to")
+    assert raised.value.signal_number == signal.SIGINT and validation.loads == 3
+    resumed = own_trainer(tmp_path, OwnDataset(), OwnDataset(), eval_every=4, checkpoint_every=4)
+    assert resumed.resume() and resumed.iteration == 4
+    resumed.run()
+    assert [record["iteration"] for record in log_records(str(tmp_path)) if record.get("type") == "eval"] == [4, 6]
+
+
+def test_a_second_signal_stops_at_once_saying_which_checkpoint_is_kept(tmp_path):
+    from fcnlite.train import TrainingStopped
+
+    def second_ctrl_c():
+        raise KeyboardInterrupt
+    trainer = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(second_ctrl_c), eval_every=4,
+                          checkpoint_every=2)
+    with pytest.raises(TrainingStopped) as raised:
+        trainer.run()
+    assert str(raised.value) == (f"interrupted at iteration 4, without saving: the checkpoint of iteration 2 is "
+                                 f"kept: to continue, rerun with --resume --out {tmp_path}")
+    assert raised.value.signal_number == signal.SIGINT

@@ -182,8 +182,8 @@ def check_label(label, n_classes, path, image_shape=None, image_path=None):
     if image_shape is not None and tuple(label.shape[:2]) != tuple(image_shape[:2]):
         label_h, label_w = label.shape[:2]
         image_h, image_w = image_shape[:2]
-        image_name = os.path.basename(image_path) if image_path else "its image"
-        raise DataError(path, f"label is {label_w}x{label_h} but image {image_name} is {image_w}x{image_h} "
+        image_name = f"image {os.path.basename(image_path)}" if image_path else "its image"
+        raise DataError(path, f"label is {label_w}x{label_h} but {image_name} is {image_w}x{image_h} "
                               f"(width x height)")
     check_label_values(label, n_classes, path)
 
