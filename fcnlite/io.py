@@ -15,9 +15,9 @@ unexpected layer, or both shapes where they differ).
 import contextlib
 import math
 import os
+import secrets
 import shutil
 import signal
-import tempfile
 import threading
 
 import numpy
@@ -139,11 +139,13 @@ def atomic_write(path, write, size=0):
         if size + HDF5_OVERHEAD_BYTES > free:
             raise WeightsError(f"cannot write {path} (no space left on device: it needs "
                                f"{(size + HDF5_OVERHEAD_BYTES) / 1e6:.1f} MB, {free / 1e6:.1f} MB are free)")
-        handle, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, suffix=os.path.basename(path), dir=directory)
-        os.close(handle)
+        while temporary is None or not _created(temporary):   # (another name where that one is taken)
+            # named before the file exists, so that a Ctrl-C at any moment leaves nothing unknown
+            # here (inside tempfile.mkstemp it left a file)
+            temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}{secrets.token_hex(4)}{os.path.basename(path)}")
         write(temporary)
-        # mkstemp makes the file private (0600): give it the mode of the file it replaces, or that
-        # of any new file
+        # the temporary file is private (0600): give it the mode of the file it replaces, or that of
+        # any new file
         os.chmod(temporary, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o666 & ~_UMASK)
         os.replace(temporary, path)
     except BaseException as error:
@@ -153,6 +155,15 @@ def atomic_write(path, write, size=0):
         if isinstance(error, OSError):
             raise WeightsError(f"cannot write {path} ({os_reason(error)})") from None
         raise
+
+
+def _created(path):
+    """Make an empty private file (0600) at path; False where a file is there already."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
 
 
 class WriteErrorKept:
@@ -238,19 +249,19 @@ def signals_kept_by(kept):
         yield
         return
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if callable(handler):
-            def keep_what_it_raises(number, frame, handler=handler):
-                try:
-                    handler(number, frame)
-                except BaseException as error:
-                    if kept.error is None:
-                        kept.error = error
-            previous[signum] = signal.signal(signum, keep_what_it_raises)
     try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                def keep_what_it_raises(number, frame, handler=handler):
+                    try:
+                        handler(number, frame)
+                    except BaseException as error:
+                        if kept.error is None:
+                            kept.error = error
+                previous[signum] = signal.signal(signum, keep_what_it_raises)
         yield
-    finally:
+    finally:   # (a signal during the installing above: what was installed is undone)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 

@@ -398,7 +398,7 @@ def test_weight_files_get_the_usual_mode_and_keep_the_mode_of_the_file_they_repl
     from fcnlite import io
     path = tmp_path / "model.h5"
     save_weights(random_model("fcn32s"), path)
-    assert os.stat(path).st_mode & 0o777 == 0o666 & ~io._UMASK   # mkstemp's temporary file is 0600
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~io._UMASK   # the temporary file is made 0600
     os.chmod(path, 0o600)                                        # the user's choice survives a new save
     save_weights(random_model("fcn32s"), path)
     assert os.stat(path).st_mode & 0o777 == 0o600
@@ -446,7 +446,7 @@ def test_a_disk_without_room_for_the_file_is_refused_before_writing_and_the_old_
 
 
 @pytest.mark.parametrize("failing, error, cause", [
-    ("mkstemp", PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+    ("create", PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
     ("write", OSError(errno.ENOSPC, "Unable to synchronously write data (file write failed: time = ..."),
      "no space left on device"),
     ("replace", OSError(errno.ENOSPC, "No space left on device"), "no space left on device"),
@@ -465,8 +465,8 @@ def test_a_write_that_fails_is_one_line_naming_the_file_and_leaves_no_temporary_
             file.write(b"half a checkpoint")
         if failing == "write":   # as h5py fails, with the errno and HDF5's own words
             fail()
-    if failing == "mkstemp":
-        monkeypatch.setattr(io.tempfile, "mkstemp", fail)
+    if failing == "create":
+        monkeypatch.setattr(io, "_created", fail)
     if failing == "replace":
         monkeypatch.setattr(io.os, "replace", fail)
     with pytest.raises(WeightsError) as raised:
