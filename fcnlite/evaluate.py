@@ -4,7 +4,6 @@ import numpy
 
 from . import backend
 from .data.errors import DataError, load_sample, sample_name
-from .errors import first_line
 from .data.preprocess import preprocess
 from .metrics import ConfusionMatrix
 
@@ -26,12 +25,7 @@ def label_dtype(n_classes):
 
 def predict_image(model, image):
     """Label map (H, W) of one uint8 RGB image (H, W, 3): uint8 up to 256 classes, else label_dtype's."""
-    return labels_of(model, model_input(model, image))
-
-
-def labels_of(model, batch_of_one):
-    """The label map (H, W) of model_input's batch of one, in label_dtype."""
-    return backend.to_numpy(model.predict(batch_of_one)[0]).astype(label_dtype(model.n_classes))
+    return backend.to_numpy(model.predict(model_input(model, image))[0]).astype(label_dtype(model.n_classes))
 
 
 def predict_probabilities(model, image):
@@ -60,16 +54,12 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
             return None
         try:
             image, label = load_sample(dataset, index)
-            try:
-                image, label = fit_size(image, label, resize, max_side)
-                check_sample(image, label, dataset.n_classes, sample_name(dataset, index))
-                model_in = model_input(model, image)
-            except (ValueError, TypeError) as error:   # what the dataset gave: a float image of 0..1, ...
-                raise DataError(sample_name(dataset, index), first_line(error)) from None
+            check_sample(image, label, dataset.n_classes, sample_name(dataset, index))
         except DataError as error:
             if not getattr(dataset, "skip_bad", False):
                 raise
             matrix.skipped.append(str(error))
             continue
-        matrix.update(label, labels_of(model, model_in))
+        image, label = fit_size(image, label, resize, max_side)
+        matrix.update(label, predict_image(model, image))
     return matrix

@@ -29,9 +29,9 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data.errors import DataError, load_sample, sample_name
 from .data.images import check_label
 from .data.prefetch import Prefetcher
-from .data.preprocess import preprocess
+from .data.preprocess import check_pixel_range, preprocess
 from .data.transforms import limit_max_side, random_flip, random_scale_crop, resize
-from .errors import first_line, os_reason
+from .errors import os_reason
 from .io import TEMPORARY_PREFIX, WeightsError, atomic_write, save_weights
 from .layers import SoftmaxCrossEntropy
 from .plots import RunningAverage
@@ -147,13 +147,21 @@ def prepare_sample(image, label, config, rng_sample, training):
 
 
 def check_sample(image, label, n_classes, where):
-    """DataError naming `where` unless label is an integer (H, W) map of image's size whose values are
-    classes (0..n_classes-1) or 255: the loss would refuse it in the middle of a step, after all the
-    training since the last checkpoint (the datasets here check their labels; one's own may not)."""
-    label = numpy.asarray(label)
+    """DataError naming `where` unless image is RGB pixels of 0..255 (H, W, 3) and label an integer (H, W)
+    map of its size whose values are classes (0..n_classes-1) or 255: the loss or preprocess would
+    refuse it in the middle of a step, after all the training since the last checkpoint (the
+    datasets here check what they read; one's own may not)."""
+    image, label = numpy.asarray(image), numpy.asarray(label)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise DataError(where, f"image has shape {image.shape}: give RGB pixels (H, W, 3)")
+    if image.dtype != numpy.uint8:
+        try:
+            check_pixel_range(image)
+        except ValueError as error:
+            raise DataError(where, str(error)) from None
     if label.dtype.kind not in "biu":
         raise DataError(where, f"label is {label.dtype}: give the class index of each pixel as integers")
-    check_label(label, n_classes, where, image_shape=numpy.shape(image))
+    check_label(label, n_classes, where, image_shape=image.shape)
 
 
 def learning_rate(base_lr, policy, iteration, max_iter):
@@ -196,7 +204,10 @@ class Trainer:
                 raise ValueError(f"the model scores {model.n_classes} classes, the {role} set "
                                  f"{getattr(dataset, 'name', dataset)!r} has {dataset.n_classes}: build the model "
                                  f"with n_classes={dataset.n_classes}, or give data of {model.n_classes} classes")
-        self._stop_signal = None
+        preprocess(numpy.zeros((1, 1, 3), numpy.uint8), model.preprocessing)   # a bad one: ValueError now, not
+        # at every sample (where it would read as bad data)
+        self._stop_signal = self._second_signal = None
+        self._closing = False   # the loop is over: a signal now has nothing to stop
         try:
             os.makedirs(config.out, exist_ok=True)
         except OSError as error:   # a file in the way, a folder without write permission
@@ -213,17 +224,13 @@ class Trainer:
         rng_sample = numpy.random.default_rng([self.config.seed, epoch, position, 1])
         try:
             image, label = load_sample(self.train_set, index)
-            where = sample_name(self.train_set, index)
-            try:
-                check_sample(image, label, self.model.n_classes, where)
-                image, label = prepare_sample(image, label, self.config, rng_sample, training=True)
-                return preprocess(image, self.model.preprocessing), label
-            except (ValueError, TypeError) as error:   # what the dataset gave: a float image of 0..1, ...
-                raise DataError(where, first_line(error)) from None
+            check_sample(image, label, self.model.n_classes, sample_name(self.train_set, index))
         except DataError as error:
             if not getattr(self.train_set, "skip_bad", False):
                 raise
             return None, str(error)
+        image, label = prepare_sample(image, label, self.config, rng_sample, training=True)
+        return preprocess(image, self.model.preprocessing), label
 
     # ---- one iteration -----------------------------------------------------------------------
     def _step(self, samples):
@@ -247,12 +254,12 @@ class Trainer:
         return mean_loss
 
     # ---- evaluation --------------------------------------------------------------------------
-    def evaluate(self):
+    def evaluate(self, stop=None):
+        """The validation set's confusion matrix; None where stop() said True before its end (run's signals)."""
         from .evaluate import evaluate_dataset
         limit = self.config.val_limit or None
-        matrix = evaluate_dataset(self.model, self.val_set, max_side=self.config.max_side, resize=self.config.resize,
-                                  limit=limit, progress=False, stop=lambda: self._stop_signal is not None)
-        return matrix
+        return evaluate_dataset(self.model, self.val_set, max_side=self.config.max_side, resize=self.config.resize,
+                                limit=limit, progress=False, stop=stop)
 
     def _write_progress_images(self):
         from .visualize import strip
@@ -265,8 +272,9 @@ class Trainer:
         count = min(self.config.n_progress_images, len(self.val_set))
         ids = getattr(self.val_set, "ids", None)
         for index in range(count):
-            try:
-                image, label = self.val_set.load(index)
+            try:   # (the evaluation reported a bad sample, or skipped it with skip_bad)
+                image, label = load_sample(self.val_set, index)
+                check_sample(image, label, self.val_set.n_classes, sample_name(self.val_set, index))
             except DataError:
                 continue
             image, label = fit_size(image, label, self.config.resize, self.config.max_side)
@@ -428,21 +436,24 @@ class Trainer:
         if stale:
             self.log(f"removed {len(stale)} temporary file(s) left in {self.config.out} by an interrupted save")
 
-    def _install_signal_handlers(self):
+    def _install_signal_handlers(self, previous):
+        """Ctrl-C and SIGTERM ask the loop to stop (a second one stops it at once); the handlers replaced
+        go into `previous`, as they are replaced, for run's finally to put back."""
         def request_stop(signum, frame):
+            if self._closing:   # the loop is over (its finally is cleaning up): nothing left to stop
+                return
             if self._stop_signal is not None:  # a second signal: stop now
+                self._second_signal = signum
                 raise KeyboardInterrupt
             self._stop_signal = signal.Signals(signum).name
             self.log(f"\n{self._stop_signal} received: finishing this iteration, then saving a checkpoint (an "
                      f"evaluation under way is left for the resumed run; a second signal stops at once, keeping "
                      f"the last checkpoint instead)")
-        previous = {}
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
                 previous[signum] = signal.signal(signum, request_stop)
             except ValueError:  # not in the main thread
                 pass
-        return previous
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self):
@@ -463,10 +474,13 @@ class Trainer:
         first_step = self.samples_read
         # endless: with --skip-bad, how many reads the remaining steps need depends on how many are skipped
         prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), None, depth=4)
-        previous_handlers = self._install_signal_handlers()
+        previous_handlers = {}
+        self._stop_signal = self._second_signal = None   # (a run stopped before, in this process, is over)
+        self._closing = False
         bar = None
         metrics = None
         try:
+            self._install_signal_handlers(previous_handlers)
             if config.progress:
                 from tqdm import tqdm
                 bar = tqdm(total=config.max_iter, initial=self.iteration, unit="it", dynamic_ncols=True,
@@ -476,8 +490,11 @@ class Trainer:
             started = self._session_started = time.perf_counter()
             images_done = skipped_in_a_row = 0
             first_skipped = None
-            if self._eval_pending:   # resumed after an evaluation that met bad data: do it now
+            if self._eval_pending:   # resumed after an evaluation that met bad data or a stop: do it now
                 metrics = self._evaluate_and_log()
+                if not self._eval_pending:   # done: a checkpoint says so, or a later resume would do it again
+                    self.save_checkpoint()
+                self._stop_if_asked(finished=False)
             while self.iteration < config.max_iter:
                 samples = []
                 step_start = self.samples_read
@@ -524,20 +541,16 @@ class Trainer:
                     metrics = self._evaluate_and_log()
                 if (config.checkpoint_every and self.iteration % config.checkpoint_every == 0) or finished:
                     self.save_checkpoint()
-                if self._stop_signal and (not finished or self._eval_pending):
-                    self.save_checkpoint()
-                    left = " (its evaluation is left for the resumed run)" if self._eval_pending else ""
-                    raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}{left}; "
-                                          f"checkpoint saved to {self.checkpoint_path}: to continue, rerun with "
-                                          f"{self._resume_options()}",
-                                          signal_number=signal.Signals[self._stop_signal])
+                self._stop_if_asked(finished)
             if bar is not None:
                 bar.close()
             self.finish()   # (under the handlers still: a signal now lets final.h5 be written)
         except KeyboardInterrupt:   # a second signal: no checkpoint now, the last one kept
             raise TrainingStopped(f"interrupted at iteration {self.iteration}, without saving: "
-                                  f"{self._what_is_kept()}", signal_number=signal.SIGINT) from None
+                                  f"{self._what_is_kept()}", signal_number=self._second_signal or signal.SIGINT) \
+                from None
         finally:
+            self._closing = True   # a signal while the loader thread is joined must not replace what is raised
             self.seconds_before, self._session_started = self.seconds(), None   # the clock stops with the loop
             prefetch.close()
             if bar is not None:
@@ -545,6 +558,19 @@ class Trainer:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
         return metrics
+
+    def _stop_if_asked(self, finished):
+        """After an iteration (or the evaluation a resumed run begins with): where a signal asked for a stop,
+        save a checkpoint (unless this iteration's is saved) and stop. At the last iteration there is
+        nothing to stop, unless its evaluation was abandoned."""
+        if not self._stop_signal or (finished and not self._eval_pending):
+            return
+        if self.checkpoint_iteration != self.iteration:   # (this iteration's, if written, holds eval_pending)
+            self.save_checkpoint()
+        left = " (its evaluation is left for the resumed run)" if self._eval_pending else ""
+        raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}{left}; checkpoint saved "
+                              f"to {self.checkpoint_path}: to continue, rerun with {self._resume_options()}",
+                              signal_number=signal.Signals[self._stop_signal])
 
     def _what_is_kept(self):
         """Where a stopped run can go on from, in words."""
@@ -573,7 +599,7 @@ class Trainer:
         if self.val_set is None or len(self.val_set) == 0:
             return None
         try:
-            matrix = self.evaluate()
+            matrix = self.evaluate(stop=lambda: self._stop_signal is not None)
         except DataError as error:   # a bad validation sample must not cost the training done so far
             self._eval_pending = True
             raise self._stopped_by_bad_data(error, f"evaluating at iteration {self.iteration}") from None

@@ -589,3 +589,64 @@ def test_a_second_signal_stops_at_once_saying_which_checkpoint_is_kept(tmp_path)
     assert str(raised.value) == (f"interrupted at iteration 4, without saving: the checkpoint of iteration 2 is "
                                  f"kept: to continue, rerun with --resume --out {tmp_path}")
     assert raised.value.signal_number == signal.SIGINT
+
+
+def test_a_validation_sample_skipped_as_bad_is_left_out_of_the_progress_pictures_too(tmp_path):
+    # the evaluation skipped it; the pictures loaded it again, and its OSError stopped the run unsaved
+    validation = OwnDataset(bad=0, bad_load=never_read, skip_bad=True)
+    trainer = own_trainer(tmp_path, OwnDataset(), validation, eval_every=2, n_progress_images=2)
+    trainer.run()
+    assert trainer.iteration == 6 and list(trainer.skipped) == ["own[0]: load(0) failed: OSError: [Errno 5] "
+                                                                 "Input/output error"]
+    assert sorted(os.listdir(tmp_path / "progress"))[:1] == ["1_iter0000002.png"]
+
+
+def test_a_stop_asked_for_during_the_evaluation_a_resumed_run_begins_with_stops_there(tmp_path):
+    # it trained one more step, and saved a checkpoint past the evaluation it had abandoned
+    from fcnlite.checkpoint import read_checkpoint_state
+    from fcnlite.train import TrainingStopped
+    holder = {}
+    ask_stop = lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")   # noqa: E731
+    first = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(ask_stop), eval_every=4)
+    with pytest.raises(TrainingStopped):
+        first.run()
+    again = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(ask_stop), eval_every=4)
+    assert again.resume()
+    with pytest.raises(TrainingStopped, match=r"^stopped by SIGINT at iteration 4 \(its evaluation is left"):
+        again.run()
+    assert read_checkpoint_state(tmp_path / "checkpoint.h5")["eval_pending"] is True
+    # done at last, the evaluation is written into a checkpoint at once: a later resume does not do it again
+    done = own_trainer(tmp_path, OwnDataset(), OwnDataset(), eval_every=4, max_iter=4)
+    assert done.resume()
+    done.run()
+    assert read_checkpoint_state(tmp_path / "checkpoint.h5")["eval_pending"] is False
+    assert [record["iteration"] for record in log_records(str(tmp_path)) if record.get("type") == "eval"] == [4]
+
+
+def test_a_trainer_stopped_by_a_signal_evaluates_and_runs_again_in_the_same_process(tmp_path):
+    # the stop it was asked for stayed: every later evaluation was abandoned, every later run stopped
+    from fcnlite.train import TrainingStopped
+    holder = {}
+    trainer = holder["trainer"] = own_trainer(
+        tmp_path, OwnDataset(), StopsDuringEvaluation(lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")),
+        eval_every=4)
+    with pytest.raises(TrainingStopped):
+        trainer.run()
+    assert trainer.evaluate() is not None
+    trainer.run()
+    assert trainer.iteration == 6
+
+
+def test_a_second_sigterm_exits_as_sigterm_does(tmp_path):
+    from fcnlite.train import TrainingStopped
+
+    def two_sigterms():   # the Trainer's own handler, as the signal would call it
+        handler = signal.getsignal(signal.SIGTERM)
+        handler(signal.SIGTERM, None)
+        handler(signal.SIGTERM, None)
+    trainer = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(two_sigterms), eval_every=4)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingStopped) as raised:
+        trainer.run()
+    assert raised.value.signal_number == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before   # the run's handler put back

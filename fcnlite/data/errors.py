@@ -23,7 +23,7 @@ def load_sample(dataset, index):
     try:
         image, label = dataset.load(index)
         return image, label
-    except DataError:
+    except (DataError, MemoryError):   # (no memory is no fault of the sample's: not to be skipped)
         raise
     except Exception as error:
         from ..errors import first_line

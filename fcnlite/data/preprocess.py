@@ -53,7 +53,7 @@ def preprocess(image, preprocessing):
     if image.ndim < 3 or image.shape[-1] != 3:
         raise ValueError(f"preprocess expects RGB pixels of shape (H, W, 3), got shape {image.shape}")
     if image.dtype != numpy.uint8:
-        _check_pixel_range(image)
+        check_pixel_range(image)
     order, scale, mean, std = _unpack(preprocessing)
     pixels = image.astype(numpy.float32)
     if order == "BGR":
@@ -63,7 +63,7 @@ def preprocess(image, preprocessing):
     return numpy.ascontiguousarray(numpy.moveaxis(pixels, -1, -3))
 
 
-def _check_pixel_range(image):
+def check_pixel_range(image):
     """ValueError unless the pixels of an image that is not uint8 are numbers of 0..255: floats of 0..1
     (as matplotlib reads a PNG) would reach the network as an almost flat image, without a word."""
     if image.dtype.kind not in "uif":
