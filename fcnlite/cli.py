@@ -421,6 +421,7 @@ def evaluate_parser():
     parser.add_argument("--beta", type=checked_number(float, "a number from 0 to 1000", least=0, most=1000),
                         default=1.0, help="two classes: beta of the foreground F-beta score")
     parser.add_argument("--json", help="also write the metrics to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (as train_voc.py)")
     return parser
 
 
@@ -483,7 +484,8 @@ def main_evaluate(argv=None):
     if len(dataset) == 0:
         raise UsageError(f"{dataset.name}: no images to evaluate")
     report_dropped(dataset)
-    matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None)
+    matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None,
+                              progress=not args.no_progress)
     report_skipped(matrix.skipped, "bad image(s)")
     empty = matrix.why_empty()
     if empty:

@@ -54,6 +54,10 @@ def test_evaluate_writes_the_papers_metrics_equal_to_an_independent_count(traine
     expected = matrix.metrics(dataset.class_names)
     for key in ("pixel_accuracy", "mean_accuracy", "mean_iu", "fwiu"):
         assert metrics[key] == pytest.approx(expected[key], abs=1e-12)
+    assert "evaluate:" in result.stderr   # the progress bar, which --no-progress leaves out as train_voc.py does
+    quiet = run("evaluate_voc.py", ["--weights", weights, "--data-root", str(folder / "voc"), "--device", "cpu",
+                                    "--no-progress"], folder)
+    assert quiet.returncode == 0 and "evaluate:" not in quiet.stderr and "mean IU" in quiet.stdout
 
 
 def test_predict_writes_a_palette_label_map_and_an_overlay_for_images_of_any_size(trained):
