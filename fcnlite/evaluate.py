@@ -54,7 +54,7 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
             return None
         try:
             image, label = load_sample(dataset, index)
-            check_sample(image, label, dataset.n_classes, sample_name(dataset, index))
+            image, label = check_sample(image, label, dataset.n_classes, sample_name(dataset, index))
         except DataError as error:
             if not getattr(dataset, "skip_bad", False):
                 raise

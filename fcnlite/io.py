@@ -160,9 +160,10 @@ def atomic_write(path, write, size=0):
 def _created(path):
     """Make an empty private file (0600) at path; False where a file is there already."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False
+    os.close(handle)
     return True
 
 

@@ -147,10 +147,10 @@ def prepare_sample(image, label, config, rng_sample, training):
 
 
 def check_sample(image, label, n_classes, where):
-    """DataError naming `where` unless image is RGB pixels of 0..255 (H, W, 3) and label an integer (H, W)
-    map of its size whose values are classes (0..n_classes-1) or 255: the loss or preprocess would
-    refuse it in the middle of a step, after all the training since the last checkpoint (the
-    datasets here check what they read; one's own may not)."""
+    """(image as uint8, label) where image is RGB pixels of 0..255 (H, W, 3) and label an integer (H, W)
+    map of its size whose values are classes (0..n_classes-1) or 255; otherwise DataError naming
+    `where`: the loss or preprocess would refuse the sample in the middle of a step, after all the
+    training since the last checkpoint (the datasets here check what they read; one's own may not)."""
     image, label = numpy.asarray(image), numpy.asarray(label)
     if image.ndim != 3 or image.shape[2] != 3:
         raise DataError(where, f"image has shape {image.shape}: give RGB pixels (H, W, 3)")
@@ -159,9 +159,11 @@ def check_sample(image, label, n_classes, where):
             check_pixel_range(image)
         except ValueError as error:
             raise DataError(where, str(error)) from None
+        image = numpy.rint(image).astype(numpy.uint8)   # what the resizing (Pillow) takes
     if label.dtype.kind not in "biu":
         raise DataError(where, f"label is {label.dtype}: give the class index of each pixel as integers")
     check_label(label, n_classes, where, image_shape=image.shape)
+    return image, label
 
 
 def learning_rate(base_lr, policy, iteration, max_iter):
@@ -207,7 +209,7 @@ class Trainer:
         preprocess(numpy.zeros((1, 1, 3), numpy.uint8), model.preprocessing)   # a bad one: ValueError now, not
         # at every sample (where it would read as bad data)
         self._stop_signal = self._second_signal = None
-        self._closing = False   # the loop is over: a signal now has nothing to stop
+        self._closing = self._joining = False   # run's finally: cleaning up, waiting for the loader thread
         try:
             os.makedirs(config.out, exist_ok=True)
         except OSError as error:   # a file in the way, a folder without write permission
@@ -224,7 +226,7 @@ class Trainer:
         rng_sample = numpy.random.default_rng([self.config.seed, epoch, position, 1])
         try:
             image, label = load_sample(self.train_set, index)
-            check_sample(image, label, self.model.n_classes, sample_name(self.train_set, index))
+            image, label = check_sample(image, label, self.model.n_classes, sample_name(self.train_set, index))
         except DataError as error:
             if not getattr(self.train_set, "skip_bad", False):
                 raise
@@ -274,7 +276,7 @@ class Trainer:
         for index in range(count):
             try:   # (the evaluation reported a bad sample, or skipped it with skip_bad)
                 image, label = load_sample(self.val_set, index)
-                check_sample(image, label, self.val_set.n_classes, sample_name(self.val_set, index))
+                image, label = check_sample(image, label, self.val_set.n_classes, sample_name(self.val_set, index))
             except DataError:
                 continue
             image, label = fit_size(image, label, self.config.resize, self.config.max_side)
@@ -418,7 +420,10 @@ class Trainer:
                     records.append(json.loads(line))
                 except json.JSONDecodeError:   # a line cut off by a kill or a full disk: drop it
                     continue
-        kept = [r for r in records if r.get("iteration", 0) <= self.iteration]
+        # (an evaluation pending at the checkpoint's iteration is done again: a record of it left by a run
+        # stopped before its checkpoint would be there twice)
+        kept = [r for r in records if r.get("iteration", 0) < self.iteration or (
+            r.get("iteration", 0) == self.iteration and not (self._eval_pending and r.get("type") == "eval"))]
 
         def write(temporary):
             with open(temporary, "w") as file:
@@ -440,7 +445,9 @@ class Trainer:
         """Ctrl-C and SIGTERM ask the loop to stop (a second one stops it at once); the handlers replaced
         go into `previous`, as they are replaced, for run's finally to put back."""
         def request_stop(signum, frame):
-            if self._closing:   # the loop is over (its finally is cleaning up): nothing left to stop
+            if self._closing:   # the loop is over (its finally is cleaning up): nothing left to stop but
+                if self._joining:   # the wait for a loader stuck in load() (its thread is a daemon)
+                    raise KeyboardInterrupt
                 return
             if self._stop_signal is not None:  # a second signal: stop now
                 self._second_signal = signum
@@ -476,7 +483,7 @@ class Trainer:
         prefetch = Prefetcher(lambda k: self._sample_at(first_step + k), None, depth=4)
         previous_handlers = {}
         self._stop_signal = self._second_signal = None   # (a run stopped before, in this process, is over)
-        self._closing = False
+        self._closing = self._joining = False
         bar = None
         metrics = None
         try:
@@ -494,7 +501,7 @@ class Trainer:
                 metrics = self._evaluate_and_log()
                 if not self._eval_pending:   # done: a checkpoint says so, or a later resume would do it again
                     self.save_checkpoint()
-                self._stop_if_asked(finished=False)
+                self._stop_if_asked(finished=self.iteration >= config.max_iter)
             while self.iteration < config.max_iter:
                 samples = []
                 step_start = self.samples_read
@@ -550,9 +557,14 @@ class Trainer:
                                   f"{self._what_is_kept()}", signal_number=self._second_signal or signal.SIGINT) \
                 from None
         finally:
-            self._closing = True   # a signal while the loader thread is joined must not replace what is raised
+            self._closing = True   # a signal now must not replace what is raised
             self.seconds_before, self._session_started = self.seconds(), None   # the clock stops with the loop
-            prefetch.close()
+            self._joining = True
+            try:
+                prefetch.close()
+            except KeyboardInterrupt:   # a signal cut the wait short: the loader is left to end by itself
+                pass
+            self._joining = False
             if bar is not None:
                 bar.close()
             for signum, handler in previous_handlers.items():

@@ -755,13 +755,13 @@ for trial in range(40):   # a Ctrl-C at a random moment of a save, each save of 
     for _, value, _ in model.named_parameters():
         value += 1.0
     timer = threading.Timer(random.uniform(0, seconds), os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
+    try:   # (one Ctrl-C a trial, wherever it lands)
+        timer.start()
         fcnlite.save_weights(model, path)
         time.sleep(seconds)   # a late Ctrl-C lands here
+        timer.join()
     except KeyboardInterrupt:
-        pass
-    timer.join()
+        timer.join()
     arrays, _ = read_weights(path)   # old weights or new, whole: never a layer of zeros
     assert all(array.any() for array in arrays.values() if array.size > 1), trial
     assert [name for name in os.listdir(sys.argv[1]) if name != "final.h5"] == [], os.listdir(sys.argv[1])

@@ -650,3 +650,40 @@ def test_a_second_sigterm_exits_as_sigterm_does(tmp_path):
         trainer.run()
     assert raised.value.signal_number == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) == before   # the run's handler put back
+
+
+class WideNumbers(OwnDataset):
+    """Images of 0..255 as uint16 or floats, as a dataset of one's own may give them."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def load(self, index):
+        image, label = super().load(index)
+        return image.astype(self.dtype), label
+
+
+@pytest.mark.parametrize("dtype", [numpy.uint16, numpy.float32])
+def test_images_of_0_to_255_in_other_dtypes_train_resized_and_evaluate(tmp_path, dtype):
+    # the checks take them, and then the resizing (Pillow) refused them in the middle of a run
+    trainer = own_trainer(tmp_path, WideNumbers(dtype), WideNumbers(dtype), max_side=8, scale_range=(0.5, 1.5),
+                          crop_size=8, eval_every=3)
+    trainer.run()
+    assert trainer.iteration == 6
+
+
+def test_a_resumed_run_redoing_an_evaluation_logs_it_once(tmp_path):
+    # its record was logged before a second Ctrl-C (or a failed write) stopped the run short of the checkpoint
+    from fcnlite.train import TrainingStopped
+    holder = {}
+    ask_stop = lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")   # noqa: E731
+    first = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(ask_stop), eval_every=4)
+    with pytest.raises(TrainingStopped):
+        first.run()
+    with open(tmp_path / "log.jsonl", "a") as file:   # as the interrupted resume left it
+        file.write(json.dumps({"iteration": 4, "type": "eval", "mean_iu": 0.5}) + "\n")
+    done = own_trainer(tmp_path, OwnDataset(), OwnDataset(), eval_every=4)
+    assert done.resume()
+    done.run()
+    assert [record["iteration"] for record in log_records(str(tmp_path)) if record.get("type") == "eval"] == [4, 6]

@@ -18,8 +18,9 @@ def sample_name(dataset, index):
 
 def load_sample(dataset, index):
     """(image, label) = dataset.load(index). Whatever else than a DataError goes wrong there (a dataset of
-    one's own: an OSError, a bug in its load, no pair returned) becomes a DataError naming the sample,
-    so that training stops as for bad data: with a checkpoint, or skips it with skip_bad."""
+    one's own: an OSError, a bug in its load, no pair returned), a MemoryError apart, becomes a
+    DataError naming the sample, so that training stops as for bad data: with a checkpoint, or
+    skips it with skip_bad."""
     try:
         image, label = dataset.load(index)
         return image, label

@@ -30,6 +30,8 @@ TORCHVISION_PREPROCESSING = {
 
 def _unpack(preprocessing):
     """(channel_order, scale, mean, std) from a preprocessing dict, checked."""
+    if not isinstance(preprocessing, dict):
+        raise ValueError(f"preprocessing is {preprocessing!r}: give a dict of channel_order, input_scale, mean, std")
     missing = [key for key in ("channel_order", "input_scale", "mean", "std") if key not in preprocessing]
     if missing:
         raise ValueError(f"preprocessing dict lacks {', '.join(missing)} "
