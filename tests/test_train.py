@@ -560,17 +560,29 @@ class StopsDuringEvaluation(OwnDataset):
         return super().load(index)
 
 
-def test_a_stop_asked_for_during_an_evaluation_leaves_it_for_the_resumed_run_and_keeps_the_training(tmp_path):
-    # the evaluation ran on to its end before the checkpoint: a second Ctrl-C meanwhile lost the whole interval
-    from fcnlite.train import TrainingStopped
+def asking_a_stop():
+    """A validation set that asks the trainer in holder["trainer"] to stop, as a first Ctrl-C does, during its
+    first evaluation; and the holder."""
     holder = {}
-    validation = StopsDuringEvaluation(lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT"))
-    trainer = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), validation, eval_every=4, checkpoint_every=4)
+    return StopsDuringEvaluation(lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")), holder
+
+
+def stopped_in_its_first_evaluation(tmp_path, **settings):
+    """(trainer, TrainingStopped): a run (eval_every=4) asked to stop during its evaluation at iteration 4."""
+    from fcnlite.train import TrainingStopped
+    validation, holder = asking_a_stop()
+    trainer = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), validation, eval_every=4, **settings)
     with pytest.raises(TrainingStopped) as raised:
         trainer.run()
-    assert str(raised.value).startswith("stopped by SIGINT at iteration 4 (its evaluation is left for the resumed "
-                                        "run); checkpoint saved to")
-    assert raised.value.signal_number == signal.SIGINT and validation.loads == 3
+    return trainer, raised.value
+
+
+def test_a_stop_asked_for_during_an_evaluation_leaves_it_for_the_resumed_run_and_keeps_the_training(tmp_path):
+    # the evaluation ran on to its end before the checkpoint: a second Ctrl-C meanwhile lost the whole interval
+    trainer, stopped = stopped_in_its_first_evaluation(tmp_path, checkpoint_every=4)
+    assert str(stopped).startswith("stopped by SIGINT at iteration 4 (its evaluation is left for the resumed "
+                                   "run); checkpoint saved to")
+    assert stopped.signal_number == signal.SIGINT and trainer.val_set.loads == 3
     resumed = own_trainer(tmp_path, OwnDataset(), OwnDataset(), eval_every=4, checkpoint_every=4)
     assert resumed.resume() and resumed.iteration == 4
     resumed.run()
@@ -605,12 +617,9 @@ def test_a_stop_asked_for_during_the_evaluation_a_resumed_run_begins_with_stops_
     # it trained one more step, and saved a checkpoint past the evaluation it had abandoned
     from fcnlite.checkpoint import read_checkpoint_state
     from fcnlite.train import TrainingStopped
-    holder = {}
-    ask_stop = lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")   # noqa: E731
-    first = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(ask_stop), eval_every=4)
-    with pytest.raises(TrainingStopped):
-        first.run()
-    again = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(ask_stop), eval_every=4)
+    stopped_in_its_first_evaluation(tmp_path)
+    validation, holder = asking_a_stop()
+    again = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), validation, eval_every=4)
     assert again.resume()
     with pytest.raises(TrainingStopped, match=r"^stopped by SIGINT at iteration 4 \(its evaluation is left"):
         again.run()
@@ -625,13 +634,7 @@ def test_a_stop_asked_for_during_the_evaluation_a_resumed_run_begins_with_stops_
 
 def test_a_trainer_stopped_by_a_signal_evaluates_and_runs_again_in_the_same_process(tmp_path):
     # the stop it was asked for stayed: every later evaluation was abandoned, every later run stopped
-    from fcnlite.train import TrainingStopped
-    holder = {}
-    trainer = holder["trainer"] = own_trainer(
-        tmp_path, OwnDataset(), StopsDuringEvaluation(lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")),
-        eval_every=4)
-    with pytest.raises(TrainingStopped):
-        trainer.run()
+    trainer, _ = stopped_in_its_first_evaluation(tmp_path)
     assert trainer.evaluate() is not None
     trainer.run()
     assert trainer.iteration == 6
@@ -675,12 +678,7 @@ def test_images_of_0_to_255_in_other_dtypes_train_resized_and_evaluate(tmp_path,
 
 def test_a_resumed_run_redoing_an_evaluation_logs_it_once(tmp_path):
     # its record was logged before a second Ctrl-C (or a failed write) stopped the run short of the checkpoint
-    from fcnlite.train import TrainingStopped
-    holder = {}
-    ask_stop = lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")   # noqa: E731
-    first = holder["trainer"] = own_trainer(tmp_path, OwnDataset(), StopsDuringEvaluation(ask_stop), eval_every=4)
-    with pytest.raises(TrainingStopped):
-        first.run()
+    stopped_in_its_first_evaluation(tmp_path)
     with open(tmp_path / "log.jsonl", "a") as file:   # as the interrupted resume left it
         file.write(json.dumps({"iteration": 4, "type": "eval", "mean_iu": 0.5}) + "\n")
     done = own_trainer(tmp_path, OwnDataset(), OwnDataset(), eval_every=4)
