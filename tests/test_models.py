@@ -160,7 +160,8 @@ def test_build_model_rejects_an_unknown_name():
 def test_an_fcn_of_fewer_than_two_classes_or_of_no_whole_number_is_refused(n_classes):
     # one class scores a loss of 0 at every pixel (the softmax of one score is 1): nothing would train
     with pytest.raises(ValueError, match=r"an FCN scores a whole number of classes, at least 2 \(one class against "
-                                         r"the rest is 2: background and it\)"):
+                                         r"the rest is 2: background and it; masks of only 0 and 255 count 1, as "
+                                         r"255 means 'ignore' unless a class map names it\)"):
         FCN8s(n_classes=n_classes, width=SMALL)
 
 

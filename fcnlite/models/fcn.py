@@ -35,7 +35,8 @@ class _FCN(VGG16):
         if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
             # one class would give a loss of 0 everywhere: the softmax of one score is 1
             raise ValueError(f"n_classes is {n_classes!r}: an FCN scores a whole number of classes, at least 2 "
-                             f"(one class against the rest is 2: background and it)")
+                             f"(one class against the rest is 2: background and it; masks of only 0 and 255 "
+                             f"count 1, as 255 means 'ignore' unless a class map names it)")
         super().__init__(width=width, conv1_padding=100, n_classes=None, dtype=dtype)
         self.n_classes = int(n_classes)
         self.learnable_upsampling = learnable_upsampling
