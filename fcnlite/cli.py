@@ -437,6 +437,17 @@ def training_max_side(args, attributes):
     return side
 
 
+def training_resize(args, attributes):
+    """--resize, or where neither it nor --max-side is given the size every image was resized to in
+    training (train_resize: the run's own evaluations were at that size), said in a note; else None."""
+    if args.resize is not None or args.max_side is not None or not attributes.get("train_resize"):
+        return args.resize
+    height, width = (int(side) for side in attributes["train_resize"])
+    print(f"note: {args.weights} was trained on images resized to {height}x{width}: so are these "
+          f"(--max-side 0 keeps them whole)")
+    return height, width
+
+
 def class_names_to_show(model, dataset, weights):
     """The names evaluate's table gives the classes: the data options' where they name them, else those
     the weights were trained with (unnamed masks count classes as class0, class1, ...)."""
@@ -468,7 +479,8 @@ def main_evaluate(argv=None):
     if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):
         restore_training_data_options(args, attributes, data_defaults)
     fill_not_given(args, defaults)
-    args.max_side = training_max_side(args, attributes)
+    args.resize = training_resize(args, attributes)
+    args.max_side = 0 if args.resize else training_max_side(args, attributes)
     args.val_split = args.split
     folder_data = uses_folders(args)
     if folder_data and args.split not in ("val", "train"):
@@ -512,7 +524,7 @@ def predict_parser():
     parser = OneLineParser(prog="predict.py", description="Segment your own images with saved FCN weights.")
     parser.add_argument("--weights", required=True, help="an HDF5 file written by train_voc.py (final.h5)")
     parser.add_argument("images", nargs="+", help=f"image files (any size), or folders of them ({LISTED_EXTENSIONS})")
-    parser.add_argument("--out", default="predictions", help="output folder")
+    parser.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=None, help=DEVICE_HELP)
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
                         help="downscale images whose longer side exceeds this first (the labels come back at the "

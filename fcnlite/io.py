@@ -61,6 +61,8 @@ ATTRIBUTE_CHECKS = {
     "mean": (_three_numbers, "3 numbers, one per channel"),
     "std": (lambda value: _three_numbers(value) and 0 not in value, "3 numbers, one per channel, none of them 0"),
     "train_max_side": (_whole, "a whole number of pixels (0: no limit)"),
+    "train_resize": (lambda value: isinstance(value, (list, tuple)) and len(value) == 2
+                     and all(_whole(side) and side >= 1 for side in value), "(height, width) in pixels"),
 }
 
 
@@ -331,7 +333,8 @@ def save_weights(model, path, extra_attributes=None):
     attributes.update(extra_attributes or {})
     # checked as they will read back: a mean of numpy.float32s, or a NumPy array, is 3 numbers too
     check_attributes(f"cannot write {path}", {key: _decode(numpy.asarray(value) if isinstance(value, (list, tuple))
-                                                           else value) for key, value in attributes.items()})
+                                                           else value) for key, value in attributes.items()
+                                              if value is not None})   # (None: not written, write_arrays)
     names, n_classes = model.class_names, model.config().get("n_classes")
     if names is not None and (isinstance(names, str) or not all(isinstance(name, str) for name in names)
                               or (n_classes and names and len(names) != n_classes)):

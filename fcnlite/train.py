@@ -659,6 +659,8 @@ class Trainer:
         path = os.path.join(config.out, name)
         with self._writing(path):
             save_weights(self.model, path, extra_attributes={"train_max_side": int(largest_side),
+                                                             "train_resize": list(config.resize) if config.resize
+                                                             else None,
                                                              "training_options": json.dumps(config.options),
                                                              **attributes})
 

@@ -1474,3 +1474,24 @@ def test_predict_with_a_model_of_more_classes_than_a_label_map_holds_is_one_line
     assert (status, stderr) == (2, f"error: {path}: the model scores 300 classes, more than predict's 8-bit label "
                                    f"maps hold (at most 255, 0..254: 255 is void): segment with "
                                    f"fcnlite.evaluate.predict_image in Python instead\n")
+
+
+def test_evaluate_sees_images_at_the_size_the_run_resized_them_to_and_scores_as_its_own_evaluation(tmp_path, capsys):
+    # it capped the longer side only, keeping the aspect ratio: not what the run was trained and evaluated on
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    names = ["--class-names", "background,road,car"]
+    status, _, stderr = run(cli.main_train, [*data, *names, *TINY, "--max-iter", "2", "--resize", "12x20",
+                                             "--out", str(out)], capsys)
+    assert status == 0, stderr
+    weights = str(out / "final.h5")
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, "--device", "cpu", "--no-progress",
+                                                     "--json", str(tmp_path / "m.json")], capsys)
+    assert status == 0, stderr
+    assert (f"note: {weights} was trained on images resized to 12x20: so are these (--max-side 0 keeps them "
+            f"whole)") in stdout
+    last = [json.loads(line) for line in open(out / "log.jsonl") if '"eval"' in line][-1]
+    assert json.load(open(tmp_path / "m.json"))["mean_iu"] == pytest.approx(last["mean_iu"], abs=1e-12)
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, "--device", "cpu", "--no-progress",
+                                                     "--max-side", "0"], capsys)
+    assert status == 0 and "resized to" not in stdout, stderr
