@@ -42,7 +42,8 @@ def add_data_arguments(parser):
     group.add_argument("--mask-channel", type=checked_number(int, "0, 1, 2 or 3 (red, green, blue, alpha)", least=0,
                                                              most=3),
                        default=0, help="channel holding the class id (default 0: red)")
-    group.add_argument("--color-table", help="JSON colour -> class table for --mask-format color")
+    group.add_argument("--color-table", help="for --mask-format color: a JSON file of class name -> [r, g, b], "
+                                             "in class order")
     group.add_argument("--class-names",
                        help="class names: a JSON list, a .txt file of one per line, or comma-separated names")
     group.add_argument("--classes", help="train on these classes only, e.g. 'road' or 'road,vehicle' (others: background)")
