@@ -4,6 +4,7 @@
     attributes of /            fcnlite_format, architecture, n_classes, width,
                                channel_order, input_scale, mean, std, class_names (optional), source,
                                train_max_side (optional: final.h5's training image size),
+                               train_resize (optional: the run's --resize),
                                training_options (optional: final.h5's run options, JSON),
                                best_mean_iu, best_iteration (best.h5's evaluation)
 
