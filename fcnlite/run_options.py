@@ -84,6 +84,10 @@ def restore_run_options(args, data_defaults, out):
     versions did not save them)."""
     path = os.path.join(out, "checkpoint.h5")
     if not os.path.exists(path):   # a run's defaults are a 100,000-step VGG16: never start one unasked
+        from .train import folder_user, in_use
+        user = folder_user(out)
+        if user is not None:   # (a run still before its first checkpoint)
+            raise UsageError(in_use(out, user))
         raise UsageError(f"--resume: {out} holds no checkpoint to continue (a run stopped before its first "
                          f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there"
                          f"{other_runs_hint(out) if args.out is None else ''}")

@@ -180,6 +180,31 @@ def epoch_order(seed, epoch, count):
     return numpy.random.default_rng([seed, epoch]).permutation(count)
 
 
+def in_use(out, holder):
+    return f"{out} is in use by another training (process {holder}): wait for it to end, or choose another --out"
+
+
+def folder_user(out):
+    """The process that holds out/.lock (a training running there: Trainer.folder_claimed), or None."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path = os.path.join(out, ".lock")
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as lock:
+            try:   # (held for an instant: a run starting in that instant is refused as if two ran)
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return lock.read().strip() or "?"
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    except OSError:   # unreadable, or a file system without locks: nothing to tell
+        return None
+    return None
+
+
 class Trainer:
     def __init__(self, model, optimizer, train_set, val_set, config, log=print):
         self.model, self.optimizer = model, optimizer
@@ -385,8 +410,7 @@ class Trainer:
             lock.seek(0)
             holder = lock.read().strip() or "?"
             lock.close()
-            raise TrainingStopped(f"{self.config.out} is in use by another training (process {holder}): wait "
-                                  f"for it to end, or choose another --out") from None
+            raise TrainingStopped(in_use(self.config.out, holder)) from None
         except OSError as error:   # a file system without locks (some network mounts), a .lock not ours
             if lock is not None:
                 lock.close()

@@ -508,6 +508,16 @@ def test_a_second_training_into_a_folder_in_use_is_refused_and_the_first_goes_on
                                            f"to end, or choose another --out\n")
     assert {name: (out / name).read_bytes() for name in before} == before
     assert run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out), "--resume"], capsys)[0] == 0
+    # a run before its first checkpoint: a --resume into its folder is told it is in use, not that it holds none
+    early = tmp_path / "early"
+    early.mkdir()
+    with open(early / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write("4343")
+        lock.flush()
+        status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(early), "--resume"], capsys)
+        assert (status, stderr) == (2, f"error: {early} is in use by another training (process 4343): wait for it "
+                                       f"to end, or choose another --out\n")
 
 
 def test_a_folder_that_cannot_be_locked_trains_unlocked_with_a_note(tmp_path, capsys, monkeypatch):
