@@ -46,7 +46,7 @@ def add_data_arguments(parser):
                                              "in class order")
     group.add_argument("--class-names",
                        help="class names: a JSON list, a .txt file of one per line, or comma-separated names")
-    group.add_argument("--classes", help="train on these classes only, e.g. 'road' or 'road,vehicle' (others: background)")
+    group.add_argument("--classes", help="keep only these classes, e.g. 'road' or 'road,vehicle' (others: background)")
     group.add_argument("--class-map", help="explicit source:target map, e.g. '7:1,6:1,*:0', or with the classes "
                                             "named: '0:background,255:road'")
     group.add_argument("--others", choices=("background", "ignore"), default="background",
