@@ -14,11 +14,10 @@ the previous checkpoint intact.
 import json
 import os
 
-import numpy
-
 from . import backend, rng
 from .errors import first_line
-from .io import WeightsError, preprocessing_from, read_checked_array, write_checked_array, write_hdf5
+from .io import (WeightsError, nonfinite_count, preprocessing_from, read_checked_array, write_checked_array,
+                 write_hdf5)
 
 
 def save_checkpoint(path, model, optimizer, state):
@@ -108,10 +107,10 @@ def _read_checkpoint(path, model):
     except Exception as error:   # not HDF5, a damaged file, attributes edited by hand
         raise WeightsError(f"{path}: not a readable checkpoint ({first_line(error)})") from None
     for key, array in arrays.items():
-        finite = numpy.isfinite(array)
-        if not finite.all():
-            raise WeightsError(f"{path}: checkpoint array {key} holds {finite.size - int(finite.sum())} values that "
-                               f"are NaN or infinite: training cannot go on from it")
+        bad = nonfinite_count(array)
+        if bad:
+            raise WeightsError(f"{path}: checkpoint array {key} holds {bad} values that are NaN or infinite: "
+                               f"training cannot go on from it")
     return state, hyper, inputs, arrays
 
 

@@ -270,6 +270,11 @@ def signals_kept_by(kept):
             signal.signal(signum, handler)
 
 
+def nonfinite_count(array):
+    """How many of array's values are NaN or infinite (weights holding any are refused, read or written)."""
+    return int(array.size - numpy.count_nonzero(numpy.isfinite(array)))
+
+
 def write_checked_array(file, name, array):
     """Store array as dataset `name` of an open HDF5 file, with a checksum (HDF5's fletcher32 filter):
     a file damaged later then fails to read (read_weights names the array) instead of loading garbage.
@@ -342,10 +347,10 @@ def save_weights(model, path, extra_attributes=None):
         raise WeightsError(f"cannot write {path}: model.class_names is {names!r}, expected a list of names, "
                            f"one per class ({n_classes})")
     for name, array in arrays.items():
-        finite = numpy.isfinite(array)
-        if not finite.all():
-            raise WeightsError(f"cannot write {path}: {name} holds {finite.size - int(finite.sum())} values that "
-                               f"are NaN or infinite (load_weights would refuse the file)")
+        bad = nonfinite_count(array)
+        if bad:
+            raise WeightsError(f"cannot write {path}: {name} holds {bad} values that are NaN or infinite "
+                               f"(load_weights would refuse the file)")
     write_arrays(path, arrays, attributes)
 
 
@@ -443,10 +448,10 @@ def load_weights(model, path, strict=True, verbose=False):
             continue
         loaded.append(name)
     for name in loaded:
-        finite = numpy.isfinite(arrays[name])
-        if not finite.all():
-            raise WeightsError(f"{path}: layer {name} holds {finite.size - int(finite.sum())} values that are NaN or "
-                               f"infinite: the file is damaged, or was saved from a run that diverged")
+        bad = nonfinite_count(arrays[name])
+        if bad:
+            raise WeightsError(f"{path}: layer {name} holds {bad} values that are NaN or infinite: the file is "
+                               f"damaged, or was saved from a run that diverged")
     # copy only once every array is known to fit: a load that fails leaves the model as it was
     for name in loaded:
         parameters[name][...] = backend.to_device(arrays[name], dtype=parameters[name].dtype)

@@ -35,7 +35,7 @@ import numpy
 if importlib.util.find_spec("fcnlite") is None:   # run from a checkout, not installed: the package is beside us
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from fcnlite.errors import first_line
-from fcnlite.io import FORMAT_VERSION, WeightsError, check_writable, write_arrays
+from fcnlite.io import FORMAT_VERSION, WeightsError, check_writable, nonfinite_count, write_arrays
 from fcnlite.models.base import channels
 from fcnlite.models.vgg16 import BLOCKS
 
@@ -263,7 +263,7 @@ def check_layers(path, layers):
         if tuple(bias.shape) != (out_channels,):
             raise ConversionError(f"{path}: {name} bias has shape {tuple(bias.shape)}, expected ({out_channels},)")
         for key, array in (("weights", weights), ("bias", bias)):
-            bad = array.size - int(numpy.isfinite(array).sum())
+            bad = nonfinite_count(array)
             if bad:   # fcnlite would refuse the converted file: say so now, naming the source's layer
                 raise ConversionError(f"{path}: {name} {key} hold {bad} values that are NaN or infinite")
         in_channels = out_channels
