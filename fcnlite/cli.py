@@ -464,7 +464,6 @@ def class_names_to_show(model, dataset, weights):
 def main_evaluate(argv=None):
     import json
     from .evaluate import evaluate_dataset
-    from .io import read_attributes
     from .metrics import binary_metrics, format_metrics
 
     args, defaults = parse_noting_given(evaluate_parser(), argv, DATA_OPTIONS + ("split",))
@@ -474,8 +473,7 @@ def main_evaluate(argv=None):
     if args.json is not None:
         check_writable_file(args.json, "--json")
     choose_device(args.device)
-    model = segmentation_model_from_file(args.weights)
-    attributes = read_attributes(args.weights)
+    model, attributes = segmentation_model_from_file(args.weights)
     if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):
         restore_training_data_options(args, attributes, data_defaults)
     fill_not_given(args, defaults)
@@ -623,18 +621,18 @@ def save_probabilities(probabilities, size, outputs):
 
 
 def segmentation_model_from_file(path):
-    """The FCN a weight file holds, for evaluate and predict; UsageError, before the arrays are read,
-    for VGG16's weights (an encoder, for train --init)."""
+    """(model, the file's attributes): the FCN a weight file holds, for evaluate and predict; UsageError,
+    before the arrays are read, for VGG16's weights (an encoder, for train --init)."""
     from .io import model_from_file, read_attributes
-    if str(read_attributes(path).get("architecture", "")).lower() == "vgg16":
+    attributes = read_attributes(path)
+    if str(attributes.get("architecture", "")).lower() == "vgg16":
         raise UsageError(f"{path} holds VGG16's weights (ImageNet classification), not a segmentation model: "
                          f"train an FCN from them (train_voc.py --init {path}) and give its final.h5")
-    return model_from_file(path)
+    return model_from_file(path), attributes
 
 
 def main_predict(argv=None):
     from .data.folder import MAX_CLASSES
-    from .io import read_attributes
 
     args = predict_parser().parse_args(argv)
     refuse_empty(args, ("weights",))
@@ -645,12 +643,12 @@ def main_predict(argv=None):
     stems = output_stems(paths)
     check_outputs_spare_inputs(args.out, args.images, paths, stems, args.probabilities)
     choose_device(args.device)
-    model = segmentation_model_from_file(args.weights)
+    model, attributes = segmentation_model_from_file(args.weights)
     if model.n_classes > MAX_CLASSES:   # (evaluate's data hold no more: it says the counts differ)
         raise UsageError(f"{args.weights}: the model scores {model.n_classes} classes, more than predict's 8-bit "
                          f"label maps hold (at most {MAX_CLASSES}, 0..{MAX_CLASSES - 1}: {MAX_CLASSES} is void): "
                          f"segment with fcnlite.evaluate.predict_image in Python instead")
-    args.max_side = training_max_side(args, read_attributes(args.weights))
+    args.max_side = training_max_side(args, attributes)
     try:
         os.makedirs(args.out, exist_ok=True)
         unreadable = segment_images(model, paths, stems, args)
