@@ -3,7 +3,7 @@ matrix of a whole split (the input of the FCN paper's metrics, fcnlite.metrics).
 import numpy
 
 from . import backend
-from .data.errors import DataError, load_sample, sample_name
+from .data.errors import DataError
 from .data.preprocess import preprocess
 from .metrics import ConfusionMatrix
 
@@ -42,7 +42,7 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
     evaluated (unreadable, or a label that is no class map of its image) is a DataError naming it.
     stop: a callable asked before each image; where it says True, the evaluation is abandoned and
     None returned (the Trainer's Ctrl-C)."""
-    from .train import check_sample, fit_size
+    from .train import fit_size, load_checked_sample
     matrix = ConfusionMatrix(dataset.n_classes)
     count = len(dataset) if not limit else min(limit, len(dataset))
     indices = range(count)
@@ -53,8 +53,7 @@ def evaluate_dataset(model, dataset, max_side=0, resize=None, limit=None, progre
         if stop is not None and stop():
             return None
         try:
-            image, label = load_sample(dataset, index)
-            image, label = check_sample(image, label, dataset.n_classes, sample_name(dataset, index))
+            image, label = load_checked_sample(dataset, index, dataset.n_classes)
         except DataError as error:
             if not getattr(dataset, "skip_bad", False):
                 raise

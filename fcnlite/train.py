@@ -146,6 +146,13 @@ def prepare_sample(image, label, config, rng_sample, training):
     return image, label
 
 
+def load_checked_sample(dataset, index, n_classes):
+    """dataset's sample `index` as (uint8 image, label), loaded (load_sample) and checked (check_sample);
+    DataError naming it where it cannot be trained or evaluated on."""
+    image, label = load_sample(dataset, index)
+    return check_sample(image, label, n_classes, sample_name(dataset, index))
+
+
 def check_sample(image, label, n_classes, where):
     """(image as uint8, label) where image is RGB pixels of 0..255 (H, W, 3) and label an integer (H, W)
     map of its size whose values are classes (0..n_classes-1) or 255; otherwise DataError naming
@@ -250,8 +257,7 @@ class Trainer:
         index = int(epoch_order(self.config.seed, epoch, count)[position])
         rng_sample = numpy.random.default_rng([self.config.seed, epoch, position, 1])
         try:
-            image, label = load_sample(self.train_set, index)
-            image, label = check_sample(image, label, self.model.n_classes, sample_name(self.train_set, index))
+            image, label = load_checked_sample(self.train_set, index, self.model.n_classes)
         except DataError as error:
             if not getattr(self.train_set, "skip_bad", False):
                 raise
@@ -300,8 +306,7 @@ class Trainer:
         ids = getattr(self.val_set, "ids", None)
         for index in range(count):
             try:   # (the evaluation reported a bad sample, or skipped it with skip_bad)
-                image, label = load_sample(self.val_set, index)
-                image, label = check_sample(image, label, self.val_set.n_classes, sample_name(self.val_set, index))
+                image, label = load_checked_sample(self.val_set, index, self.val_set.n_classes)
             except DataError:
                 continue
             image, label = fit_size(image, label, self.config.resize, self.config.max_side)
@@ -361,10 +366,7 @@ class Trainer:
     def _write_failed(self, error):
         """The stop that a file which could not be written makes (io.atomic_write's WeightsError: a full
         disk, a folder made read-only), saying what is kept and how to go on."""
-        if self.checkpoint_iteration is None:
-            return TrainingStopped(f"{error}; no checkpoint was written yet: once it can be, start the run again")
-        return TrainingStopped(f"{error}; the checkpoint of iteration {self.checkpoint_iteration} is kept: once "
-                               f"the file can be written, rerun with {self._resume_options()}")
+        return TrainingStopped(f"{error}; {self._what_is_kept(once='the file can be written')}")
 
     def resume(self):
         """Continue from out/checkpoint.h5 if it exists; returns True when it did."""
@@ -608,12 +610,14 @@ class Trainer:
                               f"to {self.checkpoint_path}: to continue, rerun with {self._resume_options()}",
                               signal_number=signal.Signals[self._stop_signal])
 
-    def _what_is_kept(self):
-        """Where a stopped run can go on from, in words."""
+    def _what_is_kept(self, once=None):
+        """Where a stopped run can go on from, in words; once: what must be so first ("the file can be
+        written")."""
+        first = f"once {once}, " if once else ""
         if self.checkpoint_iteration is None:
-            return "no checkpoint was written yet: start the run again"
-        return (f"the checkpoint of iteration {self.checkpoint_iteration} is kept: to continue, rerun with "
-                f"{self._resume_options()}")
+            return f"no checkpoint was written yet: {first}start the run again"
+        return (f"the checkpoint of iteration {self.checkpoint_iteration} is kept: {first or 'to continue, '}rerun "
+                f"with {self._resume_options()}")
 
     def _note_skipped(self, message):
         """--skip-bad: count a sample skipped as bad; the first time, log why."""
