@@ -7,9 +7,10 @@ element, together well under 1% of a step). PyTorch's torch.utils.flop_counter
 counts the same way, and the test suite checks the two agree.
 
 These are the direct forms' FLOPs below, whatever the layers run: the same count
-divides fcnlite's and PyTorch's times. (fcnlite's CPU computes wide 3x3 layers in
-Winograd's form, with 2.25x fewer multiplications, and a transposed convolution as
-a convolution over its output phases; see conv2d.py and conv_transpose2d.py.)
+divides fcnlite's and PyTorch's times. (On the CPU fcnlite computes wide 3x3 layers in
+Winograd's form, with 2.25x fewer multiplications; on both devices it computes a
+transposed convolution as a convolution over its output phases; see conv2d.py and
+conv_transpose2d.py.)
 
     Conv2d           x (N, Cin, H, W) -> y (N, Cout, H', W')
         forward      2 * N * Cin*kh*kw * Cout * H'*W'       y  = W @ im2col(x)

@@ -18,7 +18,8 @@ xpad (x with p zeros on each side) is never made: im2col writes the zeros that
 fall on the padding itself, and col2im drops what falls there.
 
 The patch matrix is rebuilt in backward rather than kept from forward: it is
-kh*kw times larger than the input, and rebuilding it costs one copy.
+about kh*kw times larger than the input (stride 1, same padding; conv1_1's 100-pixel
+padding makes it 19x), and rebuilding it costs one copy.
 
 Setting layer.input_grad = False skips dx (backward returns None; VGG16.set_input_grad,
 which the Trainer calls, does it for conv1_1): the first layer of a network needs no

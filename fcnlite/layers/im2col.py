@@ -14,7 +14,9 @@ from (pixels under several windows receive the sum).
 
 Both work on a band of output rows [row0, row0 + rows): a large layer (conv1 on
 a VOC image after the reference's 100-pixel padding) is processed a band at a
-time so that its patch matrix never has to exist whole.
+time so that its patch matrix never has to exist whole. The bands are smaller on
+the CPU (BAND_BYTES) than on the GPU (GPU_BAND_BYTES), where a band costs several
+launches: there, at VOC size, only conv1_2's 921 MB matrix is split.
 
 The loops run over the kh*kw kernel offsets, each a strided slice of the whole
 band: never over pixels. xpad is never made: each offset copies only the part of

@@ -5,7 +5,9 @@
     loss     scalar:  L = -(1/Z) * sum over counted pixels of log softmax(scores)[label]
 
     Z = number of counted pixels   (normalize=True)
-      = 1                          (normalize=False: the sum, as the reference's Caffe loss)
+      = 1                          (normalize=False: the sum over all pixels; the reference's
+                                    Caffe loss, `normalize: false`, divides by the batch size N,
+                                    which is 1 there)
 
     backward   dscores = dloss * (softmax(scores) - onehot(labels)) / Z   at counted pixels, 0 at ignored ones
                (dloss = 1 unless the loss is itself scaled)
