@@ -374,6 +374,11 @@ def read_weights(path, with_arrays=True):
         raise WeightsError(f"{path}: no such file")
     if os.path.isdir(path):
         raise WeightsError(f"{path} is a folder, not a weight file")
+    try:   # a file that cannot be opened is not a bad format: HDF5 would say it is, at length
+        with open(path, "rb"):
+            pass
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot be read ({os_reason(error)})") from None
     h5py = _h5py()
     try:
         with h5py.File(path, "r") as file:

@@ -789,3 +789,16 @@ def test_a_layer_never_written_is_refused_not_read_as_zeros(tmp_path):
         model_from_file(path)
     assert str(raised.value) == (f"{path}: layer fc7/W was never written (the file was cut short as it was "
                                  f"saved): it holds no values")
+
+
+def test_a_weight_file_that_cannot_be_opened_says_why_not_that_its_format_is_wrong(tmp_path, monkeypatch):
+    from fcnlite import io
+    path = tmp_path / "final.h5"
+    save_weights(random_model("fcn32s", seed=2), path)
+
+    def denied(name, *args, **kwargs):   # as a file of another user's, chmod 600, is to us (root reads it anyway)
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(name))
+    monkeypatch.setattr(io, "open", denied, raising=False)
+    with pytest.raises(WeightsError) as raised:
+        io.read_attributes(path)
+    assert str(raised.value) == f"{path}: cannot be read (permission denied)"
