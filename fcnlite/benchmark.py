@@ -834,10 +834,10 @@ def main(argv=None):
     parser = add_arguments(argparse.ArgumentParser(
         description="Time an FCN's training step and inference with fcnlite, beside PyTorch."))
     arguments = parser.parse_args(argv)
-    from .cli import UsageError, check_writable_file
+    from .cli import UsageError, check_json_output
     try:
         if arguments.json:
-            check_writable_file(arguments.json, "--json")   # before the minutes of timing, not after
+            check_json_output(arguments.json, "--json")   # before the minutes of timing, not after
         results = run(settings_from_arguments(arguments))
     except UsageError as error:
         print(f"benchmark: {error}")

@@ -9,6 +9,7 @@ with one line on stderr and exit status 2, not a traceback.
 """
 import argparse
 import copy
+import json
 import math
 import os
 import sys
@@ -61,8 +62,26 @@ def predict_command():
     sys.exit(run_main(main_predict))
 
 
-def check_writable_file(path, option):
-    """Before any long work: the folder that `path` is to be written in must exist and take files."""
+# a metrics file is a few kilobytes; a larger file at the --json path is no earlier run's metrics
+LARGEST_JSON_REPLACED = 2**20
+
+
+def is_json_file(path):
+    """Whether path holds a JSON document (of at most LARGEST_JSON_REPLACED bytes)."""
+    try:
+        if os.path.getsize(path) > LARGEST_JSON_REPLACED:
+            return False
+        with open(path, "rb") as file:
+            json.loads(file.read())
+    except (OSError, ValueError):   # (UnicodeDecodeError is a ValueError)
+        return False
+    return True
+
+
+def check_json_output(path, option):
+    """Before any long work: the folder that the JSON file `path` is to be written in must exist and take
+    files, and a file already there is replaced only if it is JSON (a mistyped --json must not turn
+    the weights, or a mask, into a page of metrics)."""
     if not path:
         raise UsageError(f"{option} is empty: give a file name")
     folder = os.path.dirname(os.path.abspath(path))
@@ -73,6 +92,9 @@ def check_writable_file(path, option):
     problem = cannot_write_in(folder)
     if problem:
         raise UsageError(f"{option} {path}: {problem}")
+    if os.path.exists(path) and not is_json_file(path):
+        raise UsageError(f"{option} {path}: a file that is not JSON is there, which this would replace: "
+                         f"give another name")
 
 
 def refuse_empty(args, keys, what="a path"):
@@ -462,7 +484,6 @@ def class_names_to_show(model, dataset, weights):
 
 
 def main_evaluate(argv=None):
-    import json
     from .evaluate import evaluate_dataset
     from .metrics import binary_metrics, format_metrics
 
@@ -471,7 +492,7 @@ def main_evaluate(argv=None):
     refuse_empty(args, PATH_OPTIONS + ("weights",))
     refuse_empty(args, ("split",), "a split's name")
     if args.json is not None:
-        check_writable_file(args.json, "--json")
+        check_json_output(args.json, "--json")
     choose_device(args.device)
     model, attributes = segmentation_model_from_file(args.weights)
     if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):

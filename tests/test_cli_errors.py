@@ -380,6 +380,30 @@ def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys,
     assert stdout == ""   # nothing was loaded or evaluated
 
 
+def test_evaluate_replaces_an_earlier_runs_json_but_no_other_file(tmp_path, capsys, weights):
+    from fcnlite.data.synthetic import make_synthetic_voc
+    make_synthetic_voc(str(tmp_path / "voc"), n_train=1, n_val=1, size=(24, 30), seed=2)
+    fcnlite.save_weights(fcnlite.FCN8s(n_classes=21, width=1 / 16), tmp_path / "voc21.h5")
+    common = ["--data-root", str(tmp_path / "voc"), "--no-progress", "--json"]
+    weights_bytes = (tmp_path / "voc21.h5").read_bytes()
+    mask = tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "SegmentationClass" / os.listdir(
+        tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "SegmentationClass")[0]
+    mask_bytes = mask.read_bytes()
+    for target, kept in ((tmp_path / "voc21.h5", weights_bytes), (mask, mask_bytes)):
+        status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), *common,
+                                                         str(target)], capsys)
+        assert (status, stdout) == (2, "")   # refused before anything was evaluated
+        assert stderr == (f"error: --json {target}: a file that is not JSON is there, which this would replace: "
+                          f"give another name\n")
+        assert target.read_bytes() == kept
+    earlier = tmp_path / "metrics.json"
+    earlier.write_text('{"mean_iu": 0.5}')
+    status, stdout, _ = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), *common, str(earlier)],
+                            capsys)
+    assert status == 0 and stdout.endswith(f"metrics written to {earlier}\n")
+    assert json.loads(earlier.read_text())["mean_iu"] != 0.5
+
+
 def test_training_writes_over_no_earlier_runs_weights_even_without_its_checkpoint(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     out = tmp_path / "run"
