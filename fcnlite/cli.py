@@ -24,7 +24,7 @@ from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineP
 from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, data_root_used, datasets_from_args,
                            uses_folders)
 from .errors import UsageError, count, os_reason
-from .io import WeightsError, atomic_write, cannot_write_in
+from .io import TEMPORARY_NAME_EXTRA, WeightsError, atomic_write, cannot_write_in
 from .models.fcn import FCN_ARCHITECTURES
 from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
                           parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
@@ -552,7 +552,8 @@ def predict_parser():
                         default=0.5, help="overlay opacity")
     parser.add_argument("--probabilities", action="store_true",
                         help="also write each pixel's class probabilities, <name>_probabilities.npy (classes x H x W, "
-                             "float16), and for two classes <name>_foreground.png (class 1's, 0..255), to threshold")
+                             "float16; the labels are then their most probable classes), and for two classes "
+                             "<name>_foreground.png (class 1's, 0..255), to threshold")
     return parser
 
 
@@ -587,16 +588,18 @@ def image_paths(arguments):
 
 def output_stems(paths):
     """The name each image's outputs start with: its stem (photo.jpg -> photo); where stems collide, its
-    file name (photo.jpg, photo.png); where those collide too (a/photo.png, b/photo.png), a number after it."""
-    stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
-    names = [stem if stems.count(stem) == 1 else os.path.basename(path) for path, stem in zip(paths, stems)]
+    file name (photo.jpg, photo.png); where those collide too (a/photo.png, b/photo.png), a number after it.
+    Names that differ only in case collide: they are one file on macOS's and Windows' file systems."""
+    stems = [os.path.splitext(os.path.basename(path))[0].casefold() for path in paths]
+    names = [os.path.splitext(os.path.basename(path))[0] if stems.count(stem) == 1 else os.path.basename(path)
+             for path, stem in zip(paths, stems)]
     taken, unique = set(), []
     for name in names:
         candidate, number = name, 1
-        while candidate in taken:
+        while candidate.casefold() in taken:
             number += 1
             candidate = f"{name}-{number}"
-        taken.add(candidate)
+        taken.add(candidate.casefold())
         unique.append(candidate)
     return unique
 
@@ -609,36 +612,93 @@ def output_names(stem, probabilities):
     return names
 
 
-def check_outputs_spare_inputs(out, arguments, paths, stems, probabilities):
-    """predict.py writes beside nothing it reads: --out may not be a folder of images given, and no
-    output may take the name of an image given (photo_labels.png among the photos)."""
+def check_outputs(out, arguments, paths, stems, probabilities):
+    """predict.py writes beside nothing it reads, and over nothing but its own outputs: --out may not be
+    a folder of images given nor hold an image given; a file there already under an output's name must
+    be one predict.py wrote (an earlier run's, replaced); and every output's name must fit the file system."""
     folder = os.path.realpath(out)
     for argument in arguments:
         if os.path.isdir(argument) and os.path.realpath(argument) == folder:
             raise UsageError(f"--out {out} is also a folder of images to segment: the predictions would be written "
                              f"among the images (and read as images by the next run): choose another --out")
-    inputs = {os.path.realpath(path): path for path in paths}
-    for stem in stems:
+    for path in paths:
+        if os.path.dirname(os.path.realpath(path)) == folder:
+            raise UsageError(f"--out {out} holds {path}, an image to segment: the predictions would be written "
+                             f"among the images (and read as images by the next run): choose another --out")
+    longest = longest_file_name(out)
+    for path, stem in zip(paths, stems):
         for name in output_names(stem, probabilities).values():
-            target = os.path.realpath(os.path.join(out, name))
-            if target in inputs:
-                raise UsageError(f"--out {out}: {name} would overwrite the image {inputs[target]}, which is to be "
-                                 f"segmented: choose another --out")
+            if len(os.fsencode(name)) + TEMPORARY_NAME_EXTRA > longest:
+                raise UsageError(f"{path}: the name of its output {name} is longer than the file system takes "
+                                 f"({longest} bytes, a temporary name's {TEMPORARY_NAME_EXTRA} included): rename "
+                                 f"the image")
+            target = os.path.join(out, name)
+            if os.path.lexists(target) and not written_by_predict(target):
+                raise UsageError(f"--out {out}: {name} is there already, and predict.py did not write it: move it, "
+                                 f"or choose another --out")
 
 
-def save_probabilities(probabilities, size, outputs):
-    """outputs["probabilities"] (.npy, classes x H x W, float16) at the photo's size (each class's map
-    resized bilinearly where --max-side shrank the photo), and for two classes outputs["foreground"]."""
+def longest_file_name(folder):
+    """The longest file name, in bytes, that folder (or the nearest folder above it that exists) takes."""
+    folder = os.path.abspath(folder)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255   # (every common file system's)
+
+
+# predict.py marks the PNGs it writes, so that a later run replaces its own outputs and nothing else
+PREDICT_MARK = "fcnlite predict.py"
+
+
+def written_by_predict(path):
+    """Whether the file at path is one predict.py writes: a PNG with its mark, or an array of
+    probabilities (.npy: float16, classes x H x W)."""
     import numpy
-    from PIL import Image
+    try:
+        if path.endswith(".npy"):
+            array = numpy.load(path, mmap_mode="r")
+            return array.dtype == numpy.float16 and array.ndim == 3
+        with Image.open(path) as picture:
+            return picture.format == "PNG" and picture.info.get("Software") == PREDICT_MARK
+    except Exception:   # unreadable, a folder, not a picture: not predict's
+        return False
+
+
+def save_marked_png(picture, path):
+    """picture (a PIL image) as a PNG at path, marked as predict.py's, written whole or not at all
+    (a Ctrl-C midway leaves the earlier file)."""
+    from PIL.PngImagePlugin import PngInfo
+    mark = PngInfo()
+    mark.add_text("Software", PREDICT_MARK)
+    atomic_write(path, lambda temporary: picture.save(temporary, format="PNG", pnginfo=mark))
+
+
+def resized_probabilities(probabilities, size):
+    """probabilities (classes, h, w) at the photo's size (H, W): each class's map resized bilinearly,
+    where --max-side shrank the photo."""
+    import numpy
     height, width = size
     if probabilities.shape[1:] != (height, width):
         probabilities = numpy.stack([numpy.asarray(Image.fromarray(plane).resize((width, height), Image.BILINEAR))
                                      for plane in probabilities])
-    numpy.save(outputs["probabilities"], probabilities.astype(numpy.float16))
+    return probabilities
+
+
+def save_probabilities(probabilities, outputs):
+    """outputs["probabilities"] (.npy, float16), and for two classes outputs["foreground"] (class 1's, 0..255)."""
+    import numpy
+    halves = probabilities.astype(numpy.float16)   # (a fifth of the digits, and enough to threshold)
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
+            numpy.save(file, halves)
+    atomic_write(outputs["probabilities"], write, size=halves.nbytes)
     if len(probabilities) == 2:
         grey = numpy.clip(numpy.rint(probabilities[1] * 255), 0, 255).astype(numpy.uint8)
-        Image.fromarray(grey).save(outputs["foreground"])
+        save_marked_png(Image.fromarray(grey), outputs["foreground"])
 
 
 def segmentation_model_from_file(path):
@@ -662,7 +722,7 @@ def main_predict(argv=None):
     check_output_folder(args.out, "--out", "the predictions")
     paths = image_paths(args.images)
     stems = output_stems(paths)
-    check_outputs_spare_inputs(args.out, args.images, paths, stems, args.probabilities)
+    check_outputs(args.out, args.images, paths, stems, args.probabilities)
     choose_device(args.device)
     model, attributes = segmentation_model_from_file(args.weights)
     if model.n_classes > MAX_CLASSES:   # (evaluate's data hold no more: it says the counts differ)
@@ -689,7 +749,7 @@ def segment_images(model, paths, stems, args):
     from .data.images import read_image
     from .evaluate import predict_image, predict_probabilities
     from .train import fit_size
-    from .visualize import legend, make_palette, overlay, save_label_png
+    from .visualize import label_picture, legend, make_palette, overlay
 
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
     palette = make_palette(model.n_classes)
@@ -707,21 +767,21 @@ def segment_images(model, paths, stems, args):
                   f"(gigabytes at this size); --max-side {max(height, width) // 2} downscales it first")
         fitted = fit_size(image, None, max_side=args.max_side)[0]
         outputs = {key: os.path.join(args.out, name) for key, name in output_names(stem, args.probabilities).items()}
-        if args.probabilities:   # one pass: the labels are the most probable classes
-            probabilities = predict_probabilities(model, fitted)
+        if args.probabilities:   # one pass: the labels are the most probable classes of the file written
+            probabilities = resized_probabilities(predict_probabilities(model, fitted), (height, width))
             labels = probabilities.argmax(axis=0).astype(numpy.uint8)
-            save_probabilities(probabilities, (height, width), outputs)
+            save_probabilities(probabilities, outputs)
         else:
             labels = predict_image(model, fitted)
         if labels.shape != (height, width):   # --max-side: the labels go back to the photo's own size
             labels = numpy.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
-        save_label_png(labels, outputs["labels"], palette)
+        save_marked_png(label_picture(labels, palette), outputs["labels"])
         present = [int(i) for i in numpy.unique(labels)]
         blended = Image.fromarray(overlay(image, labels, palette, alpha=args.alpha))
         key = legend(names, palette, present)
         canvas = Image.new("RGB", (blended.width + key.width, max(blended.height, key.height)), "white")
         canvas.paste(blended, (0, 0))
         canvas.paste(key, (blended.width, 0))
-        canvas.save(outputs["overlay"])
+        save_marked_png(canvas, outputs["overlay"])
         print(f"{path}: {', '.join(names[i] for i in present)} -> {outputs['labels']}, {outputs['overlay']}")
     return unreadable

@@ -86,6 +86,7 @@ def _h5py():
 
 # atomic_write's temporary files: ".tmp-<random><name>" beside the file they become
 TEMPORARY_PREFIX = ".tmp-"
+TEMPORARY_NAME_EXTRA = len(TEMPORARY_PREFIX) + 8   # a temporary file's name: the prefix, 8 hex digits, the name
 # room for HDF5's own records (headers, attributes, checksums) beside the arrays' bytes
 HDF5_OVERHEAD_BYTES = 1 << 20
 
@@ -145,7 +146,7 @@ def atomic_write(path, write, size=0):
         while temporary is None or not _created(temporary):   # (another name where that one is taken)
             # named before the file exists, so that a Ctrl-C at any moment leaves nothing unknown
             # here (inside tempfile.mkstemp it left a file)
-            temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}{secrets.token_hex(4)}{os.path.basename(path)}")
+            temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}{secrets.token_hex((TEMPORARY_NAME_EXTRA - len(TEMPORARY_PREFIX)) // 2)}{os.path.basename(path)}")
         write(temporary)
         # the temporary file is private (0600): give it the mode of the file it replaces, or that of
         # any new file

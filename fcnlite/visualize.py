@@ -110,10 +110,14 @@ def save_label_png(label_map, path, palette):
     The file stores the class indices themselves; the attached palette only says how
     viewers show them. So Image.open(path) gives back exactly the same values.
     """
-    labels = _labels(label_map, f"save_label_png {path}").astype(numpy.uint8)
-    image = Image.fromarray(labels)  # mode "L"
-    image.putpalette(_palette(palette, "save_label_png").reshape(-1).tolist())  # "L" + palette becomes "P"
-    image.save(path, format="PNG")
+    label_picture(_labels(label_map, f"save_label_png {path}"), palette).save(path, format="PNG")
+
+
+def label_picture(label_map, palette):
+    """label_map (H, W) of class indices as a PIL palette image (mode "P"): the indices, shown in palette's colours."""
+    image = Image.fromarray(numpy.asarray(label_map).astype(numpy.uint8))  # mode "L"
+    image.putpalette(_palette(palette, "label_picture").reshape(-1).tolist())  # "L" + palette becomes "P"
+    return image
 
 
 def overlay(image, label_map, palette, alpha=0.5, background_index=0):

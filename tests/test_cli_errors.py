@@ -284,6 +284,8 @@ def test_predict_keeps_apart_images_that_share_a_stem_or_a_name(tmp_path, capsys
                                        "photo.png-2_labels.png", "photo.png-2_overlay.png",
                                        "photo.png_labels.png", "photo.png_overlay.png"]
     assert cli.output_stems(["a/x.png", "b/y.png"]) == ["x", "y"]
+    # one file on macOS's and Windows' file systems
+    assert cli.output_stems(["Photo.jpg", "photo.png", "a/PHOTO.PNG"]) == ["Photo.jpg", "photo.png", "PHOTO.PNG-2"]
 
 
 def test_predict_writes_over_no_image_it_is_given_and_not_among_a_folder_of_them(tmp_path, capsys, weights):
@@ -292,11 +294,13 @@ def test_predict_writes_over_no_image_it_is_given_and_not_among_a_folder_of_them
     Image.fromarray(numpy.zeros((10, 12, 3), numpy.uint8)).save(photos / "cat.png")
     Image.fromarray(numpy.full((10, 12, 3), 90, numpy.uint8)).save(photos / "cat_labels.png")
     before = (photos / "cat_labels.png").read_bytes()
-    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(photos / "cat.png"),
-                                               str(photos / "cat_labels.png"), "--out", str(photos)], capsys)
-    assert status == 2
-    assert stderr == (f"error: --out {photos}: cat_labels.png would overwrite the image {photos / 'cat_labels.png'}, "
-                      f"which is to be segmented: choose another --out\n")
+    for given in ([photos / "cat.png", photos / "cat_labels.png"], [photos / "cat.png"]):
+        status, _, stderr = run(cli.main_predict, ["--weights", str(weights), *map(str, given), "--out",
+                                                   str(photos)], capsys)
+        assert status == 2
+        assert stderr == (f"error: --out {photos} holds {photos / 'cat.png'}, an image to segment: the predictions "
+                          f"would be written among the images (and read as images by the next run): choose another "
+                          f"--out\n")
     status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(photos), "--out",
                                                str(photos) + os.sep], capsys)
     assert status == 2
@@ -304,6 +308,60 @@ def test_predict_writes_over_no_image_it_is_given_and_not_among_a_folder_of_them
                       f"be written among the images (and read as images by the next run): choose another --out\n")
     assert sorted(os.listdir(photos)) == ["cat.png", "cat_labels.png"]
     assert (photos / "cat_labels.png").read_bytes() == before
+
+
+def test_predict_replaces_its_own_earlier_outputs_and_nothing_else(tmp_path, capsys, weights):
+    out = tmp_path / "p"
+    predict = ["--weights", str(weights), str(tmp_path / "photo.png"), "--out", str(out)]
+    assert run(cli.main_predict, predict, capsys)[0] == 0
+    earlier = (out / "photo_overlay.png").stat().st_mtime_ns
+    os.utime(out / "photo_overlay.png", ns=(0, 0))
+    assert run(cli.main_predict, predict, capsys)[0] == 0   # an earlier run's outputs: replaced
+    assert (out / "photo_overlay.png").stat().st_mtime_ns >= earlier
+    for name in ("photo_labels.png", "photo_overlay.png"):   # the user's own annotation, or any other file
+        (out / name).unlink()
+        Image.fromarray(numpy.ones((10, 12), numpy.uint8)).save(out / name)
+        kept = (out / name).read_bytes()
+        status, stdout, stderr = run(cli.main_predict, predict, capsys)
+        assert (status, stdout) == (2, "")
+        assert stderr == (f"error: --out {out}: {name} is there already, and predict.py did not write it: move it, or "
+                          f"choose another --out\n")
+        assert (out / name).read_bytes() == kept
+        (out / name).unlink()
+    assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
+    numpy.save(out / "photo_probabilities.npy", numpy.zeros((2, 10, 12)))   # float64: not predict's
+    status, _, stderr = run(cli.main_predict, [*predict, "--probabilities"], capsys)
+    assert status == 2 and "photo_probabilities.npy is there already, and predict.py did not" in stderr
+
+
+def test_predict_refuses_an_image_whose_outputs_name_is_too_long_before_segmenting_any(tmp_path, capsys, weights):
+    long_stem = "n" * (cli.longest_file_name(tmp_path) - len("_overlay.png") - 4)   # fits, and its outputs not
+    Image.fromarray(numpy.zeros((10, 12, 3), numpy.uint8)).save(tmp_path / f"{long_stem}.png")
+    status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"),
+                                               str(tmp_path / f"{long_stem}.png"), "--out", str(tmp_path / "p")],
+                            capsys)
+    assert status == 2
+    assert stderr.startswith(f"error: {tmp_path / long_stem}.png: the name of its output {long_stem}_labels.png is "
+                             f"longer than the file system takes (")
+    assert not os.path.exists(tmp_path / "p" / "photo_labels.png")
+
+
+def test_predict_keeps_an_earlier_output_whole_when_stopped_while_writing_it(tmp_path, capsys, weights, monkeypatch):
+    out = tmp_path / "p"
+    predict = ["--weights", str(weights), str(tmp_path / "photo.png"), "--out", str(out)]
+    assert run(cli.main_predict, predict, capsys)[0] == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    save = Image.Image.save
+
+    def interrupted(self, path, *args, **kwargs):   # Ctrl-C with half of the overlay written
+        save(self, path, *args, **kwargs)
+        with open(path, "r+b") as file:
+            file.truncate(8)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Image.Image, "save", interrupted)
+    status, _, stderr = run(cli.main_predict, predict, capsys)
+    assert (status, stderr) == (130, "error: interrupted\n")
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before   # no temporary file left
 
 
 def test_predict_notes_the_memory_a_photo_of_many_pixels_needs_and_not_a_long_thin_one(tmp_path, capsys, weights,

@@ -100,10 +100,12 @@ def test_predict_writes_class_probabilities_whose_most_probable_class_is_the_lab
 
 
 def test_predict_probabilities_of_two_classes_give_a_foreground_map_at_the_photos_size(tmp_path):
+    fcnlite.rng.seed(2)   # (a random model that labels about half the photo foreground)
     model = fcnlite.FCN8s(n_classes=2, width=1 / 16)
+    model.preprocessing = dict(fcnlite.data.TORCHVISION_PREPROCESSING)   # unit-scale inputs: no saturated softmax
     for name, value, _ in model.named_parameters():
         if name.startswith("score"):
-            value[...] = numpy.random.default_rng(len(name)).normal(0, 0.5, value.shape)
+            value[...] = numpy.random.default_rng(len(name)).normal(0, 0.2, value.shape)
     fcnlite.save_weights(model, tmp_path / "road.h5")
     Image.fromarray(numpy.random.default_rng(3).integers(0, 255, (40, 60, 3), dtype=numpy.uint8)).save(
         tmp_path / "d.png")
@@ -115,6 +117,12 @@ def test_predict_probabilities_of_two_classes_give_a_foreground_map_at_the_photo
     assert probabilities.shape == (2, 40, 60) and foreground.shape == (40, 60)   # back at the photo's size
     # the same map in grey: within one level (the .npy holds float16, the PNG was made from float32)
     assert numpy.abs(foreground - probabilities[1].astype(numpy.float64) * 255).max() <= 1
+    # and the labels are its most probable classes, also where --max-side shrank the photo (not the
+    # small picture's labels enlarged, which differ along the edges)
+    labels = numpy.asarray(Image.open(tmp_path / "pred" / "d_labels.png"))
+    decided = probabilities[0] != probabilities[1]   # (float16 ties aside)
+    numpy.testing.assert_array_equal(labels[decided], probabilities.argmax(axis=0)[decided])
+    assert 0 < labels.mean() < 1
 
 
 def test_predict_turns_a_photo_as_its_exif_orientation_says_and_labels_it_as_shown(trained):
