@@ -20,6 +20,7 @@ import secrets
 import shutil
 import signal
 import threading
+import types
 
 import numpy
 
@@ -86,7 +87,8 @@ def _h5py():
 
 # atomic_write's temporary files: ".tmp-<random><name>" beside the file they become
 TEMPORARY_PREFIX = ".tmp-"
-TEMPORARY_NAME_EXTRA = len(TEMPORARY_PREFIX) + 8   # a temporary file's name: the prefix, 8 hex digits, the name
+TEMPORARY_RANDOM_HEX = 8
+TEMPORARY_NAME_EXTRA = len(TEMPORARY_PREFIX) + TEMPORARY_RANDOM_HEX   # what a temporary name adds to the file's
 # room for HDF5's own records (headers, attributes, checksums) beside the arrays' bytes
 HDF5_OVERHEAD_BYTES = 1 << 20
 
@@ -146,7 +148,8 @@ def atomic_write(path, write, size=0):
         while temporary is None or not _created(temporary):   # (another name where that one is taken)
             # named before the file exists, so that a Ctrl-C at any moment leaves nothing unknown
             # here (inside tempfile.mkstemp it left a file)
-            temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}{secrets.token_hex((TEMPORARY_NAME_EXTRA - len(TEMPORARY_PREFIX)) // 2)}{os.path.basename(path)}")
+            random = secrets.token_hex(TEMPORARY_RANDOM_HEX // 2)
+            temporary = os.path.join(directory, f"{TEMPORARY_PREFIX}{random}{os.path.basename(path)}")
         write(temporary)
         # the temporary file is private (0600): give it the mode of the file it replaces, or that of
         # any new file
@@ -380,30 +383,41 @@ def read_weights(path, with_arrays=True):
             pass
     except OSError as error:
         raise WeightsError(f"{path}: cannot be read ({os_reason(error)})") from None
-    h5py = _h5py()
+    # a Ctrl-C raised inside h5py's reading, or as h5py's objects are freed, is lost in their cleanup
+    # ("Exception ignored") or crashes the process: it is kept, and raised once they are gone
+    kept = types.SimpleNamespace(error=None)
     try:
-        with h5py.File(path, "r") as file:
-            attributes = {key: _decode(value) for key, value in file.attrs.items()}
-            if "state" in attributes and "model" in file:
-                raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 that "
-                                   f"training writes at its end (train_voc.py --resume finishes an interrupted run)")
-            check_attributes(path, attributes)
-            arrays = {}
-            for layer_name, group in file.items():
-                if not isinstance(group, h5py.Group):
-                    raise WeightsError(f"{path}: /{layer_name} is not a layer group (expected /{layer_name}/W)")
-                for key, dataset in group.items():
-                    if not isinstance(dataset, h5py.Dataset):
-                        raise WeightsError(f"{path}: /{layer_name}/{key} is not an array (expected /{layer_name}/W)")
-                    if dataset.dtype.kind not in "biuf":
-                        held = "text" if dataset.dtype.kind in "SUO" else f"values of type {dataset.dtype}"
-                        raise WeightsError(f"{path}: layer {layer_name}/{key} holds {held}, not numbers")
-                    if with_arrays:
-                        arrays[f"{layer_name}/{key}"] = read_checked_array(path, dataset, f"layer {layer_name}/{key}")
+        with signals_kept_by(kept):
+            return _read_hdf5(path, _h5py(), with_arrays)
     except WeightsError:
         raise
     except Exception as error:
         raise WeightsError(f"{path}: not a readable HDF5 weight file ({first_line(error)})") from None
+    finally:
+        if kept.error is not None:   # (before any other failure: the user asked to stop)
+            raise kept.error
+
+
+def _read_hdf5(path, h5py, with_arrays):
+    """read_weights' reading, in a function of its own so that h5py's objects are freed when it returns."""
+    with h5py.File(path, "r") as file:
+        attributes = {key: _decode(value) for key, value in file.attrs.items()}
+        if "state" in attributes and "model" in file:
+            raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 that "
+                               f"training writes at its end (train_voc.py --resume finishes an interrupted run)")
+        check_attributes(path, attributes)
+        arrays = {}
+        for layer_name, group in file.items():
+            if not isinstance(group, h5py.Group):
+                raise WeightsError(f"{path}: /{layer_name} is not a layer group (expected /{layer_name}/W)")
+            for key, dataset in group.items():
+                if not isinstance(dataset, h5py.Dataset):
+                    raise WeightsError(f"{path}: /{layer_name}/{key} is not an array (expected /{layer_name}/W)")
+                if dataset.dtype.kind not in "biuf":
+                    held = "text" if dataset.dtype.kind in "SUO" else f"values of type {dataset.dtype}"
+                    raise WeightsError(f"{path}: layer {layer_name}/{key} holds {held}, not numbers")
+                if with_arrays:
+                    arrays[f"{layer_name}/{key}"] = read_checked_array(path, dataset, f"layer {layer_name}/{key}")
     return arrays, attributes
 
 

@@ -778,6 +778,41 @@ def test_ctrl_c_at_any_moment_of_a_save_leaves_the_old_file_or_the_new_one_whole
     assert (done.returncode, done.stdout, done.stderr) == (0, "whole\n", "")
 
 
+CTRL_C_WHILE_READING = """
+import os, random, signal, sys, threading, time
+import fcnlite
+from fcnlite.io import read_weights
+path = os.path.join(sys.argv[1], "final.h5")
+fcnlite.save_weights(fcnlite.FCN8s(n_classes=3, width=1 / 16), path)
+started = time.perf_counter()
+read_weights(path)
+seconds = time.perf_counter() - started
+random.seed(0)
+stopped = 0
+for trial in range(100):   # a Ctrl-C at a random moment of a read
+    timer = threading.Timer(random.uniform(0, seconds), os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        read_weights(path)
+        time.sleep(2 * seconds)   # a late Ctrl-C lands here
+        timer.join()
+    except KeyboardInterrupt:
+        timer.join()
+        stopped += 1
+print(stopped)
+"""
+
+
+def test_ctrl_c_while_weights_are_read_stops_the_program_and_is_never_lost_in_h5pys_cleanup(tmp_path):
+    # raised inside h5py's reading, or as its objects were freed, the KeyboardInterrupt went to a weakref
+    # callback: "Exception ignored ... KeyboardInterrupt" on stderr, and the program went on
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_READING, str(tmp_path)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=root), timeout=300)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert int(done.stdout) == 100   # each Ctrl-C stopped what it landed in
+
+
 def test_a_layer_never_written_is_refused_not_read_as_zeros(tmp_path):
     path = tmp_path / "cut.h5"
     save_weights(FCN8s(n_classes=3, width=1 / 16), path)
