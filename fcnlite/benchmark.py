@@ -51,6 +51,7 @@ import numpy
 from . import backend
 from .errors import count
 from .flops import count_flops
+from .io import WeightsError, atomic_write
 from .layers import Conv2d, ConvTranspose2d, SoftmaxCrossEntropy
 from .models import FCN_ARCHITECTURES, build_model
 from .models.fcn import FCN8s, FCN16s, FCN32s
@@ -62,6 +63,8 @@ IGNORE_LABEL = 255
 # finite numbers: at 1e-4 the random batch's loss reached NaN after about 12 steps (stop 13)
 LEARNING_RATE = 1e-10
 MOMENTUM, WEIGHT_DECAY = 0.99, 5e-4
+# keys of --json's results (run) that an earlier benchmark's file holds too
+JSON_KEYS = ("settings", "machine", "flops", "fcnlite")
 
 
 class BenchmarkError(RuntimeError):
@@ -837,7 +840,8 @@ def main(argv=None):
     from .cli import UsageError, check_json_output
     try:
         if arguments.json:
-            check_json_output(arguments.json, "--json")   # before the minutes of timing, not after
+            # before the minutes of timing, not after
+            check_json_output(arguments.json, "--json", JSON_KEYS, "an earlier benchmark's figures")
         results = run(settings_from_arguments(arguments))
     except UsageError as error:
         print(f"benchmark: {error}")
@@ -848,7 +852,13 @@ def main(argv=None):
     print()
     print(format_report(results))
     if arguments.json:
-        with open(arguments.json, "w") as file:
-            json.dump(results, file, indent=2)
+        def write(temporary):
+            with open(temporary, "w") as file:
+                json.dump(results, file, indent=2)
+        try:
+            atomic_write(arguments.json, write)
+        except WeightsError as error:   # (a disk that filled during the timing)
+            print(f"benchmark: {error}")
+            return 1
         print(f"\nwrote {arguments.json}")
     return 0

@@ -24,8 +24,9 @@ from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineP
 from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, data_root_used, datasets_from_args,
                            uses_folders)
 from .errors import UsageError, count, os_reason
-from .io import TEMPORARY_NAME_EXTRA, WeightsError, atomic_write, cannot_write_in
+from .io import WeightsError, atomic_write, cannot_write_in
 from .models.fcn import FCN_ARCHITECTURES
+from .predictions import check_outputs, output_names, output_stems
 from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
                           parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
 
@@ -66,22 +67,24 @@ def predict_command():
 LARGEST_JSON_REPLACED = 2**20
 
 
-def is_json_file(path):
-    """Whether path holds a JSON document (of at most LARGEST_JSON_REPLACED bytes)."""
+def replaceable_json(path, keys):
+    """Whether the file at path may be replaced by a program's JSON: an empty file, or a JSON object (of
+    at most LARGEST_JSON_REPLACED bytes) with every one of `keys`, those the program writes."""
+    if not os.path.isfile(path):   # (a pipe or a device: never read)
+        return False
     try:
-        if os.path.getsize(path) > LARGEST_JSON_REPLACED:
-            return False
         with open(path, "rb") as file:
-            json.loads(file.read())
+            text = file.read(LARGEST_JSON_REPLACED + 1)
+        document = json.loads(text) if text.strip() else {key: None for key in keys}
     except (OSError, ValueError):   # (UnicodeDecodeError is a ValueError)
         return False
-    return True
+    return len(text) <= LARGEST_JSON_REPLACED and isinstance(document, dict) and set(keys) <= set(document)
 
 
-def check_json_output(path, option):
+def check_json_output(path, option, keys, what):
     """Before any long work: the folder that the JSON file `path` is to be written in must exist and take
-    files, and a file already there is replaced only if it is JSON (a mistyped --json must not turn
-    the weights, or a mask, into a page of metrics)."""
+    files, and a file already there is replaced only if it is `what` (a JSON object with `keys`): a
+    mistyped --json must not turn the weights, a mask or a colour table into a page of metrics."""
     if not path:
         raise UsageError(f"{option} is empty: give a file name")
     folder = os.path.dirname(os.path.abspath(path))
@@ -92,8 +95,8 @@ def check_json_output(path, option):
     problem = cannot_write_in(folder)
     if problem:
         raise UsageError(f"{option} {path}: {problem}")
-    if os.path.exists(path) and not is_json_file(path):
-        raise UsageError(f"{option} {path}: a file that is not JSON is there, which this would replace: "
+    if os.path.lexists(path) and not replaceable_json(path, keys):
+        raise UsageError(f"{option} {path}: a file is there that is not {what}, and this would replace it: "
                          f"give another name")
 
 
@@ -442,7 +445,8 @@ def evaluate_parser():
     # at most 1000: beta squared must stay finite, and there F-beta weighs false positives a millionth (it is recall)
     parser.add_argument("--beta", type=checked_number(float, "a number from 0 to 1000", least=0, most=1000),
                         default=1.0, help="two classes: beta of the foreground F-beta score")
-    parser.add_argument("--json", help="also write the metrics to this JSON file")
+    parser.add_argument("--json", help="also write the metrics to this JSON file (an earlier evaluation's is "
+                                       "replaced; any other file there is kept, and the run refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (as train_voc.py)")
     return parser
 
@@ -483,6 +487,10 @@ def class_names_to_show(model, dataset, weights):
     return names
 
 
+# the keys of evaluate's --json that an earlier evaluation's file holds too (metrics.ConfusionMatrix.metrics)
+METRICS_KEYS = ("pixel_accuracy", "mean_iu")
+
+
 def main_evaluate(argv=None):
     from .evaluate import evaluate_dataset
     from .metrics import binary_metrics, format_metrics
@@ -492,7 +500,7 @@ def main_evaluate(argv=None):
     refuse_empty(args, PATH_OPTIONS + ("weights",))
     refuse_empty(args, ("split",), "a split's name")
     if args.json is not None:
-        check_json_output(args.json, "--json")
+        check_json_output(args.json, "--json", METRICS_KEYS, "an earlier evaluation's metrics")
     choose_device(args.device)
     model, attributes = segmentation_model_from_file(args.weights)
     if all(getattr(args, key) is NOT_GIVEN for key in DATA_SOURCE_OPTIONS):
@@ -586,121 +594,6 @@ def image_paths(arguments):
     return unique
 
 
-def output_stems(paths):
-    """The name each image's outputs start with: its stem (photo.jpg -> photo); where stems collide, its
-    file name (photo.jpg, photo.png); where those collide too (a/photo.png, b/photo.png), a number after it.
-    Names that differ only in case collide: they are one file on macOS's and Windows' file systems."""
-    stems = [os.path.splitext(os.path.basename(path))[0].casefold() for path in paths]
-    names = [os.path.splitext(os.path.basename(path))[0] if stems.count(stem) == 1 else os.path.basename(path)
-             for path, stem in zip(paths, stems)]
-    taken, unique = set(), []
-    for name in names:
-        candidate, number = name, 1
-        while candidate.casefold() in taken:
-            number += 1
-            candidate = f"{name}-{number}"
-        taken.add(candidate.casefold())
-        unique.append(candidate)
-    return unique
-
-
-def output_names(stem, probabilities):
-    """The files predict.py writes for one image, by what they hold (the foreground's for two classes)."""
-    names = {"labels": f"{stem}_labels.png", "overlay": f"{stem}_overlay.png"}
-    if probabilities:
-        names.update(probabilities=f"{stem}_probabilities.npy", foreground=f"{stem}_foreground.png")
-    return names
-
-
-def check_outputs(out, arguments, paths, stems, probabilities):
-    """predict.py writes beside nothing it reads, and over nothing but its own outputs: --out may not be
-    a folder of images given nor hold an image given; a file there already under an output's name must
-    be one predict.py wrote (an earlier run's, replaced); and every output's name must fit the file system."""
-    folder = os.path.realpath(out)
-    for argument in arguments:
-        if os.path.isdir(argument) and os.path.realpath(argument) == folder:
-            raise UsageError(f"--out {out} is also a folder of images to segment: the predictions would be written "
-                             f"among the images (and read as images by the next run): choose another --out")
-    for path in paths:
-        if os.path.dirname(os.path.realpath(path)) == folder:
-            raise UsageError(f"--out {out} holds {path}, an image to segment: the predictions would be written "
-                             f"among the images (and read as images by the next run): choose another --out")
-    longest = longest_file_name(out)
-    for path, stem in zip(paths, stems):
-        for name in output_names(stem, probabilities).values():
-            if len(os.fsencode(name)) + TEMPORARY_NAME_EXTRA > longest:
-                raise UsageError(f"{path}: the name of its output {name} is longer than the file system takes "
-                                 f"({longest} bytes, a temporary name's {TEMPORARY_NAME_EXTRA} included): rename "
-                                 f"the image")
-            target = os.path.join(out, name)
-            if os.path.lexists(target) and not written_by_predict(target):
-                raise UsageError(f"--out {out}: {name} is there already, and predict.py did not write it: move it, "
-                                 f"or choose another --out")
-
-
-def longest_file_name(folder):
-    """The longest file name, in bytes, that folder (or the nearest folder above it that exists) takes."""
-    folder = os.path.abspath(folder)
-    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
-        folder = os.path.dirname(folder)
-    try:
-        return os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):
-        return 255   # (every common file system's)
-
-
-# predict.py marks the PNGs it writes, so that a later run replaces its own outputs and nothing else
-PREDICT_MARK = "fcnlite predict.py"
-
-
-def written_by_predict(path):
-    """Whether the file at path is one predict.py writes: a PNG with its mark, or an array of
-    probabilities (.npy: float16, classes x H x W)."""
-    import numpy
-    try:
-        if path.endswith(".npy"):
-            array = numpy.load(path, mmap_mode="r")
-            return array.dtype == numpy.float16 and array.ndim == 3
-        with Image.open(path) as picture:
-            return picture.format == "PNG" and picture.info.get("Software") == PREDICT_MARK
-    except Exception:   # unreadable, a folder, not a picture: not predict's
-        return False
-
-
-def save_marked_png(picture, path):
-    """picture (a PIL image) as a PNG at path, marked as predict.py's, written whole or not at all
-    (a Ctrl-C midway leaves the earlier file)."""
-    from PIL.PngImagePlugin import PngInfo
-    mark = PngInfo()
-    mark.add_text("Software", PREDICT_MARK)
-    atomic_write(path, lambda temporary: picture.save(temporary, format="PNG", pnginfo=mark))
-
-
-def resized_probabilities(probabilities, size):
-    """probabilities (classes, h, w) at the photo's size (H, W): each class's map resized bilinearly,
-    where --max-side shrank the photo."""
-    import numpy
-    height, width = size
-    if probabilities.shape[1:] != (height, width):
-        probabilities = numpy.stack([numpy.asarray(Image.fromarray(plane).resize((width, height), Image.BILINEAR))
-                                     for plane in probabilities])
-    return probabilities
-
-
-def save_probabilities(probabilities, outputs):
-    """outputs["probabilities"] (.npy, float16), and for two classes outputs["foreground"] (class 1's, 0..255)."""
-    import numpy
-    halves = probabilities.astype(numpy.float16)   # (a fifth of the digits, and enough to threshold)
-
-    def write(temporary):
-        with open(temporary, "wb") as file:
-            numpy.save(file, halves)
-    atomic_write(outputs["probabilities"], write, size=halves.nbytes)
-    if len(probabilities) == 2:
-        grey = numpy.clip(numpy.rint(probabilities[1] * 255), 0, 255).astype(numpy.uint8)
-        save_marked_png(Image.fromarray(grey), outputs["foreground"])
-
-
 def segmentation_model_from_file(path):
     """(model, the file's attributes): the FCN a weight file holds, for evaluate and predict; UsageError,
     before the arrays are read, for VGG16's weights (an encoder, for train --init)."""
@@ -748,6 +641,7 @@ def segment_images(model, paths, stems, args):
     from PIL import Image
     from .data.images import read_image
     from .evaluate import predict_image, predict_probabilities
+    from .predictions import resized_probabilities, save_marked_png, save_probabilities
     from .train import fit_size
     from .visualize import label_picture, legend, make_palette, overlay
 

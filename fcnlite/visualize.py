@@ -110,13 +110,13 @@ def save_label_png(label_map, path, palette):
     The file stores the class indices themselves; the attached palette only says how
     viewers show them. So Image.open(path) gives back exactly the same values.
     """
-    label_picture(_labels(label_map, f"save_label_png {path}"), palette).save(path, format="PNG")
+    label_picture(label_map, palette, f"save_label_png {path}").save(path, format="PNG")
 
 
-def label_picture(label_map, palette):
+def label_picture(label_map, palette, caller="label_picture"):
     """label_map (H, W) of class indices as a PIL palette image (mode "P"): the indices, shown in palette's colours."""
-    image = Image.fromarray(numpy.asarray(label_map).astype(numpy.uint8))  # mode "L"
-    image.putpalette(_palette(palette, "label_picture").reshape(-1).tolist())  # "L" + palette becomes "P"
+    image = Image.fromarray(_labels(label_map, caller).astype(numpy.uint8))  # mode "L"
+    image.putpalette(_palette(palette, caller).reshape(-1).tolist())  # "L" + palette becomes "P"
     return image
 
 

@@ -28,6 +28,7 @@ def test_example_without_torch_reports_every_figure(tmp_path):
     for text in ("FCN16S", "training step", "inference", "GFLOP/s", "peak memory", "median of 2", "layer by layer"):
         assert text in output
     assert "PyTorch" not in output.split("\n\n")[1]      # the table has one column
+    assert set(benchmark.JSON_KEYS) <= set(results)   # so that a later run replaces this file
     assert results["torch"] is None and results["ratio"] is None and results["check"] is None
     assert set(FIGURES) <= set(results["fcnlite"])
     assert len(results["fcnlite"]["step_times"]) == 2
@@ -49,6 +50,16 @@ def test_a_json_file_that_cannot_be_written_is_said_before_timing(tmp_path):
     completed = run_example("benchmark.py", [*QUICK, "--json", str(target)], str(tmp_path), timeout=300)
     assert completed.returncode == 1
     assert completed.stdout.strip() == f"benchmark: --json {target}: folder {target.parent} does not exist"
+
+
+def test_a_json_file_that_is_no_earlier_benchmarks_is_kept_and_said_before_timing(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text('{"pixel_accuracy": 0.9, "mean_iu": 0.7}')   # evaluate's
+    completed = run_example("benchmark.py", [*QUICK, "--json", str(target)], str(tmp_path), timeout=300)
+    assert completed.returncode == 1
+    assert completed.stdout.strip() == (f"benchmark: --json {target}: a file is there that is not an earlier "
+                                        f"benchmark's figures, and this would replace it: give another name")
+    assert json.loads(target.read_text()) == {"pixel_accuracy": 0.9, "mean_iu": 0.7}
 
 
 def test_the_device_comes_from_fcnlite_device_where_not_given(monkeypatch, capsys):

@@ -7,13 +7,14 @@ tiny model on a folder the test makes.
 import argparse
 import json
 import os
+import sys
 
 import numpy
 import pytest
 from PIL import Image
 
 import fcnlite
-from fcnlite import cli, run_options
+from fcnlite import cli, predictions, run_options
 
 TINY = ["--model", "fcn8s", "--width", "0.0625", "--lr", "0.01", "--momentum", "0.9", "--loss-normalize",
         "--no-progress", "--device", "cpu", "--eval-every", "0"]
@@ -283,9 +284,9 @@ def test_predict_keeps_apart_images_that_share_a_stem_or_a_name(tmp_path, capsys
     assert sorted(os.listdir(out)) == ["photo.jpg_labels.png", "photo.jpg_overlay.png",
                                        "photo.png-2_labels.png", "photo.png-2_overlay.png",
                                        "photo.png_labels.png", "photo.png_overlay.png"]
-    assert cli.output_stems(["a/x.png", "b/y.png"]) == ["x", "y"]
+    assert predictions.output_stems(["a/x.png", "b/y.png"]) == ["x", "y"]
     # one file on macOS's and Windows' file systems
-    assert cli.output_stems(["Photo.jpg", "photo.png", "a/PHOTO.PNG"]) == ["Photo.jpg", "photo.png", "PHOTO.PNG-2"]
+    assert predictions.output_stems(["Photo.jpg", "photo.png", "a/PHOTO.PNG"]) == ["Photo.jpg", "photo.png", "PHOTO.PNG-2"]
 
 
 def test_predict_writes_over_no_image_it_is_given_and_not_among_a_folder_of_them(tmp_path, capsys, weights):
@@ -318,24 +319,71 @@ def test_predict_replaces_its_own_earlier_outputs_and_nothing_else(tmp_path, cap
     os.utime(out / "photo_overlay.png", ns=(0, 0))
     assert run(cli.main_predict, predict, capsys)[0] == 0   # an earlier run's outputs: replaced
     assert (out / "photo_overlay.png").stat().st_mtime_ns >= earlier
-    for name in ("photo_labels.png", "photo_overlay.png"):   # the user's own annotation, or any other file
-        (out / name).unlink()
-        Image.fromarray(numpy.ones((10, 12), numpy.uint8)).save(out / name)
+    refused = ("is there already, and is no output of predict.py as it wrote it (changed since, another program's, "
+               "or written before predict.py marked its outputs): move it, or choose another --out")
+    labels = Image.open(out / "photo_labels.png")
+    corrected = numpy.asarray(labels).copy()
+    corrected[2:5, 2:5] = 1 - corrected[2:5, 2:5].clip(0, 1)
+    edited = Image.fromarray(corrected)   # the label map corrected by hand, in a tool that kept the mark
+    edited.putpalette(labels.getpalette())
+    from PIL.PngImagePlugin import PngInfo
+    kept_text = PngInfo()
+    for key, value in labels.text.items():
+        kept_text.add_text(key, value)
+    edited.save(out / "photo_labels.png", pnginfo=kept_text)
+    own = Image.fromarray(numpy.ones((10, 12), numpy.uint8))   # any other file: an annotation of one's own
+    for name, picture, options in (("photo_labels.png", edited, {"pnginfo": kept_text}),
+                                   ("photo_overlay.png", own, {})):
+        picture.save(out / name, **options)
         kept = (out / name).read_bytes()
         status, stdout, stderr = run(cli.main_predict, predict, capsys)
-        assert (status, stdout) == (2, "")
-        assert stderr == (f"error: --out {out}: {name} is there already, and predict.py did not write it: move it, or "
-                          f"choose another --out\n")
+        assert (status, stdout, stderr) == (2, "", f"error: --out {out}: {name} {refused}\n")
         assert (out / name).read_bytes() == kept
         (out / name).unlink()
+    (out / "photo_labels.png").mkdir()
+    status, _, stderr = run(cli.main_predict, predict, capsys)
+    assert stderr == (f"error: --out {out}: photo_labels.png is there already, as a folder: move it, or choose another "
+                      f"--out\n")
+    (out / "photo_labels.png").rmdir()
+    os.mkfifo(out / "photo_labels.png")   # never opened: reading it would wait for a writer
+    status, _, stderr = run(cli.main_predict, predict, capsys)
+    assert stderr == f"error: --out {out}: photo_labels.png {refused}\n"
+    (out / "photo_labels.png").unlink()
     assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
     numpy.save(out / "photo_probabilities.npy", numpy.zeros((2, 10, 12)))   # float64: not predict's
     status, _, stderr = run(cli.main_predict, [*predict, "--probabilities"], capsys)
-    assert status == 2 and "photo_probabilities.npy is there already, and predict.py did not" in stderr
+    assert stderr == f"error: --out {out}: photo_probabilities.npy {refused}\n"
+
+
+def test_predict_writes_no_outputs_beside_an_image_reached_through_a_link(tmp_path, capsys, weights):
+    for folder in ("photos", "out", "out2"):
+        (tmp_path / folder).mkdir()
+    os.replace(tmp_path / "photo.png", tmp_path / "photos" / "a.png")
+    os.symlink(tmp_path / "photos" / "a.png", tmp_path / "out" / "link.png")   # an image named in --out
+    os.replace(tmp_path / "photo.jpg", tmp_path / "out2" / "c.jpg")
+    os.symlink(tmp_path / "out2" / "c.jpg", tmp_path / "b.jpg")                # an image in --out, named elsewhere
+    for given, out, shown in ((tmp_path / "out" / "link.png", tmp_path / "out", tmp_path / "out" / "link.png"),
+                              (tmp_path / "b.jpg", tmp_path / "out2", tmp_path / "out2" / "c.jpg")):
+        status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(given), "--out", str(out)], capsys)
+        assert (status, stderr) == (2, f"error: --out {out} holds {shown}, an image to segment: the predictions "
+                                       f"would be written among the images (and read as images by the next run): "
+                                       f"choose another --out\n")
+        assert len(os.listdir(out)) == 1
+
+
+@pytest.mark.parametrize("answer, longest", [(-1, sys.maxsize), (AttributeError, 255), (143, 143)])
+def test_the_longest_file_name_is_what_the_file_system_says_or_255_where_it_cannot_say(tmp_path, monkeypatch,
+                                                                                       answer, longest):
+    def pathconf(folder, name):   # -1: POSIX's "no limit"; Windows has no os.pathconf
+        if answer is AttributeError:
+            raise AttributeError("module 'os' has no attribute 'pathconf'")
+        return answer
+    monkeypatch.setattr(os, "pathconf", pathconf)
+    assert predictions.longest_file_name(tmp_path / "not" / "made" / "yet") == longest
 
 
 def test_predict_refuses_an_image_whose_outputs_name_is_too_long_before_segmenting_any(tmp_path, capsys, weights):
-    long_stem = "n" * (cli.longest_file_name(tmp_path) - len("_overlay.png") - 4)   # fits, and its outputs not
+    long_stem = "n" * (predictions.longest_file_name(tmp_path) - len("_overlay.png") - 4)   # fits, and its outputs not
     Image.fromarray(numpy.zeros((10, 12, 3), numpy.uint8)).save(tmp_path / f"{long_stem}.png")
     status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"),
                                                str(tmp_path / f"{long_stem}.png"), "--out", str(tmp_path / "p")],
@@ -447,19 +495,23 @@ def test_evaluate_replaces_an_earlier_runs_json_but_no_other_file(tmp_path, caps
     mask = tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "SegmentationClass" / os.listdir(
         tmp_path / "voc" / "VOCdevkit" / "VOC2012" / "SegmentationClass")[0]
     mask_bytes = mask.read_bytes()
-    for target, kept in ((tmp_path / "voc21.h5", weights_bytes), (mask, mask_bytes)):
+    colours = tmp_path / "colors.json"   # JSON, but a colour table's
+    colours.write_text('{"background": [0, 0, 0], "road": [128, 64, 128]}')
+    os.mkfifo(tmp_path / "pipe.json")   # never opened: reading it would wait for a writer
+    for target, kept in ((tmp_path / "voc21.h5", weights_bytes), (mask, mask_bytes),
+                         (colours, colours.read_bytes()), (tmp_path / "pipe.json", None)):
         status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), *common,
                                                          str(target)], capsys)
         assert (status, stdout) == (2, "")   # refused before anything was evaluated
-        assert stderr == (f"error: --json {target}: a file that is not JSON is there, which this would replace: "
-                          f"give another name\n")
-        assert target.read_bytes() == kept
-    earlier = tmp_path / "metrics.json"
-    earlier.write_text('{"mean_iu": 0.5}')
-    status, stdout, _ = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), *common, str(earlier)],
-                            capsys)
-    assert status == 0 and stdout.endswith(f"metrics written to {earlier}\n")
-    assert json.loads(earlier.read_text())["mean_iu"] != 0.5
+        assert stderr == (f"error: --json {target}: a file is there that is not an earlier evaluation's metrics, and "
+                          f"this would replace it: give another name\n")
+        assert kept is None or target.read_bytes() == kept
+    for earlier in ('{"pixel_accuracy": 0.5, "mean_iu": 0.5}', ""):   # an earlier run's, or an empty file
+        (tmp_path / "metrics.json").write_text(earlier)
+        status, stdout, _ = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), *common,
+                                                    str(tmp_path / "metrics.json")], capsys)
+        assert status == 0 and stdout.endswith(f"metrics written to {tmp_path / 'metrics.json'}\n")
+        assert json.loads((tmp_path / "metrics.json").read_text())["mean_iu"] != 0.5
 
 
 def test_training_writes_over_no_earlier_runs_weights_even_without_its_checkpoint(tmp_path, capsys):
