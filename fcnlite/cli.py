@@ -556,6 +556,9 @@ def predict_parser():
     parser.add_argument("--max-side", type=COUNT_OR_ZERO, default=None,
                         help="downscale images whose longer side exceeds this first (the labels come back at the "
                              "image's size; default: as in training; 0: never)")
+    parser.add_argument("--resize", type=size_pair, default=None,
+                        help="resize every image to HxW first (the labels come back at the image's size; default: "
+                             "as in training, for a run trained with --resize)")
     parser.add_argument("--alpha", type=checked_number(float, "an opacity between 0 and 1", least=0, most=1),
                         default=0.5, help="overlay opacity")
     parser.add_argument("--probabilities", action="store_true",
@@ -622,7 +625,8 @@ def main_predict(argv=None):
         raise UsageError(f"{args.weights}: the model scores {model.n_classes} classes, more than predict's 8-bit "
                          f"label maps hold (at most {MAX_CLASSES}, 0..{MAX_CLASSES - 1}: {MAX_CLASSES} is void): "
                          f"segment with fcnlite.evaluate.predict_image in Python instead")
-    args.max_side = training_max_side(args, attributes)
+    args.resize = training_resize(args, attributes)
+    args.max_side = 0 if args.resize else training_max_side(args, attributes)
     try:
         os.makedirs(args.out, exist_ok=True)
         unreadable = segment_images(model, paths, stems, args)
@@ -656,10 +660,10 @@ def segment_images(model, paths, stems, args):
             unreadable.append(path)
             continue
         height, width = image.shape[:2]
-        if height * width >= BIG_IMAGE_PIXELS and not args.max_side:
+        if height * width >= BIG_IMAGE_PIXELS and not (args.max_side or args.resize):
             print(f"note: {path} is {width}x{height}: the network's memory and time grow with the pixel count "
                   f"(gigabytes at this size); --max-side {max(height, width) // 2} downscales it first")
-        fitted = fit_size(image, None, max_side=args.max_side)[0]
+        fitted = fit_size(image, None, args.resize, args.max_side)[0]
         outputs = {key: os.path.join(args.out, name) for key, name in output_names(stem, args.probabilities).items()}
         if args.probabilities:   # one pass: the labels are the most probable classes of the file written
             probabilities = resized_probabilities(predict_probabilities(model, fitted), (height, width))
@@ -667,7 +671,7 @@ def segment_images(model, paths, stems, args):
             save_probabilities(probabilities, outputs)
         else:
             labels = predict_image(model, fitted)
-        if labels.shape != (height, width):   # --max-side: the labels go back to the photo's own size
+        if labels.shape != (height, width):   # --max-side, --resize: the labels go back to the photo's own size
             labels = numpy.asarray(Image.fromarray(labels).resize((width, height), Image.NEAREST))
         save_marked_png(label_picture(labels, palette), outputs["labels"])
         present = [int(i) for i in numpy.unique(labels)]

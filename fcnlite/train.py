@@ -683,7 +683,7 @@ class Trainer:
     def _save_weights(self, name, **attributes):
         """out/<name> with what predict and evaluate read besides the weights (see finish)."""
         config = self.config
-        largest_side = config.max_side or (max(config.resize) if config.resize else 0)
+        largest_side = max(config.resize) if config.resize else config.max_side   # (resize wins: fit_size)
         path = os.path.join(config.out, name)
         with self._writing(path):
             save_weights(self.model, path, extra_attributes={"train_max_side": int(largest_side),

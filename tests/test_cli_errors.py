@@ -1626,7 +1626,7 @@ def test_evaluate_sees_images_at_the_size_the_run_resized_them_to_and_scores_as_
     out = tmp_path / "run"
     names = ["--class-names", "background,road,car"]
     status, _, stderr = run(cli.main_train, [*data, *names, *TINY, "--max-iter", "2", "--resize", "12x20",
-                                             "--out", str(out)], capsys)
+                                             "--max-side", "16", "--out", str(out)], capsys)   # (--resize wins)
     assert status == 0, stderr
     weights = str(out / "final.h5")
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, "--device", "cpu", "--no-progress",
@@ -1639,3 +1639,24 @@ def test_evaluate_sees_images_at_the_size_the_run_resized_them_to_and_scores_as_
     status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, "--device", "cpu", "--no-progress",
                                                      "--max-side", "0"], capsys)
     assert status == 0 and "resized to" not in stdout, stderr
+    assert fcnlite.io.read_attributes(weights)["train_max_side"] == 20   # what training saw, not --max-side
+
+
+def test_predict_sees_photos_at_the_size_the_run_resized_them_to_and_labels_them_at_their_own(tmp_path, capsys,
+                                                                                           monkeypatch):
+    # it capped the longer side at the run's largest only: a 30x90 photo was seen as 7x20, not 12x20
+    weights = tmp_path / "final.h5"
+    fcnlite.save_weights(fcnlite.FCN8s(n_classes=3, width=1 / 16), weights,
+                         extra_attributes={"train_resize": [12, 20], "train_max_side": 20})   # as --resize 12x20 saves
+    Image.fromarray(numpy.zeros((30, 90, 3), numpy.uint8)).save(tmp_path / "wide.png")
+    seen = []
+    predict_scores = fcnlite.models.base.Model.predict_scores
+    monkeypatch.setattr(fcnlite.models.base.Model, "predict_scores",
+                        lambda model, x: seen.append(x.shape[2:]) or predict_scores(model, x))
+    for options, size in (([], (12, 20)), (["--resize", "10x30"], (10, 30)), (["--max-side", "45"], (15, 45))):
+        status, stdout, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "wide.png"), "--out",
+                                                        str(tmp_path / "p"), "--device", "cpu", *options], capsys)
+        assert status == 0, stderr
+        assert ("was trained on images resized to 12x20: so are these" in stdout) == (options == [])
+        assert seen.pop() == size
+        assert Image.open(tmp_path / "p" / "wide_labels.png").size == (90, 30)   # back at the photo's size
