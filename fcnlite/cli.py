@@ -482,6 +482,12 @@ def class_names_to_show(model, dataset, weights):
         return names
     if names == unnamed_classes(len(names)):
         return list(model.class_names)
+    trained = [name.casefold() for name in model.class_names]
+    for index, name in enumerate(names):   # the same class under another number: scored as the wrong one
+        if name.casefold() in trained and trained.index(name.casefold()) != index:
+            raise UsageError(f"{weights} was trained on classes {', '.join(model.class_names)}, in that order; the "
+                             f"data options number them {', '.join(names)}: give them in the training's order (the "
+                             f"model's class {trained.index(name.casefold())} is {name})")
     print(f"warning: {weights} was trained on classes named {', '.join(model.class_names)}; the data options "
           f"name them {', '.join(names)}: the table uses the data's names")
     return names
@@ -522,6 +528,7 @@ def main_evaluate(argv=None):
                          f"{dataset.n_classes} (use the same class options as in training)")
     if len(dataset) == 0:
         raise UsageError(f"{dataset.name}: no images to evaluate")
+    class_names = class_names_to_show(model, dataset, args.weights)   # (before the evaluation: it may refuse)
     report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None,
                               progress=not args.no_progress)
@@ -529,7 +536,7 @@ def main_evaluate(argv=None):
     empty = matrix.why_empty()
     if empty:
         raise UsageError(f"{dataset.name}: no pixel could be evaluated: {empty}")
-    metrics = matrix.metrics(class_names_to_show(model, dataset, args.weights))
+    metrics = matrix.metrics(class_names)
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)
     if dataset.n_classes == 2:
