@@ -33,6 +33,7 @@ ROW_HEIGHT = 16         # one legend row (the default font is about 11-12 pixels
 SWATCH_GAP = 6          # between a swatch and its name
 TITLE_HEIGHT = 16       # band above each panel of a strip
 PANEL_GAP = 4           # between the panels of a strip
+WIDEST_TITLE = 100      # a strip's panel is widened for its title up to this; a longer title is cut short
 
 
 def make_palette(n_classes):
@@ -189,8 +190,9 @@ def legend(class_names, palette, present_indices):
 def strip(image, label, prediction, palette, titles=("image", "ground truth", "prediction"), class_names=None):
     """One PIL RGB image: the photo, the ground truth and the prediction side by side, each titled.
 
-    Size: width 3*W + 2*PANEL_GAP, height TITLE_HEIGHT + H, for an (H, W) image. With
-    class_names, a legend of the classes in label and prediction is added on the right.
+    Size: width 3*C + 2*PANEL_GAP, height TITLE_HEIGHT + H, for an (H, W) image, where each
+    column is C = max(W, the widest title up to WIDEST_TITLE) wide (titles that do not fit end in
+    "..."). With class_names, a legend of the classes in label and prediction is added on the right.
     Used for the pictures written during training to watch predictions improve.
     """
     photo = _photo(image, "strip")
@@ -203,14 +205,25 @@ def strip(image, label, prediction, palette, titles=("image", "ground truth", "p
     key = None
     if class_names is not None:
         key = legend(class_names, palette, numpy.union1d(label, prediction))
-    total_width = 3 * width + 2 * PANEL_GAP + (PANEL_GAP + key.width if key is not None else 0)
+    # small images get columns wide enough for "ground truth", so that titles never run into each other
+    column_width = max(width, min(max(_text_width(str(title)) for title in titles) + 4, WIDEST_TITLE))
+    total_width = 3 * column_width + 2 * PANEL_GAP + (PANEL_GAP + key.width if key is not None else 0)
     total_height = max(TITLE_HEIGHT + height, key.height if key is not None else 0)
     picture = Image.new("RGB", (total_width, total_height), "white")
     draw = ImageDraw.Draw(picture)
     for column, (panel, title) in enumerate(zip(panels, titles)):
-        left = column * (width + PANEL_GAP)
+        left = column * (column_width + PANEL_GAP)
         picture.paste(Image.fromarray(panel), (left, TITLE_HEIGHT))
-        _draw_text(draw, left + 2, 0, TITLE_HEIGHT, str(title))
+        _draw_text(draw, left + 2, 0, TITLE_HEIGHT, _shortened(str(title), column_width - 4))
     if key is not None:
-        picture.paste(key, (3 * width + 3 * PANEL_GAP, 0))
+        picture.paste(key, (3 * column_width + 3 * PANEL_GAP, 0))
     return picture
+
+
+def _shortened(text, width):
+    """text, or as much of it as fits in width pixels followed by "...", or "" where not even that fits."""
+    if _text_width(text) <= width:
+        return text
+    while text and _text_width(text + "...") > width:
+        text = text[:-1]
+    return text + "..." if text else ""

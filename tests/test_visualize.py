@@ -103,7 +103,7 @@ def test_legend_rejects_a_class_without_a_name():
 
 def test_strip_puts_image_truth_and_prediction_side_by_side_under_titles():
     rng = numpy.random.default_rng(2)
-    height, width = 20, 30
+    height, width = 20, 90   # wider than any title
     photo = rng.integers(0, 256, size=(height, width, 3), dtype=numpy.uint8)
     label, prediction = random_labels(rng, (height, width)), rng.integers(0, 5, size=(height, width))
     palette = voc_palette()
@@ -115,6 +115,25 @@ def test_strip_puts_image_truth_and_prediction_side_by_side_under_titles():
     numpy.testing.assert_array_equal(pixels[top:, step:step + width], palette[label])
     numpy.testing.assert_array_equal(pixels[top:, 2 * step:2 * step + width], palette[prediction])
     assert (pixels[:top] < 128).any()  # the titles are written
+
+
+@pytest.mark.parametrize("width, name", [(32, "w09"), (64, "lindau_000000_000019_leftImg8bit")])
+def test_strip_titles_of_small_panels_or_long_names_never_run_into_each_other(width, name):
+    # at 32 pixels "ground truth" was drawn over "prediction"; a Cityscapes name over "ground truth"
+    labels = numpy.zeros((20, width), dtype=int)
+    picture = visualize.strip(numpy.full((20, width, 3), 255, numpy.uint8), labels, labels, voc_palette(),
+                              titles=(name, "ground truth", "prediction"))
+    column = (picture.width - 2 * visualize.PANEL_GAP) // 3
+    widest = max(visualize._text_width(title) for title in (name, "ground truth", "prediction"))
+    assert column == max(width, min(widest + 4, visualize.WIDEST_TITLE))   # widened for the titles, up to a limit
+    ink = (numpy.asarray(picture)[:visualize.TITLE_HEIGHT] < 128).any(axis=(0, 2))
+    for index in range(3):   # each title's ink lies within its own column, and every title is there
+        left = index * (column + visualize.PANEL_GAP)
+        assert ink[left:left + column].any()
+        assert not ink[left + column:left + column + visualize.PANEL_GAP].any()
+    shown = visualize._shortened(name, column - 4)
+    assert shown == name if widest + 4 <= visualize.WIDEST_TITLE else (shown.endswith("...") and
+                                                                      name.startswith(shown[:-3]))
 
 
 def test_strip_with_class_names_adds_a_legend_on_the_right():
