@@ -14,6 +14,7 @@ with one line naming the file and the layer on any mismatch (a missing or an
 unexpected layer, or both shapes where they differ).
 """
 import contextlib
+import json
 import math
 import os
 import secrets
@@ -398,13 +399,23 @@ def read_weights(path, with_arrays=True):
             raise kept.error
 
 
+def _iteration(attributes):
+    """The iteration a checkpoint's attributes were saved at ("N" where they do not say)."""
+    try:
+        return int(json.loads(attributes["state"])["iteration"])
+    except (TypeError, ValueError, KeyError):
+        return "N"
+
+
 def _read_hdf5(path, h5py, with_arrays):
     """read_weights' reading, in a function of its own so that h5py's objects are freed when it returns."""
     with h5py.File(path, "r") as file:
         attributes = {key: _decode(value) for key, value in file.attrs.items()}
         if "state" in attributes and "model" in file:
-            raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 that "
-                               f"training writes at its end (train_voc.py --resume finishes an interrupted run)")
+            raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 (or best.h5) "
+                               f"that training writes; for a run stopped early, train_voc.py --resume --out "
+                               f"{os.path.dirname(os.path.abspath(path))} --max-iter {_iteration(attributes)} "
+                               f"writes its final.h5 at once")
         check_attributes(path, attributes)
         arrays = {}
         for layer_name, group in file.items():

@@ -544,6 +544,14 @@ def test_resuming_a_run_at_or_past_its_last_iteration_says_there_is_nothing_to_t
     (out / "final.h5").unlink()   # as a run stopped before its end leaves it
     status, _, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "2"], capsys)
     assert status == 2 and stderr.startswith(f"error: --resume: {out}'s checkpoint is at iteration 3, and the run ")
+    # the checkpoint given to evaluate (or predict) says how to have the weights of a run stopped early
+    status, _, stderr = run(cli.main_evaluate, ["--weights", str(out / "checkpoint.h5")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {out / 'checkpoint.h5'}: a training checkpoint, not a weight file: use the final.h5 (or "
+                      f"best.h5) that training writes; for a run stopped early, train_voc.py --resume --out {out} "
+                      f"--max-iter 3 writes its final.h5 at once\n")
+    assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "3"], capsys)[0] == 0
+    assert fcnlite.model_from_file(out / "final.h5").n_classes == 3
     assert run(cli.main_train, ["--resume", "--out", str(out), "--max-iter", "4"], capsys)[0] == 0
 
 
