@@ -5,8 +5,8 @@
     attrs["state"]            JSON: iteration, epoch, position in the epoch's order,
                               the order itself, fcnlite.rng's state, the run's options
     attrs["optimizer"]        JSON: the optimizer's hyperparameters (lr, momentum, weight decay)
-    attrs["model_inputs"]     JSON: the model's preprocessing and class names, which the weights
-                              need (a run started from --init weights keeps theirs)
+    attrs["model_inputs"]     JSON: the model's preprocessing, class names and colours, which the
+                              weights need (a run started from --init weights keeps theirs)
 
 Written atomically (temporary file, then rename), so an interrupted write leaves
 the previous checkpoint intact.
@@ -16,7 +16,7 @@ import os
 
 from . import backend, rng
 from .errors import first_line
-from .io import (WeightsError, nonfinite_count, preprocessing_from, read_checked_array, write_checked_array,
+from .io import (WeightsError, check_attributes, nonfinite_count, preprocessing_from, read_checked_array, write_checked_array,
                  write_hdf5)
 
 
@@ -32,7 +32,9 @@ def save_checkpoint(path, model, optimizer, state):
         file.attrs["state"] = json.dumps(dict(state, rng=rng.get_state()))
         file.attrs["optimizer"] = json.dumps(hyper)
         file.attrs["model_inputs"] = json.dumps({"preprocessing": model.preprocessing,
-                                                 "class_names": model.class_names})
+                                                 "class_names": model.class_names,
+                                                 "class_colors": model.class_colors and
+                                                 [[int(v) for v in color] for color in model.class_colors]})
 
     size = sum(value.nbytes for _, value, _ in model.named_parameters()) + sum(v.nbytes for v in velocity.values())
     write_hdf5(path, fill, size=size)
@@ -81,7 +83,10 @@ def _read_checkpoint(path, model):
             if inputs is not None:   # (checkpoints of earlier versions did not save the model's inputs)
                 try:
                     inputs = {"preprocessing": preprocessing_from(inputs["preprocessing"], path),
-                              "class_names": inputs["class_names"]}
+                              "class_names": inputs["class_names"],
+                              "class_colors": inputs.get("class_colors")}   # (checkpoints before colours: none)
+                    if inputs["class_colors"] is not None:
+                        check_attributes(path, {"class_colors": inputs["class_colors"]})
                 except KeyError as error:
                     raise WeightsError(f"{path}: attribute model_inputs has no {error}") from None
                 trained = inputs["class_names"]
@@ -129,5 +134,6 @@ def load_checkpoint(path, model, optimizer):
         value[...] = backend.to_device(arrays[f"model/{name}"], dtype=value.dtype)
     if inputs is not None:
         model.preprocessing, model.class_names = inputs["preprocessing"], inputs["class_names"]
+        model.class_colors = inputs["class_colors"]
     rng.set_state(state.pop("rng"))
     return state

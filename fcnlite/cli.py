@@ -191,8 +191,8 @@ def train_parser():
                         help="average the loss over pixels")
     parser.add_argument("--no-loss-normalize", dest="loss_normalize", action="store_false",
                         help="sum the loss over pixels (reference)")
-    parser.add_argument("--accumulate", type=COUNT, default=None, help="images per optimizer step, their gradients averaged: the batch size "
-                             "(the FCN has no batch normalization, so this is a batch of N; default 1, the reference's)")
+    parser.add_argument("--accumulate", type=COUNT, default=None, help="images per optimizer step, their gradients averaged: the batch size, as the "
+                             "FCN has no batch normalization (default 1)")
     parser.add_argument("--max-iter", type=COUNT, default=None, help="optimizer steps (default 100000)")
     parser.add_argument("--epochs", type=POSITIVE, default=None, help="instead of --max-iter: passes over the data")
     parser.add_argument("--eval-every", type=COUNT_OR_ZERO, default=None, help="evaluate every N steps (default 4000)")
@@ -319,7 +319,8 @@ def start_from_init(model, path, width, class_names):
         print(f"warning: {path} scores the classes {', '.join(trained)}; the data's are {', '.join(class_names)}: "
               f"its score layers start from the first, class by class (give the data's classes in the weights' "
               f"order to keep what they learnt)")
-    model.class_names = class_names   # (load_weights gave it the file's)
+    model.class_names = class_names   # (load_weights gave it the file's, and their colours)
+    model.class_colors = None
 
 
 def main_train(argv=None):
@@ -394,6 +395,7 @@ def main_train(argv=None):
     model.preprocessing = dict(TORCHVISION_PREPROCESSING)
     if args.init:
         start_from_init(model, args.init, args.width, list(train_set.class_names))
+    model.class_colors = getattr(train_set, "class_colors", None)   # (a colour table's: for the pictures)
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     config = TrainConfig(out=out, max_iter=args.max_iter, accumulate=args.accumulate,
                          loss_normalize=args.loss_normalize, lr_policy=args.lr_policy, eval_every=args.eval_every,
@@ -655,10 +657,10 @@ def segment_images(model, paths, stems, args):
     from .evaluate import predict_image, predict_probabilities
     from .predictions import resized_probabilities, save_marked_png, save_probabilities
     from .train import fit_size
-    from .visualize import label_picture, legend, make_palette, overlay
+    from .visualize import label_picture, legend, overlay, palette_with
 
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
-    palette = make_palette(model.n_classes)
+    palette = palette_with(model.n_classes, model.class_colors)
     unreadable = []
     for path, stem in zip(paths, stems):
         try:

@@ -2,7 +2,8 @@
 
     /<layer>/W, /<layer>/b     float32 datasets, one group per layer (reference names)
     attributes of /            fcnlite_format, architecture, n_classes, width,
-                               channel_order, input_scale, mean, std, class_names (optional), source,
+                               channel_order, input_scale, mean, std, class_names (optional),
+                               class_colors (optional: an RGB colour per class), source,
                                train_max_side (optional: final.h5's training image size),
                                train_resize (optional: the run's --resize),
                                training_options (optional: final.h5's run options, JSON),
@@ -66,6 +67,9 @@ ATTRIBUTE_CHECKS = {
     "train_max_side": (_whole, "a whole number of pixels (0: no limit)"),
     "train_resize": (lambda value: isinstance(value, (list, tuple)) and len(value) == 2
                      and all(_whole(side) and side >= 1 for side in value), "(height, width) in pixels"),
+    "class_colors": (lambda value: isinstance(value, (list, tuple)) and all(
+        isinstance(row, (list, tuple)) and len(row) == 3 and all(_whole(v) and 0 <= v <= 255 for v in row)
+        for row in value), "an RGB colour (3 numbers of 0..255) per class"),
 }
 
 
@@ -330,6 +334,8 @@ def model_attributes(model):
         attributes[key] = model.preprocessing[key]
     if model.class_names:
         attributes["class_names"] = list(model.class_names)
+    if getattr(model, "class_colors", None) is not None:
+        attributes["class_colors"] = numpy.asarray(model.class_colors, dtype=numpy.uint8)
     return attributes
 
 
@@ -351,6 +357,10 @@ def save_weights(model, path, extra_attributes=None):
                               or (n_classes and names and len(names) != n_classes)):
         raise WeightsError(f"cannot write {path}: model.class_names is {names!r}, expected a list of names, "
                            f"one per class ({n_classes})")
+    colors = getattr(model, "class_colors", None)
+    if colors is not None and n_classes and len(colors) != n_classes:
+        raise WeightsError(f"cannot write {path}: model.class_colors has {len(colors)} colours, expected one per "
+                           f"class ({n_classes})")
     for name, array in arrays.items():
         bad = nonfinite_count(array)
         if bad:
@@ -494,6 +504,9 @@ def load_weights(model, path, strict=True, verbose=False):
     names = attributes.get("class_names")
     if names and len(names) == getattr(model, "n_classes", None):
         model.class_names = list(names)
+    colors = attributes.get("class_colors")
+    if colors and len(colors) == getattr(model, "n_classes", None):
+        model.class_colors = [list(color) for color in colors]
     report = {"loaded": loaded, "missing": [m for m in missing if m not in arrays],
               "unexpected": unexpected, "reinitialized": reinitialized}
     if verbose:

@@ -58,11 +58,20 @@ def make_palette(n_classes):
 
 
 def palette_for(dataset):
-    """The palette a dataset's labels are drawn in: its own (VOC, SBD) or make_palette(n_classes)."""
+    """The palette a dataset's labels are drawn in: its own (VOC, SBD), or make_palette(n_classes) with
+    the colours of its classes where it has them (class_colors: masks coded by a colour table)."""
     palette = getattr(dataset, "palette", None)
     if palette is not None:
         return numpy.asarray(palette, dtype=numpy.uint8)
-    return make_palette(dataset.n_classes)
+    return palette_with(dataset.n_classes, getattr(dataset, "class_colors", None))
+
+
+def palette_with(n_classes, class_colors=None):
+    """make_palette(n_classes), class i drawn in class_colors[i] where given (a model's or a dataset's)."""
+    palette = make_palette(n_classes)
+    if class_colors is not None:
+        palette[:len(class_colors)] = numpy.asarray(class_colors, dtype=numpy.uint8).reshape(-1, 3)
+    return palette
 
 
 def _labels(label_map, caller):

@@ -1676,3 +1676,23 @@ def test_predict_sees_photos_at_the_size_the_run_resized_them_to_and_labels_them
         assert ("was trained on images resized to 12x20: so are these" in stdout) == (options == [])
         assert seen.pop() == size
         assert Image.open(tmp_path / "p" / "wide_labels.png").size == (90, 30)   # back at the photo's size
+
+
+def test_predict_draws_the_classes_in_the_colours_the_weights_carry(tmp_path, capsys):
+    model = fcnlite.FCN8s(n_classes=3, width=1 / 16)
+    model.class_names = ["background", "road", "car"]
+    model.class_colors = [[10, 20, 30], [128, 64, 128], [0, 0, 142]]   # a colour table's, as training saves it
+    for name, value, _ in model.named_parameters():   # every pixel: road
+        if name.startswith("score_fr"):
+            value[...] = 0
+            if name.endswith("b"):
+                value[1] = 1
+    fcnlite.save_weights(model, tmp_path / "road.h5")
+    Image.fromarray(numpy.zeros((20, 24, 3), numpy.uint8)).save(tmp_path / "street.png")
+    status, _, stderr = run(cli.main_predict, ["--weights", str(tmp_path / "road.h5"), str(tmp_path / "street.png"),
+                                               "--out", str(tmp_path / "p"), "--device", "cpu", "--alpha", "1"], capsys)
+    assert status == 0, stderr
+    labels = Image.open(tmp_path / "p" / "street_labels.png")
+    assert numpy.asarray(labels).max() == 1 and labels.getpalette()[:9] == [10, 20, 30, 128, 64, 128, 0, 0, 142]
+    overlay = numpy.asarray(Image.open(tmp_path / "p" / "street_overlay.png"))
+    assert tuple(overlay[10, 12]) == (128, 64, 128)   # the road's colour over the photo, at full opacity

@@ -837,3 +837,31 @@ def test_a_weight_file_that_cannot_be_opened_says_why_not_that_its_format_is_wro
     with pytest.raises(WeightsError) as raised:
         io.read_attributes(path)
     assert str(raised.value) == f"{path}: cannot be read (permission denied)"
+
+
+def test_class_colours_are_saved_loaded_and_kept_in_a_checkpoint(tmp_path):
+    from fcnlite.checkpoint import load_checkpoint, save_checkpoint
+    from fcnlite.optim import SGD
+    model = random_model("fcn32s")
+    model.class_names = ["background", "road", "car"]
+    model.class_colors = [[0, 0, 0], [128, 64, 128], [0, 0, 142]]   # a colour table's
+    save_weights(model, tmp_path / "final.h5")
+    assert model_from_file(tmp_path / "final.h5").class_colors == model.class_colors
+    assert read_attributes(tmp_path / "final.h5")["class_colors"] == model.class_colors
+    save_checkpoint(tmp_path / "checkpoint.h5", model, SGD(model, lr=0.1), {"iteration": 3})
+    fresh = random_model("fcn32s", seed=1)
+    load_checkpoint(tmp_path / "checkpoint.h5", fresh, SGD(fresh, lr=0.1))
+    assert fresh.class_colors == model.class_colors
+    model.class_colors = [[0, 0, 0]]
+    with pytest.raises(WeightsError) as raised:   # one colour for three classes: refused before writing
+        save_weights(model, tmp_path / "short.h5")
+    assert str(raised.value) == (f"cannot write {tmp_path / 'short.h5'}: model.class_colors has 1 colours, expected "
+                                 f"one per class (3)")
+    model.class_colors = None
+    save_weights(model, tmp_path / "plain.h5")
+    with h5py.File(tmp_path / "plain.h5", "r+") as file:
+        file.attrs["class_colors"] = numpy.array([[0, 0, 300], [1, 2, 3], [4, 5, 6]])
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(tmp_path / "plain.h5")
+    assert str(raised.value).startswith(f"{tmp_path / 'plain.h5'}: attribute class_colors is [[0, 0, 300], ")
+    assert str(raised.value).endswith("expected an RGB colour (3 numbers of 0..255) per class")

@@ -46,6 +46,7 @@ class Model:
         self.training = True
         self.preprocessing = dict(CAFFE_PREPROCESSING)
         self.class_names = None
+        self.class_colors = None   # [r, g, b] per class where the data has its own (a colour table), for pictures
         # set by pack_parameters
         self.flat_values = self.flat_grads = None
         self.parameter_groups = self.parameter_offsets = self._packed_views = None
