@@ -276,6 +276,32 @@ def test_a_grey_mask_saved_as_rgb_gives_its_values(tmp_path):
     numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask())
 
 
+@pytest.mark.parametrize("mask_format", ["index", "channel"])
+def test_a_grey_mask_with_an_alpha_channel_gives_its_grey_values(tmp_path, mask_format):
+    # as an annotation tool exports it: grey labels, drawn where the alpha is 255
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    alpha = numpy.where(index_mask(seed=3) > 0, 255, 0).astype(numpy.uint8)
+    save(masks / "a.png", numpy.dstack([index_mask(), alpha]), mode="LA")
+    dataset = FolderSegmentation(images, masks, mask_format=mask_format, class_names=["background", "road", "car"])
+    numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask())
+
+
+def test_a_palette_mask_with_an_alpha_channel_gives_its_indices_or_its_colours_channel(tmp_path):
+    # Pillow reads a palette TIFF with an extra sample as PA (a PNG cannot hold one)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    palette = Image.fromarray(index_mask(), mode="P")
+    palette.putpalette([0, 0, 0, 128, 64, 128, 0, 0, 142])
+    os.makedirs(masks)
+    palette.convert("PA").save(masks / "a.tif")
+    assert Image.open(masks / "a.tif").mode == "PA"
+    names = ["background", "road", "car"]
+    numpy.testing.assert_array_equal(FolderSegmentation(images, masks, class_names=names).load(0)[1], index_mask())
+    red = FolderSegmentation(images, masks, mask_format="channel", class_names=[f"c{v}" for v in range(129)])
+    numpy.testing.assert_array_equal(red.load(0)[1], numpy.array([0, 128, 0], numpy.uint8)[index_mask()])
+
+
 def test_a_folder_option_given_a_file_says_so(tmp_path):
     images, masks = make_folders(tmp_path)
     with pytest.raises(DataError, match=r"images/a.png: is a file: the images' folder is wanted here$"):

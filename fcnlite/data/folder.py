@@ -16,7 +16,8 @@ How a mask says which class a pixel is (mask_format):
 
     "index"    a single-channel (L) or palette (P) PNG whose values are the class
                indices (palette PNGs, as in VOC, store the index, not the colour); 16-bit
-               and float (TIFF) masks too, when their values are whole numbers in 0..255
+               and float (TIFF) masks too, when their values are whole numbers in 0..255;
+               an alpha channel (LA, PA) is dropped, as is that of an RGBA mask of R = G = B
     "channel"  an RGB mask whose class id is one channel (mask_channel; 0 = red,
                the driving simulator's convention: CameraSeg images, 13 classes)
     "color"    an RGB mask painted with one colour per class, decoded with a
@@ -60,6 +61,7 @@ from .images import (WIDE_GREY_MODES, check_label_values, open_image, read_image
                      turned_note)
 
 GREY_MODES = ("L", "1") + WIDE_GREY_MODES   # Pillow's single-channel modes: a mask's one channel is its label
+ALPHA_MODES = ("LA", "PA")   # grey and palette with an alpha channel (PNG's grey+alpha; TIFF's palette+alpha)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LISTED_EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 MASK_FORMATS = ("index", "channel", "color")
@@ -213,6 +215,8 @@ def read_index_mask(path):
     """A single-channel or palette mask -> uint8 (H, W) of its stored values; an RGB one whose three
     channels agree (grey, as some tools save it) too."""
     with _open_mask(path) as image:
+        if image.mode in ALPHA_MODES:   # the alpha says how the label is drawn, not which class it is
+            image = image.getchannel(0)
         if image.mode == "P" or image.mode in GREY_MODES:
             return _index_values(image, path)
         if image.mode in ("RGB", "RGBA"):
@@ -239,12 +243,14 @@ def _index_values(image, path):
 
 
 def read_channel_mask(path, channel=0):
-    """An RGB mask whose class id is channel `channel` -> uint8 (H, W); a grey mask's one channel."""
+    """An RGB mask whose class id is channel `channel` -> uint8 (H, W); a grey mask's grey channel."""
     with _open_mask(path) as image:
+        if image.mode == "LA":   # grey with an alpha, which is not a label: the grey holds the class id
+            image = image.getchannel(0)
         if image.mode in GREY_MODES:   # one channel: it holds the class id
             return _index_values(image, path)
-        if image.mode == "P":
-            image = image.convert("RGB")
+        if image.mode in ("P", "PA"):   # the palette's colours, as for an RGB(A) mask
+            image = image.convert("RGBA" if image.mode == "PA" else "RGB")
         bands = image.getbands()
         if channel >= len(bands):
             raise DataError(path, f"mask has {len(bands)} channels, no channel {channel}")
