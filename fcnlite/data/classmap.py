@@ -14,7 +14,7 @@ Two ways to write one:
 The text form is comma-separated `source:target` pairs. A source is a value
 0..255 or a source class name; `*` stands for every source value not named
 (255 excepted: ignored pixels stay ignored unless a pair names 255). A target
-is a class index 0..254 or `ignore` / `255`; or every target is a name, which
+is a class index 0..254 or `ignore` / `void` / `255`; or every target is a name, which
 names the class it makes:
 
     parse_class_map("0:background,255:foreground")      # binary masks of 0 and 255
@@ -31,7 +31,7 @@ import re
 
 import numpy
 
-from .classes import IGNORE_INDEX as IGNORE
+from .classes import IGNORE_INDEX as IGNORE, is_ignore_name, looks_like_ignore
 
 # The driving simulator's 13 classes (CARLA 0.8 semantic segmentation camera; the
 # class id is stored in the red channel of CameraSeg images). Short lowercase names,
@@ -137,7 +137,7 @@ def _source_value(token, source_class_names):
 
 
 def _is_ignore(token):
-    return token.lower() in ("ignore", "255")
+    return token == "255" or is_ignore_name(token)   # the words a colour table takes for ignore too
 
 
 def _is_number(token):
@@ -203,6 +203,9 @@ def parse_class_map(text, source_class_names=None, class_names=None):
         if not (_is_number(target) or _is_ignore(target)) and _looks_numeric(target):
             raise ValueError(f"class map: target {target!r} in {pair!r} is not a class index 0..254, 'ignore' "
                              f"or a class name")
+        if looks_like_ignore(target):
+            raise ValueError(f"class map: target {target!r} in {pair!r} reads like 'ignore': write 'ignore' (or "
+                             f"'void') to leave those pixels out of the loss, or give the class another name")
     named = [pair for _, target, pair in pairs if not (_is_number(target) or _is_ignore(target))]
     numbered = [pair for _, target, pair in pairs if _is_number(target) and not _is_ignore(target)]
     if named and numbered:

@@ -53,7 +53,7 @@ from collections import namedtuple
 
 import numpy
 
-from .classes import IGNORE_INDEX as IGNORE
+from .classes import IGNORE_INDEX as IGNORE, is_ignore_name, looks_like_ignore
 from .classmap import parse_class_map
 from ..errors import count, os_reason
 from .errors import DataError
@@ -167,7 +167,10 @@ def load_color_table(path):
             raise DataError(path, f"colour {list(color)} is given to both {seen[color]!r} and {name!r}")
         seen[color] = name
         colors.append(color)
-        if name.lower() in ("void", "ignore"):
+        if looks_like_ignore(name):
+            raise DataError(path, f"class {name!r} reads like 'ignore': name it 'ignore' or 'void' to leave its "
+                                  f"colour out of the loss, or give the class another name")
+        if is_ignore_name(name):
             values.append(IGNORE)
         else:
             values.append(len(names))
