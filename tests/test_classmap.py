@@ -57,6 +57,19 @@ def test_a_word_that_reads_like_ignore_is_refused_not_made_a_class(tmp_path, wor
         load_color_table(table_file)
 
 
+def test_a_numbered_class_map_that_skips_a_class_is_warned_of(capsys):
+    import argparse
+    from fcnlite.data.options import class_map_from_args
+    class_map = class_map_from_args(argparse.Namespace(class_map="road:1,car:3,*:0", classes=None),
+                                    ["background", "road", "car", "tree"])
+    assert class_map.n_classes == 4
+    assert capsys.readouterr().out == ("warning: --class-map 'road:1,car:3,*:0' sends no value to class 2, which the "
+                                       "model gets all the same and never sees: number the classes without a gap, "
+                                       "unless that is meant\n")
+    class_map_from_args(argparse.Namespace(class_map="road:1,car:2,*:0", classes=None), ["background", "road", "car"])
+    assert capsys.readouterr().out == ""
+
+
 def test_unmapped_value_without_star_is_an_error_naming_the_value():
     class_map = parse_class_map("7:1,8:0")
     with pytest.raises(ValueError, match=r"value 3 is not in the class map"):

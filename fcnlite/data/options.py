@@ -378,7 +378,14 @@ def class_map_from_args(args, source_class_names):
     ValueError (one line) for a map that cannot be made."""
     from .classmap import class_map_from_names, parse_class_map
     if args.class_map:
-        return parse_class_map(args.class_map, source_class_names)
+        class_map = parse_class_map(args.class_map, source_class_names)
+        reached = set(class_map.mapping.values()) | {class_map.others}
+        unreached = [index for index in range(class_map.n_classes) if index not in reached]
+        if unreached:   # a warning, not a refusal: a gap may keep the numbers of another model's classes
+            print(f"warning: --class-map '{args.class_map}' sends no value to class {value_ranges(unreached)}, "
+                  f"which the model gets all the same and never sees: number the classes without a gap, "
+                  f"unless that is meant")
+        return class_map
     if args.classes:
         return class_map_from_names(args.classes, source_class_names, others=args.others)
     return None
