@@ -70,6 +70,23 @@ def test_a_numbered_class_map_that_skips_a_class_is_warned_of(capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_a_chosen_source_class_named_background_is_part_of_the_background_not_a_second_one():
+    source = ["background", "road", "car"]   # a colour table's classes, say
+    class_map = class_map_from_names(["background", "road"], source)
+    assert class_map.class_names == ["background", "road"]
+    assert class_map.apply(numpy.array([0, 1, 2], dtype=numpy.uint8)).tolist() == [0, 1, 0]
+    kept = class_map_from_names(["Background", "road"], source, others="ignore")   # no rest class to merge into
+    assert kept.class_names == ["background", "road"]
+    assert kept.apply(numpy.array([0, 1, 2], dtype=numpy.uint8)).tolist() == [0, 1, 255]
+    # a numbered map names the class only the rest reaches otherwise than a class it maps
+    assert parse_class_map("0:1,*:0", source).class_names == ["other", "background"]
+
+
+def test_a_class_map_never_makes_two_classes_of_one_name():
+    with pytest.raises(ValueError, match="class map makes two classes named 'road': each class needs a name of its own"):
+        ClassMap({1: 1, 2: 2}, ["background", "road", "Road"])
+
+
 def test_unmapped_value_without_star_is_an_error_naming_the_value():
     class_map = parse_class_map("7:1,8:0")
     with pytest.raises(ValueError, match=r"value 3 is not in the class map"):
