@@ -105,6 +105,26 @@ def test_masks_of_only_0_and_255_ask_for_a_class_map(tmp_path, capsys):
     assert fcnlite.model_from_file(tmp_path / "numbered" / "final.h5").n_classes == 2
 
 
+@pytest.mark.parametrize("options, fix", [
+    (["--class-names", "background,car", "--classes", "car"], "pass --class-map '0:background,255:car' instead of --classes"),
+    (["--classes", "car"], "pass --class-map '0:background,255:car' instead of --classes"),
+    (["--classes", "0"], "pass --class-map '0:background,255:foreground' instead of --classes (name the foreground as "
+                         "you like)"),
+    (["--class-map", "0:0,*:1"], "name 255 in --class-map ('*' leaves it ignored), e.g. --class-map "
+                                 "'0:background,255:foreground' (name the foreground as you like)"),
+])
+def test_masks_of_only_0_and_255_ask_for_a_map_of_255_whatever_the_class_options(tmp_path, capsys, options, fix):
+    # else every foreground pixel is ignored: a run that scores 1.0 on the background alone
+    masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
+    data = make_folder(tmp_path, masks)
+    status, _, stderr = run(cli.main_train, [*data, *options, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+                            capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'masks'}: the masks hold only 0 and 255, and 255 means 'ignore' (VOC's "
+                      f"outlines): for foreground masks of 0 and 255, {fix}\n")
+    assert not (tmp_path / "r").exists()
+
+
 def test_class_names_cannot_name_a_mapped_value_past_them(tmp_path, capsys):
     # --class-names names mask values 0 and 1; the map's 255 would become a class called "255"
     masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]

@@ -395,24 +395,28 @@ class FolderSegmentation:
         if self.color_table is not None:
             return list(self.color_table.names)
         # nothing says how many classes there are: the masks do (one pass over them)
-        present = numpy.zeros(256, dtype=bool)
-        largest, unreadable = 0, []
-        for index in range(len(self.ids)):
+        self.mask_values = self.scan_masks()
+        largest = max((value for value in self.mask_values if value != IGNORE), default=0)
+        self.largest_value_path = self.mask_values.get(largest, [None])[0]
+        return unnamed_classes(largest + 1)
+
+    def scan_masks(self, indices=None):
+        """{value: [the masks holding it]}, in value order, over the stored masks `indices` (default: all),
+        so that the programs can check the values before any training (a stray value, masks of 0 and 255
+        only, a value no class map covers). Masks that cannot be read are left for load(index) to report,
+        unless not one of all the masks can be (nothing to train on): then DataError says why."""
+        present, unreadable = {}, []
+        for index in range(len(self.ids)) if indices is None else indices:
             try:
                 raw = self.raw_mask(index)
             except DataError as error:
                 unreadable.append(error)
-                continue  # load(index) will report it
-            counts = numpy.bincount(raw.ravel(), minlength=256)
-            present |= counts > 0
-            values = numpy.flatnonzero(counts[:IGNORE])
-            if values.size and values[-1] > largest:
-                largest, self.largest_value_path = int(values[-1]), self.label_path(index)
-        if unreadable and len(unreadable) == len(self.ids):
-            raise unreadable[0]   # not one mask could be read (nothing to train on): say why
-        # what the programs check: a stray value that set the class count, masks of 0 and 255 only
-        self.mask_values = [int(value) for value in numpy.flatnonzero(present)]
-        return unnamed_classes(largest + 1)
+                continue
+            for value in numpy.flatnonzero(numpy.bincount(raw.ravel(), minlength=256)):
+                present.setdefault(int(value), []).append(self.label_path(index))
+        if indices is None and unreadable and len(unreadable) == len(self.ids):
+            raise unreadable[0]
+        return dict(sorted(present.items()))
 
     def __len__(self):
         return len(self.ids)

@@ -118,17 +118,21 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
             report_folder(folder)
     if held_out is not None and everything.mask_values is not None:
         check_validation_classes(everything, held_out)
-    mapped = bool(args.class_map or args.classes)
-    if everything.mask_values is not None and not mapped:
-        check_counted_classes(everything, masks, training)
-    elif not mapped and mask_format != "color":
-        check_named_masks(everything, masks)
+    # the values the masks hold: all of them where the masks were read for the classes, else a sample
+    seen = known_mask_values(everything)
+    if held_out is not None:
+        for value, paths in known_mask_values(held_out).items():
+            seen.setdefault(value, []).extend(paths)
     try:
         class_map = class_map_from_args(args, everything.source_class_names)
     except ValueError as error:
+        check_binary_masks(seen, None, masks, args, mask_format)   # 255 explains a class not found among the rest
         unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
             if source_names is None else ""
         raise UsageError(f"{error}{unnamed}") from None
+    check_binary_masks(seen, class_map, masks, args, mask_format)
+    if everything.mask_values is not None and class_map is None:
+        check_counted_classes(everything, masks, training)
     if args.class_map and args.class_names is not None:
         check_map_names(class_map, source_names, args.class_map)
     common.update(class_map=class_map, class_names=everything.source_class_names)
@@ -206,11 +210,6 @@ def check_validation_classes(training, validation):
                          f"model would have no such class: give --class-names to fix the classes")
 
 
-ONLY_0_AND_255 = ("the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
-                  "for foreground masks of 0 and 255, pass --class-map '0:background,255:foreground' "
-                  "(name the foreground as you like)")
-
-
 def check_map_names(class_map, source_names, text):
     """--class-names names the mask values; a numbered --class-map that also maps values past those
     names would make a class called by its bare value ("255"): the map can name its classes itself."""
@@ -224,27 +223,40 @@ def check_map_names(class_map, source_names, text):
                          f"e.g. --class-map '0:background,{unnamed[0]}:foreground', and leave --class-names out")
 
 
-def check_named_masks(folder, masks, sample=16):
-    """With --class-names the masks are not scanned for the class count; a sample of them (spread over
-    the folder) still catches binary masks of 0 and 255 before any training: 255 is 'ignore'."""
+def known_mask_values(folder, sample=16):
+    """{value: [the masks holding it]} over the masks, where they were all read (for the class count), else
+    over a sample spread over the folder: it catches what most masks hold (only 0 and 255, say)."""
     import numpy
-    values = set()
-    for index in sorted(set(numpy.linspace(0, len(folder) - 1, min(sample, len(folder))).astype(int).tolist())):
-        try:
-            values.update(numpy.unique(folder.raw_mask(index)).tolist())
-        except DataError:
-            continue   # load(index) will report it
-    if 255 in values and values <= {0, 255}:
-        raise UsageError(f"{masks}: {ONLY_0_AND_255}")
+    if folder.mask_values is not None:
+        return {value: list(paths) for value, paths in folder.mask_values.items()}
+    return folder.scan_masks(sorted(set(numpy.linspace(0, len(folder) - 1, min(sample, len(folder))).astype(int))))
+
+
+def check_binary_masks(seen, class_map, masks, args, mask_format):
+    """Masks of only 0 and 255 with no class map that names 255: every pixel of the foreground would be
+    ignored (255 is 'ignore', as VOC's outlines), whichever classes --classes or a map choose among the
+    rest. (A colour table's 255 is a colour it calls void: meant.)"""
+    if mask_format == "color" or IGNORE_INDEX not in seen or not set(seen) <= {0, IGNORE_INDEX}:
+        return
+    if class_map is not None and IGNORE_INDEX in class_map.mapping:
+        return
+    selected = [name.strip() for name in (args.classes or "").split(",") if name.strip()]
+    foreground = selected[0] if len(selected) == 1 and not selected[0].isdigit() else "foreground"
+    example = f"--class-map '0:background,255:{foreground}'"
+    if args.class_map:
+        fix = f"name 255 in --class-map ('*' leaves it ignored), e.g. {example}"
+    else:
+        fix = f"pass {example}{' instead of --classes' if args.classes else ''}"
+    named = " (name the foreground as you like)" if foreground == "foreground" else ""
+    raise UsageError(f"{masks}: the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): for "
+                     f"foreground masks of 0 and 255, {fix}{named}")
 
 
 def check_counted_classes(folder, masks, training):
     """When the masks' largest value set the class count: refuse masks with nothing to tell apart, and
     (training) warn of values that never occur below the largest, which a stray pixel would cause."""
     values = [value for value in folder.mask_values if value != 255]
-    if max(values, default=0) == 0:
-        if 255 in folder.mask_values:
-            raise UsageError(f"{masks}: {ONLY_0_AND_255}")
+    if max(values, default=0) == 0:   # (masks of 0 and 255 only are check_binary_masks')
         raise UsageError(f"{masks}: every mask is all 0: nothing to tell apart (check --mask-format)")
     largest = values[-1]
     unused = sorted(set(range(largest + 1)) - set(values))
