@@ -242,6 +242,60 @@ def test_a_chosen_class_that_never_occurs_is_reported_not_a_traceback(tmp_path, 
     assert os.path.exists(tmp_path / "run" / "final.h5")
 
 
+@pytest.mark.parametrize("class_map, rest", [("1:road,2:car", "background"), ("1:1,2:2", "0")])
+@pytest.mark.parametrize("skip_bad", [[], ["--skip-bad"]])
+def test_a_class_map_that_leaves_values_of_most_masks_unmapped_is_refused_before_the_run(tmp_path, capsys, class_map,
+                                                                                           rest, skip_bad):
+    # --skip-bad would skip every mask: no help to offer
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, "--class-map", class_map, *skip_bad, *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'masks' / '00.png'}: value 0 is not in --class-map '{class_map}', which "
+                      f"leaves mask values 0 unmapped: add '*:{rest}' (the rest as background) or '*:ignore'\n")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_value_past_the_named_classes_in_a_few_masks_is_refused_up_front_or_skipped_with_skip_bad(tmp_path, capsys):
+    masks = road_and_car_masks()
+    masks[3][0, 0] = 9
+    data = make_folder(tmp_path, masks)
+    common = [*data, "--class-names", "background,road,car", *TINY, "--max-iter", "6"]
+    status, _, stderr = run(cli.main_train, [*common, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'masks' / '03.png'}: value 9 is past the 3 classes that --class-names "
+                      f"names (0..2): name every class the masks hold; or, if the 1 of 6 masks read holding such "
+                      f"values are wrong, fix them or pass --skip-bad\n")
+    assert not (tmp_path / "r").exists()
+    status, stdout, stderr = run(cli.main_train, [*common, "--skip-bad", "--out", str(tmp_path / "s")], capsys)
+    assert status == 0, stderr
+    assert f"skipped: {tmp_path / 'masks' / '03.png'}: value 9 is not a class (0..2) or 255" in stdout
+
+
+def test_channel_masks_take_the_simulators_classes_with_a_note_and_values_past_them_are_refused_up_front(
+        tmp_path, capsys):
+    masks = road_and_car_masks()
+    for mask in masks:
+        mask[0, 0] = 20   # not one of the simulator's 13 classes
+    data = make_folder(tmp_path, masks)   # grey masks: in the channel format, their one channel holds the class
+    status, stdout, stderr = run(cli.main_train, [*data, "--mask-format", "channel", "--classes", "road", *TINY,
+                                                  "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert ("note: --mask-format channel without --class-names takes the driving simulator's 13 classes (unlabeled, "
+            "building, fence, other, pedestrian, pole, road_line, road, sidewalk, vegetation, vehicle, wall, "
+            "traffic_sign); give --class-names for classes of your own\n") in stdout
+    assert stderr == (f"error: {tmp_path / 'masks' / '00.png'}: value 20 is past the driving simulator's 13 classes "
+                      f"(0..12), which --mask-format channel takes without --class-names: name your classes with "
+                      f"--class-names\n")
+    assert not (tmp_path / "r").exists()
+    names = ",".join(f"c{value}" for value in range(21))   # the classes named: the masks are taken as they are
+    status, stdout, stderr = run(cli.main_train, [*data, "--mask-format", "channel", "--class-names", names,
+                                                  "--classes", "c20", *TINY, "--max-iter", "1",
+                                                  "--out", str(tmp_path / "named")], capsys)
+    assert status == 0, stderr
+    assert "note: --mask-format channel" not in stdout
+
+
 def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
     masks = road_and_car_masks()
     masks[3][0, 0] = 9     # one pixel of a value no other mask has
@@ -762,14 +816,15 @@ def test_the_training_help_shows_each_default_once(capsys):
 def test_a_bad_validation_mask_met_at_the_end_keeps_the_training_done(tmp_path, capsys):
     masks = road_and_car_masks()
     data = make_folder(tmp_path, masks)
-    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")   # 7: not a class
+    # of another size than its image: found when it is read (a value that is not a class is refused up front)
+    Image.fromarray(numpy.zeros((16, 12), numpy.uint8)).save(tmp_path / "masks" / "05.png")
     (tmp_path / "val.txt").write_text("05\n")
     out = tmp_path / "run"
     common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
               "--out", str(out)]
     status, _, stderr = run(cli.main_train, [*common, "--max-iter", "3"], capsys)
     assert status == 2
-    assert "05.png: value 7 is not a class (0..2) or 255" in stderr
+    assert "05.png: mask is 16x12 (HxW) but its image" in stderr
     assert "; met evaluating at iteration 3, checkpoint saved to" in stderr
     assert stderr.count("\n") == 1 and (out / "checkpoint.h5").exists()
     Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")   # fixed: the run finishes without training again
@@ -877,10 +932,10 @@ def test_predict_with_max_side_gives_labels_at_the_photos_size(tmp_path, capsys,
 
 
 def folder_with_a_bad_validation_mask(tmp_path):
-    """(masks, data options): folder data whose one validation image, 05, has a mask of a class that is not."""
+    """(masks, data options): folder data whose one validation image, 05, has a mask of another size."""
     masks = road_and_car_masks()
     data = make_folder(tmp_path, masks)
-    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")
+    Image.fromarray(numpy.zeros((16, 12), numpy.uint8)).save(tmp_path / "masks" / "05.png")
     (tmp_path / "val.txt").write_text("05\n")
     return masks, [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt")]
 

@@ -44,7 +44,8 @@ the classes to train; then n_classes and class_names are the map's.
 
 Missing folders, empty folders and images without masks are found when the
 dataset is built; unreadable files, size mismatches and bad values when load(i)
-reads them. All are DataError: "<file>: <what is wrong>".
+reads them (the programs check the values before training: scan_masks). All are
+DataError: "<file>: <what is wrong>".
 """
 import hashlib
 import json

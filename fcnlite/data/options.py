@@ -95,7 +95,7 @@ def value_ranges(values):
     return ", ".join(f"{first}..{last}" if last > first else f"{first}" for first, last in runs)
 
 
-def _folder_datasets(args, images, masks, mask_format, source_names, training):
+def _folder_datasets(args, images, masks, mask_format, source_names, training, assumed_driving_classes=False):
     from .folder import FolderSegmentation, describe_folder, load_color_table, split_by_fraction
     from .images import read_split
     check_apart(images, masks, "--images", "--masks")
@@ -112,14 +112,18 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
                   class_names=source_names, skip_bad=args.skip_bad)
     val_folders = _val_folders(args, images)
     everything = FolderSegmentation(images, masks, **common)   # with no names, it reads every mask for the classes
+    if assumed_driving_classes:   # as often as not, the masks are not the simulator's: say so
+        print(f"note: --mask-format channel without --class-names takes the driving simulator's "
+              f"{len(source_names)} classes ({', '.join(source_names)}); give --class-names for classes of your own")
     held_out = FolderSegmentation(*val_folders, **common) if val_folders else None
     for folder in (everything, held_out):
         if folder is not None:
             report_folder(folder)
     if held_out is not None and everything.mask_values is not None:
         check_validation_classes(everything, held_out)
-    # the values the masks hold: all of them where the masks were read for the classes, else a sample
-    seen = known_mask_values(everything)
+    # the values the masks hold: all of them where the masks were read for the classes (or for the classes
+    # taken unasked), else a sample
+    seen = everything.scan_masks() if assumed_driving_classes else known_mask_values(everything)
     if held_out is not None:
         for value, paths in known_mask_values(held_out).items():
             seen.setdefault(value, []).extend(paths)
@@ -135,6 +139,7 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
         check_counted_classes(everything, masks, training)
     if args.class_map and args.class_names is not None:
         check_map_names(class_map, source_names, args.class_map)
+    check_mask_values(seen, class_map, everything.source_class_names, args)
     common.update(class_map=class_map, class_names=everything.source_class_names)
     if held_out is not None:   # already split: every image of --images trains
         halves = (FolderSegmentation(images, masks, **common), FolderSegmentation(*val_folders, **common))
@@ -252,6 +257,37 @@ def check_binary_masks(seen, class_map, masks, args, mask_format):
                      f"foreground masks of 0 and 255, {fix}{named}")
 
 
+def check_mask_values(seen, class_map, source_names, args):
+    """A value in the masks that no class is made of would stop the training at the first mask holding
+    it, after the run began: say so now, with what to add. With --skip-bad, a few such masks are what
+    it skips; not most of them, though: nearly nothing would be left to train on."""
+    if class_map is not None:
+        unmapped = sorted(value for value in seen if not class_map.defined[value])
+    else:
+        unmapped = sorted(value for value in seen if value >= len(source_names) and value != IGNORE_INDEX)
+    if not unmapped:
+        return
+    bad = {path for value in unmapped for path in seen[value]}
+    read = {path for paths in seen.values() for path in paths}
+    few = len(bad) * 2 <= len(read)
+    if few and args.skip_bad:
+        return
+    if args.class_map:
+        rest = "background" if class_map.named_targets else "0"
+        problem = (f"is not in --class-map '{args.class_map}', which leaves mask values {value_ranges(unmapped)} "
+                   f"unmapped: add '*:{rest}' (the rest as background) or '*:ignore'")
+    elif not args.class_names:   # the channel format's classes, taken unasked
+        problem = (f"is past the driving simulator's {len(source_names)} classes (0..{len(source_names) - 1}), "
+                   f"which --mask-format channel takes without --class-names: name your classes with --class-names")
+    else:
+        problem = (f"is past the {len(source_names)} classes that --class-names names (0..{len(source_names) - 1}): "
+                   f"name every class the masks hold")
+    if few:   # a mask or two may be what is wrong
+        problem += f"; or, if the {len(bad)} of {len(read)} masks read holding such values are wrong, fix them " \
+                   f"or pass --skip-bad"
+    raise UsageError(f"{seen[unmapped[0]][0]}: value {unmapped[0]} {problem}")
+
+
 def check_counted_classes(folder, masks, training):
     """When the masks' largest value set the class count: refuse masks with nothing to tell apart, and
     (training) warn of values that never occur below the largest, which a stray pixel would cause."""
@@ -305,15 +341,18 @@ def datasets_from_args(args, need_train=True):
             source_names = _class_names_from_arg(args.class_names) or list(DRIVING_CLASSES)
             if not (args.classes or args.class_map):
                 args.classes = "road"
+            assumed_driving_classes = False   # the generated scenes are the simulator's classes
         else:
             if not (args.images and args.masks):
                 raise UsageError("--images and --masks go together")
             images, masks = args.images, args.masks
             mask_format = args.mask_format or "index"
             source_names = _class_names_from_arg(args.class_names)
-            if source_names is None and mask_format == "channel":
+            assumed_driving_classes = source_names is None and mask_format == "channel"
+            if assumed_driving_classes:   # as the README's CameraSeg example has it
                 source_names = list(DRIVING_CLASSES)
-        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names, need_train)
+        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names, need_train,
+                                              assumed_driving_classes)
         return (train_set if need_train else None), val_set
 
     from .voc import VOCSegmentation, find_voc_root
