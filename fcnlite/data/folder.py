@@ -75,7 +75,15 @@ ColorTable.__doc__ = """A decoded colour table: class `names` in index order; `c
 
 # ---- small files: class names, colour tables; splitting ids -------------------------------------
 
-def _read_json(path):
+CLASS_NAMES_FORM = ('class names must be a JSON list of strings, e.g. ["background", "road"], or a .txt file '
+                    'of one name per line')
+COLOR_TABLE_FORM = ('a colour table is JSON: {"background": [0, 0, 0], "road": [128, 64, 128], ...} (name: [r, g, b], '
+                    'in class order) or {"classes": [{"name": ..., "color": [r, g, b]}, ...]}')
+
+
+def _read_json(path, expected):
+    """The JSON in `path`; DataError for a file that cannot be read or is not JSON, saying the form
+    `expected` (a CSV, such as CamVid's class_dict.csv, is not read as one)."""
     def unique_keys(pairs):   # json would keep the last of two equal keys, and drop the other unsaid
         repeated = repeated_name([key for key, _ in pairs])
         if repeated is not None:
@@ -87,7 +95,7 @@ def _read_json(path):
     except OSError as error:
         raise DataError(path, f"cannot read ({os_reason(error)})") from None
     except json.JSONDecodeError as error:
-        raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno}): {expected}") from None
     except UnicodeDecodeError:
         raise DataError(path, "is not UTF-8 text: save it as UTF-8") from None
 
@@ -109,12 +117,11 @@ def load_class_names(path):
     if str(path).lower().endswith(".txt"):
         names = _names_from_lines(read_lines(path, "class-name file"), path)
     else:
-        names = _read_json(path)
+        names = _read_json(path, CLASS_NAMES_FORM)
         if isinstance(names, dict) and "classes" in names:
             names = names["classes"]
         if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
-            raise DataError(path, 'class names must be a JSON list of strings, e.g. ["background", "road"], '
-                                  'or a .txt file of one name per line')
+            raise DataError(path, CLASS_NAMES_FORM)
     check_class_names(names, path)
     return names
 
@@ -149,7 +156,7 @@ def _color(value, path, name):
 
 def load_color_table(path):
     """Read a colour table (the two JSON forms in the module docstring); returns a ColorTable."""
-    table = _read_json(path)
+    table = _read_json(path, COLOR_TABLE_FORM)
     if isinstance(table, dict) and "classes" in table:
         entries = table["classes"]
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e and "color" in e
@@ -159,8 +166,7 @@ def load_color_table(path):
     elif isinstance(table, dict):
         pairs = [(str(name), color) for name, color in table.items()]
     else:
-        raise DataError(path, 'a colour table is {"classes": [{"name": ..., "color": [r, g, b]}, ...]} '
-                              'or {"name": [r, g, b], ...}')
+        raise DataError(path, COLOR_TABLE_FORM)
     names, colors, values, seen = [], [], [], {}
     for name, color in pairs:
         color = _color(color, path, name)
@@ -308,8 +314,23 @@ def _list_images(folder, role):
                                                         f"(the other is {found[stem]}): keep one of them")
         found[stem] = name
     if not found:
-        raise DataError(folder, f"no {role} files ({LISTED_EXTENSIONS}) in this folder")
+        raise DataError(folder, no_images_problem(folder, role, "put their files in one folder (links will do)"))
     return found
+
+
+def no_images_problem(folder, role, advice):
+    """What is wrong with a folder of no image files; where it holds folders (a per-city layout, say),
+    that they are not searched, and `advice` on what to do instead."""
+    problem = f"no {role} files ({LISTED_EXTENSIONS}) in this folder"
+    try:
+        subfolders = sorted(name for name in os.listdir(folder)
+                            if not name.startswith(".") and os.path.isdir(os.path.join(folder, name)))
+    except OSError:
+        return problem
+    if not subfolders:
+        return problem
+    return f"{problem}, and its sub-folders ({', '.join(subfolders[:3])}{', ...' if len(subfolders) > 3 else ''}) " \
+           f"are not searched: {advice}"
 
 
 class FolderSegmentation:
