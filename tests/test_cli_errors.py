@@ -1576,6 +1576,17 @@ def test_weights_that_cannot_be_used_stop_predict_evaluate_and_train_init_in_one
         assert (status, stderr) == (2, f"error: {message}\n"), main.__name__
 
 
+@pytest.mark.parametrize("listed", ["01.png", "images/01"])
+def test_a_split_file_of_file_names_or_paths_says_ids_are_stems(tmp_path, capsys, listed):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "val.txt").write_text(f"{listed}\n")
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), *TINY, "--max-iter",
+                                             "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val.txt'}: id '{listed}' has no image/mask pair in {tmp_path / 'images'}: "
+                      f"ids are file stems, without folder or extension: write '01'\n")
+
+
 def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "val.txt").write_text("04\n05\n04\n")

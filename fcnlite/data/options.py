@@ -150,7 +150,8 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training, a
         known = set(everything.ids)
         unknown = [i for i in val_ids if i not in known]
         if unknown:
-            raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}")
+            raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}"
+                                             f"{_id_hint(unknown[0], everything.ids)}")
         held_out = set(val_ids)
         train_ids = [i for i in everything.ids if i not in held_out]
         if not train_ids and training:   # evaluating every image is fine
@@ -169,6 +170,15 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training, a
     # images --skip-bad dropped for want of a mask: reported once, with the half the program uses
     halves[0 if training else 1].skipped = everything.skipped
     return halves
+
+
+def _id_hint(id_, ids):
+    """What a split file's id that names no image should be. Ids are stems, as in VOC's lists, never file
+    names or paths: one rule (were 'f001.jpg' taken for f001, 'f001.png', its mask's name, would be in doubt)."""
+    stem = os.path.splitext(os.path.basename(id_.replace("\\", "/")))[0]
+    if stem != id_ and stem in ids:
+        return f": ids are file stems, without folder or extension: write {stem!r}"
+    return f" (ids are file stems, without folder or extension, such as {ids[0]!r})"
 
 
 def _val_folders(args, images):
