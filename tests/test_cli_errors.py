@@ -1587,6 +1587,19 @@ def test_a_split_file_of_file_names_or_paths_says_ids_are_stems(tmp_path, capsys
                       f"ids are file stems, without folder or extension: write '01'\n")
 
 
+def test_skip_bad_drops_a_listed_validation_image_without_a_mask_as_it_does_any_other(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "masks" / "02.png").unlink()
+    (tmp_path / "val.txt").write_text("01\n02\n")
+    common = [*data, "--split-file", str(tmp_path / "val.txt"), *TINY, "--max-iter", "1"]
+    status, _, stderr = run(cli.main_train, [*common, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr.startswith(f"error: {tmp_path / 'images' / '02.png'}: has no mask 02.png")
+    status, stdout, stderr = run(cli.main_train, [*common, "--skip-bad", "--out", str(tmp_path / "s")], capsys)
+    assert status == 0, stderr
+    assert "(5 images): 4 training, 1 validation image" in stdout
+    assert f"{tmp_path / 'images' / '02.png'}: has no mask 02.png" in stdout   # reported as dropped
+
+
 def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "val.txt").write_text("04\n05\n04\n")

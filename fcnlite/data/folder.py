@@ -370,11 +370,13 @@ class FolderSegmentation:
             wanted = read_split(ids) if isinstance(ids, (str, os.PathLike)) else [str(i) for i in ids]
         self.ids, self._image_files, self._mask_files = [], {}, {}
         problems = []
+        self.without_mask = []   # the ids of images that have no mask (dropped with skip_bad)
         for id_ in wanted:
             if id_ not in images:
                 problems.append(DataError(os.path.join(self.images_dir, id_),
                                           f"no image with this name ({LISTED_EXTENSIONS}) for id {id_!r}"))
             elif id_ not in masks:
+                self.without_mask.append(id_)
                 problems.append(DataError(os.path.join(self.images_dir, images[id_]),
                                           f"has no mask {id_}.png (or another of {LISTED_EXTENSIONS}) in "
                                           f"{self.masks_dir}"))

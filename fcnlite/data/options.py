@@ -148,10 +148,13 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training, a
     if args.split_file:
         val_ids = read_split(args.split_file)
         known = set(everything.ids)
-        unknown = [i for i in val_ids if i not in known]
+        unknown = [i for i in val_ids if i not in known and i not in everything.without_mask]
         if unknown:
             raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}"
                                              f"{_id_hint(unknown[0], everything.ids)}")
+        val_ids = [i for i in val_ids if i in known]   # --skip-bad dropped the others, images without a mask
+        if not val_ids:
+            raise DataError(args.split_file, f"none of its images has a mask in {masks}: nothing to validate on")
         held_out = set(val_ids)
         train_ids = [i for i in everything.ids if i not in held_out]
         if not train_ids and training:   # evaluating every image is fine
