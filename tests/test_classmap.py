@@ -83,7 +83,7 @@ def test_a_chosen_source_class_named_background_is_part_of_the_background_not_a_
 
 
 def test_a_class_map_never_makes_two_classes_of_one_name():
-    with pytest.raises(ValueError, match="class map makes two classes named 'road': each class needs a name of its own"):
+    with pytest.raises(ValueError, match="class map makes two classes named 'road': each class needs a name"):
         ClassMap({1: 1, 2: 2}, ["background", "road", "Road"])
 
 

@@ -106,7 +106,8 @@ def test_masks_of_only_0_and_255_ask_for_a_class_map(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("options, fix", [
-    (["--class-names", "background,car", "--classes", "car"], "pass --class-map '0:background,255:car' instead of --classes"),
+    (["--class-names", "background,car", "--classes", "car"],
+     "pass --class-map '0:background,255:car' instead of --classes"),
     (["--classes", "car"], "pass --class-map '0:background,255:car' instead of --classes"),
     (["--classes", "0"], "pass --class-map '0:background,255:foreground' instead of --classes (name the foreground as "
                          "you like)"),
