@@ -19,7 +19,7 @@ from PIL import Image
 
 from . import backend
 from .data.errors import DataError
-from .data.folder import LISTED_EXTENSIONS, image_files, unnamed_classes
+from .data.folder import LISTED_EXTENSIONS, image_files, no_images_problem, unnamed_classes
 from .argtypes import COUNT, COUNT_OR_ZERO, POSITIVE, POSITIVE_OR_ZERO, OneLineParser, checked_number, size_pair
 from .data.options import (DATA_OPTIONS, DATA_SOURCE_OPTIONS, add_data_arguments, data_root_used, datasets_from_args,
                            uses_folders)
@@ -591,7 +591,7 @@ def image_paths(arguments):
         if os.path.isdir(argument):
             names = image_files(argument)
             if not names:
-                raise DataError(argument, f"no image files ({LISTED_EXTENSIONS}) in this folder")
+                raise DataError(argument, no_images_problem(argument, "image", "name the sub-folders themselves"))
             paths.extend(os.path.join(argument, name) for name in names)
         elif os.path.exists(argument):
             paths.append(argument)

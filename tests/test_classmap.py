@@ -34,6 +34,59 @@ def test_ignore_targets_and_255_stays_255_unless_named():
     assert parse_class_map("7:1,6:255,*:0").apply(labels).tolist() == [1, 255, 0, 255]
 
 
+@pytest.mark.parametrize("word", ["ignore", "void", "VOID", "Ignore"])
+def test_a_class_map_takes_the_words_a_colour_table_takes_for_ignore(tmp_path, word):
+    from fcnlite.data.folder import load_color_table
+    table_file = tmp_path / "colors.json"
+    table_file.write_text(f'{{"road": [1, 1, 1], "{word} ": [2, 2, 2], "car": [3, 3, 3], "tree": [4, 4, 4]}}')
+    assert load_color_table(table_file).values.tolist() == [0, 255, 1, 2]
+    class_map = parse_class_map(f"road:road,car:car,tree:{word},*:background", DRIVING_CLASSES + ["car", "tree"])
+    assert class_map.class_names == ["background", "road", "car"]
+    assert class_map.apply(numpy.array([7, 13, 14, 0], dtype=numpy.uint8)).tolist() == [1, 2, 255, 0]
+
+
+@pytest.mark.parametrize("word", ["ignored", "IGNORED", "_ignore_", "voids"])
+def test_a_word_that_reads_like_ignore_is_refused_not_made_a_class(tmp_path, word):
+    from fcnlite.data.errors import DataError
+    from fcnlite.data.folder import load_color_table
+    with pytest.raises(ValueError, match=f"target '{word}' in '3:{word}' reads like 'ignore': write 'ignore'"):
+        parse_class_map(f"1:road,3:{word},*:background")
+    table_file = tmp_path / "colors.json"
+    table_file.write_text(f'{{"road": [1, 1, 1], "{word}": [2, 2, 2]}}')
+    with pytest.raises(DataError, match=f"class '{word}' reads like 'ignore': name it 'ignore' or 'void'"):
+        load_color_table(table_file)
+
+
+def test_a_numbered_class_map_that_skips_a_class_is_warned_of(capsys):
+    import argparse
+    from fcnlite.data.options import class_map_from_args
+    class_map = class_map_from_args(argparse.Namespace(class_map="road:1,car:3,*:0", classes=None),
+                                    ["background", "road", "car", "tree"])
+    assert class_map.n_classes == 4
+    assert capsys.readouterr().out == ("warning: --class-map 'road:1,car:3,*:0' sends no value to class 2, which the "
+                                       "model gets all the same and never sees: number the classes without a gap, "
+                                       "unless that is meant\n")
+    class_map_from_args(argparse.Namespace(class_map="road:1,car:2,*:0", classes=None), ["background", "road", "car"])
+    assert capsys.readouterr().out == ""
+
+
+def test_a_chosen_source_class_named_background_is_part_of_the_background_not_a_second_one():
+    source = ["background", "road", "car"]   # a colour table's classes, say
+    class_map = class_map_from_names(["background", "road"], source)
+    assert class_map.class_names == ["background", "road"]
+    assert class_map.apply(numpy.array([0, 1, 2], dtype=numpy.uint8)).tolist() == [0, 1, 0]
+    kept = class_map_from_names(["Background", "road"], source, others="ignore")   # no rest class to merge into
+    assert kept.class_names == ["background", "road"]
+    assert kept.apply(numpy.array([0, 1, 2], dtype=numpy.uint8)).tolist() == [0, 1, 255]
+    # a numbered map names the class only the rest reaches otherwise than a class it maps
+    assert parse_class_map("0:1,*:0", source).class_names == ["other", "background"]
+
+
+def test_a_class_map_never_makes_two_classes_of_one_name():
+    with pytest.raises(ValueError, match="class map makes two classes named 'road': each class needs a name"):
+        ClassMap({1: 1, 2: 2}, ["background", "road", "Road"])
+
+
 def test_unmapped_value_without_star_is_an_error_naming_the_value():
     class_map = parse_class_map("7:1,8:0")
     with pytest.raises(ValueError, match=r"value 3 is not in the class map"):

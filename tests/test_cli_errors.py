@@ -105,6 +105,27 @@ def test_masks_of_only_0_and_255_ask_for_a_class_map(tmp_path, capsys):
     assert fcnlite.model_from_file(tmp_path / "numbered" / "final.h5").n_classes == 2
 
 
+@pytest.mark.parametrize("options, fix", [
+    (["--class-names", "background,car", "--classes", "car"],
+     "pass --class-map '0:background,255:car' instead of --classes"),
+    (["--classes", "car"], "pass --class-map '0:background,255:car' instead of --classes"),
+    (["--classes", "0"], "pass --class-map '0:background,255:foreground' instead of --classes (name the foreground as "
+                         "you like)"),
+    (["--class-map", "0:0,*:1"], "name 255 in --class-map ('*' leaves it ignored), e.g. --class-map "
+                                 "'0:background,255:foreground' (name the foreground as you like)"),
+])
+def test_masks_of_only_0_and_255_ask_for_a_map_of_255_whatever_the_class_options(tmp_path, capsys, options, fix):
+    # else every foreground pixel is ignored: a run that scores 1.0 on the background alone
+    masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
+    data = make_folder(tmp_path, masks)
+    status, _, stderr = run(cli.main_train, [*data, *options, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+                            capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'masks'}: the masks hold only 0 and 255, and 255 means 'ignore' (VOC's "
+                      f"outlines): for foreground masks of 0 and 255, {fix}\n")
+    assert not (tmp_path / "r").exists()
+
+
 def test_class_names_cannot_name_a_mapped_value_past_them(tmp_path, capsys):
     # --class-names names mask values 0 and 1; the map's 255 would become a class called "255"
     masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
@@ -220,6 +241,60 @@ def test_a_chosen_class_that_never_occurs_is_reported_not_a_traceback(tmp_path, 
     assert "foreground IoU n/a" in stdout
     assert "warning: no pixel of 'car' in the validation masks or the predictions" in stdout
     assert os.path.exists(tmp_path / "run" / "final.h5")
+
+
+@pytest.mark.parametrize("class_map, rest", [("1:road,2:car", "background"), ("1:1,2:2", "0")])
+@pytest.mark.parametrize("skip_bad", [[], ["--skip-bad"]])
+def test_a_class_map_that_leaves_values_of_most_masks_unmapped_is_refused_before_the_run(tmp_path, capsys, class_map,
+                                                                                           rest, skip_bad):
+    # --skip-bad would skip every mask: no help to offer
+    data = make_folder(tmp_path, road_and_car_masks())
+    status, _, stderr = run(cli.main_train, [*data, "--class-map", class_map, *skip_bad, *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'masks' / '00.png'}: value 0 is not in --class-map '{class_map}', which "
+                      f"leaves mask values 0 unmapped: add '*:{rest}' (the rest as background) or '*:ignore'\n")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_value_past_the_named_classes_in_a_few_masks_is_refused_up_front_or_skipped_with_skip_bad(tmp_path, capsys):
+    masks = road_and_car_masks()
+    masks[3][0, 0] = 9
+    data = make_folder(tmp_path, masks)
+    common = [*data, "--class-names", "background,road,car", *TINY, "--max-iter", "6"]
+    status, _, stderr = run(cli.main_train, [*common, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'masks' / '03.png'}: value 9 is past the 3 classes that --class-names "
+                      f"names (0..2): name every class the masks hold; or, if the 1 of 6 masks read holding such "
+                      f"values are wrong, fix them or pass --skip-bad\n")
+    assert not (tmp_path / "r").exists()
+    status, stdout, stderr = run(cli.main_train, [*common, "--skip-bad", "--out", str(tmp_path / "s")], capsys)
+    assert status == 0, stderr
+    assert f"skipped: {tmp_path / 'masks' / '03.png'}: value 9 is not a class (0..2) or 255" in stdout
+
+
+def test_channel_masks_take_the_simulators_classes_with_a_note_and_values_past_them_are_refused_up_front(
+        tmp_path, capsys):
+    masks = road_and_car_masks()
+    for mask in masks:
+        mask[0, 0] = 20   # not one of the simulator's 13 classes
+    data = make_folder(tmp_path, masks)   # grey masks: in the channel format, their one channel holds the class
+    status, stdout, stderr = run(cli.main_train, [*data, "--mask-format", "channel", "--classes", "road", *TINY,
+                                                  "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert ("note: --mask-format channel without --class-names takes the driving simulator's 13 classes (unlabeled, "
+            "building, fence, other, pedestrian, pole, road_line, road, sidewalk, vegetation, vehicle, wall, "
+            "traffic_sign); give --class-names for classes of your own\n") in stdout
+    assert stderr == (f"error: {tmp_path / 'masks' / '00.png'}: value 20 is past the driving simulator's 13 classes "
+                      f"(0..12), which --mask-format channel takes without --class-names: name your classes with "
+                      f"--class-names\n")
+    assert not (tmp_path / "r").exists()
+    names = ",".join(f"c{value}" for value in range(21))   # the classes named: the masks are taken as they are
+    status, stdout, stderr = run(cli.main_train, [*data, "--mask-format", "channel", "--class-names", names,
+                                                  "--classes", "c20", *TINY, "--max-iter", "1",
+                                                  "--out", str(tmp_path / "named")], capsys)
+    assert status == 0, stderr
+    assert "note: --mask-format channel" not in stdout
 
 
 def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
@@ -750,14 +825,15 @@ def test_the_training_help_shows_each_default_once(capsys):
 def test_a_bad_validation_mask_met_at_the_end_keeps_the_training_done(tmp_path, capsys):
     masks = road_and_car_masks()
     data = make_folder(tmp_path, masks)
-    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")   # 7: not a class
+    # of another size than its image: found when it is read (a value that is not a class is refused up front)
+    Image.fromarray(numpy.zeros((16, 12), numpy.uint8)).save(tmp_path / "masks" / "05.png")
     (tmp_path / "val.txt").write_text("05\n")
     out = tmp_path / "run"
     common = [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt"), *TINY,
               "--out", str(out)]
     status, _, stderr = run(cli.main_train, [*common, "--max-iter", "3"], capsys)
     assert status == 2
-    assert "05.png: value 7 is not a class (0..2) or 255" in stderr
+    assert "05.png: mask is 16x12 (HxW) but its image" in stderr
     assert "; met evaluating at iteration 3, checkpoint saved to" in stderr
     assert stderr.count("\n") == 1 and (out / "checkpoint.h5").exists()
     Image.fromarray(masks[5]).save(tmp_path / "masks" / "05.png")   # fixed: the run finishes without training again
@@ -865,10 +941,10 @@ def test_predict_with_max_side_gives_labels_at_the_photos_size(tmp_path, capsys,
 
 
 def folder_with_a_bad_validation_mask(tmp_path):
-    """(masks, data options): folder data whose one validation image, 05, has a mask of a class that is not."""
+    """(masks, data options): folder data whose one validation image, 05, has a mask of another size."""
     masks = road_and_car_masks()
     data = make_folder(tmp_path, masks)
-    Image.fromarray(numpy.full((12, 16), 7, numpy.uint8)).save(tmp_path / "masks" / "05.png")
+    Image.fromarray(numpy.zeros((16, 12), numpy.uint8)).save(tmp_path / "masks" / "05.png")
     (tmp_path / "val.txt").write_text("05\n")
     return masks, [*data, "--class-names", "background,road,car", "--split-file", str(tmp_path / "val.txt")]
 
@@ -1515,6 +1591,30 @@ def test_weights_that_cannot_be_used_stop_predict_evaluate_and_train_init_in_one
                                          "--out", str(tmp_path / "run")])]:
         status, _, stderr = run(main, argv, capsys)
         assert (status, stderr) == (2, f"error: {message}\n"), main.__name__
+
+
+@pytest.mark.parametrize("listed", ["01.png", "images/01"])
+def test_a_split_file_of_file_names_or_paths_says_ids_are_stems(tmp_path, capsys, listed):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "val.txt").write_text(f"{listed}\n")
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), *TINY, "--max-iter",
+                                             "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val.txt'}: id '{listed}' has no image/mask pair in {tmp_path / 'images'}: "
+                      f"ids are file stems, without folder or extension: write '01'\n")
+
+
+def test_skip_bad_drops_a_listed_validation_image_without_a_mask_as_it_does_any_other(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "masks" / "02.png").unlink()
+    (tmp_path / "val.txt").write_text("01\n02\n")
+    common = [*data, "--split-file", str(tmp_path / "val.txt"), *TINY, "--max-iter", "1"]
+    status, _, stderr = run(cli.main_train, [*common, "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and stderr.startswith(f"error: {tmp_path / 'images' / '02.png'}: has no mask 02.png")
+    status, stdout, stderr = run(cli.main_train, [*common, "--skip-bad", "--out", str(tmp_path / "s")], capsys)
+    assert status == 0, stderr
+    assert "(5 images): 4 training, 1 validation image" in stdout
+    assert f"{tmp_path / 'images' / '02.png'}: has no mask 02.png" in stdout   # reported as dropped
 
 
 def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):

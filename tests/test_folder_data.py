@@ -276,6 +276,32 @@ def test_a_grey_mask_saved_as_rgb_gives_its_values(tmp_path):
     numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask())
 
 
+@pytest.mark.parametrize("mask_format", ["index", "channel"])
+def test_a_grey_mask_with_an_alpha_channel_gives_its_grey_values(tmp_path, mask_format):
+    # as an annotation tool exports it: grey labels, drawn where the alpha is 255
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    alpha = numpy.where(index_mask(seed=3) > 0, 255, 0).astype(numpy.uint8)
+    save(masks / "a.png", numpy.dstack([index_mask(), alpha]), mode="LA")
+    dataset = FolderSegmentation(images, masks, mask_format=mask_format, class_names=["background", "road", "car"])
+    numpy.testing.assert_array_equal(dataset.load(0)[1], index_mask())
+
+
+def test_a_palette_mask_with_an_alpha_channel_gives_its_indices_or_its_colours_channel(tmp_path):
+    # Pillow reads a palette TIFF with an extra sample as PA (a PNG cannot hold one)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    save(images / "a.png", picture())
+    palette = Image.fromarray(index_mask(), mode="P")
+    palette.putpalette([0, 0, 0, 128, 64, 128, 0, 0, 142])
+    os.makedirs(masks)
+    palette.convert("PA").save(masks / "a.tif")
+    assert Image.open(masks / "a.tif").mode == "PA"
+    names = ["background", "road", "car"]
+    numpy.testing.assert_array_equal(FolderSegmentation(images, masks, class_names=names).load(0)[1], index_mask())
+    red = FolderSegmentation(images, masks, mask_format="channel", class_names=[f"c{v}" for v in range(129)])
+    numpy.testing.assert_array_equal(red.load(0)[1], numpy.array([0, 128, 0], numpy.uint8)[index_mask()])
+
+
 def test_a_folder_option_given_a_file_says_so(tmp_path):
     images, masks = make_folders(tmp_path)
     with pytest.raises(DataError, match=r"images/a.png: is a file: the images' folder is wanted here$"):
@@ -380,11 +406,14 @@ def test_a_colour_given_twice_under_one_name_is_refused_not_dropped(tmp_path):
     assert str(caught.value) == f"{table_file}: key 'red' is given twice: JSON keeps only one of them"
 
 
-def test_a_color_table_that_is_not_json_is_an_error(tmp_path):
-    table_file = tmp_path / "colors.json"
-    table_file.write_text("{road: [1, 2, 3]")
-    with pytest.raises(DataError, match="colors.json: is not valid JSON"):
+def test_a_color_table_that_is_not_json_is_an_error_saying_the_form_wanted(tmp_path):
+    table_file = tmp_path / "class_dict.csv"   # CamVid's table: name,r,g,b
+    table_file.write_text("name,r,g,b\nSky,128,128,128\n")
+    with pytest.raises(DataError) as caught:
         load_color_table(table_file)
+    assert str(caught.value) == (f'{table_file}: is not valid JSON (Expecting value at line 1): a colour table is '
+                                 f'JSON: {{"background": [0, 0, 0], "road": [128, 64, 128], ...}} (name: [r, g, b], '
+                                 f'in class order) or {{"classes": [{{"name": ..., "color": [r, g, b]}}, ...]}}')
 
 
 # ---- bad data --------------------------------------------------------------------------------------
@@ -465,6 +494,22 @@ def test_an_empty_images_folder_is_an_error_naming_it(tmp_path):
     with pytest.raises(DataError) as caught:
         FolderSegmentation(tmp_path / "images", masks)
     assert str(caught.value).startswith(f"{tmp_path / 'images'}: no image files")
+
+
+def test_a_folder_of_sub_folders_says_they_are_not_searched(tmp_path):
+    # a per-city layout (images/aachen/..., images/bochum/...): one folder of files is wanted
+    make_folders(tmp_path / "images" / "aachen")
+    make_folders(tmp_path / "images" / "bochum")
+    _, masks = make_folders(tmp_path / "other")
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(tmp_path / "images", masks)
+    assert str(caught.value) == (f"{tmp_path / 'images'}: no image files ({LISTED_EXTENSIONS}) in this folder, and "
+                                 f"its sub-folders (aachen, bochum) are not searched: put their files in one folder "
+                                 f"(links will do)")
+    from fcnlite.cli import image_paths   # predict.py's folders: each sub-folder may be named
+    with pytest.raises(DataError) as caught:
+        image_paths([str(tmp_path / "images")])
+    assert str(caught.value).endswith("sub-folders (aachen, bochum) are not searched: name the sub-folders themselves")
 
 
 def test_an_empty_masks_folder_is_an_error_naming_it(tmp_path):

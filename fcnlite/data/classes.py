@@ -10,6 +10,20 @@ import numpy
 # Label value of pixels that are left out of the loss and the metrics (VOC's void border).
 IGNORE_INDEX = 255
 
+# The names that make a colour table's colour, or a class map's target, IGNORE_INDEX rather than a class
+IGNORE_NAMES = ("ignore", "void")
+
+
+def is_ignore_name(name):
+    return name.strip().lower() in IGNORE_NAMES
+
+
+def looks_like_ignore(name):
+    """'ignored', 'VOID!', '_ignore_': meant as ignore, almost surely, but not one of IGNORE_NAMES; made
+    a class, it would train the pixels meant to be left out (no dataset has a class of that name)."""
+    letters = "".join(character for character in name.lower() if character.isalpha())
+    return not is_ignore_name(name) and letters in IGNORE_NAMES + ("ignored", "voids")
+
 VOC_CLASSES = [
     "background",   # 0
     "aeroplane",    # 1

@@ -14,7 +14,7 @@ Two ways to write one:
 The text form is comma-separated `source:target` pairs. A source is a value
 0..255 or a source class name; `*` stands for every source value not named
 (255 excepted: ignored pixels stay ignored unless a pair names 255). A target
-is a class index 0..254 or `ignore` / `255`; or every target is a name, which
+is a class index 0..254 or `ignore` / `void` / `255`; or every target is a name, which
 names the class it makes:
 
     parse_class_map("0:background,255:foreground")      # binary masks of 0 and 255
@@ -31,7 +31,7 @@ import re
 
 import numpy
 
-from .classes import IGNORE_INDEX as IGNORE
+from .classes import IGNORE_INDEX as IGNORE, is_ignore_name, looks_like_ignore
 
 # The driving simulator's 13 classes (CARLA 0.8 semantic segmentation camera; the
 # class id is stored in the red channel of CameraSeg images). Short lowercase names,
@@ -72,6 +72,10 @@ class ClassMap:
         self.others = others
         self.class_names = list(class_names)
         self.n_classes = len(self.class_names)
+        lowered = [name.lower() for name in self.class_names]
+        repeated = sorted({name for name in lowered if lowered.count(name) > 1})
+        if repeated:   # a model of two classes of one name: evaluation's table and JSON would show one of them
+            raise ValueError(f"class map makes two classes named {repeated[0]!r}: each class needs a name of its own")
         for source, target in list(self.mapping.items()) + [("*", others)]:
             if target is not None and target != IGNORE and not 0 <= target < self.n_classes:
                 raise ValueError(f"class map sends {source} to {target}, which is not a class "
@@ -137,7 +141,7 @@ def _source_value(token, source_class_names):
 
 
 def _is_ignore(token):
-    return token.lower() in ("ignore", "255")
+    return token == "255" or is_ignore_name(token)   # the words a colour table takes for ignore too
 
 
 def _is_number(token):
@@ -203,6 +207,9 @@ def parse_class_map(text, source_class_names=None, class_names=None):
         if not (_is_number(target) or _is_ignore(target)) and _looks_numeric(target):
             raise ValueError(f"class map: target {target!r} in {pair!r} is not a class index 0..254, 'ignore' "
                              f"or a class name")
+        if looks_like_ignore(target):
+            raise ValueError(f"class map: target {target!r} in {pair!r} reads like 'ignore': write 'ignore' (or "
+                             f"'void') to leave those pixels out of the loss, or give the class another name")
     named = [pair for _, target, pair in pairs if not (_is_number(target) or _is_ignore(target))]
     numbered = [pair for _, target, pair in pairs if _is_number(target) and not _is_ignore(target)]
     if named and numbered:
@@ -235,10 +242,12 @@ def parse_class_map(text, source_class_names=None, class_names=None):
         class_names = named_classes
     elif class_names is None:
         class_names = []
+        mapped_names = {_source_name(s, source_class_names).lower() for s, t in mapping.items() if t != IGNORE}
         for index in range(n_classes):
             sources = [_source_name(s, source_class_names) for s, t in mapping.items() if t == index]
             if others == index:
-                sources.append("background" if not sources and index == 0 else "other")
+                rest = "background" if not sources and index == 0 and "background" not in mapped_names else "other"
+                sources.append(rest)
             class_names.append("+".join(sources) if sources else f"class{index}")
     elif len(class_names) != n_classes:
         raise ValueError(f"class map {text!r} makes {n_classes} classes but {len(class_names)} names were given")
@@ -253,7 +262,9 @@ def class_map_from_names(selected_names, source_class_names, others="background"
     others="ignore": the rest become 255 (left out of loss and metrics) and the
         chosen ones are 0..K-1 (n_classes = K): no class is left that never occurs.
 
-    Names match case-insensitively; a source class id (a number) works too.
+    Names match case-insensitively; a source class id (a number) works too. With others="background", a
+    chosen source class named background (a colour table's, say) is part of class 0: the rest is the
+    background, and a second class of that name would be the same thing split in two.
     Label values beyond the source classes (and not 255) stay errors.
     """
     if isinstance(selected_names, str):
@@ -270,6 +281,9 @@ def class_map_from_names(selected_names, source_class_names, others="background"
             raise ValueError(f"class {name!r} is selected twice")
         if source >= len(source_class_names):
             raise ValueError(f"class {name!r} is not one of the {len(source_class_names)} source classes")
+        if others == "background" and source_class_names[source].lower() == "background":
+            mapping[source] = 0
+            continue
         mapping[source] = first + len(names)
         names.append(source_class_names[source])
     class_names = (["background"] if others == "background" else []) + names

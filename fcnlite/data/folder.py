@@ -16,7 +16,8 @@ How a mask says which class a pixel is (mask_format):
 
     "index"    a single-channel (L) or palette (P) PNG whose values are the class
                indices (palette PNGs, as in VOC, store the index, not the colour); 16-bit
-               and float (TIFF) masks too, when their values are whole numbers in 0..255
+               and float (TIFF) masks too, when their values are whole numbers in 0..255;
+               an alpha channel (LA, PA) is dropped, as is that of an RGBA mask of R = G = B
     "channel"  an RGB mask whose class id is one channel (mask_channel; 0 = red,
                the driving simulator's convention: CameraSeg images, 13 classes)
     "color"    an RGB mask painted with one colour per class, decoded with a
@@ -43,7 +44,8 @@ the classes to train; then n_classes and class_names are the map's.
 
 Missing folders, empty folders and images without masks are found when the
 dataset is built; unreadable files, size mismatches and bad values when load(i)
-reads them. All are DataError: "<file>: <what is wrong>".
+reads them (the programs check the values before training: scan_masks). All are
+DataError: "<file>: <what is wrong>".
 """
 import hashlib
 import json
@@ -52,7 +54,7 @@ from collections import namedtuple
 
 import numpy
 
-from .classes import IGNORE_INDEX as IGNORE
+from .classes import IGNORE_INDEX as IGNORE, is_ignore_name, looks_like_ignore
 from .classmap import parse_class_map
 from ..errors import count, os_reason
 from .errors import DataError
@@ -60,6 +62,7 @@ from .images import (WIDE_GREY_MODES, check_label_values, open_image, read_image
                      turned_note)
 
 GREY_MODES = ("L", "1") + WIDE_GREY_MODES   # Pillow's single-channel modes: a mask's one channel is its label
+ALPHA_MODES = ("LA", "PA")   # grey and palette with an alpha channel (PNG's grey+alpha; TIFF's palette+alpha)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 LISTED_EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 MASK_FORMATS = ("index", "channel", "color")
@@ -72,7 +75,15 @@ ColorTable.__doc__ = """A decoded colour table: class `names` in index order; `c
 
 # ---- small files: class names, colour tables; splitting ids -------------------------------------
 
-def _read_json(path):
+CLASS_NAMES_FORM = ('class names must be a JSON list of strings, e.g. ["background", "road"], or a .txt file '
+                    'of one name per line')
+COLOR_TABLE_FORM = ('a colour table is JSON: {"background": [0, 0, 0], "road": [128, 64, 128], ...} (name: [r, g, b], '
+                    'in class order) or {"classes": [{"name": ..., "color": [r, g, b]}, ...]}')
+
+
+def _read_json(path, expected):
+    """The JSON in `path`; DataError for a file that cannot be read or is not JSON, saying the form
+    `expected` (a CSV, such as CamVid's class_dict.csv, is not read as one)."""
     def unique_keys(pairs):   # json would keep the last of two equal keys, and drop the other unsaid
         repeated = repeated_name([key for key, _ in pairs])
         if repeated is not None:
@@ -84,7 +95,7 @@ def _read_json(path):
     except OSError as error:
         raise DataError(path, f"cannot read ({os_reason(error)})") from None
     except json.JSONDecodeError as error:
-        raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise DataError(path, f"is not valid JSON ({error.msg} at line {error.lineno}): {expected}") from None
     except UnicodeDecodeError:
         raise DataError(path, "is not UTF-8 text: save it as UTF-8") from None
 
@@ -106,12 +117,11 @@ def load_class_names(path):
     if str(path).lower().endswith(".txt"):
         names = _names_from_lines(read_lines(path, "class-name file"), path)
     else:
-        names = _read_json(path)
+        names = _read_json(path, CLASS_NAMES_FORM)
         if isinstance(names, dict) and "classes" in names:
             names = names["classes"]
         if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
-            raise DataError(path, 'class names must be a JSON list of strings, e.g. ["background", "road"], '
-                                  'or a .txt file of one name per line')
+            raise DataError(path, CLASS_NAMES_FORM)
     check_class_names(names, path)
     return names
 
@@ -146,7 +156,7 @@ def _color(value, path, name):
 
 def load_color_table(path):
     """Read a colour table (the two JSON forms in the module docstring); returns a ColorTable."""
-    table = _read_json(path)
+    table = _read_json(path, COLOR_TABLE_FORM)
     if isinstance(table, dict) and "classes" in table:
         entries = table["classes"]
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "name" in e and "color" in e
@@ -156,8 +166,7 @@ def load_color_table(path):
     elif isinstance(table, dict):
         pairs = [(str(name), color) for name, color in table.items()]
     else:
-        raise DataError(path, 'a colour table is {"classes": [{"name": ..., "color": [r, g, b]}, ...]} '
-                              'or {"name": [r, g, b], ...}')
+        raise DataError(path, COLOR_TABLE_FORM)
     names, colors, values, seen = [], [], [], {}
     for name, color in pairs:
         color = _color(color, path, name)
@@ -165,7 +174,10 @@ def load_color_table(path):
             raise DataError(path, f"colour {list(color)} is given to both {seen[color]!r} and {name!r}")
         seen[color] = name
         colors.append(color)
-        if name.lower() in ("void", "ignore"):
+        if looks_like_ignore(name):
+            raise DataError(path, f"class {name!r} reads like 'ignore': name it 'ignore' or 'void' to leave its "
+                                  f"colour out of the loss, or give the class another name")
+        if is_ignore_name(name):
             values.append(IGNORE)
         else:
             values.append(len(names))
@@ -213,6 +225,8 @@ def read_index_mask(path):
     """A single-channel or palette mask -> uint8 (H, W) of its stored values; an RGB one whose three
     channels agree (grey, as some tools save it) too."""
     with _open_mask(path) as image:
+        if image.mode in ALPHA_MODES:   # the alpha says how the label is drawn, not which class it is
+            image = image.getchannel(0)
         if image.mode == "P" or image.mode in GREY_MODES:
             return _index_values(image, path)
         if image.mode in ("RGB", "RGBA"):
@@ -239,12 +253,14 @@ def _index_values(image, path):
 
 
 def read_channel_mask(path, channel=0):
-    """An RGB mask whose class id is channel `channel` -> uint8 (H, W); a grey mask's one channel."""
+    """An RGB mask whose class id is channel `channel` -> uint8 (H, W); a grey mask's grey channel."""
     with _open_mask(path) as image:
+        if image.mode == "LA":   # grey with an alpha, which is not a label: the grey holds the class id
+            image = image.getchannel(0)
         if image.mode in GREY_MODES:   # one channel: it holds the class id
             return _index_values(image, path)
-        if image.mode == "P":
-            image = image.convert("RGB")
+        if image.mode in ("P", "PA"):   # the palette's colours, as for an RGB(A) mask
+            image = image.convert("RGBA" if image.mode == "PA" else "RGB")
         bands = image.getbands()
         if channel >= len(bands):
             raise DataError(path, f"mask has {len(bands)} channels, no channel {channel}")
@@ -298,8 +314,23 @@ def _list_images(folder, role):
                                                         f"(the other is {found[stem]}): keep one of them")
         found[stem] = name
     if not found:
-        raise DataError(folder, f"no {role} files ({LISTED_EXTENSIONS}) in this folder")
+        raise DataError(folder, no_images_problem(folder, role, "put their files in one folder (links will do)"))
     return found
+
+
+def no_images_problem(folder, role, advice):
+    """What is wrong with a folder of no image files; where it holds folders (a per-city layout, say),
+    that they are not searched, and `advice` on what to do instead."""
+    problem = f"no {role} files ({LISTED_EXTENSIONS}) in this folder"
+    try:
+        subfolders = sorted(name for name in os.listdir(folder)
+                            if not name.startswith(".") and os.path.isdir(os.path.join(folder, name)))
+    except OSError:
+        return problem
+    if not subfolders:
+        return problem
+    return f"{problem}, and its sub-folders ({', '.join(subfolders[:3])}{', ...' if len(subfolders) > 3 else ''}) " \
+           f"are not searched: {advice}"
 
 
 class FolderSegmentation:
@@ -339,11 +370,13 @@ class FolderSegmentation:
             wanted = read_split(ids) if isinstance(ids, (str, os.PathLike)) else [str(i) for i in ids]
         self.ids, self._image_files, self._mask_files = [], {}, {}
         problems = []
+        self.without_mask = []   # the ids of images that have no mask (dropped with skip_bad)
         for id_ in wanted:
             if id_ not in images:
                 problems.append(DataError(os.path.join(self.images_dir, id_),
                                           f"no image with this name ({LISTED_EXTENSIONS}) for id {id_!r}"))
             elif id_ not in masks:
+                self.without_mask.append(id_)
                 problems.append(DataError(os.path.join(self.images_dir, images[id_]),
                                           f"has no mask {id_}.png (or another of {LISTED_EXTENSIONS}) in "
                                           f"{self.masks_dir}"))
@@ -386,24 +419,28 @@ class FolderSegmentation:
         if self.color_table is not None:
             return list(self.color_table.names)
         # nothing says how many classes there are: the masks do (one pass over them)
-        present = numpy.zeros(256, dtype=bool)
-        largest, unreadable = 0, []
-        for index in range(len(self.ids)):
+        self.mask_values = self.scan_masks()
+        largest = max((value for value in self.mask_values if value != IGNORE), default=0)
+        self.largest_value_path = self.mask_values.get(largest, [None])[0]
+        return unnamed_classes(largest + 1)
+
+    def scan_masks(self, indices=None):
+        """{value: [the masks holding it]}, in value order, over the stored masks `indices` (default: all),
+        so that the programs can check the values before any training (a stray value, masks of 0 and 255
+        only, a value no class map covers). Masks that cannot be read are left for load(index) to report,
+        unless not one of all the masks can be (nothing to train on): then DataError says why."""
+        present, unreadable = {}, []
+        for index in range(len(self.ids)) if indices is None else indices:
             try:
                 raw = self.raw_mask(index)
             except DataError as error:
                 unreadable.append(error)
-                continue  # load(index) will report it
-            counts = numpy.bincount(raw.ravel(), minlength=256)
-            present |= counts > 0
-            values = numpy.flatnonzero(counts[:IGNORE])
-            if values.size and values[-1] > largest:
-                largest, self.largest_value_path = int(values[-1]), self.label_path(index)
-        if unreadable and len(unreadable) == len(self.ids):
-            raise unreadable[0]   # not one mask could be read (nothing to train on): say why
-        # what the programs check: a stray value that set the class count, masks of 0 and 255 only
-        self.mask_values = [int(value) for value in numpy.flatnonzero(present)]
-        return unnamed_classes(largest + 1)
+                continue
+            for value in numpy.flatnonzero(numpy.bincount(raw.ravel(), minlength=256)):
+                present.setdefault(int(value), []).append(self.label_path(index))
+        if indices is None and unreadable and len(unreadable) == len(self.ids):
+            raise unreadable[0]
+        return dict(sorted(present.items()))
 
     def __len__(self):
         return len(self.ids)

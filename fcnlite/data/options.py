@@ -95,7 +95,7 @@ def value_ranges(values):
     return ", ".join(f"{first}..{last}" if last > first else f"{first}" for first, last in runs)
 
 
-def _folder_datasets(args, images, masks, mask_format, source_names, training):
+def _folder_datasets(args, images, masks, mask_format, source_names, training, assumed_driving_classes=False):
     from .folder import FolderSegmentation, describe_folder, load_color_table, split_by_fraction
     from .images import read_split
     check_apart(images, masks, "--images", "--masks")
@@ -112,25 +112,34 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
                   class_names=source_names, skip_bad=args.skip_bad)
     val_folders = _val_folders(args, images)
     everything = FolderSegmentation(images, masks, **common)   # with no names, it reads every mask for the classes
+    if assumed_driving_classes:   # as often as not, the masks are not the simulator's: say so
+        print(f"note: --mask-format channel without --class-names takes the driving simulator's "
+              f"{len(source_names)} classes ({', '.join(source_names)}); give --class-names for classes of your own")
     held_out = FolderSegmentation(*val_folders, **common) if val_folders else None
     for folder in (everything, held_out):
         if folder is not None:
             report_folder(folder)
     if held_out is not None and everything.mask_values is not None:
         check_validation_classes(everything, held_out)
-    mapped = bool(args.class_map or args.classes)
-    if everything.mask_values is not None and not mapped:
-        check_counted_classes(everything, masks, training)
-    elif not mapped and mask_format != "color":
-        check_named_masks(everything, masks)
+    # the values the masks hold: all of them where the masks were read for the classes (or for the classes
+    # taken unasked), else a sample
+    seen = everything.scan_masks() if assumed_driving_classes else known_mask_values(everything)
+    if held_out is not None:
+        for value, paths in known_mask_values(held_out).items():
+            seen.setdefault(value, []).extend(paths)
     try:
         class_map = class_map_from_args(args, everything.source_class_names)
     except ValueError as error:
+        check_binary_masks(seen, None, masks, args, mask_format)   # 255 explains a class not found among the rest
         unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
             if source_names is None else ""
         raise UsageError(f"{error}{unnamed}") from None
+    check_binary_masks(seen, class_map, masks, args, mask_format)
+    if everything.mask_values is not None and class_map is None:
+        check_counted_classes(everything, masks, training)
     if args.class_map and args.class_names is not None:
         check_map_names(class_map, source_names, args.class_map)
+    check_mask_values(seen, class_map, everything.source_class_names, args)
     common.update(class_map=class_map, class_names=everything.source_class_names)
     if held_out is not None:   # already split: every image of --images trains
         halves = (FolderSegmentation(images, masks, **common), FolderSegmentation(*val_folders, **common))
@@ -139,9 +148,13 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     if args.split_file:
         val_ids = read_split(args.split_file)
         known = set(everything.ids)
-        unknown = [i for i in val_ids if i not in known]
+        unknown = [i for i in val_ids if i not in known and i not in everything.without_mask]
         if unknown:
-            raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}")
+            raise DataError(args.split_file, f"id {unknown[0]!r} has no image/mask pair in {images}"
+                                             f"{_id_hint(unknown[0], everything.ids)}")
+        val_ids = [i for i in val_ids if i in known]   # --skip-bad dropped the others, images without a mask
+        if not val_ids:
+            raise DataError(args.split_file, f"none of its images has a mask in {masks}: nothing to validate on")
         held_out = set(val_ids)
         train_ids = [i for i in everything.ids if i not in held_out]
         if not train_ids and training:   # evaluating every image is fine
@@ -160,6 +173,15 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training):
     # images --skip-bad dropped for want of a mask: reported once, with the half the program uses
     halves[0 if training else 1].skipped = everything.skipped
     return halves
+
+
+def _id_hint(id_, ids):
+    """What a split file's id that names no image should be. Ids are stems, as in VOC's lists, never file
+    names or paths: one rule (were 'f001.jpg' taken for f001, 'f001.png', its mask's name, would be in doubt)."""
+    stem = os.path.splitext(os.path.basename(id_.replace("\\", "/")))[0]
+    if stem != id_ and stem in ids:
+        return f": ids are file stems, without folder or extension: write {stem!r}"
+    return f" (ids are file stems, without folder or extension, such as {ids[0]!r})"
 
 
 def _val_folders(args, images):
@@ -206,11 +228,6 @@ def check_validation_classes(training, validation):
                          f"model would have no such class: give --class-names to fix the classes")
 
 
-ONLY_0_AND_255 = ("the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): "
-                  "for foreground masks of 0 and 255, pass --class-map '0:background,255:foreground' "
-                  "(name the foreground as you like)")
-
-
 def check_map_names(class_map, source_names, text):
     """--class-names names the mask values; a numbered --class-map that also maps values past those
     names would make a class called by its bare value ("255"): the map can name its classes itself."""
@@ -224,27 +241,71 @@ def check_map_names(class_map, source_names, text):
                          f"e.g. --class-map '0:background,{unnamed[0]}:foreground', and leave --class-names out")
 
 
-def check_named_masks(folder, masks, sample=16):
-    """With --class-names the masks are not scanned for the class count; a sample of them (spread over
-    the folder) still catches binary masks of 0 and 255 before any training: 255 is 'ignore'."""
+def known_mask_values(folder, sample=16):
+    """{value: [the masks holding it]} over the masks, where they were all read (for the class count), else
+    over a sample spread over the folder: it catches what most masks hold (only 0 and 255, say)."""
     import numpy
-    values = set()
-    for index in sorted(set(numpy.linspace(0, len(folder) - 1, min(sample, len(folder))).astype(int).tolist())):
-        try:
-            values.update(numpy.unique(folder.raw_mask(index)).tolist())
-        except DataError:
-            continue   # load(index) will report it
-    if 255 in values and values <= {0, 255}:
-        raise UsageError(f"{masks}: {ONLY_0_AND_255}")
+    if folder.mask_values is not None:
+        return {value: list(paths) for value, paths in folder.mask_values.items()}
+    return folder.scan_masks(sorted(set(numpy.linspace(0, len(folder) - 1, min(sample, len(folder))).astype(int))))
+
+
+def check_binary_masks(seen, class_map, masks, args, mask_format):
+    """Masks of only 0 and 255 with no class map that names 255: every pixel of the foreground would be
+    ignored (255 is 'ignore', as VOC's outlines), whichever classes --classes or a map choose among the
+    rest. (A colour table's 255 is a colour it calls void: meant.)"""
+    if mask_format == "color" or IGNORE_INDEX not in seen or not set(seen) <= {0, IGNORE_INDEX}:
+        return
+    if class_map is not None and IGNORE_INDEX in class_map.mapping:
+        return
+    selected = [name.strip() for name in (args.classes or "").split(",") if name.strip()]
+    foreground = selected[0] if len(selected) == 1 and not selected[0].isdigit() else "foreground"
+    example = f"--class-map '0:background,255:{foreground}'"
+    if args.class_map:
+        fix = f"name 255 in --class-map ('*' leaves it ignored), e.g. {example}"
+    else:
+        fix = f"pass {example}{' instead of --classes' if args.classes else ''}"
+    named = " (name the foreground as you like)" if foreground == "foreground" else ""
+    raise UsageError(f"{masks}: the masks hold only 0 and 255, and 255 means 'ignore' (VOC's outlines): for "
+                     f"foreground masks of 0 and 255, {fix}{named}")
+
+
+def check_mask_values(seen, class_map, source_names, args):
+    """A value in the masks that no class is made of would stop the training at the first mask holding
+    it, after the run began: say so now, with what to add. With --skip-bad, a few such masks are what
+    it skips; not most of them, though: nearly nothing would be left to train on."""
+    if class_map is not None:
+        unmapped = sorted(value for value in seen if not class_map.defined[value])
+    else:
+        unmapped = sorted(value for value in seen if value >= len(source_names) and value != IGNORE_INDEX)
+    if not unmapped:
+        return
+    bad = {path for value in unmapped for path in seen[value]}
+    read = {path for paths in seen.values() for path in paths}
+    few = len(bad) * 2 <= len(read)
+    if few and args.skip_bad:
+        return
+    if args.class_map:
+        rest = "background" if class_map.named_targets else "0"
+        problem = (f"is not in --class-map '{args.class_map}', which leaves mask values {value_ranges(unmapped)} "
+                   f"unmapped: add '*:{rest}' (the rest as background) or '*:ignore'")
+    elif not args.class_names:   # the channel format's classes, taken unasked
+        problem = (f"is past the driving simulator's {len(source_names)} classes (0..{len(source_names) - 1}), "
+                   f"which --mask-format channel takes without --class-names: name your classes with --class-names")
+    else:
+        problem = (f"is past the {len(source_names)} classes that --class-names names (0..{len(source_names) - 1}): "
+                   f"name every class the masks hold")
+    if few:   # a mask or two may be what is wrong
+        problem += f"; or, if the {len(bad)} of {len(read)} masks read holding such values are wrong, fix them " \
+                   f"or pass --skip-bad"
+    raise UsageError(f"{seen[unmapped[0]][0]}: value {unmapped[0]} {problem}")
 
 
 def check_counted_classes(folder, masks, training):
     """When the masks' largest value set the class count: refuse masks with nothing to tell apart, and
     (training) warn of values that never occur below the largest, which a stray pixel would cause."""
     values = [value for value in folder.mask_values if value != 255]
-    if max(values, default=0) == 0:
-        if 255 in folder.mask_values:
-            raise UsageError(f"{masks}: {ONLY_0_AND_255}")
+    if max(values, default=0) == 0:   # (masks of 0 and 255 only are check_binary_masks')
         raise UsageError(f"{masks}: every mask is all 0: nothing to tell apart (check --mask-format)")
     largest = values[-1]
     unused = sorted(set(range(largest + 1)) - set(values))
@@ -293,15 +354,18 @@ def datasets_from_args(args, need_train=True):
             source_names = _class_names_from_arg(args.class_names) or list(DRIVING_CLASSES)
             if not (args.classes or args.class_map):
                 args.classes = "road"
+            assumed_driving_classes = False   # the generated scenes are the simulator's classes
         else:
             if not (args.images and args.masks):
                 raise UsageError("--images and --masks go together")
             images, masks = args.images, args.masks
             mask_format = args.mask_format or "index"
             source_names = _class_names_from_arg(args.class_names)
-            if source_names is None and mask_format == "channel":
+            assumed_driving_classes = source_names is None and mask_format == "channel"
+            if assumed_driving_classes:   # as the README's CameraSeg example has it
                 source_names = list(DRIVING_CLASSES)
-        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names, need_train)
+        train_set, val_set = _folder_datasets(args, images, masks, mask_format, source_names, need_train,
+                                              assumed_driving_classes)
         return (train_set if need_train else None), val_set
 
     from .voc import VOCSegmentation, find_voc_root
@@ -378,7 +442,14 @@ def class_map_from_args(args, source_class_names):
     ValueError (one line) for a map that cannot be made."""
     from .classmap import class_map_from_names, parse_class_map
     if args.class_map:
-        return parse_class_map(args.class_map, source_class_names)
+        class_map = parse_class_map(args.class_map, source_class_names)
+        reached = set(class_map.mapping.values()) | {class_map.others}
+        unreached = [index for index in range(class_map.n_classes) if index not in reached]
+        if unreached:   # a warning, not a refusal: a gap may keep the numbers of another model's classes
+            print(f"warning: --class-map '{args.class_map}' sends no value to class {value_ranges(unreached)}, "
+                  f"which the model gets all the same and never sees: number the classes without a gap, "
+                  f"unless that is meant")
+        return class_map
     if args.classes:
         return class_map_from_names(args.classes, source_class_names, others=args.others)
     return None
