@@ -27,6 +27,7 @@ from .errors import UsageError, count, os_reason
 from .io import WeightsError, atomic_write, cannot_write_in
 from .models.fcn import FCN_ARCHITECTURES
 from .predictions import check_outputs, output_names, output_stems
+from .visualize import palette_with
 from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
                           parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
 
@@ -395,7 +396,8 @@ def main_train(argv=None):
     model.preprocessing = dict(TORCHVISION_PREPROCESSING)
     if args.init:
         start_from_init(model, args.init, args.width, list(train_set.class_names))
-    model.class_colors = getattr(train_set, "class_colors", None)   # (a colour table's: for the pictures)
+    if getattr(train_set, "class_colors", None) is not None:   # a colour table's, for the pictures predict draws
+        model.class_colors = palette_with(train_set.n_classes, train_set.class_colors)[:train_set.n_classes].tolist()
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     config = TrainConfig(out=out, max_iter=args.max_iter, accumulate=args.accumulate,
                          loss_normalize=args.loss_normalize, lr_policy=args.lr_policy, eval_every=args.eval_every,
@@ -657,7 +659,7 @@ def segment_images(model, paths, stems, args):
     from .evaluate import predict_image, predict_probabilities
     from .predictions import resized_probabilities, save_marked_png, save_probabilities
     from .train import fit_size
-    from .visualize import label_picture, legend, overlay, palette_with
+    from .visualize import label_picture, legend, overlay
 
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
     palette = palette_with(model.n_classes, model.class_colors)

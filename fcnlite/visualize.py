@@ -67,10 +67,12 @@ def palette_for(dataset):
 
 
 def palette_with(n_classes, class_colors=None):
-    """make_palette(n_classes), class i drawn in class_colors[i] where given (a model's or a dataset's)."""
+    """make_palette(n_classes), class i drawn in class_colors[i] where that is given (not None: a model's
+    or a dataset's colours)."""
     palette = make_palette(n_classes)
-    if class_colors is not None:
-        palette[:len(class_colors)] = numpy.asarray(class_colors, dtype=numpy.uint8).reshape(-1, 3)
+    for index, color in enumerate(class_colors or ()):
+        if color is not None:
+            palette[index] = color
     return palette
 
 

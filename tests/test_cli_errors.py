@@ -7,6 +7,7 @@ tiny model on a folder the test makes.
 import argparse
 import json
 import os
+import shutil
 import sys
 
 import numpy
@@ -61,6 +62,24 @@ def test_classes_may_be_named_from_the_colour_table(tmp_path, capsys):
     assert status == 0, stderr
     model = fcnlite.model_from_file(out / "final.h5")
     assert model.class_names == ["background", "car"]
+
+
+def test_a_run_on_colour_coded_masks_draws_its_classes_in_the_tables_colours(tmp_path, capsys):
+    # they were drawn in VOC's palette: the road the user knows as purple came out black and red
+    data = make_folder(tmp_path, road_and_car_masks(), color=True)
+    out = tmp_path / "run"
+    options = [*data, "--mask-format", "color", "--color-table", str(tmp_path / "colors.json"), *TINY[:-2],
+               "--eval-every", "2", "--max-iter", "2"]
+    for classes, colors in ((["--classes", "car"], [COLORS["background"], COLORS["car"]]),
+                            (["--class-map", "road:vehicle,car:vehicle,*:rest"], [[0, 0, 0], COLORS["road"]])):
+        shutil.rmtree(out, ignore_errors=True)
+        status, _, stderr = run(cli.main_train, [*options, *classes, "--out", str(out)], capsys)
+        assert status == 0, stderr
+        # the rest class of the map has no colour of its own: the default palette's, class 0's black
+        assert fcnlite.model_from_file(out / "final.h5").class_colors == colors
+    strip = numpy.asarray(Image.open(out / "progress" / sorted(os.listdir(out / "progress"))[0]))
+    truth = strip[fcnlite.visualize.TITLE_HEIGHT:, :].reshape(-1, 3)   # the panels: vehicles in road's colour
+    assert (truth == COLORS["road"]).all(axis=1).any() and not (truth == [128, 0, 0]).all(axis=1).any()
 
 
 def test_class_names_that_contradict_the_colour_table_are_one_line(tmp_path, capsys):

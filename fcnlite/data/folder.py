@@ -409,7 +409,24 @@ class FolderSegmentation:
         else:
             self.class_names = list(self.source_class_names)
         self.n_classes = len(self.class_names)
+        self.class_colors = self._class_colors()
         self.name = describe_folder(self.images_dir, len(self.ids))
+
+    def _class_colors(self):
+        """Each class's colour in the colour table that codes the masks, for pictures: that of the table's
+        class of its name, else of the first class the class map sends to it by name or number (not by
+        '*'); None for a class without (drawn in the default palette's colour); None without a table."""
+        if self.color_table is None:
+            return None
+        by_value = {int(value): [int(c) for c in color]
+                    for value, color in zip(self.color_table.values, self.color_table.colors) if value != IGNORE}
+        by_name = {name.casefold(): by_value[index] for index, name in enumerate(self.color_table.names)}
+        colors = [by_name.get(name.casefold()) for name in self.class_names]
+        if self.class_map is not None:
+            for source, target in sorted(self.class_map.mapping.items()):
+                if target != IGNORE and colors[target] is None and source in by_value:
+                    colors[target] = by_value[source]
+        return colors
 
     def _source_class_names(self, class_names):
         if isinstance(class_names, (str, os.PathLike)):
