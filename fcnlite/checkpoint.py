@@ -134,6 +134,7 @@ def load_checkpoint(path, model, optimizer):
         value[...] = backend.to_device(arrays[f"model/{name}"], dtype=value.dtype)
     if inputs is not None:
         model.preprocessing, model.class_names = inputs["preprocessing"], inputs["class_names"]
-        model.class_colors = inputs["class_colors"]
+        if inputs["class_colors"] is not None:   # (a checkpoint from before colours: the data's stay)
+            model.class_colors = inputs["class_colors"]
     rng.set_state(state.pop("rng"))
     return state

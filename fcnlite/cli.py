@@ -489,10 +489,11 @@ def class_names_to_show(model, dataset, weights):
         return list(model.class_names)
     trained = [name.casefold() for name in model.class_names]
     for index, name in enumerate(names):   # the same class under another number: scored as the wrong one
-        if name.casefold() in trained and trained.index(name.casefold()) != index:
+        if trained.count(name.casefold()) == 1 and trained.index(name.casefold()) != index:
             raise UsageError(f"{weights} was trained on classes {', '.join(model.class_names)}, in that order; the "
-                             f"data options number them {', '.join(names)}: give them in the training's order (the "
-                             f"model's class {trained.index(name.casefold())} is {name})")
+                             f"data options number them {', '.join(names)}: each class would be scored as another "
+                             f"(the model's class {trained.index(name.casefold())} is {name}, the data's is class "
+                             f"{index}): give the classes in the training's order, on data of those classes")
     print(f"warning: {weights} was trained on classes named {', '.join(model.class_names)}; the data options "
           f"name them {', '.join(names)}: the table uses the data's names")
     return names

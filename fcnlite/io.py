@@ -19,6 +19,7 @@ import json
 import math
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import threading
@@ -424,7 +425,8 @@ def _read_hdf5(path, h5py, with_arrays):
         if "state" in attributes and "model" in file:
             raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 (or best.h5) "
                                f"that training writes; for a run stopped early, train_voc.py --resume --out "
-                               f"{os.path.dirname(os.path.abspath(path))} --max-iter {_iteration(attributes)} "
+                               f"{shlex.quote(os.path.dirname(os.path.abspath(path)))} --max-iter "
+                               f"{_iteration(attributes)} "
                                f"writes its final.h5 at once")
         check_attributes(path, attributes)
         arrays = {}

@@ -145,6 +145,21 @@ def test_masks_of_only_0_and_255_ask_for_a_map_of_255_whatever_the_class_options
     assert not (tmp_path / "r").exists()
 
 
+def test_masks_whose_few_foreground_masks_a_sample_misses_are_read_on_before_being_refused(tmp_path, capsys):
+    # 40 masks with a 255 "don't care" band; 3 hold the class: the 16 sampled masks held only 0 and 255
+    masks = []
+    for index in range(40):
+        mask = numpy.zeros((12, 16), numpy.uint8)
+        mask[:, :2] = 255
+        if index in (1, 3, 4):
+            mask[4:8, 6:10] = 1
+        masks.append(mask)
+    data = make_folder(tmp_path, masks)
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,defect", "--classes", "defect",
+                                             *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 0, stderr
+
+
 def test_class_names_cannot_name_a_mapped_value_past_them(tmp_path, capsys):
     # --class-names names mask values 0 and 1; the map's 255 would become a class called "255"
     masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
@@ -284,8 +299,8 @@ def test_a_value_past_the_named_classes_in_a_few_masks_is_refused_up_front_or_sk
     status, _, stderr = run(cli.main_train, [*common, "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == (f"error: {tmp_path / 'masks' / '03.png'}: value 9 is past the 3 classes that --class-names "
-                      f"names (0..2): name every class the masks hold; or, if the 1 of 6 masks read holding such "
-                      f"values are wrong, fix them or pass --skip-bad\n")
+                      f"names (0..2): name every class the masks hold; or, if the masks holding it (1 of the 6 read) "
+                      f"are wrong, fix them or pass --skip-bad\n")
     assert not (tmp_path / "r").exists()
     status, stdout, stderr = run(cli.main_train, [*common, "--skip-bad", "--out", str(tmp_path / "s")], capsys)
     assert status == 0, stderr
@@ -1314,12 +1329,27 @@ def test_evaluate_names_unnamed_classes_as_the_weights_do_and_warns_of_other_nam
     assert set(json.loads(json_path.read_text())["per_class_iu"]) == {"bg", "cat", "dog"}
     # the same classes in another order: each scored against another (mean IU 0.35 where it was 0.63)
     json_path.unlink()
-    status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--device", "cpu", "--class-names",
-                                                     "background,car,Road", "--json", str(json_path)], capsys)
+
+    def evaluated(*args, **kwargs):
+        raise AssertionError("refused only after the evaluation")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fcnlite.evaluate, "evaluate_dataset", evaluated)
+        status, stdout, stderr = run(cli.main_evaluate, ["--weights", weights, *data, "--device", "cpu",
+                                                         "--class-names", "background,car,Road", "--json",
+                                                         str(json_path)], capsys)
     assert status == 2 and not json_path.exists()
     assert stderr == (f"error: {weights} was trained on classes background, road, car, in that order; the data "
-                      f"options number them background, car, Road: give them in the training's order (the model's "
-                      f"class 2 is car)\n")
+                      f"options number them background, car, Road: each class would be scored as another (the "
+                      f"model's class 2 is car, the data's is class 1): give the classes in the training's order, on "
+                      f"data of those classes\n")
+    # a model of two classes of one name (trained before such names were refused): no order to check
+    model = fcnlite.model_from_file(weights)
+    model.class_names = ["background", "background", "road"]
+    fcnlite.save_weights(model, tmp_path / "twice.h5")
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "twice.h5"), *data, "--device",
+                                                     "cpu", "--class-names", "other,background,road"], capsys)
+    assert status == 0, stderr
+    assert "the data options name them other, background, road: the table uses the data's names" in stdout
 
 
 def test_evaluate_without_data_options_takes_the_data_the_weights_were_trained_on(tmp_path, capsys):
@@ -1621,6 +1651,16 @@ def test_a_split_file_of_file_names_or_paths_says_ids_are_stems(tmp_path, capsys
     assert status == 2
     assert stderr == (f"error: {tmp_path / 'val.txt'}: id '{listed}' has no image/mask pair in {tmp_path / 'images'}: "
                       f"ids are file stems, without folder or extension: write '01'\n")
+
+
+def test_a_split_id_with_a_dot_of_its_own_is_not_taken_for_a_file_name(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "val.txt").write_text("01.5\n")   # a stem of its own: '01' is not what it means
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), *TINY, "--max-iter",
+                                             "1", "--out", str(tmp_path / "r")], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val.txt'}: id '01.5' has no image/mask pair in {tmp_path / 'images'} "
+                      f"(ids are file stems, without folder or extension, such as '00')\n")
 
 
 def test_skip_bad_drops_a_listed_validation_image_without_a_mask_as_it_does_any_other(tmp_path, capsys):

@@ -360,11 +360,13 @@ def test_a_checkpoint_given_as_weights_says_what_it_is(tmp_path):
     from fcnlite.checkpoint import save_checkpoint
     from fcnlite.optim import SGD
     model = random_model("fcn32s")
-    path = tmp_path / "checkpoint.h5"
+    path = tmp_path / "my runs" / "checkpoint.h5"
     save_checkpoint(path, model, SGD(model, lr=0.1), {"iteration": 3})
     with pytest.raises(WeightsError) as raised:
         model_from_file(path)
     assert_one_line_naming(raised.value, str(path), "a training checkpoint, not a weight file", "final.h5")
+    # the command it gives can be pasted: the folder quoted for the shell
+    assert f"train_voc.py --resume --out '{tmp_path / 'my runs'}' --max-iter 3 writes" in str(raised.value)
 
 
 def test_files_written_before_checksums_still_load(tmp_path):
@@ -851,6 +853,12 @@ def test_class_colours_are_saved_loaded_and_kept_in_a_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "checkpoint.h5", model, SGD(model, lr=0.1), {"iteration": 3})
     fresh = random_model("fcn32s", seed=1)
     load_checkpoint(tmp_path / "checkpoint.h5", fresh, SGD(fresh, lr=0.1))
+    assert fresh.class_colors == model.class_colors
+    # a checkpoint of a run from before colours were kept: the data's colours (given to the model) stay
+    plain = random_model("fcn32s", seed=2)
+    plain.class_names = model.class_names
+    save_checkpoint(tmp_path / "older.h5", plain, SGD(plain, lr=0.1), {"iteration": 3})
+    load_checkpoint(tmp_path / "older.h5", fresh, SGD(fresh, lr=0.1))
     assert fresh.class_colors == model.class_colors
     model.class_colors = [[0, 0, 0]]
     with pytest.raises(WeightsError) as raised:   # one colour for three classes: refused before writing

@@ -123,18 +123,23 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training, a
         check_validation_classes(everything, held_out)
     # the values the masks hold: all of them where the masks were read for the classes (or for the classes
     # taken unasked), else a sample
-    seen = everything.scan_masks() if assumed_driving_classes else known_mask_values(everything)
+    if assumed_driving_classes and training:   # (evaluate meets a stray value as it goes)
+        print(f"note: reading the {len(everything)} masks for values past those classes (--class-names reads a "
+              f"sample)")
+        seen = everything.scan_masks()
+    else:
+        seen = known_mask_values(everything)
     if held_out is not None:
         for value, paths in known_mask_values(held_out).items():
             seen.setdefault(value, []).extend(paths)
     try:
         class_map = class_map_from_args(args, everything.source_class_names)
     except ValueError as error:
-        check_binary_masks(seen, None, masks, args, mask_format)   # 255 explains a class not found among the rest
+        check_binary_masks(seen, None, masks, args, mask_format, everything)   # 255 explains a class not found
         unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
             if source_names is None else ""
         raise UsageError(f"{error}{unnamed}") from None
-    check_binary_masks(seen, class_map, masks, args, mask_format)
+    check_binary_masks(seen, class_map, masks, args, mask_format, everything)
     if everything.mask_values is not None and class_map is None:
         check_counted_classes(everything, masks, training)
     if args.class_map and args.class_names is not None:
@@ -178,7 +183,11 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training, a
 def _id_hint(id_, ids):
     """What a split file's id that names no image should be. Ids are stems, as in VOC's lists, never file
     names or paths: one rule (were 'f001.jpg' taken for f001, 'f001.png', its mask's name, would be in doubt)."""
-    stem = os.path.splitext(os.path.basename(id_.replace("\\", "/")))[0]
+    from .folder import IMAGE_EXTENSIONS
+    name = os.path.basename(id_.replace("\\", "/"))
+    stem, extension = os.path.splitext(name)
+    if extension.lower() not in IMAGE_EXTENSIONS:   # ('img.001' is a stem with a dot in it)
+        stem = name
     if stem != id_ and stem in ids:
         return f": ids are file stems, without folder or extension: write {stem!r}"
     return f" (ids are file stems, without folder or extension, such as {ids[0]!r})"
@@ -250,13 +259,29 @@ def known_mask_values(folder, sample=16):
     return folder.scan_masks(sorted(set(numpy.linspace(0, len(folder) - 1, min(sample, len(folder))).astype(int))))
 
 
-def check_binary_masks(seen, class_map, masks, args, mask_format):
+def holds_other_values(folder, values):
+    """Whether a mask of folder holds a value not in `values`, reading masks until one does (a sample
+    may have missed the few masks with a class in them)."""
+    import numpy
+    for index in range(len(folder)):
+        try:
+            raw = folder.raw_mask(index)
+        except DataError:   # (load reports it)
+            continue
+        if not set(numpy.flatnonzero(numpy.bincount(raw.ravel(), minlength=256)).tolist()) <= values:
+            return True
+    return False
+
+
+def check_binary_masks(seen, class_map, masks, args, mask_format, folder):
     """Masks of only 0 and 255 with no class map that names 255: every pixel of the foreground would be
     ignored (255 is 'ignore', as VOC's outlines), whichever classes --classes or a map choose among the
     rest. (A colour table's 255 is a colour it calls void: meant.)"""
     if mask_format == "color" or IGNORE_INDEX not in seen or not set(seen) <= {0, IGNORE_INDEX}:
         return
     if class_map is not None and IGNORE_INDEX in class_map.mapping:
+        return
+    if folder.mask_values is None and holds_other_values(folder, {0, IGNORE_INDEX}):   # (seen: a sample)
         return
     selected = [name.strip() for name in (args.classes or "").split(",") if name.strip()]
     foreground = selected[0] if len(selected) == 1 and not selected[0].isdigit() else "foreground"
@@ -296,7 +321,7 @@ def check_mask_values(seen, class_map, source_names, args):
         problem = (f"is past the {len(source_names)} classes that --class-names names (0..{len(source_names) - 1}): "
                    f"name every class the masks hold")
     if few:   # a mask or two may be what is wrong
-        problem += f"; or, if the {len(bad)} of {len(read)} masks read holding such values are wrong, fix them " \
+        problem += f"; or, if the masks holding it ({len(bad)} of the {len(read)} read) are wrong, fix them " \
                    f"or pass --skip-bad"
     raise UsageError(f"{seen[unmapped[0]][0]}: value {unmapped[0]} {problem}")
 
