@@ -16,8 +16,8 @@ import os
 
 from . import backend, rng
 from .errors import first_line
-from .io import (WeightsError, check_attributes, nonfinite_count, preprocessing_from, read_checked_array, write_checked_array,
-                 write_hdf5)
+from .io import (WeightsError, check_attributes, nonfinite_count, preprocessing_from, read_checked_array,
+                 write_checked_array, write_hdf5)
 
 
 def save_checkpoint(path, model, optimizer, state):

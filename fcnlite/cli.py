@@ -192,8 +192,9 @@ def train_parser():
                         help="average the loss over pixels")
     parser.add_argument("--no-loss-normalize", dest="loss_normalize", action="store_false",
                         help="sum the loss over pixels (reference)")
-    parser.add_argument("--accumulate", type=COUNT, default=None, help="images per optimizer step, their gradients averaged: the batch size, as the "
-                             "FCN has no batch normalization (default 1)")
+    parser.add_argument("--accumulate", type=COUNT, default=None,
+                        help="images per optimizer step, their gradients averaged: the batch size, as the FCN has "
+                             "no batch normalization (default 1)")
     parser.add_argument("--max-iter", type=COUNT, default=None, help="optimizer steps (default 100000)")
     parser.add_argument("--epochs", type=POSITIVE, default=None, help="instead of --max-iter: passes over the data")
     parser.add_argument("--eval-every", type=COUNT_OR_ZERO, default=None, help="evaluate every N steps (default 4000)")

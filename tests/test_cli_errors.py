@@ -395,7 +395,8 @@ def test_predict_keeps_apart_images_that_share_a_stem_or_a_name(tmp_path, capsys
                                        "photo.png_labels.png", "photo.png_overlay.png"]
     assert predictions.output_stems(["a/x.png", "b/y.png"]) == ["x", "y"]
     # one file on macOS's and Windows' file systems
-    assert predictions.output_stems(["Photo.jpg", "photo.png", "a/PHOTO.PNG"]) == ["Photo.jpg", "photo.png", "PHOTO.PNG-2"]
+    assert predictions.output_stems(["Photo.jpg", "photo.png", "a/PHOTO.PNG"]) == ["Photo.jpg", "photo.png",
+                                                                                    "PHOTO.PNG-2"]
 
 
 def test_predict_writes_over_no_image_it_is_given_and_not_among_a_folder_of_them(tmp_path, capsys, weights):
