@@ -31,6 +31,11 @@ from . import backend
 from .errors import first_line, os_reason
 
 FORMAT_VERSION = 1
+# the first bytes of the files that weights/README.md's converters read: a zip (PyTorch since 1.6, NumPy's
+# .npz) and a pickle (older PyTorch files)
+ZIP_SIGNATURE, PICKLE_SIGNATURE = b"PK\x03\x04", b"\x80"
+CONVERTERS = ("weights/convert_vgg16.py (VGG16, for train_voc.py --init) or weights/convert_fcn.py (a trained "
+              "FCN; weights/README.md)")
 PREPROCESSING_KEYS = ("channel_order", "input_scale", "mean", "std")
 
 
@@ -391,10 +396,13 @@ def read_weights(path, with_arrays=True):
     if os.path.isdir(path):
         raise WeightsError(f"{path} is a folder, not a weight file")
     try:   # a file that cannot be opened is not a bad format: HDF5 would say it is, at length
-        with open(path, "rb"):
-            pass
+        with open(path, "rb") as file:
+            start = file.read(8)
     except OSError as error:
         raise WeightsError(f"{path}: cannot be read ({os_reason(error)})") from None
+    if start.startswith((ZIP_SIGNATURE, PICKLE_SIGNATURE)):   # the files the READMEs say to download
+        raise WeightsError(f"{path}: a PyTorch or NumPy (.npz) file, not an fcnlite weight file: convert it first, "
+                           f"with {CONVERTERS}")
     # a Ctrl-C raised inside h5py's reading, or as h5py's objects are freed, is lost in their cleanup
     # ("Exception ignored") or crashes the process: it is kept, and raised once they are gone
     kept = types.SimpleNamespace(error=None)
@@ -422,6 +430,9 @@ def _read_hdf5(path, h5py, with_arrays):
     """read_weights' reading, in a function of its own so that h5py's objects are freed when it returns."""
     with h5py.File(path, "r") as file:
         attributes = {key: _decode(value) for key, value in file.attrs.items()}
+        if "layer_names" in attributes and "fcnlite_format" not in attributes:   # (Keras writes its layers' names)
+            raise WeightsError(f"{path}: a Keras file, not an fcnlite weight file: convert it first, with "
+                               f"{CONVERTERS}")
         if "state" in attributes and "model" in file:
             raise WeightsError(f"{path}: a training checkpoint, not a weight file: use the final.h5 (or best.h5) "
                                f"that training writes; for a run stopped early, train_voc.py --resume --out "

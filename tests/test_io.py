@@ -873,3 +873,21 @@ def test_class_colours_are_saved_loaded_and_kept_in_a_checkpoint(tmp_path):
         model_from_file(tmp_path / "plain.h5")
     assert str(raised.value).startswith(f"{tmp_path / 'plain.h5'}: attribute class_colors is [[0, 0, 300], ")
     assert str(raised.value).endswith("expected an RGB colour (3 numbers of 0..255) per class")
+
+
+def test_a_file_to_convert_given_as_weights_says_which_converter_reads_it(tmp_path):
+    # the files weights/README.md says to download, given before conversion: HDF5 called them unreadable
+    import pickle
+    numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **{"conv1_1/W": numpy.zeros((4, 3, 3, 3), numpy.float32)})
+    (tmp_path / "vgg16-397923af.pth").write_bytes(pickle.dumps({"features.0.weight": [0.0]}, protocol=2))
+    with h5py.File(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5", "w") as keras:
+        keras.attrs["layer_names"] = numpy.array([b"block1_conv1"])
+        keras.create_dataset("block1_conv1/block1_conv1/kernel:0", data=numpy.zeros((3, 3, 3, 4), numpy.float32))
+    converters = ("convert it first, with weights/convert_vgg16.py (VGG16, for train_voc.py --init) or "
+                  "weights/convert_fcn.py (a trained FCN; weights/README.md)")
+    for name, kind in (("fcn8s_from_caffe.npz", "a PyTorch or NumPy (.npz) file"),
+                       ("vgg16-397923af.pth", "a PyTorch or NumPy (.npz) file"),
+                       ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "a Keras file")):
+        with pytest.raises(WeightsError) as raised:
+            model_from_file(tmp_path / name)
+        assert str(raised.value) == f"{tmp_path / name}: {kind}, not an fcnlite weight file: {converters}"
