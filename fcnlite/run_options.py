@@ -91,6 +91,9 @@ def restore_run_options(args, data_defaults, out):
         raise UsageError(f"--resume: {out} holds no checkpoint to continue (a run stopped before its first "
                          f"checkpoint, or by a second Ctrl-C, left none): leave out --resume to start there"
                          f"{other_runs_hint(out) if args.out is None else ''}")
+    if getattr(args, "init", None):   # (it loaded its weights, which the checkpoint's then replaced)
+        raise UsageError(f"--init {args.init}: {out}'s checkpoint holds the run's weights, which --resume goes on "
+                         f"from: leave out --init (or start a new run from it in another --out)")
     saved = saved_run_options(path)
     _, changed = restore_data_options(args, saved, data_defaults)
     if args.loss_normalize is not None and "loss_normalize" in saved and args.lr is None \

@@ -637,6 +637,20 @@ def test_training_writes_over_no_earlier_runs_weights_even_without_its_checkpoin
     assert (out / "final.h5").read_bytes() == before
 
 
+def test_resuming_with_init_is_refused_rather_than_its_weights_loaded_and_replaced(tmp_path, capsys):
+    # it said "init: 35 tensors from ...", then went on from the checkpoint's weights
+    data = make_folder(tmp_path, road_and_car_masks())
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    before = (out / "checkpoint.h5").read_bytes()
+    status, stdout, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--init", str(out / "final.h5"),
+                                                  "--max-iter", "2"], capsys)
+    assert (status, stderr) == (2, f"error: --init {out / 'final.h5'}: {out}'s checkpoint holds the run's weights, "
+                                   f"which --resume goes on from: leave out --init (or start a new run from it in "
+                                   f"another --out)\n")
+    assert "init:" not in stdout and (out / "checkpoint.h5").read_bytes() == before
+
+
 def test_resuming_a_run_at_or_past_its_last_iteration_says_there_is_nothing_to_train(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     out = tmp_path / "run"
