@@ -219,16 +219,19 @@ def train_parser():
     return parser
 
 
-def init_architecture(path):
-    """The model an --init file starts by default: an FCN file's own architecture (fine-tuning
-    FCN-8s weights as FCN-8s at once would scale its skips), and the reference's one-stage
-    fcn8s-atonce from VGG16. A file that cannot be read is reported when it is loaded."""
+def init_defaults(path):
+    """The model and width an --init file starts by default: an FCN file's own architecture (fine-tuning
+    FCN-8s weights as FCN-8s at once would scale its skips), and the reference's one-stage fcn8s-atonce
+    from VGG16; the file's width (a model of another cannot take its weights). A file that cannot be
+    read is reported when it is loaded."""
     from .io import read_attributes
     try:
-        architecture = read_attributes(path).get("architecture")
+        attributes = read_attributes(path)
     except (WeightsError, OSError):
-        architecture = None
-    return architecture if architecture in FCN_ARCHITECTURES else "fcn8s-atonce"
+        attributes = {}
+    architecture = attributes.get("architecture")
+    return {"model": architecture if architecture in FCN_ARCHITECTURES else "fcn8s-atonce",
+            "width": float(attributes.get("width", 1.0))}
 
 
 # FCN-8s's parameters at width 1 (VGG16's 134 million and the score layers); a width w has about w^2 times
@@ -260,7 +263,7 @@ def resolve_options(args):
     defaults = dict(width=1.0, lr_policy="fixed", momentum=0.99, weight_decay=5e-4, loss_normalize=False, accumulate=1,
                     max_iter=100000, eval_every=4000, checkpoint_every=4000, max_side=0, resize=None,
                     learnable_upsampling=False, val_limit=0, seed=0, crop=0, no_flip=False)
-    defaults["model"] = init_architecture(args.init) if args.init else "fcn8s"
+    defaults.update(init_defaults(args.init) if args.init else {"model": "fcn8s"})
     for key, value in {**defaults, **preset}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

@@ -757,6 +757,23 @@ def test_an_init_whose_classes_are_named_otherwise_than_the_datas_is_warned_of(t
     assert status == 0 and "warning" not in stdout
 
 
+def test_an_init_file_gives_its_width_and_architecture_where_they_are_not_given(tmp_path, capsys):
+    # the architecture came from the file, the width did not: "cannot start a model of width 1.0 (pass --width ...)"
+    data = make_folder(tmp_path, road_and_car_masks())
+    first = tmp_path / "first"
+    assert run(cli.main_train, [*data, *TINY, "--model", "fcn16s", "--max-iter", "1", "--out", str(first)],
+               capsys)[0] == 0
+    untuned = [option for option in TINY if option not in ("--model", "fcn8s", "--width", "0.0625")]
+    status, stdout, stderr = run(cli.main_train, [*data, *untuned, "--max-iter", "1", "--init",
+                                                  str(first / "final.h5"), "--out", str(tmp_path / "r")], capsys)
+    assert status == 0, stderr
+    assert "training fcn16s (width 0.0625," in stdout
+    status, _, stderr = run(cli.main_train, [*data, *untuned, "--width", "0.125", "--max-iter", "1", "--init",
+                                             str(first / "final.h5"), "--out", str(tmp_path / "s")], capsys)
+    assert (status, stderr) == (2, f"error: {first / 'final.h5'}: weights of width 0.0625 cannot start a model of "
+                                   f"width 0.125 (pass --width 0.0625)\n")
+
+
 def test_a_second_training_into_a_folder_in_use_is_refused_and_the_first_goes_on(tmp_path, capsys):
     fcntl = pytest.importorskip("fcntl", reason="advisory locks are POSIX's")
     data = make_folder(tmp_path, road_and_car_masks())
