@@ -49,6 +49,12 @@ def run_main(main, argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # the output piped into a program that has read all it wants (| head): done
+        try:   # (Python would report the failed flush of stdout at exit: stdout goes nowhere from here)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 128 + 13   # as a program killed by SIGPIPE
 
 
 # the installed commands (setup.cfg's console_scripts), the same programs as examples/*.py

@@ -1887,3 +1887,18 @@ def test_predict_draws_the_classes_in_the_colours_the_weights_carry(tmp_path, ca
     assert numpy.asarray(labels).max() == 1 and labels.getpalette()[:9] == [10, 20, 30, 128, 64, 128, 0, 0, 142]
     overlay = numpy.asarray(Image.open(tmp_path / "p" / "street_overlay.png"))
     assert tuple(overlay[10, 12]) == (128, 64, 128)   # the road's colour over the photo, at full opacity
+
+
+def test_output_piped_into_a_program_that_stops_reading_ends_quietly(tmp_path):
+    # evaluate_voc.py ... | head -3 ended in a BrokenPipeError traceback
+    import subprocess
+    code = ("import sys\nfrom fcnlite.cli import run_main\n"
+            "def main(argv):\n    for line in range(100000):\n        print('metrics', line)\n"
+            "sys.exit(run_main(main))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=dict(os.environ, PYTHONPATH=root))
+    assert process.stdout.readline() == b"metrics 0\n"
+    process.stdout.close()   # as head does, having read its lines
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b""
