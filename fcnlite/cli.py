@@ -668,13 +668,13 @@ def segment_images(model, paths, stems, args):
     from PIL import Image
     from .data.images import read_image
     from .evaluate import predict_image, predict_probabilities
-    from .predictions import resized_probabilities, save_marked_png, save_probabilities
+    from .predictions import remove_earlier_outputs, resized_probabilities, save_marked_png, save_probabilities
     from .train import fit_size
     from .visualize import label_picture, legend, overlay
 
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
     palette = palette_with(model.n_classes, model.class_colors)
-    unreadable = []
+    unreadable, stale = [], 0
     for path, stem in zip(paths, stems):
         try:
             image = read_image(path)
@@ -704,5 +704,12 @@ def segment_images(model, paths, stems, args):
         canvas.paste(blended, (0, 0))
         canvas.paste(key, (blended.width, 0))
         save_marked_png(canvas, outputs["overlay"])
+        written = {outputs[key] for key in ("labels", "overlay", "probabilities") if key in outputs}
+        if args.probabilities and model.n_classes == 2:
+            written.add(outputs["foreground"])
+        stale += remove_earlier_outputs(args.out, stem, written)
         print(f"{path}: {', '.join(names[i] for i in present)} -> {outputs['labels']}, {outputs['overlay']}")
+    if stale:
+        print(f"note: removed {count(stale, 'file')} of an earlier predict.py run in {args.out} that this one does "
+              f"not write (probabilities of the same images)")
     return unreadable

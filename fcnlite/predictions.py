@@ -47,6 +47,19 @@ def output_names(stem, probabilities):
     return names
 
 
+def remove_earlier_outputs(out, stem, written):
+    """Remove the files predict.py wrote for `stem` in an earlier run that this one does not write again
+    (`written`: the paths it wrote), so that no probabilities of another model lie beside the labels;
+    returns how many. A file changed since, or not predict.py's, is kept."""
+    removed = 0
+    for path in output_names(stem, probabilities=True).values():
+        path = os.path.join(out, path)
+        if path not in written and written_by_predict(path):
+            os.remove(path)
+            removed += 1
+    return removed
+
+
 def check_outputs(out, arguments, paths, stems, probabilities):
     """UsageError, before any image is segmented, unless predict.py writes beside nothing it reads and over
     nothing but its own outputs: --out is no folder of images given and holds no image given; a file

@@ -1902,3 +1902,26 @@ def test_output_piped_into_a_program_that_stops_reading_ends_quietly(tmp_path):
     process.stdout.close()   # as head does, having read its lines
     assert process.wait(timeout=60) == 141
     assert process.stderr.read() == b""
+
+
+def test_predict_removes_the_probabilities_an_earlier_run_left_that_it_does_not_write_again(tmp_path, capsys):
+    # model B's labels lay beside model A's probabilities
+    fcnlite.save_weights(fcnlite.FCN8s(n_classes=2, width=1 / 16), tmp_path / "two.h5")
+    Image.fromarray(numpy.zeros((10, 12, 3), numpy.uint8)).save(tmp_path / "photo.png")
+    out = tmp_path / "p"
+    predict = ["--weights", str(tmp_path / "two.h5"), str(tmp_path / "photo.png"), "--out", str(out)]
+    assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
+    assert sorted(os.listdir(out)) == ["photo_foreground.png", "photo_labels.png", "photo_overlay.png",
+                                       "photo_probabilities.npy"]
+    status, stdout, stderr = run(cli.main_predict, predict, capsys)
+    assert status == 0, stderr
+    assert sorted(os.listdir(out)) == ["photo_labels.png", "photo_overlay.png"]
+    assert (f"note: removed 2 files of an earlier predict.py run in {out} that this one does not write "
+            f"(probabilities of the same images)\n") in stdout
+    status, stdout, _ = run(cli.main_predict, predict, capsys)   # nothing left to remove: no note
+    assert status == 0 and "removed" not in stdout
+    assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
+    Image.fromarray(numpy.ones((10, 12), numpy.uint8)).save(out / "photo_foreground.png")   # changed: the user's
+    status, stdout, _ = run(cli.main_predict, predict, capsys)
+    assert status == 0 and "note: removed 1 file of an earlier predict.py run" in stdout
+    assert sorted(os.listdir(out)) == ["photo_foreground.png", "photo_labels.png", "photo_overlay.png"]
