@@ -545,6 +545,8 @@ def main_evaluate(argv=None):
     if len(dataset) == 0:
         raise UsageError(f"{dataset.name}: no images to evaluate")
     class_names = class_names_to_show(model, dataset, args.weights)   # (before the evaluation: it may refuse)
+    evaluated = min(len(dataset), args.limit or len(dataset))
+    print(f"data: {dataset.name}{f': the first {evaluated} (--limit)' if evaluated < len(dataset) else ''}")
     report_dropped(dataset)
     matrix = evaluate_dataset(model, dataset, max_side=args.max_side, resize=args.resize, limit=args.limit or None,
                               progress=not args.no_progress)
@@ -553,6 +555,7 @@ def main_evaluate(argv=None):
     if empty:
         raise UsageError(f"{dataset.name}: no pixel could be evaluated: {empty}")
     metrics = matrix.metrics(class_names)
+    metrics.update(data=dataset.name, images=evaluated)   # (what the figures are of, in the JSON too)
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)
     if dataset.n_classes == 2:

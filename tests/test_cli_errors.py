@@ -616,6 +616,13 @@ def test_evaluate_replaces_an_earlier_runs_json_but_no_other_file(tmp_path, caps
         assert stderr == (f"error: --json {target}: a file is there that is not an earlier evaluation's metrics, and "
                           f"this would replace it: give another name\n")
         assert kept is None or target.read_bytes() == kept
+    # it says what it evaluated, on the screen and in the JSON
+    status, stdout, _ = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), *common,
+                                                str(tmp_path / "m.json"), "--limit", "1"], capsys)
+    name = "synthetic VOC-layout val (1 image)"
+    assert status == 0 and f"data: {name}\n" in stdout
+    assert {key: json.loads((tmp_path / "m.json").read_text())[key] for key in ("data", "images")} == {
+        "data": name, "images": 1}
     for earlier in ('{"pixel_accuracy": 0.5, "mean_iu": 0.5}', ""):   # an earlier run's, or an empty file
         (tmp_path / "metrics.json").write_text(earlier)
         status, stdout, _ = run(cli.main_evaluate, ["--weights", str(tmp_path / "voc21.h5"), *common,

@@ -20,7 +20,7 @@ import os
 
 import numpy
 
-from ..errors import first_line
+from ..errors import count, first_line
 from .errors import DataError
 from .images import find_layout, read_split
 from .voc import ListedDataset, find_voc_root, present_ids
@@ -75,7 +75,7 @@ class SBDSegmentation(ListedDataset):
         split = self._set_split_and_classes(split, skip_bad)
         split_path = split if split.endswith(".txt") else os.path.join(self.sbd_dir, f"{split}.txt")
         self.ids, self.skipped = present_ids(read_split(split_path), split_path, self._files, skip_bad)
-        self.name = f"SBD {os.path.basename(split) if split.endswith('.txt') else split} ({len(self.ids)} images)"
+        self.name = f"SBD {os.path.basename(split) if split.endswith('.txt') else split} ({count(len(self.ids), 'image')})"
 
     def _image_path(self, sample_id):
         return os.path.join(self.sbd_dir, "img", f"{sample_id}.jpg")

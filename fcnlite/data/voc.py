@@ -24,6 +24,7 @@ import os
 
 import numpy
 
+from ..errors import count
 from .classes import VOC_CLASSES, voc_palette
 from .errors import DataError
 from .images import check_label, find_layout, open_image, read_image, read_split
@@ -154,7 +155,7 @@ class VOCSegmentation(ListedDataset):
         self.ids, self.skipped = present_ids(listed_ids, listed_in, self._files, skip_bad)
         synthetic = os.path.exists(os.path.join(self.voc_dir, "synthetic.json"))
         kind = "synthetic VOC-layout" if synthetic else "PASCAL VOC 2012"
-        self.name = f"{kind} {os.path.basename(split) if split.endswith('.txt') else split} ({len(self.ids)} images)"
+        self.name = f"{kind} {os.path.basename(split) if split.endswith('.txt') else split} ({count(len(self.ids), 'image')})"
 
     def _image_path(self, sample_id):
         return os.path.join(self.voc_dir, self.image_folder, f"{sample_id}.jpg")
