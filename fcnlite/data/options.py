@@ -423,6 +423,11 @@ def datasets_from_args(args, need_train=True):
         if val_split == "val":
             val_split = "seg11valid"
         val_set = VOCSegmentation(root, split=val_split, sbd_root=args.sbd_root, skip_bad=args.skip_bad)
+        if val_split == "seg11valid":
+            from .sbd import seg11valid_note
+            note = seg11valid_note(val_set)
+            if note:
+                print(note)
     else:
         if need_train:
             train_set = VOCSegmentation(root, split=split, skip_bad=args.skip_bad)
