@@ -454,3 +454,25 @@ def test_seg11valid_without_voc_2011s_list_is_noted_as_voc_2012_val_minus_sbd_tr
     _, val_set = datasets_of(arguments)
     assert val_set.ids == ["2007_000033"] and capsys.readouterr().out == ""
 
+
+def test_validation_images_that_also_train_are_noted_with_their_count(tmp_path, voc, scipy_io, capsys):
+    root, _ = voc
+    datasets_of(["--data-root", str(root), "--split", "trainval"])   # VOC's trainval holds val
+    assert capsys.readouterr().out == (
+        "note: 1 of the 1 validation images is a training image too (e.g. 2008_000002; validation: PASCAL VOC 2012 "
+        "val (1 images), training: PASCAL VOC 2012 trainval (3 images)): the evaluations and best.h5 are then "
+        "measured on images trained on; --split train keeps them apart\n")
+    datasets_of(["--data-root", str(root)])   # train and val: apart
+    assert capsys.readouterr().out == ""
+    # SBD val overlaps seg11valid (VOC val minus SBD train); VOC 2011's list beside VOC2012 keeps the other note away
+    voc2011 = root / "VOCdevkit" / "VOC2011" / "ImageSets" / "Segmentation"
+    voc2011.mkdir(parents=True)
+    (voc2011 / "val.txt").write_text("2007_000039\n2008_000002\n")
+    make_sbd(tmp_path / "sbd", {"2008_000002": (smooth_image(16, 16, 9), sbd_label(16, 16, 2))},
+             {"train": ["2007_000032"], "val": ["2008_000002"]}, scipy_io)
+    train_set, val_set = datasets_of(["--data-root", str(root), "--sbd-root", str(tmp_path / "sbd"),
+                                      "--split", "val"])
+    assert val_set.ids == ["2007_000039", "2008_000002"]
+    assert capsys.readouterr().out.startswith("note: 1 of the 2 validation images is a training image too (e.g. "
+                                              "2008_000002; validation: PASCAL VOC 2012 seg11valid (2 images), "
+                                              "training: SBD val (1 images))")
