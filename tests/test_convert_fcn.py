@@ -103,6 +103,29 @@ def test_a_pytorch_state_dict_converts_to_what_the_reference_net_in_pytorch_comp
     assert numpy.abs(ours - expected).max() < 1e-4 * numpy.abs(expected).max()
 
 
+def test_a_pytorch_fcn_training_checkpoint_converts_from_its_model_state_dict(tmp_path):
+    torch = pytest.importorskip("torch", reason="the .pth source needs PyTorch")
+    model = random_fcn("fcn8s")
+    # as pytorch-fcn's trainer saves model_best.pth.tar: the state dict beside the optimizer's and the progress
+    state = {f"{name.split('/')[0]}.{'weight' if name.endswith('/W') else 'bias'}": torch.from_numpy(value.copy())
+             for name, value, _ in model.named_parameters()}
+    torch.save({"epoch": 4, "iteration": 4000, "arch": "FCN8s", "optim_state_dict": {"state": {}, "param_groups": []},
+                "model_state_dict": state, "best_mean_iu": 0.61}, tmp_path / "model_best.pth.tar")
+    convert_fcn.convert(tmp_path / "model_best.pth.tar", tmp_path / "fcn8s.h5")
+    numpy.testing.assert_array_equal(scores(fcnlite.model_from_file(tmp_path / "fcn8s.h5")), scores(model))
+
+
+def test_a_dict_that_holds_no_state_dict_is_refused_naming_its_keys(tmp_path):
+    torch = pytest.importorskip("torch", reason="the .pth source needs PyTorch")
+    torch.save({"epoch": 4, "optim_state_dict": {"state": {}, "param_groups": []}}, tmp_path / "optim.pth")
+    result = subprocess.run([sys.executable, str(SCRIPT), "optim.pth", "-o", "out.h5"], cwd=tmp_path,
+                            env=program_environment(), capture_output=True, text=True, timeout=300)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("error: optim.pth: not a state dict of the reference FCN (it holds a dict of other "
+                             "things: epoch, optim_state_dict; a checkpoint's weights are read from a state dict "
+                             "under model_state_dict, state_dict or model)\n")
+
+
 def test_the_program_converts_and_predict_segments_with_the_result(tmp_path):
     numpy.savez(tmp_path / "fcn8s_from_caffe.npz", **chainer_arrays(random_fcn("fcn8s")))
     weights = "fcn8s-voc.h5"

@@ -121,13 +121,15 @@ def keras_vgg16_reference(x_hwc, layers):
 
 # ---------------------------------------------------------------- torchvision-layout source
 
-def torch_vgg16(torch, seed=0):
-    """A small torchvision-style VGG16: its state dict has torchvision's keys (features.0 ... classifier.6)."""
+def torch_vgg16(torch, seed=0, batch_norm=False):
+    """A small torchvision-style VGG16: its state dict has torchvision's keys (features.0 ... classifier.6);
+    with batch_norm, vgg16_bn's (a BatchNorm2d after each convolution)."""
     nn = torch.nn
     torch.manual_seed(seed)
     features = []
     for block, index, in_channels, out_channels in conv_shapes():
-        features += [nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU()]
+        features += [nn.Conv2d(in_channels, out_channels, 3, padding=1)]
+        features += [nn.BatchNorm2d(out_channels), nn.ReLU()] if batch_norm else [nn.ReLU()]
         if index == BLOCK_REPEATS[block - 1]:
             features.append(nn.MaxPool2d(2, 2))
 
@@ -410,6 +412,29 @@ def test_a_pickled_module_is_named_as_no_state_dict_in_one_line_without_torchs_a
     assert str(raised.value) == (f"{tmp_path / 'module.pth'}: not a PyTorch state dict (it pickles Python objects "
                                  f"other than tensors, which are not loaded, for safety: save the model's "
                                  f"state_dict())")
+
+
+def test_a_batch_norm_vgg16_is_named_as_not_the_fcns_network(tmp_path, torch_source):
+    torch = torch_source["torch"]
+    torch.save(torch_vgg16(torch, batch_norm=True).state_dict(), tmp_path / "vgg16_bn.pth")
+    with pytest.raises(convert_vgg16.ConversionError) as raised:
+        convert_vgg16.convert(tmp_path / "vgg16_bn.pth", tmp_path / "out.h5")
+    assert str(raised.value) == (f"{tmp_path / 'vgg16_bn.pth'}: a batch-norm VGG16 (vgg16_bn: it holds "
+                                 f"features.1.running_mean) is not the FCN's network, whose VGG16 has no batch "
+                                 f"normalization: convert the plain VGG16 (vgg16-397923af.pth, or Keras's .h5: "
+                                 f"weights/README.md)")
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize("wrapper", ["model_state_dict", "state_dict", "model"])
+def test_a_training_checkpoint_converts_from_the_state_dict_it_wraps(tmp_path, torch_source, wrapper):
+    torch = torch_source["torch"]
+    state = torch_source["model"].state_dict()
+    torch.save({"epoch": 3, wrapper: state, "optim_state_dict": {"state": {}, "param_groups": []}},
+               tmp_path / "checkpoint.pth.tar")
+    convert_vgg16.convert(tmp_path / "checkpoint.pth.tar", tmp_path / "out.h5")
+    arrays, _ = fcnlite.io.read_weights(tmp_path / "out.h5")
+    numpy.testing.assert_array_equal(arrays["conv5_3/W"], state["features.28.weight"].numpy())
 
 
 def test_a_damaged_pth_is_named_as_damaged_not_as_a_pickled_module(tmp_path, torch_source):

@@ -425,3 +425,54 @@ def test_a_class_map_keeps_some_of_vocs_classes_and_still_checks_the_labels(voc)
     Image.fromarray(numpy.full((30, 40), 21, numpy.uint8)).save(label_path)   # 21: not a VOC class
     with pytest.raises(DataError, match="value 21 is not a class"):
         dataset.load(0)
+
+
+def datasets_of(arguments):
+    """(train_set, val_set) as train_voc.py builds them for these options."""
+    from fcnlite.cli import resolve_options, train_parser
+    from fcnlite.data.options import datasets_from_args
+    return datasets_from_args(resolve_options(train_parser().parse_args(arguments)))
+
+
+def test_seg11valid_without_voc_2011s_list_is_noted_as_voc_2012_val_minus_sbd_train(tmp_path, scipy_io, capsys):
+    val_ids = ["2007_000033", "2008_000005", "2010_000001"]
+    samples = {sample_id: (smooth_image(16, 16, k), bordered_label(16, 16, 1)) for k, sample_id in enumerate(val_ids)}
+    voc_dir = make_voc(tmp_path / "voc", samples, {"train": ["2007_000033"], "val": val_ids})
+    make_sbd(tmp_path / "sbd", {"2008_000005": (smooth_image(16, 16, 9), sbd_label(16, 16, 2))},
+             {"train": ["2008_000005"]}, scipy_io)
+    arguments = ["--data-root", str(tmp_path / "voc"), "--sbd-root", str(tmp_path / "sbd")]
+    _, val_set = datasets_of(arguments)
+    where = os.path.join(os.path.dirname(voc_dir), "VOC2011", "ImageSets", "Segmentation", "val.txt")
+    assert val_set.ids == ["2007_000033", "2010_000001"]
+    assert capsys.readouterr().out == (
+        f"note: seg11valid here is VOC 2012 val minus SBD train (2 images), not the reference's 736 (VOC 2011 val "
+        f"minus SBD train): VOC 2011's list is not at {where}; put VOC 2011's ImageSets/Segmentation/val.txt there "
+        f"to validate on those\n")
+    os.makedirs(os.path.dirname(where))   # where the note says: then the reference's set, and no note
+    with open(where, "w") as file:
+        file.write("2007_000033\n2008_000005\n")
+    _, val_set = datasets_of(arguments)
+    assert val_set.ids == ["2007_000033"] and capsys.readouterr().out == ""
+
+
+def test_validation_images_that_also_train_are_noted_with_their_count(tmp_path, voc, scipy_io, capsys):
+    root, _ = voc
+    datasets_of(["--data-root", str(root), "--split", "trainval"])   # VOC's trainval holds val
+    assert capsys.readouterr().out == (
+        "note: 1 of the 1 validation images is a training image too (e.g. 2008_000002; validation: PASCAL VOC 2012 "
+        "val (1 images), training: PASCAL VOC 2012 trainval (3 images)): the evaluations and best.h5 are then "
+        "measured on images trained on; --split train keeps them apart\n")
+    datasets_of(["--data-root", str(root)])   # train and val: apart
+    assert capsys.readouterr().out == ""
+    # SBD val overlaps seg11valid (VOC val minus SBD train); VOC 2011's list beside VOC2012 keeps the other note away
+    voc2011 = root / "VOCdevkit" / "VOC2011" / "ImageSets" / "Segmentation"
+    voc2011.mkdir(parents=True)
+    (voc2011 / "val.txt").write_text("2007_000039\n2008_000002\n")
+    make_sbd(tmp_path / "sbd", {"2008_000002": (smooth_image(16, 16, 9), sbd_label(16, 16, 2))},
+             {"train": ["2007_000032"], "val": ["2008_000002"]}, scipy_io)
+    train_set, val_set = datasets_of(["--data-root", str(root), "--sbd-root", str(tmp_path / "sbd"),
+                                      "--split", "val"])
+    assert val_set.ids == ["2007_000039", "2008_000002"]
+    assert capsys.readouterr().out.startswith("note: 1 of the 2 validation images is a training image too (e.g. "
+                                              "2008_000002; validation: PASCAL VOC 2012 seg11valid (2 images), "
+                                              "training: SBD val (1 images))")

@@ -4,6 +4,7 @@ The server runs in a thread on 127.0.0.1 (no network), serves one tar made by
 the test, honours "Range: bytes=N-" (or ignores it, when asked to), and logs
 every request so that a test can check exactly what was asked for.
 """
+import functools
 import hashlib
 import http.server
 import io
@@ -259,3 +260,112 @@ def test_an_unpacking_killed_midway_leaves_nothing_after_the_next(tmp_path):
     extract_tar(tmp_path / "a.tar", destination)
     assert sorted(os.listdir(destination)) == [".unpacking-busy", "VOCdevkit"]
     assert (destination / "VOCdevkit" / "readme.txt").read_bytes() == b"hello"
+
+
+# ---- the programs' download: a mirror, a tar put in place, Ctrl-C ------------------------------
+
+OFFICIAL = "VOCtrainval_11-May-2012.tar"
+
+
+@pytest.fixture
+def mirror(monkeypatch, serve, voc_tar):
+    """The test tar served as a mirror named by FCNLITE_VOC_URL (not the tar's name, as a mirror's URL may end),
+    the programs calling download_voc with its MD5: (url, server)."""
+    from fcnlite.data import download
+    payload, md5 = voc_tar
+    url, server = serve(payload)
+    url = url.replace("VOCtrainval_test.tar", "get?file=voc2012")
+    monkeypatch.setenv("FCNLITE_VOC_URL", url)
+    monkeypatch.setattr(download, "download_voc", functools.partial(download.download_voc, md5=md5))
+    return url, server
+
+
+def test_a_mirror_named_by_the_environment_is_downloaded_checked_and_kept_under_the_official_name(
+        tmp_path, mirror, voc_tar):
+    url, server = mirror
+    download_voc(tmp_path, md5=voc_tar[1], progress=False, keep_archive=True)
+    assert server.log == [(None, len(voc_tar[0]))] and unpacked_correctly(tmp_path)
+    assert (tmp_path / OFFICIAL).read_bytes() == voc_tar[0]
+    wrong = tmp_path / "wrong"   # a mirror's file is checked as the official one is
+    with pytest.raises(DownloadError, match=f"MD5 {voc_tar[1]} does not match the expected {'0' * 32}"):
+        download_voc(wrong, md5="0" * 32, progress=False)
+
+
+def test_the_official_tar_put_in_the_data_root_is_checked_and_unpacked_without_a_download(
+        tmp_path, serve, voc_tar, monkeypatch):
+    from fcnlite.data import download
+    url, server = serve(None)   # nothing to be had there: the file put in place must do
+    monkeypatch.setattr(download, "VOC_URL", url)
+    monkeypatch.delenv("FCNLITE_VOC_URL", raising=False)
+    (tmp_path / OFFICIAL).write_bytes(voc_tar[0])
+    download_voc(tmp_path, md5=voc_tar[1], progress=False)
+    assert server.log == [] and unpacked_correctly(tmp_path) and not (tmp_path / OFFICIAL).exists()
+
+
+def test_a_failed_download_says_where_else_to_get_the_tar(tmp_path, serve, monkeypatch):
+    from fcnlite.data import download
+    url, _ = serve(None)
+    monkeypatch.setattr(download, "VOC_URL", url)
+    monkeypatch.delenv("FCNLITE_VOC_URL", raising=False)
+    with pytest.raises(DownloadError) as raised:
+        download_voc(tmp_path, progress=False)
+    assert str(raised.value) == (f"{url}: download failed: HTTP 404 Not Found: set FCNLITE_VOC_URL to a mirror's "
+                                 f"URL of the same file, or put {OFFICIAL}, downloaded elsewhere, in "
+                                 f"{os.path.join(tmp_path, '')} (either is checked against its MD5)")
+    monkeypatch.setenv("FCNLITE_VOC_URL", url + "?mirror")
+    with pytest.raises(DownloadError) as raised:
+        download_voc(tmp_path, progress=False)
+    assert str(raised.value).startswith(f"{url}?mirror: download failed: HTTP 404 Not Found: check FCNLITE_VOC_URL, "
+                                        f"which names this mirror, or put {OFFICIAL}, downloaded elsewhere, in ")
+
+
+class InterruptingBar:
+    """tqdm's stand-in: Ctrl-C arrives after the first chunk is written, as a user's would mid-transfer."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def update(self, size):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_the_download_keeps_the_part_file_says_so_and_exits_130(tmp_path, mirror, voc_tar,
+                                                                              monkeypatch, capsys):
+    from fcnlite import cli
+    from fcnlite.data import download
+    monkeypatch.setattr(download, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(download, "tqdm", InterruptingBar)
+    status = cli.run_main(cli.main_train, ["--download", "--data-root", str(tmp_path / "data"), "--out",
+                                           str(tmp_path / "run"), "--device", "cpu", "--no-progress"])
+    part = tmp_path / "data" / f"{OFFICIAL}.part"
+    assert status == 130 and part.read_bytes() == voc_tar[0][:4096]
+    assert capsys.readouterr().err.splitlines()[-1] == (f"{part}: download interrupted after 0.0 MB; the partial "
+                                                        f"file is kept: run the same command again to resume it")
+    monkeypatch.undo()   # the same download again (the mirror served on): it asks only for the rest
+    _, server = mirror
+    monkeypatch.setenv("FCNLITE_VOC_URL", mirror[0])
+    download_voc(tmp_path / "data", md5=voc_tar[1], progress=False)
+    assert server.log[-1] == ("bytes=4096-", len(voc_tar[0]) - 4096) and unpacked_correctly(tmp_path / "data")
+
+
+def test_ctrl_c_while_unpacking_keeps_the_archive_and_the_next_run_unpacks_it(tmp_path, mirror, voc_tar,
+                                                                            monkeypatch):
+    from fcnlite.data import download
+
+    def interrupted(archive, destination):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(download, "extract_tar", interrupted)
+    with pytest.raises(download.DownloadInterrupted) as raised:
+        download_voc(tmp_path, md5=voc_tar[1], progress=False)
+    assert raised.value.signal_number == 2
+    assert str(raised.value) == (f"{tmp_path / OFFICIAL}: unpacking interrupted; the downloaded file is kept: run "
+                                 f"the same command again to unpack it")
+    monkeypatch.setattr(download, "extract_tar", extract_tar)
+    download_voc(tmp_path, md5=voc_tar[1], progress=False)
+    assert len(mirror[1].log) == 1 and unpacked_correctly(tmp_path)

@@ -12,7 +12,8 @@ prefixes are dropped:
     Chainer npz     conv1_1/W, conv1_1/b, ..., upscore8/W (and upscore8/b)
                     (a prefix such as "predictor/" is dropped: the last two parts count)
     PyTorch .pth    conv1_1.weight, conv1_1.bias, ..., upscore8.weight
-                    ("module." or any other prefix dropped likewise)
+                    ("module." or any other prefix dropped likewise; a training checkpoint,
+                    such as pytorch-fcn's model_best.pth.tar, is read from its model_state_dict)
 
 No layout changes: Convolution2D / nn.Conv2d keep W as (out, in, kh, kw) and Deconvolution2D
 / nn.ConvTranspose2d as (in, out, kh, kw), fcnlite's layouts. The upscore layers have no

@@ -181,6 +181,17 @@ def read_keras(path, keep_fc8=True):
     return layers
 
 
+# Where training checkpoints keep the model's state dict: pytorch-fcn's trainer saves it as
+# "model_state_dict" (beside "optim_state_dict", "epoch", ...), PyTorch Lightning, timm and
+# mmsegmentation as "state_dict", torchvision's reference scripts as "model".
+CHECKPOINT_KEYS = ("model_state_dict", "state_dict", "model")
+
+
+def _is_state_dict(value):
+    """A non-empty dict of tensors (a key of a state dict holds a tensor, never a dict)."""
+    return isinstance(value, dict) and bool(value) and all(hasattr(item, "detach") for item in value.values())
+
+
 def _load_torch(path, what="a PyTorch state dict"):
     """{key: numpy array} of a state dict (what: the message's name for the file expected)."""
     try:
@@ -198,10 +209,19 @@ def _load_torch(path, what="a PyTorch state dict"):
         raise ConversionError(f"{path}: not {what} (damaged, or not a file torch.save wrote)") from None
     except Exception as error:
         raise ConversionError(f"{path}: not {what} ({first_line(error)})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # a training checkpoint that wraps the state dict
-    if not isinstance(state, dict) or not all(hasattr(value, "detach") for value in state.values()):
-        raise ConversionError(f"{path}: not {what} (it holds a {type(state).__name__} of other things)")
+    if isinstance(state, dict) and not _is_state_dict(state):
+        # a training checkpoint: the state dict beside the optimizer's, the epoch, ...
+        state = next((state[key] for key in CHECKPOINT_KEYS if _is_state_dict(state.get(key))), state)
+    if isinstance(state, dict) and not _is_state_dict(state):
+        if not state:
+            raise ConversionError(f"{path}: not {what} (it holds an empty dict)")
+        keys = [str(key) for key in state]
+        named = ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else "")
+        wrappers = ", ".join(CHECKPOINT_KEYS[:-1]) + f" or {CHECKPOINT_KEYS[-1]}"
+        raise ConversionError(f"{path}: not {what} (it holds a dict of other things: {named}; a checkpoint's "
+                              f"weights are read from a state dict under {wrappers})")
+    if not isinstance(state, dict):
+        raise ConversionError(f"{path}: not {what} (it holds a {type(state).__name__}, not a dict of tensors)")
     # float32 whatever the source stored (NumPy has no bfloat16): fcnlite's files hold float32
     return {key: (value.detach().cpu().float() if value.is_floating_point() else value.detach().cpu()).numpy()
             for key, value in state.items()}
@@ -210,6 +230,13 @@ def _load_torch(path, what="a PyTorch state dict"):
 def read_torchvision(path, keep_fc8=True):
     """{fcnlite layer name: {"W", "b"}} from a torchvision VGG16 state dict, in fcnlite's layouts."""
     state = _load_torch(path)
+    # torchvision's vgg16_bn puts a BatchNorm2d after each convolution, which shifts the indices of
+    # features: without this check it fails as "features.2.weight (conv1_2) is missing", which hides why
+    batch_norm = next((key for key in state if key.endswith(".running_mean")), None)
+    if batch_norm is not None:
+        raise ConversionError(f"{path}: a batch-norm VGG16 (vgg16_bn: it holds {batch_norm}) is not the FCN's "
+                              f"network, whose VGG16 has no batch normalization: convert the plain VGG16 "
+                              f"(vgg16-397923af.pth, or Keras's .h5: weights/README.md)")
     names = CONV_NAMES + ["fc6", "fc7"] + (["fc8"] if keep_fc8 else [])
     layers = {}
     for name in names:

@@ -2,6 +2,11 @@
 
     download_voc("data")    # leaves data/VOCdevkit/VOC2012/... and returns that folder
 
+The file comes from VOC_URL, or from a mirror named by the environment variable
+FCNLITE_VOC_URL; either way it must have VOC_MD5. It is kept as
+<root>/VOCtrainval_11-May-2012.tar, so the official tar, downloaded some other way
+and put there, is checked and unpacked without any download.
+
 The bytes go to <root>/<name>.part first. If the transfer stops (network,
 Ctrl-C), running again asks the server only for the rest (an HTTP Range
 request, "bytes=<size of .part>-") and appends it. A finished file is checked
@@ -15,6 +20,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import signal
 import tarfile
 import tempfile
 import time
@@ -29,6 +35,9 @@ from .errors import DataError
 
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
 VOC_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
+VOC_ARCHIVE = "VOCtrainval_11-May-2012.tar"
+# a mirror of the same file, for when Oxford's server is slow or unreachable: its MD5 is checked all the same
+MIRROR_VARIABLE = "FCNLITE_VOC_URL"
 
 CHUNK_BYTES = 1 << 20
 
@@ -39,6 +48,17 @@ STALE_SECONDS = 3600               # a staging folder untouched this long was le
 
 class DownloadError(DataError):
     """A download that failed or a file that did not check out: "<url or file>: <what happened>"."""
+
+
+class ServerError(DownloadError):
+    """The server could not be reached, or refused the file (download_voc adds where else to get it)."""
+
+
+class DownloadInterrupted(DownloadError):
+    """Ctrl-C during a download or its unpacking: what is kept, and that the same command goes on.
+    signal_number: the programs (cli.run_main) print the message as it is, as for an interrupted
+    training, and exit with 128 + SIGINT = 130, as a shell does for Ctrl-C."""
+    signal_number = signal.SIGINT
 
 
 def file_md5(path):
@@ -69,10 +89,10 @@ def _open(url, offset, timeout):
                 return None
             raise DownloadError(url, f"server holds {total} bytes but {offset} were already downloaded: "
                                      f"delete the .part file and run again") from None
-        raise DownloadError(url, f"download failed: HTTP {error.code} {error.reason}") from None
+        raise ServerError(url, f"download failed: HTTP {error.code} {error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise DownloadError(url, f"download failed: {reason}") from None
+        raise ServerError(url, f"download failed: {reason}") from None
 
 
 def download_file(url, path, md5=None, progress=True, timeout=60):
@@ -83,6 +103,19 @@ def download_file(url, path, md5=None, progress=True, timeout=60):
             return path
         raise DownloadError(path, f"exists but its MD5 is not {md5}: delete it to download it again")
     part = path + ".part"
+    try:
+        return _download_part(url, path, part, md5, progress, timeout)
+    except KeyboardInterrupt:   # (the file was closed on the way out: what reached it stays)
+        if not os.path.exists(part):
+            raise DownloadInterrupted(url, "download interrupted before any byte came: run the same command "
+                                           "again to start it") from None
+        size = os.path.getsize(part)
+        raise DownloadInterrupted(part, f"download interrupted after {size / 2**20:.1f} MB; the partial file is "
+                                        f"kept: run the same command again to resume it") from None
+
+
+def _download_part(url, path, part, md5, progress, timeout):
+    """download_file's transfer into `part` (appending to what it holds), its check, and its rename to path."""
     offset = os.path.getsize(part) if os.path.exists(part) else 0
     response = _open(url, offset, timeout)
     if response is not None:
@@ -181,11 +214,18 @@ def _voc_is_complete(voc_dir):
                (("JPEGImages",), ("SegmentationClass",), ("ImageSets", "Segmentation", "trainval.txt")))
 
 
-def download_voc(root, url=VOC_URL, md5=VOC_MD5, progress=True, keep_archive=False, timeout=60):
+def download_voc(root, url=None, md5=VOC_MD5, progress=True, keep_archive=False, timeout=60):
     """Download and unpack VOC 2012 trainval under root (skipped when already there); returns the VOC2012 folder.
 
+    url:          default $FCNLITE_VOC_URL (a mirror), else VOC_URL; the file is kept as
+                  <root>/VOCtrainval_11-May-2012.tar whichever it is, so that one put there is used
     keep_archive: keep the .tar after unpacking (default: delete it, it is 2 GB)
     """
+    # the programs (no url) keep the file under the official name whichever server sends it, so that the tar
+    # got elsewhere and put in root is found; a caller's own url names its own file
+    official = url is None
+    mirror = os.environ.get(MIRROR_VARIABLE) if official else None
+    url = url or mirror or VOC_URL
     if os.path.exists(root) and not os.path.isdir(root):
         raise DownloadError(root, "is a file: give a folder for the VOC data")
     os.makedirs(root, exist_ok=True)
@@ -197,9 +237,21 @@ def download_voc(root, url=VOC_URL, md5=VOC_MD5, progress=True, keep_archive=Fal
                 return os.fspath(already)
             break
     voc_dir = os.path.join(root, "VOCdevkit", "VOC2012")
-    name = os.path.basename(urllib.parse.urlparse(url).path) or "VOCtrainval.tar"
-    archive = download_file(url, os.path.join(root, name), md5=md5, progress=progress, timeout=timeout)
-    extract_tar(archive, root)
+    name = VOC_ARCHIVE if official else os.path.basename(urllib.parse.urlparse(url).path) or "VOCtrainval.tar"
+    try:
+        archive = download_file(url, os.path.join(root, name), md5=md5, progress=progress, timeout=timeout)
+    except ServerError as error:
+        if not official:   # a file of the caller's own: the ways to VOC's tar do not apply
+            raise
+        where = (f"check {MIRROR_VARIABLE}, which names this mirror" if mirror
+                 else f"set {MIRROR_VARIABLE} to a mirror's URL of the same file")
+        raise ServerError(error.path, f"{error.problem}: {where}, or put {VOC_ARCHIVE}, downloaded elsewhere, in "
+                                      f"{os.path.join(root, '')} (either is checked against its MD5)") from None
+    try:
+        extract_tar(archive, root)
+    except KeyboardInterrupt:   # (extract_tar removed its staging folder on the way out)
+        raise DownloadInterrupted(archive, "unpacking interrupted; the downloaded file is kept: run the same "
+                                           "command again to unpack it") from None
     if not _voc_is_complete(voc_dir):
         raise DownloadError(archive, "unpacked, but VOCdevkit/VOC2012 with JPEGImages, SegmentationClass and "
                                      "ImageSets/Segmentation/trainval.txt is not there: "

@@ -423,15 +423,39 @@ def datasets_from_args(args, need_train=True):
         if val_split == "val":
             val_split = "seg11valid"
         val_set = VOCSegmentation(root, split=val_split, sbd_root=args.sbd_root, skip_bad=args.skip_bad)
+        if val_split == "seg11valid":
+            from .sbd import seg11valid_note
+            note = seg11valid_note(val_set)
+            if note:
+                print(note)
     else:
         if need_train:
             train_set = VOCSegmentation(root, split=split, skip_bad=args.skip_bad)
         val_set = VOCSegmentation(root, split=val_split, skip_bad=args.skip_bad)
+    if train_set is not None:
+        note = shared_images_note(train_set, val_set)
+        if note:
+            print(note)
     if class_map is not None:
         for dataset in (train_set, val_set):
             if dataset is not None:
                 dataset.use_class_map(class_map)
     return train_set, val_set
+
+
+def shared_images_note(train_set, val_set):
+    """One line when validation images are training images too (VOC's trainval holds val, SBD's val
+    overlaps seg11valid), else None: the evaluations, and best.h5 picked by them, would then score
+    images the model learnt, and say more than it knows. A note, not an error: training on every
+    labelled image (for the test server) is a choice."""
+    training = set(train_set.ids)
+    shared = [sample_id for sample_id in val_set.ids if sample_id in training]
+    if not shared:
+        return None
+    what = "is a training image" if len(shared) == 1 else "are training images"
+    return (f"note: {len(shared)} of the {len(val_set)} validation images {what} too "
+            f"(e.g. {shared[0]}; validation: {val_set.name}, training: {train_set.name}): the evaluations and "
+            f"best.h5 are then measured on images trained on; --split train keeps them apart")
 
 
 FOLDER_ONLY_OPTIONS = ("mask_format", "mask_channel", "color_table", "class_names", "split_file", "val_images",

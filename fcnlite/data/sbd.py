@@ -107,11 +107,11 @@ def seg11valid_ids(voc_root, sbd_root, voc2011_val=None):
     so filtering by "year <= 2011" removes nothing. Without VOC 2011's list the
     result is VOC 2012 val minus SBD train, a superset of seg11valid (still
     disjoint from SBD train, so still a fair validation set; just not the exact
-    736 images of the paper's seg11valid).
+    736 images of the paper's seg11valid). seg11valid_note says so to the user.
     """
     voc_dir = find_voc_root(voc_root)
     if voc2011_val is None:
-        beside = os.path.join(os.path.dirname(voc_dir), "VOC2011", "ImageSets", "Segmentation", "val.txt")
+        beside = voc2011_val_path(voc_dir)
         voc2011_val = beside if os.path.isfile(beside) else None
     val_path = voc2011_val or os.path.join(voc_dir, "ImageSets", "Segmentation", "val.txt")
     train_path = os.path.join(find_sbd_root(sbd_root), "train.txt")
@@ -121,3 +121,24 @@ def seg11valid_ids(voc_root, sbd_root, voc2011_val=None):
         raise DataError(train_path, f"lists every id of {val_path}: seg11valid, VOC val minus SBD train, is empty "
                                     f"(is it SBD's train.txt, or its train and val together?)")
     return ids
+
+
+SEG11VALID_SIZE = 736   # the reference's seg11valid.txt: VOC 2011 val (1112) minus SBD train
+
+
+def voc2011_val_path(voc_dir):
+    """Where seg11valid_ids looks for VOC 2011's segmentation val list: beside the VOC2012 folder, as
+    VOC 2011's tar unpacks it (VOCdevkit/VOC2011/ImageSets/Segmentation/val.txt)."""
+    return os.path.join(os.path.dirname(voc_dir), "VOC2011", "ImageSets", "Segmentation", "val.txt")
+
+
+def seg11valid_note(dataset):
+    """For a seg11valid dataset built without VOC 2011's list: one line saying that it is VOC 2012 val
+    minus SBD train instead, how many images, and where the list goes for the reference's 736; else
+    None. (Its scores are not the paper's seg11valid scores, and nothing else would tell.)"""
+    where = voc2011_val_path(dataset.voc_dir)
+    if os.path.isfile(where):
+        return None
+    return (f"note: seg11valid here is VOC 2012 val minus SBD train ({count(len(dataset), 'image')}), not the "
+            f"reference's {SEG11VALID_SIZE} (VOC 2011 val minus SBD train): VOC 2011's list is not at {where}; put "
+            f"VOC 2011's ImageSets/Segmentation/val.txt there to validate on those")
