@@ -460,7 +460,7 @@ def test_validation_images_that_also_train_are_noted_with_their_count(tmp_path, 
     datasets_of(["--data-root", str(root), "--split", "trainval"])   # VOC's trainval holds val
     assert capsys.readouterr().out == (
         "note: 1 of the 1 validation images is a training image too (e.g. 2008_000002; validation: PASCAL VOC 2012 "
-        "val (1 images), training: PASCAL VOC 2012 trainval (3 images)): the evaluations and best.h5 are then "
+        "val (1 image), training: PASCAL VOC 2012 trainval (3 images)): the evaluations and best.h5 are then "
         "measured on images trained on; --split train keeps them apart\n")
     datasets_of(["--data-root", str(root)])   # train and val: apart
     assert capsys.readouterr().out == ""
@@ -475,4 +475,4 @@ def test_validation_images_that_also_train_are_noted_with_their_count(tmp_path, 
     assert val_set.ids == ["2007_000039", "2008_000002"]
     assert capsys.readouterr().out.startswith("note: 1 of the 2 validation images is a training image too (e.g. "
                                               "2008_000002; validation: PASCAL VOC 2012 seg11valid (2 images), "
-                                              "training: SBD val (1 images))")
+                                              "training: SBD val (1 image))")
