@@ -671,13 +671,13 @@ def segment_images(model, paths, stems, args):
     from PIL import Image
     from .data.images import read_image
     from .evaluate import predict_image, predict_probabilities
-    from .predictions import remove_earlier_outputs, resized_probabilities, save_marked_png, save_probabilities
+    from .predictions import earlier_outputs, resized_probabilities, save_marked_png, save_probabilities
     from .train import fit_size
     from .visualize import label_picture, legend, overlay
 
     names = model.class_names or [f"class {i}" for i in range(model.n_classes)]
     palette = palette_with(model.n_classes, model.class_colors)
-    unreadable, stale = [], 0
+    unreadable, stale = [], []
     for path, stem in zip(paths, stems):
         try:
             image = read_image(path)
@@ -710,9 +710,10 @@ def segment_images(model, paths, stems, args):
         written = {outputs[key] for key in ("labels", "overlay", "probabilities") if key in outputs}
         if args.probabilities and model.n_classes == 2:
             written.add(outputs["foreground"])
-        stale += remove_earlier_outputs(args.out, stem, written)
+        stale += earlier_outputs(args.out, stem, written)
         print(f"{path}: {', '.join(names[i] for i in present)} -> {outputs['labels']}, {outputs['overlay']}")
     if stale:
-        print(f"note: removed {count(stale, 'file')} of an earlier predict.py run in {args.out} that this one does "
-              f"not write (probabilities of the same images)")
+        print(f"note: {count(len(stale), 'file')} of an earlier run ({stale[0]}{', ...' if len(stale) > 1 else ''}) "
+              f"lie beside these labels, which this run did not write anew: they may be another model's (pass "
+              f"--probabilities to write them anew)")
     return unreadable

@@ -47,17 +47,12 @@ def output_names(stem, probabilities):
     return names
 
 
-def remove_earlier_outputs(out, stem, written):
-    """Remove the files predict.py wrote for `stem` in an earlier run that this one does not write again
-    (`written`: the paths it wrote), so that no probabilities of another model lie beside the labels;
-    returns how many. A file changed since, or not predict.py's, is kept."""
-    removed = 0
-    for path in output_names(stem, probabilities=True).values():
-        path = os.path.join(out, path)
-        if path not in written and written_by_predict(path):
-            os.remove(path)
-            removed += 1
-    return removed
+def earlier_outputs(out, stem, written):
+    """The files of `stem`'s outputs in `out` that this run does not write (`written`: the paths it
+    wrote): an earlier run's probabilities, which may be another model's, lying beside these labels.
+    They are said, not removed: they may be the same model's, kept on purpose."""
+    return [path for path in (os.path.join(out, name) for name in output_names(stem, probabilities=True).values())
+            if path not in written and os.path.lexists(path)]
 
 
 def check_outputs(out, arguments, paths, stems, probabilities):

@@ -1911,24 +1911,23 @@ def test_output_piped_into_a_program_that_stops_reading_ends_quietly(tmp_path):
     assert process.stderr.read() == b""
 
 
-def test_predict_removes_the_probabilities_an_earlier_run_left_that_it_does_not_write_again(tmp_path, capsys):
-    # model B's labels lay beside model A's probabilities
+def test_predict_says_which_probabilities_of_an_earlier_run_lie_beside_labels_it_wrote_anew(tmp_path, capsys):
+    # model B's labels lay beside model A's probabilities without a word; they are kept (they may be wanted)
     fcnlite.save_weights(fcnlite.FCN8s(n_classes=2, width=1 / 16), tmp_path / "two.h5")
     Image.fromarray(numpy.zeros((10, 12, 3), numpy.uint8)).save(tmp_path / "photo.png")
     out = tmp_path / "p"
     predict = ["--weights", str(tmp_path / "two.h5"), str(tmp_path / "photo.png"), "--out", str(out)]
     assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
-    assert sorted(os.listdir(out)) == ["photo_foreground.png", "photo_labels.png", "photo_overlay.png",
-                                       "photo_probabilities.npy"]
+    written = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert sorted(written) == ["photo_foreground.png", "photo_labels.png", "photo_overlay.png",
+                               "photo_probabilities.npy"]
     status, stdout, stderr = run(cli.main_predict, predict, capsys)
     assert status == 0, stderr
-    assert sorted(os.listdir(out)) == ["photo_labels.png", "photo_overlay.png"]
-    assert (f"note: removed 2 files of an earlier predict.py run in {out} that this one does not write "
-            f"(probabilities of the same images)\n") in stdout
-    status, stdout, _ = run(cli.main_predict, predict, capsys)   # nothing left to remove: no note
-    assert status == 0 and "removed" not in stdout
+    assert (f"note: 2 files of an earlier run ({out / 'photo_probabilities.npy'}, ...) lie beside these labels, "
+            f"which this run did not write anew: they may be another model's (pass --probabilities to write them "
+            f"anew)\n") in stdout
+    assert {name: (out / name).read_bytes() for name in ("photo_foreground.png", "photo_probabilities.npy")} == {
+        name: written[name] for name in ("photo_foreground.png", "photo_probabilities.npy")}
     assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
-    Image.fromarray(numpy.ones((10, 12), numpy.uint8)).save(out / "photo_foreground.png")   # changed: the user's
-    status, stdout, _ = run(cli.main_predict, predict, capsys)
-    assert status == 0 and "note: removed 1 file of an earlier predict.py run" in stdout
-    assert sorted(os.listdir(out)) == ["photo_foreground.png", "photo_labels.png", "photo_overlay.png"]
+    status, stdout, _ = run(cli.main_predict, [*predict, "--probabilities"], capsys)   # all written anew: no note
+    assert status == 0 and "earlier run" not in stdout
