@@ -32,9 +32,41 @@ from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIO
                           parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
 
 
+class OutputOutlivingItsReader:
+    """The programs' sys.stdout: where the program reading it stops (| head -3), what follows goes nowhere
+    and the program goes on, for its real output is files (weights, pictures, metrics): a BrokenPipeError
+    stopped training without a checkpoint, and evaluate before its --json."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._to_nowhere()
+            return len(text)
+
+    def flush(self):
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._to_nowhere()
+
+    def _to_nowhere(self):
+        try:   # the file descriptor too: Python flushes it again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            self.stream = open(os.devnull, "w")
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def run_main(main, argv=None):
     """Call main(argv); turn the expected failures into one line on stderr and exit status 2."""
     from .train import TrainingStopped
+    stdout, sys.stdout = sys.stdout, OutputOutlivingItsReader(sys.stdout)
     try:
         with warnings.catch_warnings():
             # Pillow warns, in a raw two-line warning, of any image over 89 million pixels as a possible
@@ -49,12 +81,8 @@ def run_main(main, argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:   # the output piped into a program that has read all it wants (| head): done
-        try:   # (Python would report the failed flush of stdout at exit: stdout goes nowhere from here)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        return 128 + 13   # as a program killed by SIGPIPE
+    finally:
+        sys.stdout = stdout
 
 
 # the installed commands (setup.cfg's console_scripts), the same programs as examples/*.py

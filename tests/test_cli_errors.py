@@ -1896,19 +1896,20 @@ def test_predict_draws_the_classes_in_the_colours_the_weights_carry(tmp_path, ca
     assert tuple(overlay[10, 12]) == (128, 64, 128)   # the road's colour over the photo, at full opacity
 
 
-def test_output_piped_into_a_program_that_stops_reading_ends_quietly(tmp_path):
-    # evaluate_voc.py ... | head -3 ended in a BrokenPipeError traceback
+def test_output_piped_into_a_program_that_stops_reading_goes_nowhere_and_the_program_on(tmp_path):
+    # evaluate_voc.py ... | head -3 ended in a BrokenPipeError traceback, before writing its --json
     import subprocess
     code = ("import sys\nfrom fcnlite.cli import run_main\n"
             "def main(argv):\n    for line in range(100000):\n        print('metrics', line)\n"
+            f"    open({str(tmp_path / 'metrics.json')!r}, 'w').write('{{}}')\n"
             "sys.exit(run_main(main))\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=dict(os.environ, PYTHONPATH=root))
     assert process.stdout.readline() == b"metrics 0\n"
     process.stdout.close()   # as head does, having read its lines
-    assert process.wait(timeout=60) == 141
-    assert process.stderr.read() == b""
+    assert process.wait(timeout=60) == 0
+    assert process.stderr.read() == b"" and (tmp_path / "metrics.json").read_text() == "{}"
 
 
 def test_predict_says_which_probabilities_of_an_earlier_run_lie_beside_labels_it_wrote_anew(tmp_path, capsys):
