@@ -210,7 +210,8 @@ def train_parser():
                         help="architecture (default: an FCN --init's own, fcn8s-atonce with a VGG16 --init, "
                              "else fcn8s)")
     parser.add_argument("--width", type=POSITIVE, default=None,
-                        help="channel width multiplier (1.0 = VGG16; default 1.0, or the preset's)")
+                        help="channel width multiplier (1.0 = VGG16; default 1.0, or the preset's; the init file's "
+                             "own width before either)")
     parser.add_argument("--init", help="VGG16 weights (weights/convert_vgg16.py) or a trained coarser FCN")
     parser.add_argument("--learnable-upsampling", action="store_true", default=None,
                         help="train the upscore layers too")
@@ -297,7 +298,10 @@ def resolve_options(args):
     defaults = dict(width=1.0, lr_policy="fixed", momentum=0.99, weight_decay=5e-4, loss_normalize=False, accumulate=1,
                     max_iter=100000, eval_every=4000, checkpoint_every=4000, max_side=0, resize=None,
                     learnable_upsampling=False, val_limit=0, seed=0, crop=0, no_flip=False)
-    defaults.update(init_defaults(args.init) if args.init else {"model": "fcn8s"})
+    init = init_defaults(args.init) if args.init else {}
+    defaults["model"] = init.get("model", "fcn8s")
+    if args.width is None and init:   # before a preset's width too: no other width can take the file's weights
+        args.width = init["width"]
     for key, value in {**defaults, **preset}.items():
         if getattr(args, key, None) is None:
             setattr(args, key, value)

@@ -779,6 +779,12 @@ def test_an_init_file_gives_its_width_and_architecture_where_they_are_not_given(
                                              str(first / "final.h5"), "--out", str(tmp_path / "s")], capsys)
     assert (status, stderr) == (2, f"error: {first / 'final.h5'}: weights of width 0.0625 cannot start a model of "
                                    f"width 0.125 (pass --width 0.0625)\n")
+    # over a preset's width too (quickstart's: 0.125), which no model of the file's weights can have
+    status, stdout, stderr = run(cli.main_train, [*data, "--preset", "quickstart", "--max-iter", "1", "--no-progress",
+                                                  "--device", "cpu", "--eval-every", "0", "--init",
+                                                  str(first / "final.h5"), "--out", str(tmp_path / "t")], capsys)
+    assert status == 0, stderr
+    assert "(width 0.0625," in stdout
 
 
 def test_a_second_training_into_a_folder_in_use_is_refused_and_the_first_goes_on(tmp_path, capsys):
