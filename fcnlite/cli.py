@@ -587,7 +587,8 @@ def main_evaluate(argv=None):
     if empty:
         raise UsageError(f"{dataset.name}: no pixel could be evaluated: {empty}")
     metrics = matrix.metrics(class_names)
-    metrics.update(data=dataset.name, images=evaluated)   # (what the figures are of, in the JSON too)
+    # what the figures are of, in the JSON too (less the images --skip-bad skipped)
+    metrics.update(data=dataset.name, images=evaluated - len(matrix.skipped))
     if args.skip_bad:   # both kinds: listed but missing, and present but unreadable
         metrics["skipped"] = len(getattr(dataset, "skipped", None) or []) + len(matrix.skipped)
     if dataset.n_classes == 2:

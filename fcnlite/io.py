@@ -400,9 +400,10 @@ def read_weights(path, with_arrays=True):
             start = file.read(8)
     except OSError as error:
         raise WeightsError(f"{path}: cannot be read ({os_reason(error)})") from None
-    if start.startswith((ZIP_SIGNATURE, PICKLE_SIGNATURE)):   # the files the READMEs say to download
-        raise WeightsError(f"{path}: a PyTorch or NumPy (.npz) file, not an fcnlite weight file: convert it first, "
-                           f"with {CONVERTERS}")
+    # the files the READMEs say to download (an HDF5 file may begin with any user block: not one of them)
+    if start.startswith((ZIP_SIGNATURE, PICKLE_SIGNATURE)) and not _h5py().is_hdf5(path):
+        raise WeightsError(f"{path}: a PyTorch, NumPy (.npz) or Keras 3 (.keras) file, not an fcnlite weight file: "
+                           f"convert it first, with {CONVERTERS}")
     # a Ctrl-C raised inside h5py's reading, or as h5py's objects are freed, is lost in their cleanup
     # ("Exception ignored") or crashes the process: it is kept, and raised once they are gone
     kept = types.SimpleNamespace(error=None)
@@ -430,7 +431,8 @@ def _read_hdf5(path, h5py, with_arrays):
     """read_weights' reading, in a function of its own so that h5py's objects are freed when it returns."""
     with h5py.File(path, "r") as file:
         attributes = {key: _decode(value) for key, value in file.attrs.items()}
-        if "layer_names" in attributes and "fcnlite_format" not in attributes:   # (Keras writes its layers' names)
+        keras = {"layer_names", "keras_version", "model_config"} & set(attributes) or "model_weights" in file
+        if keras and "fcnlite_format" not in attributes:   # (Keras's weights, or its whole saved model)
             raise WeightsError(f"{path}: a Keras file, not an fcnlite weight file: convert it first, with "
                                f"{CONVERTERS}")
         if "state" in attributes and "model" in file:

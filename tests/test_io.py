@@ -883,11 +883,25 @@ def test_a_file_to_convert_given_as_weights_says_which_converter_reads_it(tmp_pa
     with h5py.File(tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5", "w") as keras:
         keras.attrs["layer_names"] = numpy.array([b"block1_conv1"])
         keras.create_dataset("block1_conv1/block1_conv1/kernel:0", data=numpy.zeros((3, 3, 3, 4), numpy.float32))
+    with h5py.File(tmp_path / "saved_model.h5", "w") as keras:   # model.save(): the weights one group down
+        keras.attrs["keras_version"] = "2.15.0"
+        keras.create_dataset("model_weights/block1_conv1/block1_conv1/kernel:0",
+                             data=numpy.zeros((3, 3, 3, 4), numpy.float32))
     converters = ("convert it first, with weights/convert_vgg16.py (VGG16, for train_voc.py --init) or "
                   "weights/convert_fcn.py (a trained FCN; weights/README.md)")
-    for name, kind in (("fcn8s_from_caffe.npz", "a PyTorch or NumPy (.npz) file"),
-                       ("vgg16-397923af.pth", "a PyTorch or NumPy (.npz) file"),
-                       ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "a Keras file")):
+    zipped = "a PyTorch, NumPy (.npz) or Keras 3 (.keras) file"
+    for name, kind in (("fcn8s_from_caffe.npz", zipped), ("vgg16-397923af.pth", zipped),
+                       ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "a Keras file"),
+                       ("saved_model.h5", "a Keras file")):
         with pytest.raises(WeightsError) as raised:
             model_from_file(tmp_path / name)
         assert str(raised.value) == f"{tmp_path / name}: {kind}, not an fcnlite weight file: {converters}"
+    # an fcnlite file behind a user block that happens to begin as a zip does: still read as HDF5
+    model = random_model("fcn32s")
+    with h5py.File(tmp_path / "blocked.h5", "w", userblock_size=512) as file:
+        file.attrs["fcnlite_format"] = 1
+    with open(tmp_path / "blocked.h5", "r+b") as file:
+        file.write(b"PK\x03\x04")
+    with pytest.raises(WeightsError) as raised:   # (no layers: refused as HDF5, not as a zip)
+        load_weights(model, tmp_path / "blocked.h5")
+    assert "PyTorch" not in str(raised.value)
