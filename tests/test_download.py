@@ -299,7 +299,8 @@ def test_the_official_tar_put_in_the_data_root_is_checked_and_unpacked_without_a
     monkeypatch.delenv("FCNLITE_VOC_URL", raising=False)
     (tmp_path / OFFICIAL).write_bytes(voc_tar[0])
     download_voc(tmp_path, md5=voc_tar[1], progress=False)
-    assert server.log == [] and unpacked_correctly(tmp_path) and not (tmp_path / OFFICIAL).exists()
+    # the user's own file is kept (it was deleted after unpacking, as a downloaded one is)
+    assert server.log == [] and unpacked_correctly(tmp_path) and (tmp_path / OFFICIAL).read_bytes() == voc_tar[0]
 
 
 def test_a_failed_download_says_where_else_to_get_the_tar(tmp_path, serve, monkeypatch):
@@ -317,6 +318,14 @@ def test_a_failed_download_says_where_else_to_get_the_tar(tmp_path, serve, monke
         download_voc(tmp_path, progress=False)
     assert str(raised.value).startswith(f"{url}?mirror: download failed: HTTP 404 Not Found: check FCNLITE_VOC_URL, "
                                         f"which names this mirror, or put {OFFICIAL}, downloaded elsewhere, in ")
+
+
+def test_a_mirror_url_without_a_scheme_is_one_line_naming_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("FCNLITE_VOC_URL", "mirror.example.org/VOC.tar")   # no http://: urllib's ValueError
+    with pytest.raises(DownloadError) as raised:
+        download_voc(tmp_path, progress=False)
+    assert str(raised.value).startswith("mirror.example.org/VOC.tar: download failed: unknown url type: ")
+    assert "check FCNLITE_VOC_URL, which names this mirror" in str(raised.value)
 
 
 class InterruptingBar:

@@ -90,7 +90,7 @@ def _open(url, offset, timeout):
             raise DownloadError(url, f"server holds {total} bytes but {offset} were already downloaded: "
                                      f"delete the .part file and run again") from None
         raise ServerError(url, f"download failed: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError) as error:
+    except (urllib.error.URLError, OSError, ValueError) as error:   # (ValueError: no URL, "mirror.org/VOC.tar")
         reason = getattr(error, "reason", error)
         raise ServerError(url, f"download failed: {reason}") from None
 
@@ -219,7 +219,7 @@ def download_voc(root, url=None, md5=VOC_MD5, progress=True, keep_archive=False,
 
     url:          default $FCNLITE_VOC_URL (a mirror), else VOC_URL; the file is kept as
                   <root>/VOCtrainval_11-May-2012.tar whichever it is, so that one put there is used
-    keep_archive: keep the .tar after unpacking (default: delete it, it is 2 GB)
+    keep_archive: keep the .tar after unpacking (default: delete it, it is 2 GB; one put in root is kept)
     """
     # the programs (no url) keep the file under the official name whichever server sends it, so that the tar
     # got elsewhere and put in root is found; a caller's own url names its own file
@@ -238,6 +238,7 @@ def download_voc(root, url=None, md5=VOC_MD5, progress=True, keep_archive=False,
             break
     voc_dir = os.path.join(root, "VOCdevkit", "VOC2012")
     name = VOC_ARCHIVE if official else os.path.basename(urllib.parse.urlparse(url).path) or "VOCtrainval.tar"
+    given = os.path.exists(os.path.join(root, name))   # a tar the user put there: theirs to keep
     try:
         archive = download_file(url, os.path.join(root, name), md5=md5, progress=progress, timeout=timeout)
     except ServerError as error:
@@ -256,6 +257,8 @@ def download_voc(root, url=None, md5=VOC_MD5, progress=True, keep_archive=False,
         raise DownloadError(archive, "unpacked, but VOCdevkit/VOC2012 with JPEGImages, SegmentationClass and "
                                      "ImageSets/Segmentation/trainval.txt is not there: "
                                      "is it the VOC 2012 trainval tar?")
-    if not keep_archive:
+    if not keep_archive and not given:
         os.remove(archive)
+    elif not keep_archive:
+        print(f"note: {archive} was there before this run, and is kept: delete it if you no longer need it (2 GB)")
     return voc_dir
