@@ -110,7 +110,8 @@ def test_a_pytorch_fcn_training_checkpoint_converts_from_its_model_state_dict(tm
     state = {f"{name.split('/')[0]}.{'weight' if name.endswith('/W') else 'bias'}": torch.from_numpy(value.copy())
              for name, value, _ in model.named_parameters()}
     torch.save({"epoch": 4, "iteration": 4000, "arch": "FCN8s", "optim_state_dict": {"state": {}, "param_groups": []},
-                "model_state_dict": state, "best_mean_iu": 0.61}, tmp_path / "model_best.pth.tar")
+                "model_state_dict": state, "best_mean_iu": numpy.float64(0.61)},   # (a NumPy scalar, as its score is)
+               tmp_path / "model_best.pth.tar")
     convert_fcn.convert(tmp_path / "model_best.pth.tar", tmp_path / "fcn8s.h5")
     numpy.testing.assert_array_equal(scores(fcnlite.model_from_file(tmp_path / "fcn8s.h5")), scores(model))
 

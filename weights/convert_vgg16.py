@@ -24,6 +24,7 @@ fcnlite's Conv2d does. The input-channel order of conv1_1 is kept as it is, and 
 file says which order it expects (channel_order), so the model is fed what it was trained on.
 """
 import argparse
+import contextlib
 import importlib.util
 import os
 import pickle
@@ -192,6 +193,17 @@ def _is_state_dict(value):
     return isinstance(value, dict) and bool(value) and all(hasattr(item, "detach") for item in value.values())
 
 
+def _numpy_scalars_allowed(torch):
+    """A context in which torch.load's safe unpickling takes NumPy scalars and dtypes, which are data: a
+    training checkpoint keeps its scores as them (pytorch-fcn's model_best.pth.tar: best_mean_iu, a
+    numpy.float64), and was refused as "pickles Python objects other than tensors"."""
+    multiarray = getattr(numpy, "_core", None) or numpy.core   # (NumPy 2, NumPy 1)
+    allowed = [multiarray.multiarray.scalar, numpy.dtype]
+    allowed += [getattr(numpy.dtypes, name) for name in dir(numpy.dtypes) if name.endswith("DType")]
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    return safe_globals(allowed) if safe_globals is not None else contextlib.nullcontext()
+
+
 def _load_torch(path, what="a PyTorch state dict"):
     """{key: numpy array} of a state dict (what: the message's name for the file expected)."""
     try:
@@ -199,7 +211,7 @@ def _load_torch(path, what="a PyTorch state dict"):
     except ImportError:
         raise ConversionError(f"{path}: reading .pth files needs PyTorch: pip install torch==2.13.0") from None
     try:
-        with warnings.catch_warnings():   # torch warns of pickle protocols in lines of its own
+        with warnings.catch_warnings(), _numpy_scalars_allowed(torch):   # torch warns of pickle protocols in lines
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:   # torch's message is advice on untrusted code, over many lines
