@@ -112,8 +112,19 @@ def test_a_pytorch_fcn_training_checkpoint_converts_from_its_model_state_dict(tm
     torch.save({"epoch": 4, "iteration": 4000, "arch": "FCN8s", "optim_state_dict": {"state": {}, "param_groups": []},
                 "model_state_dict": state, "best_mean_iu": numpy.float64(0.61)},   # (a NumPy scalar, as its score is)
                tmp_path / "model_best.pth.tar")
-    convert_fcn.convert(tmp_path / "model_best.pth.tar", tmp_path / "fcn8s.h5")
-    numpy.testing.assert_array_equal(scores(fcnlite.model_from_file(tmp_path / "fcn8s.h5")), scores(model))
+    # and as NumPy 1 wrote it (numpy.core, where NumPy 2 writes numpy._core): pytorch-fcn's files are that old
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "model_best.pth.tar") as source, \
+            zipfile.ZipFile(tmp_path / "numpy1.pth.tar", "w", zipfile.ZIP_STORED) as copy:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename.endswith("data.pkl"):
+                data = data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+                assert b"numpy.core.multiarray" in data
+            copy.writestr(entry.filename, data)
+    for name in ("model_best.pth.tar", "numpy1.pth.tar"):
+        convert_fcn.convert(tmp_path / name, tmp_path / "fcn8s.h5")
+        numpy.testing.assert_array_equal(scores(fcnlite.model_from_file(tmp_path / "fcn8s.h5")), scores(model))
 
 
 def test_a_dict_that_holds_no_state_dict_is_refused_naming_its_keys(tmp_path):

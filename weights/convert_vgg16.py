@@ -193,15 +193,31 @@ def _is_state_dict(value):
     return isinstance(value, dict) and bool(value) and all(hasattr(item, "detach") for item in value.values())
 
 
+class _Dropped:
+    """What a NumPy dtype in a checkpoint becomes: nothing, built without NumPy's own reconstruction, which
+    the file's bytes could steer (a dtype marked as holding no objects, then a scalar of it)."""
+
+    def __init__(self, *args):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+def _dropped(*args):
+    """What a NumPy scalar in a checkpoint becomes: None (the converters read tensors only)."""
+    return None
+
+
 def _numpy_scalars_allowed(torch):
-    """A context in which torch.load's safe unpickling takes NumPy scalars and dtypes, which are data: a
-    training checkpoint keeps its scores as them (pytorch-fcn's model_best.pth.tar: best_mean_iu, a
-    numpy.float64), and was refused as "pickles Python objects other than tensors"."""
-    multiarray = getattr(numpy, "_core", None) or numpy.core   # (NumPy 2, NumPy 1)
-    allowed = [multiarray.multiarray.scalar, numpy.dtype]
-    allowed += [getattr(numpy.dtypes, name) for name in dir(numpy.dtypes) if name.endswith("DType")]
+    """A context in which torch.load's safe unpickling takes the NumPy scalars of a training checkpoint's
+    scores (pytorch-fcn's model_best.pth.tar: best_mean_iu, a numpy.float64), which it refused as
+    "pickles Python objects other than tensors", and reads them as None: NumPy's functions of those
+    names never run, under NumPy 2's name or NumPy 1's, which older checkpoints carry."""
+    stand_ins = [(_dropped, "numpy._core.multiarray.scalar"), (_dropped, "numpy.core.multiarray.scalar"),
+                 (_Dropped, "numpy.dtype")]
     safe_globals = getattr(torch.serialization, "safe_globals", None)
-    return safe_globals(allowed) if safe_globals is not None else contextlib.nullcontext()
+    return safe_globals(stand_ins) if safe_globals is not None else contextlib.nullcontext()
 
 
 def _load_torch(path, what="a PyTorch state dict"):
