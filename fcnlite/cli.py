@@ -33,9 +33,9 @@ from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIO
 
 
 class OutputOutlivingItsReader:
-    """The programs' sys.stdout: where the program reading it stops (| head -3), what follows goes nowhere
-    and the program goes on, for its real output is files (weights, pictures, metrics): a BrokenPipeError
-    stopped training without a checkpoint, and evaluate before its --json."""
+    """The programs' sys.stdout and sys.stderr (tqdm's bars): where the program reading one stops (| head -3,
+    2>&1 | head), what follows goes nowhere and the program goes on, for its real output is files (weights,
+    pictures, metrics): a BrokenPipeError stopped training without a checkpoint, and evaluate before its --json."""
 
     def __init__(self, stream):
         self.stream = stream
@@ -55,7 +55,11 @@ class OutputOutlivingItsReader:
 
     def _to_nowhere(self):
         try:   # the file descriptor too: Python flushes it again at exit
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(nowhere, self.stream.fileno())
+            finally:
+                os.close(nowhere)
         except (OSError, ValueError, AttributeError):
             self.stream = open(os.devnull, "w")
 
@@ -66,7 +70,8 @@ class OutputOutlivingItsReader:
 def run_main(main, argv=None):
     """Call main(argv); turn the expected failures into one line on stderr and exit status 2."""
     from .train import TrainingStopped
-    stdout, sys.stdout = sys.stdout, OutputOutlivingItsReader(sys.stdout)
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = OutputOutlivingItsReader(sys.stdout), OutputOutlivingItsReader(sys.stderr)
     try:
         with warnings.catch_warnings():
             # Pillow warns, in a raw two-line warning, of any image over 89 million pixels as a possible
@@ -82,7 +87,9 @@ def run_main(main, argv=None):
         print("error: interrupted", file=sys.stderr)
         return 130
     finally:
-        sys.stdout = stdout
+        sys.stdout.flush()   # (here, where a closed pipe is caught: not at exit, where it is reported)
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
 
 
 # the installed commands (setup.cfg's console_scripts), the same programs as examples/*.py

@@ -1910,6 +1910,16 @@ def test_output_piped_into_a_program_that_stops_reading_goes_nowhere_and_the_pro
     process.stdout.close()   # as head does, having read its lines
     assert process.wait(timeout=60) == 0
     assert process.stderr.read() == b"" and (tmp_path / "metrics.json").read_text() == "{}"
+    # the same through stderr (tqdm's bars: train_voc.py ... 2>&1 | head -1 stopped at iteration 0), and a
+    # last output still in the buffer when the program ends
+    (tmp_path / "metrics.json").unlink()
+    code = code.replace("print('metrics', line)", "print('metrics', line, file=sys.stderr)")
+    code = code.replace("    open(", "    print('done: ' + 'x' * 20000)\n    open(")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env=dict(os.environ, PYTHONPATH=root))
+    assert process.stdout.readline() == b"metrics 0\n"
+    process.stdout.close()
+    assert process.wait(timeout=60) == 0 and (tmp_path / "metrics.json").read_text() == "{}"
 
 
 def test_predict_says_which_probabilities_of_an_earlier_run_lie_beside_labels_it_wrote_anew(tmp_path, capsys):
