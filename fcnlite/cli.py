@@ -753,7 +753,8 @@ def segment_images(model, paths, stems, args):
         stale += earlier_outputs(args.out, stem, written)
         print(f"{path}: {', '.join(names[i] for i in present)} -> {outputs['labels']}, {outputs['overlay']}")
     if stale:
-        print(f"note: {count(len(stale), 'file')} of an earlier run ({stale[0]}{', ...' if len(stale) > 1 else ''}) "
-              f"lie beside these labels, which this run did not write anew: they may be another model's (pass "
-              f"--probabilities to write them anew)")
+        one = len(stale) == 1
+        print(f"note: {count(len(stale), 'file')} that an earlier run wrote ({stale[0]}{'' if one else ', ...'}) "
+              f"{'lies' if one else 'lie'} beside labels this run wrote anew: {'it' if one else 'they'} may be "
+              f"another model's")
     return unreadable

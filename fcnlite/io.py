@@ -402,8 +402,11 @@ def read_weights(path, with_arrays=True):
         raise WeightsError(f"{path}: cannot be read ({os_reason(error)})") from None
     # the files the READMEs say to download (an HDF5 file may begin with any user block: not one of them)
     if start.startswith((ZIP_SIGNATURE, PICKLE_SIGNATURE)) and not _h5py().is_hdf5(path):
-        raise WeightsError(f"{path}: a PyTorch, NumPy (.npz) or Keras 3 (.keras) file, not an fcnlite weight file: "
-                           f"convert it first, with {CONVERTERS}")
+        if path.lower().endswith(".keras"):   # (a zip too, which no converter reads)
+            raise WeightsError(f"{path}: a Keras 3 .keras file, which the converters do not read: convert the "
+                               f"Keras VGG16 .h5 that weights/README.md names")
+        raise WeightsError(f"{path}: a PyTorch or NumPy (.npz) file, not an fcnlite weight file: convert it first, "
+                           f"with {CONVERTERS}")
     # a Ctrl-C raised inside h5py's reading, or as h5py's objects are freed, is lost in their cleanup
     # ("Exception ignored") or crashes the process: it is kept, and raised once they are gone
     kept = types.SimpleNamespace(error=None)

@@ -48,11 +48,11 @@ def output_names(stem, probabilities):
 
 
 def earlier_outputs(out, stem, written):
-    """The files of `stem`'s outputs in `out` that this run does not write (`written`: the paths it
-    wrote): an earlier run's probabilities, which may be another model's, lying beside these labels.
-    They are said, not removed: they may be the same model's, kept on purpose."""
+    """The files predict.py wrote for `stem` in `out` in an earlier run that this one did not write anew
+    (`written`: the paths it wrote): probabilities, which may be another model's, lying beside these
+    labels. They are said, not removed: they may be the same model's, kept on purpose."""
     return [path for path in (os.path.join(out, name) for name in output_names(stem, probabilities=True).values())
-            if path not in written and os.path.lexists(path)]
+            if path not in written and written_by_predict(path)]
 
 
 def check_outputs(out, arguments, paths, stems, probabilities):

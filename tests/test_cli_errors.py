@@ -1934,9 +1934,8 @@ def test_predict_says_which_probabilities_of_an_earlier_run_lie_beside_labels_it
                                "photo_probabilities.npy"]
     status, stdout, stderr = run(cli.main_predict, predict, capsys)
     assert status == 0, stderr
-    assert (f"note: 2 files of an earlier run ({out / 'photo_probabilities.npy'}, ...) lie beside these labels, "
-            f"which this run did not write anew: they may be another model's (pass --probabilities to write them "
-            f"anew)\n") in stdout
+    assert (f"note: 2 files that an earlier run wrote ({out / 'photo_probabilities.npy'}, ...) lie beside labels "
+            f"this run wrote anew: they may be another model's\n") in stdout
     assert {name: (out / name).read_bytes() for name in ("photo_foreground.png", "photo_probabilities.npy")} == {
         name: written[name] for name in ("photo_foreground.png", "photo_probabilities.npy")}
     assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0

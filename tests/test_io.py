@@ -889,13 +889,18 @@ def test_a_file_to_convert_given_as_weights_says_which_converter_reads_it(tmp_pa
                              data=numpy.zeros((3, 3, 3, 4), numpy.float32))
     converters = ("convert it first, with weights/convert_vgg16.py (VGG16, for train_voc.py --init) or "
                   "weights/convert_fcn.py (a trained FCN; weights/README.md)")
-    zipped = "a PyTorch, NumPy (.npz) or Keras 3 (.keras) file"
+    zipped = "a PyTorch or NumPy (.npz) file"
     for name, kind in (("fcn8s_from_caffe.npz", zipped), ("vgg16-397923af.pth", zipped),
                        ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", "a Keras file"),
                        ("saved_model.h5", "a Keras file")):
         with pytest.raises(WeightsError) as raised:
             model_from_file(tmp_path / name)
         assert str(raised.value) == f"{tmp_path / name}: {kind}, not an fcnlite weight file: {converters}"
+    shutil.copy(tmp_path / "fcn8s_from_caffe.npz", tmp_path / "vgg16.keras")   # a zip too
+    with pytest.raises(WeightsError) as raised:
+        model_from_file(tmp_path / "vgg16.keras")
+    assert str(raised.value) == (f"{tmp_path / 'vgg16.keras'}: a Keras 3 .keras file, which the converters do not "
+                                 f"read: convert the Keras VGG16 .h5 that weights/README.md names")
     # an fcnlite file behind a user block that happens to begin as a zip does: still read as HDF5
     model = random_model("fcn32s")
     with h5py.File(tmp_path / "blocked.h5", "w", userblock_size=512) as file:
