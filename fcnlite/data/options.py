@@ -261,16 +261,8 @@ def known_mask_values(folder, sample=16):
 
 def holds_other_values(folder, values):
     """Whether a mask of folder holds a value not in `values`, reading masks until one does (a sample
-    may have missed the few masks with a class in them)."""
-    import numpy
-    for index in range(len(folder)):
-        try:
-            raw = folder.raw_mask(index)
-        except DataError:   # (load reports it)
-            continue
-        if not set(numpy.flatnonzero(numpy.bincount(raw.ravel(), minlength=256)).tolist()) <= values:
-            return True
-    return False
+    may have missed the few masks with a class in them; one that cannot be read is load's to report)."""
+    return any(not set(folder.scan_masks([index])) <= values for index in range(len(folder)))
 
 
 def check_binary_masks(seen, class_map, masks, args, mask_format, folder):
