@@ -731,10 +731,11 @@ def segment_images(model, paths, stems, args):
                   f"(gigabytes at this size); --max-side {max(height, width) // 2} downscales it first")
         fitted = fit_size(image, None, args.resize, args.max_side)[0]
         outputs = {key: os.path.join(args.out, name) for key, name in output_names(stem, args.probabilities).items()}
+        written = {outputs["labels"], outputs["overlay"]}
         if args.probabilities:   # one pass: the labels are the most probable classes of the file written
             probabilities = resized_probabilities(predict_probabilities(model, fitted), (height, width))
             labels = probabilities.argmax(axis=0).astype(numpy.uint8)
-            save_probabilities(probabilities, outputs)
+            written |= save_probabilities(probabilities, outputs)
         else:
             labels = predict_image(model, fitted)
         if labels.shape != (height, width):   # --max-side, --resize: the labels go back to the photo's own size
@@ -747,9 +748,6 @@ def segment_images(model, paths, stems, args):
         canvas.paste(blended, (0, 0))
         canvas.paste(key, (blended.width, 0))
         save_marked_png(canvas, outputs["overlay"])
-        written = {outputs[key] for key in ("labels", "overlay", "probabilities") if key in outputs}
-        if args.probabilities and model.n_classes == 2:
-            written.add(outputs["foreground"])
         stale += earlier_outputs(args.out, stem, written)
         print(f"{path}: {', '.join(names[i] for i in present)} -> {outputs['labels']}, {outputs['overlay']}")
     if stale:

@@ -141,13 +141,16 @@ def resized_probabilities(probabilities, size):
 
 
 def save_probabilities(probabilities, outputs):
-    """outputs["probabilities"] (.npy, float16), and for two classes outputs["foreground"] (class 1's, 0..255)."""
+    """outputs["probabilities"] (.npy, float16), and for two classes outputs["foreground"] (class 1's, 0..255);
+    returns the paths written."""
     halves = probabilities.astype(numpy.float16)   # (a fifth of the digits, and enough to threshold)
 
     def write(temporary):
         with open(temporary, "wb") as file:
             numpy.save(file, halves)
     atomic_write(outputs["probabilities"], write, size=halves.nbytes)
-    if len(probabilities) == 2:
-        grey = numpy.clip(numpy.rint(probabilities[1] * 255), 0, 255).astype(numpy.uint8)
-        save_marked_png(Image.fromarray(grey), outputs["foreground"])
+    if len(probabilities) != 2:
+        return {outputs["probabilities"]}
+    grey = numpy.clip(numpy.rint(probabilities[1] * 255), 0, 255).astype(numpy.uint8)
+    save_marked_png(Image.fromarray(grey), outputs["foreground"])
+    return {outputs["probabilities"], outputs["foreground"]}
