@@ -666,12 +666,14 @@ def image_paths(arguments):
 def segmentation_model_from_file(path):
     """(model, the file's attributes): the FCN a weight file holds, for evaluate and predict; UsageError,
     before the arrays are read, for VGG16's weights (an encoder, for train --init)."""
-    from .io import model_from_file, read_attributes
+    from .io import load_weights, model_described_by, read_attributes
     attributes = read_attributes(path)
     if str(attributes.get("architecture", "")).lower() == "vgg16":
         raise UsageError(f"{path} holds VGG16's weights (ImageNet classification), not a segmentation model: "
                          f"train an FCN from them (train_voc.py --init {path}) and give its final.h5")
-    return model_from_file(path), attributes
+    model = model_described_by(attributes, path)
+    load_weights(model, path, strict=True)
+    return model, attributes
 
 
 def main_predict(argv=None):

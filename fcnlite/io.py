@@ -534,8 +534,15 @@ def load_weights(model, path, strict=True, verbose=False):
 
 def model_from_file(path, dtype=numpy.float32):
     """Build the model a weight file describes (architecture, n_classes, width) and load it strictly."""
+    model = model_described_by(read_attributes(path), path, dtype)
+    load_weights(model, path, strict=True)
+    return model
+
+
+def model_described_by(attributes, path, dtype=numpy.float32):
+    """The model, freshly initialised, that a weight file's attributes describe (architecture,
+    n_classes, width); WeightsError naming path where they describe none fcnlite builds."""
     from .models import FCN_ARCHITECTURES, build_model
-    attributes = read_attributes(path)
     architecture = attributes.get("architecture")
     if not architecture:
         raise WeightsError(f"{os.fspath(path)}: no 'architecture' attribute: cannot tell which model wrote it")
@@ -546,10 +553,8 @@ def model_from_file(path, dtype=numpy.float32):
                            f"builds ({', '.join(architectures)})")
     n_classes = int(attributes.get("n_classes", 21) or 0)
     try:
-        model = build_model(architecture, n_classes=n_classes, width=float(attributes.get("width", 1.0)), dtype=dtype)
+        return build_model(architecture, n_classes=n_classes, width=float(attributes.get("width", 1.0)), dtype=dtype)
     except ValueError as error:   # an FCN of fewer than 2 classes
         raise WeightsError(f"{os.fspath(path)}: attribute {error}") from None
-    load_weights(model, path, strict=True)
-    return model
 
 
