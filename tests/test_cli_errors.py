@@ -331,6 +331,21 @@ def test_channel_masks_take_the_simulators_classes_with_a_note_and_values_past_t
     assert "note: --mask-format channel" not in stdout
 
 
+def test_binary_channel_masks_are_read_once_before_they_are_refused(tmp_path, capsys, monkeypatch):
+    # the channel format without --class-names reads every mask up front: that reading is what the
+    # 0-and-255 check weighs, not a sample it has to read on from
+    from fcnlite.data.folder import FolderSegmentation
+    masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
+    data = make_folder(tmp_path, masks)
+    reads = []
+    raw_mask = FolderSegmentation.raw_mask
+    monkeypatch.setattr(FolderSegmentation, "raw_mask", lambda self, index: reads.append(index) or raw_mask(self, index))
+    status, _, stderr = run(cli.main_train, [*data, "--mask-format", "channel", *TINY, "--out", str(tmp_path / "r")],
+                            capsys)
+    assert status == 2 and "the masks hold only 0 and 255" in stderr
+    assert sorted(reads) == list(range(len(masks)))
+
+
 def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
     masks = road_and_car_masks()
     masks[3][0, 0] = 9     # one pixel of a value no other mask has

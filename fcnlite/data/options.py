@@ -127,19 +127,21 @@ def _folder_datasets(args, images, masks, mask_format, source_names, training, a
         print(f"note: reading the {len(everything)} masks for values past those classes (--class-names reads a "
               f"sample)")
         seen = everything.scan_masks()
+        seen_all = True
     else:
         seen = known_mask_values(everything)
+        seen_all = everything.mask_values is not None
     if held_out is not None:
         for value, paths in known_mask_values(held_out).items():
             seen.setdefault(value, []).extend(paths)
     try:
         class_map = class_map_from_args(args, everything.source_class_names)
     except ValueError as error:
-        check_binary_masks(seen, None, masks, args, mask_format, everything)   # 255 explains a class not found
+        check_binary_masks(seen, seen_all, None, masks, args, mask_format, everything)   # 255 explains a class not found
         unnamed = " (the masks' classes have no names: give --class-names to choose them by name)" \
             if source_names is None else ""
         raise UsageError(f"{error}{unnamed}") from None
-    check_binary_masks(seen, class_map, masks, args, mask_format, everything)
+    check_binary_masks(seen, seen_all, class_map, masks, args, mask_format, everything)
     if everything.mask_values is not None and class_map is None:
         check_counted_classes(everything, masks, training)
     if args.class_map and args.class_names is not None:
@@ -265,15 +267,16 @@ def holds_other_values(folder, values):
     return any(not set(folder.scan_masks([index])) <= values for index in range(len(folder)))
 
 
-def check_binary_masks(seen, class_map, masks, args, mask_format, folder):
+def check_binary_masks(seen, seen_all, class_map, masks, args, mask_format, folder):
     """Masks of only 0 and 255 with no class map that names 255: every pixel of the foreground would be
     ignored (255 is 'ignore', as VOC's outlines), whichever classes --classes or a map choose among the
-    rest. (A colour table's 255 is a colour it calls void: meant.)"""
+    rest. (A colour table's 255 is a colour it calls void: meant.) seen_all: `seen` covers every mask of
+    folder, not a sample of them."""
     if mask_format == "color" or IGNORE_INDEX not in seen or not set(seen) <= {0, IGNORE_INDEX}:
         return
     if class_map is not None and IGNORE_INDEX in class_map.mapping:
         return
-    if folder.mask_values is None and holds_other_values(folder, {0, IGNORE_INDEX}):   # (seen: a sample)
+    if not seen_all and holds_other_values(folder, {0, IGNORE_INDEX}):
         return
     selected = [name.strip() for name in (args.classes or "").split(",") if name.strip()]
     foreground = selected[0] if len(selected) == 1 and not selected[0].isdigit() else "foreground"
