@@ -478,8 +478,8 @@ class Trainer:
             if self._stop_signal is not None:  # a second signal: stop now
                 self._second_signal = signum
                 raise KeyboardInterrupt
-            self._stop_signal = signal.Signals(signum).name
-            self.log(f"\n{self._stop_signal} received: finishing this iteration, then saving a checkpoint (an "
+            self._stop_signal = signal.Signals(signum)
+            self.log(f"\n{self._stop_signal.name} received: finishing this iteration, then saving a checkpoint (an "
                      f"evaluation under way is left for the resumed run; a second signal stops at once, keeping "
                      f"the last checkpoint instead)")
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -601,14 +601,14 @@ class Trainer:
         """After an iteration (or the evaluation a resumed run begins with): where a signal asked for a stop,
         save a checkpoint (unless this iteration's is saved) and stop. At the last iteration there is
         nothing to stop, unless its evaluation was abandoned."""
-        if not self._stop_signal or (finished and not self._eval_pending):
+        if self._stop_signal is None or (finished and not self._eval_pending):
             return
         if self.checkpoint_iteration != self.iteration:   # (this iteration's, if written, holds eval_pending)
             self.save_checkpoint()
         left = " (its evaluation is left for the resumed run)" if self._eval_pending else ""
-        raise TrainingStopped(f"stopped by {self._stop_signal} at iteration {self.iteration}{left}; checkpoint saved "
+        raise TrainingStopped(f"stopped by {self._stop_signal.name} at iteration {self.iteration}{left}; checkpoint saved "
                               f"to {self.checkpoint_path}: to continue, rerun with {self._resume_options()}",
-                              signal_number=signal.Signals[self._stop_signal])
+                              signal_number=self._stop_signal)
 
     def _what_is_kept(self, once=None):
         """Where a stopped run can go on from, in words; once: what must be so first ("the file can be

@@ -564,7 +564,7 @@ def asking_a_stop():
     """A validation set that asks the trainer in holder["trainer"] to stop, as a first Ctrl-C does, during its
     first evaluation; and the holder."""
     holder = {}
-    return StopsDuringEvaluation(lambda: setattr(holder["trainer"], "_stop_signal", "SIGINT")), holder
+    return StopsDuringEvaluation(lambda: setattr(holder["trainer"], "_stop_signal", signal.SIGINT)), holder
 
 
 def stopped_in_its_first_evaluation(tmp_path, **settings):
