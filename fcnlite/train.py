@@ -81,6 +81,7 @@ class TrainConfig:
                 if not all(isinstance(side, numbers.Integral) and side >= 1 for side in value):
                     raise ValueError(f"TrainConfig.crop_size is {meaning}, or (height, width) of 1 or more each, "
                                      f"not {value!r}")
+                self.crop_size = tuple(int(side) for side in value)   # (a NumPy array has no truth value)
                 continue
             if not isinstance(value, numbers.Integral):
                 raise ValueError(f"TrainConfig.{name} is {meaning}: a whole number, not {value!r}")
@@ -91,6 +92,7 @@ class TrainConfig:
                     and 0 < self.scale_range[0] <= self.scale_range[1]):
                 raise ValueError(f"TrainConfig.scale_range is the random scaling's (min, max), with "
                                  f"0 < min <= max, or None, not {self.scale_range!r}")
+            self.scale_range = tuple(float(bound) for bound in self.scale_range)
         if self.resize is not None and not (numpy.isscalar(self.resize) and self.resize == 0):
             # None (or 0, as fit_size reads it): the images keep their size
             if not (_is_pair(self.resize) and all(isinstance(v, numbers.Integral) and v >= 1 for v in self.resize)):
@@ -138,9 +140,9 @@ def prepare_sample(image, label, config, rng_sample, training):
     """Resize / augment one (image, label) pair with numpy arrays; labels never interpolated."""
     image, label = fit_size(image, label, config.resize, config.max_side)
     if training:
-        if config.scale_range or config.crop_size:
-            image, label = random_scale_crop(image, label, rng_sample, scale_range=config.scale_range or (1.0, 1.0),
-                                             crop_size=config.crop_size or None)
+        if config.scale_range is not None or config.crop_size:
+            image, label = random_scale_crop(image, label, rng_sample, scale_range=config.scale_range,
+                                             crop_size=config.crop_size)
         if config.flip:
             image, label = random_flip(image, label, rng_sample)
     return image, label

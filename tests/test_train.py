@@ -676,6 +676,14 @@ def test_images_of_0_to_255_in_other_dtypes_train_resized_and_evaluate(tmp_path,
     assert trainer.iteration == 6
 
 
+def test_a_crop_and_a_scale_range_given_as_numpy_arrays_train(tmp_path):
+    # as the resize: each became a pair the loop tested for truth, which a NumPy array refuses, at the first step
+    trainer = own_trainer(tmp_path, OwnDataset(), crop_size=numpy.array([8, 12]), scale_range=numpy.array([0.5, 1.5]))
+    assert trainer.config.crop_size == (8, 12) and trainer.config.scale_range == (0.5, 1.5)
+    trainer.run()
+    assert trainer.iteration == 6
+
+
 def test_a_resumed_run_redoing_an_evaluation_logs_it_once(tmp_path):
     # its record was logged before a second Ctrl-C (or a failed write) stopped the run short of the checkpoint
     stopped_in_its_first_evaluation(tmp_path)
