@@ -23,6 +23,12 @@ HAND_MATRIX = [[3, 1, 0],
 def test_confusion_matrix_rows_are_truth_columns_prediction_and_void_is_left_out():
     matrix = confusion_matrix(numpy.array(LABELS), numpy.array(PREDICTIONS), n_classes=3)
     assert matrix.tolist() == HAND_MATRIX
+    # HAND_MATRIX is symmetric, so it reads the same with rows and columns swapped: a pixel of class 0
+    # predicted 2 (and none of class 2 predicted 0) tells them apart: row 0 (truth), column 2 (prediction)
+    lopsided = confusion_matrix(numpy.array([0, 0, 1, 255]), numpy.array([2, 0, 1, 0]), n_classes=3)
+    assert lopsided.tolist() == [[1, 0, 1],
+                                 [0, 1, 0],
+                                 [0, 0, 0]]
 
 
 def test_confusion_matrix_of_images_is_the_sum_over_pixels():
