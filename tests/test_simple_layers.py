@@ -1,9 +1,11 @@
 """ReLU, Dropout, Crop, Sum and Scale: forward rules and numerically checked gradients."""
+import re
+
 import numpy
 import pytest
 
 from fcnlite import backend, rng
-from fcnlite.layers import Conv2d, ConvTranspose2d, Crop, Dropout, ReLU, Scale, SoftmaxCrossEntropy, Sum
+from fcnlite.layers import Conv2d, ConvTranspose2d, Crop, Dropout, MaxPool2d, ReLU, Scale, SoftmaxCrossEntropy, Sum
 from gradcheck import backends_agree, layer_gradient_errors
 
 
@@ -251,3 +253,20 @@ def test_labels_that_are_not_integers_are_refused():
     scores = numpy.zeros((1, 3, 2, 2))
     with pytest.raises(ValueError, match="labels must be integers \\(class indices\\), not float64"):
         SoftmaxCrossEntropy(dtype=numpy.float64).forward(scores, numpy.full((1, 2, 2), 1.7))
+
+
+@pytest.mark.parametrize("make, x_shape, dy_shape", [
+    (lambda: Conv2d(2, 3, 3, dtype=numpy.float64), (1, 2, 5, 5), (1, 3, 4, 4)),   # another size: wrong dW, no error
+    (lambda: Conv2d(2, 3, 3, dtype=numpy.float64), (1, 2, 5, 5), (2, 3, 3, 3)),   # another batch
+    (lambda: ConvTranspose2d(2, 2, 4, stride=2, dtype=numpy.float64), (1, 2, 3, 3), (1, 2, 5, 5)),
+    (lambda: MaxPool2d(2, 2, dtype=numpy.float64), (1, 1, 5, 7), (1, 1, 2, 2)),
+    (lambda: ReLU(dtype=numpy.float64), (1, 2, 3, 3), (2, 2, 3, 3)),               # broadcast into a batch of 2
+    (lambda: Dropout(0.5, dtype=numpy.float64), (1, 2, 3, 3), (2, 2, 3, 3)),
+], ids=["conv-size", "conv-batch", "conv-transpose", "maxpool", "relu", "dropout"])
+def test_backward_refuses_a_gradient_of_another_shape_than_forward_gave(make, x_shape, dy_shape):
+    layer = make()
+    y = layer.forward(numpy.ones(x_shape))
+    with pytest.raises(ValueError, match=rf"^{type(layer).__name__}\.backward: the gradient has shape "
+                                         rf"{re.escape(str(dy_shape))}, the output of the last forward "
+                                         rf"{re.escape(str(tuple(y.shape)))}"):
+        layer.backward(numpy.ones(dy_shape))

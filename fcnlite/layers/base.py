@@ -8,7 +8,8 @@
 
 Sum and Crop take a second input (Sum.backward returns one gradient per input); the loss
 is forward(scores, labels) -> scalar, backward(dloss=1) -> dscores. What forward keeps for
-backward starts as None, and backward reads it through kept(), which says so when it is missing.
+backward starts as None, and backward reads it through kept(), which says so when it is missing, and checks that the gradient it
+is given has the shape of forward's output (check_gradient).
 """
 import contextlib
 
@@ -61,6 +62,15 @@ class Layer:
         if x.ndim != 4 or x.shape[1] != expected:
             raise ValueError(f"{type(self).__name__}: input {tuple(x.shape)} should be (N, {expected}, H, W): "
                              f"the layer takes {expected} channels")
+
+    def check_gradient(self, dy, output_shape):
+        """A clear error where dy, the gradient backward was given, is not of the shape of the last forward's
+        output: NumPy would broadcast it, and the products read it as another size, into wrong gradients
+        without a word."""
+        if tuple(dy.shape) != tuple(output_shape):
+            raise ValueError(f"{type(self).__name__}.backward: the gradient has shape {tuple(dy.shape)}, the output "
+                             f"of the last forward {tuple(output_shape)}: backward takes the gradient of that output "
+                             f"(has a forward on other inputs run since?)")
 
     keeps_under_no_grad = False   # True for the layers whose forward keeps what backward needs even there
 

@@ -31,10 +31,7 @@ class Crop(Layer):
 
     def backward(self, dy):
         input_shape = self.kept(self._input_shape)
-        if tuple(dy.shape) != self._output_shape:   # (a network's last layer: dy is the user's dscores)
-            raise ValueError(f"Crop.backward: the gradient has shape {tuple(dy.shape)}, the output of the last "
-                             f"forward {self._output_shape}: backward takes the gradient of that output (has a "
-                             f"forward on other inputs run since?)")
+        self.check_gradient(dy, self._output_shape)   # (a network's last layer: dy is the user's dscores)
         dx = array_module(dy).zeros(input_shape, dtype=dy.dtype)
         h, w = dy.shape[2:]
         o = self.offset

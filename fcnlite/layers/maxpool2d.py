@@ -79,6 +79,7 @@ class MaxPool2d(Layer):
 
     def backward(self, dy):
         self.kept(self._argmax)
+        self.check_gradient(dy, self.output_shape(self._input_shape))
         xp = array_module(dy)
         n, c, h, w = self._input_shape
         out_h, out_w = dy.shape[2:]
