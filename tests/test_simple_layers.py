@@ -270,3 +270,14 @@ def test_backward_refuses_a_gradient_of_another_shape_than_forward_gave(make, x_
                                          rf"{re.escape(str(dy_shape))}, the output of the last forward "
                                          rf"{re.escape(str(tuple(y.shape)))}"):
         layer.backward(numpy.ones(dy_shape))
+
+
+@pytest.mark.parametrize("run, name, shape", [
+    (lambda: MaxPool2d().forward(numpy.ones((3, 5, 5))), "MaxPool2d", (3, 5, 5)),   # an image without its batch axis
+    (lambda: Crop(1).forward(numpy.ones((3, 5, 5)), (1, 1, 2, 2)), "Crop", (3, 5, 5)),
+    (lambda: SoftmaxCrossEntropy().forward(numpy.ones((3, 2, 2)), numpy.zeros((2, 2), int)), "SoftmaxCrossEntropy",
+     (3, 2, 2)),
+], ids=["maxpool", "crop", "loss"])
+def test_an_input_without_four_axes_is_refused_naming_its_shape(run, name, shape):
+    with pytest.raises(ValueError, match=rf"^{name}: .*{re.escape(str(shape))} should be \(N, C, H, W\)"):
+        run()

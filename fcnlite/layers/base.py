@@ -57,6 +57,13 @@ class Layer:
         for grad in self.grads.values():
             backend.zero(grad)
 
+    def check_batch(self, x, what="input"):
+        """A clear error where x is not a batch of maps (N, C, H, W): one image's (C, H, W) would otherwise
+        fail in an unpacking of its shape, in words that do not say which array."""
+        if x.ndim != 4:
+            raise ValueError(f"{type(self).__name__}: {what} {tuple(x.shape)} should be (N, C, H, W), a batch "
+                             f"(for one image, add the batch axis: array[None])")
+
     def check_channels(self, x, expected):
         """A clear error where x (N, C, H, W) has another channel count than the layer takes."""
         if x.ndim != 4 or x.shape[1] != expected:

@@ -21,6 +21,7 @@ class Crop(Layer):
         self._input_shape = self._output_shape = None   # kept for backward
 
     def forward(self, x, reference):
+        self.check_batch(x)
         h, w = (reference.shape if hasattr(reference, "shape") else reference)[2:]
         o = self.offset
         if o + h > x.shape[2] or o + w > x.shape[3]:

@@ -50,6 +50,7 @@ class MaxPool2d(Layer):
                 yield i * k + j, x[:, :, i::s, j::s][:, :, :out_h, :out_w]
 
     def forward(self, x):
+        self.check_batch(x)
         xp = array_module(x)
         n, c, _, _ = x.shape
         _, _, out_h, out_w = self.output_shape(x.shape)
