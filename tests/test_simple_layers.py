@@ -281,3 +281,12 @@ def test_backward_refuses_a_gradient_of_another_shape_than_forward_gave(make, x_
 def test_an_input_without_four_axes_is_refused_naming_its_shape(run, name, shape):
     with pytest.raises(ValueError, match=rf"^{name}: .*{re.escape(str(shape))} should be \(N, C, H, W\)"):
         run()
+
+
+@pytest.mark.parametrize("layer", [Conv2d(2, 3, 3), Conv2d(2, 3, 1), ConvTranspose2d(2, 2, 4, stride=2)],
+                         ids=["conv", "conv-1x1", "conv-transpose"])
+def test_a_convolution_of_integers_is_refused_saying_it_takes_floats(layer):
+    # an image of 0..255 integers fed to a layer: NumPy failed in the matrix product ("Cannot cast ufunc 'matmul'
+    # output"), or a 1x1 convolution answered in another dtype
+    with pytest.raises(TypeError, match=rf"^{type(layer).__name__}: input is int64: the layer takes floats"):
+        layer.forward(numpy.ones((1, 2, 5, 5), numpy.int64))

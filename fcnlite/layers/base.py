@@ -65,10 +65,14 @@ class Layer:
                              f"(for one image, add the batch axis: array[None])")
 
     def check_channels(self, x, expected):
-        """A clear error where x (N, C, H, W) has another channel count than the layer takes."""
+        """A clear error where x (N, C, H, W) has another channel count than the layer takes, or is not of
+        floats: the matrix products of integers failed in NumPy's words ("Cannot cast ufunc 'matmul' output")."""
         if x.ndim != 4 or x.shape[1] != expected:
             raise ValueError(f"{type(self).__name__}: input {tuple(x.shape)} should be (N, {expected}, H, W): "
                              f"the layer takes {expected} channels")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: input is {x.dtype}: the layer takes floats (an image of 0..255 "
+                            f"goes through fcnlite.data.preprocess first)")
 
     def check_gradient(self, dy, output_shape):
         """A clear error where dy, the gradient backward was given, is not of the shape of the last forward's
