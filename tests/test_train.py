@@ -692,16 +692,18 @@ def test_a_trainer_gives_a_model_without_class_names_those_of_its_data(tmp_path)
     # progress strips had no legend, where train_voc.py's have the data's names
     import fcnlite
     trainer = own_trainer(tmp_path, OwnDataset(), OwnDataset(), max_iter=1, n_progress_images=1)
-    assert trainer.model.class_names == ["a", "b", "c"]
     trainer.run()
-    assert fcnlite.model_from_file(str(tmp_path / "final.h5")).class_names == ["a", "b", "c"]
     strip = Image.open(tmp_path / "progress" / "0_iter0000001.png")
-    assert strip.width > 3 * 16 + 3 * visualize.PANEL_GAP   # three panels 16 wide, and a legend
+    blank = numpy.zeros((16, 16), numpy.uint8)
+    without_legend = visualize.strip(blank, blank, blank, visualize.make_palette(3), titles=("0", "ground truth", "p"))
+    assert strip.width > without_legend.width
+    assert fcnlite.model_from_file(str(tmp_path / "final.h5")).class_names == ["a", "b", "c"]
     coloured = OwnDataset()   # a colour table's colours, for predict's pictures; the palette's where it has none
     coloured.class_colors = [[0, 0, 0], None, [1, 2, 3]]
     model = own_trainer(tmp_path / "coloured", coloured).model
     assert model.class_colors == [[0, 0, 0], visualize.make_palette(3)[1].tolist(), [1, 2, 3]]
     model = fcnlite.FCN32s(n_classes=3, width=1 / 16)   # names the model has (its --init file's) are its own
     model.class_names = ["x", "y", "z"]
-    fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-3), OwnDataset(), None, fcnlite.TrainConfig(out=str(tmp_path / "named")))
+    config = fcnlite.TrainConfig(out=str(tmp_path / "named"))
+    fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-3), OwnDataset(), None, config)
     assert model.class_names == ["x", "y", "z"]

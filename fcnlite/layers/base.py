@@ -8,8 +8,8 @@
 
 Sum and Crop take a second input (Sum.backward returns one gradient per input); the loss
 is forward(scores, labels) -> scalar, backward(dloss=1) -> dscores. What forward keeps for
-backward starts as None, and backward reads it through kept(), which says so when it is missing, and checks that the gradient it
-is given has the shape of forward's output (check_gradient).
+backward starts as None, and backward reads it through kept(), which says so when it is missing;
+check_gradient refuses a gradient of another shape than forward's output.
 """
 import contextlib
 
