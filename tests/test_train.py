@@ -702,6 +702,9 @@ def test_a_trainer_gives_a_model_without_class_names_those_of_its_data(tmp_path)
     coloured.class_colors = [[0, 0, 0], None, [1, 2, 3]]
     model = own_trainer(tmp_path / "coloured", coloured).model
     assert model.class_colors == [[0, 0, 0], visualize.make_palette(3)[1].tolist(), [1, 2, 3]]
+    unnamed = OwnDataset()   # (a dataset of one's own without names trains as before, unnamed)
+    unnamed.class_names = None
+    assert own_trainer(tmp_path / "unnamed", unnamed).model.class_names is None
     model = fcnlite.FCN32s(n_classes=3, width=1 / 16)   # names the model has (its --init file's) are its own
     model.class_names = ["x", "y", "z"]
     config = fcnlite.TrainConfig(out=str(tmp_path / "named"))
