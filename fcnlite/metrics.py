@@ -14,7 +14,9 @@ n_cl classes, Long et al. (2015, section 5) report
 A class that is absent from the ground truth has no accuracy (0/0), and one
 absent from both truth and prediction has no IU: such classes are NaN and the
 means skip them (nanmean), as the reference evaluation code does. The
-dictionaries returned hold None where a value is NaN, so they go into JSON as is.
+per-class dictionaries hold None where a value is NaN, so they go into JSON as is;
+the four means are NaN only where no pixel was counted (ConfusionMatrix.why_empty
+says why), which JSON cannot hold.
 
 For two-class tasks (road vs rest), binary_metrics gives precision, recall,
 F1 / F-beta and IoU of the positive class.

@@ -240,6 +240,14 @@ class Trainer:
                 raise ValueError(f"the model scores {model.n_classes} classes, the {role} set "
                                  f"{getattr(dataset, 'name', dataset)!r} has {dataset.n_classes}: build the model "
                                  f"with n_classes={dataset.n_classes}, or give data of {model.n_classes} classes")
+        names = getattr(train_set, "class_names", None)
+        if not model.class_names and names is not None and len(names) == model.n_classes:
+            # as train_voc.py does: final.h5 then names the classes (predict said "class 0"), and the progress
+            # strips have a legend; a model's own names (its --init file's) stay
+            model.class_names = list(names)
+            if model.class_colors is None and getattr(train_set, "class_colors", None) is not None:
+                from .visualize import palette_with
+                model.class_colors = palette_with(model.n_classes, train_set.class_colors)[:model.n_classes].tolist()
         preprocess(numpy.zeros((1, 1, 3), numpy.uint8), model.preprocessing)   # a bad one: ValueError now, not
         # at every sample (where it would read as bad data)
         self._stop_signal = self._second_signal = None

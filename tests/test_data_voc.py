@@ -282,6 +282,25 @@ def test_skipbad_returns_none_for_a_bad_sample_and_notes_it_once(voc):
         dataset.load(1)
 
 
+def test_skipbad_makes_the_evaluation_and_the_trainer_skip_a_sample_that_cannot_be_read(voc, tmp_path):
+    # the docstring's "wrap the dataset in SkipBad to skip those too": the library's own loops ask the dataset's
+    # skip_bad, which SkipBad passed on from the dataset (False), and stopped at the broken file
+    import fcnlite
+    from fcnlite.evaluate import evaluate_dataset
+    root, _ = voc
+    dataset = VOCSegmentation(root, "trainval")
+    with open(dataset.image_path(1), "wb") as file:
+        file.write(b"broken")
+    model = fcnlite.FCN32s(n_classes=21, width=1 / 16)
+    matrix = evaluate_dataset(model, SkipBad(dataset), progress=False)
+    assert len(matrix.skipped) == 1 and matrix.skipped[0].startswith(dataset.image_path(1) + ": cannot be decoded")
+    trainer = fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-10), SkipBad(dataset), None,
+                              fcnlite.TrainConfig(out=str(tmp_path / "run"), max_iter=3, progress=False),
+                              log=lambda text: None)
+    trainer.run()
+    assert trainer.iteration == 3 and len(trainer.skipped) == 1
+
+
 # ---- SBD --------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -80,6 +80,20 @@ def test_model_from_file_rebuilds_architecture_width_and_classes(tmp_path, archi
         numpy.testing.assert_array_equal(value, expected[name], err_msg=name)
 
 
+def test_model_from_file_rebuilds_a_vgg16_with_its_own_conv1_padding(tmp_path):
+    # the original VGG16's padding of 1 (ImageNet checks on 224x224) came back as the FCN's 100: the same
+    # weights, another network (fc8 scored a 7x7 map instead of one 1x1 answer)
+    path = tmp_path / "vgg16.h5"
+    saved = random_model("vgg16", n_classes=5, conv1_padding=1)
+    save_weights(saved, path)
+    rebuilt = model_from_file(path)
+    assert rebuilt.conv1_padding == 1 and rebuilt.config() == saved.config()
+    x = numpy.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(numpy.float32)
+    numpy.testing.assert_array_equal(rebuilt.predict_scores(x), saved.predict_scores(x))
+    save_weights(random_model("vgg16", n_classes=0), path)   # the FCN encoder's (the converters' files)
+    assert model_from_file(path).conv1_padding == 100 and "conv1_padding" not in read_attributes(path)
+
+
 def test_preprocessing_and_class_names_round_trip(tmp_path):
     path = tmp_path / "model.h5"
     saved = random_model("fcn16s")

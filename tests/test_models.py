@@ -121,7 +121,7 @@ def test_vgg16_classifier_on_its_own_input_size():
     assert list(model.layers)[-1] == "fc8"
     y = model.forward(numpy.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(numpy.float32))
     assert y.shape == (1, 10, 1, 1)
-    assert model.config() == {"architecture": "vgg16", "width": SMALL, "n_classes": 10}
+    assert model.config() == {"architecture": "vgg16", "width": SMALL, "n_classes": 10, "conv1_padding": 1}
 
 
 # Names

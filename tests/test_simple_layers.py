@@ -1,9 +1,11 @@
 """ReLU, Dropout, Crop, Sum and Scale: forward rules and numerically checked gradients."""
+import re
+
 import numpy
 import pytest
 
 from fcnlite import backend, rng
-from fcnlite.layers import Conv2d, ConvTranspose2d, Crop, Dropout, ReLU, Scale, SoftmaxCrossEntropy, Sum
+from fcnlite.layers import Conv2d, ConvTranspose2d, Crop, Dropout, MaxPool2d, ReLU, Scale, SoftmaxCrossEntropy, Sum
 from gradcheck import backends_agree, layer_gradient_errors
 
 
@@ -251,3 +253,40 @@ def test_labels_that_are_not_integers_are_refused():
     scores = numpy.zeros((1, 3, 2, 2))
     with pytest.raises(ValueError, match="labels must be integers \\(class indices\\), not float64"):
         SoftmaxCrossEntropy(dtype=numpy.float64).forward(scores, numpy.full((1, 2, 2), 1.7))
+
+
+@pytest.mark.parametrize("make, x_shape, dy_shape", [
+    (lambda: Conv2d(2, 3, 3, dtype=numpy.float64), (1, 2, 5, 5), (1, 3, 4, 4)),   # another size: wrong dW, no error
+    (lambda: Conv2d(2, 3, 3, dtype=numpy.float64), (1, 2, 5, 5), (2, 3, 3, 3)),   # another batch
+    (lambda: ConvTranspose2d(2, 2, 4, stride=2, dtype=numpy.float64), (1, 2, 3, 3), (1, 2, 5, 5)),
+    (lambda: MaxPool2d(2, 2, dtype=numpy.float64), (1, 1, 5, 7), (1, 1, 2, 2)),
+    (lambda: ReLU(dtype=numpy.float64), (1, 2, 3, 3), (2, 2, 3, 3)),               # broadcast into a batch of 2
+    (lambda: Dropout(0.5, dtype=numpy.float64), (1, 2, 3, 3), (2, 2, 3, 3)),
+], ids=["conv-size", "conv-batch", "conv-transpose", "maxpool", "relu", "dropout"])
+def test_backward_refuses_a_gradient_of_another_shape_than_forward_gave(make, x_shape, dy_shape):
+    layer = make()
+    y = layer.forward(numpy.ones(x_shape))
+    with pytest.raises(ValueError, match=rf"^{type(layer).__name__}\.backward: the gradient has shape "
+                                         rf"{re.escape(str(dy_shape))}, the output of the last forward "
+                                         rf"{re.escape(str(tuple(y.shape)))}"):
+        layer.backward(numpy.ones(dy_shape))
+
+
+@pytest.mark.parametrize("run, name, shape", [
+    (lambda: MaxPool2d().forward(numpy.ones((3, 5, 5))), "MaxPool2d", (3, 5, 5)),   # an image without its batch axis
+    (lambda: Crop(1).forward(numpy.ones((3, 5, 5)), (1, 1, 2, 2)), "Crop", (3, 5, 5)),
+    (lambda: SoftmaxCrossEntropy().forward(numpy.ones((3, 2, 2)), numpy.zeros((2, 2), int)), "SoftmaxCrossEntropy",
+     (3, 2, 2)),
+], ids=["maxpool", "crop", "loss"])
+def test_an_input_without_four_axes_is_refused_naming_its_shape(run, name, shape):
+    with pytest.raises(ValueError, match=rf"^{name}: .*{re.escape(str(shape))} should be \(N, C, H, W\)"):
+        run()
+
+
+@pytest.mark.parametrize("layer", [Conv2d(2, 3, 3), Conv2d(2, 3, 1), ConvTranspose2d(2, 2, 4, stride=2)],
+                         ids=["conv", "conv-1x1", "conv-transpose"])
+def test_a_convolution_of_integers_is_refused_saying_it_takes_floats(layer):
+    # an image of 0..255 integers fed to a layer: NumPy failed in the matrix product ("Cannot cast ufunc 'matmul'
+    # output"), or a 1x1 convolution answered in another dtype
+    with pytest.raises(TypeError, match=rf"^{type(layer).__name__}: input is int64: the layer takes floats"):
+        layer.forward(numpy.ones((1, 2, 5, 5), numpy.int64))

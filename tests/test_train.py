@@ -693,3 +693,28 @@ def test_a_resumed_run_redoing_an_evaluation_logs_it_once(tmp_path):
     assert done.resume()
     done.run()
     assert [record["iteration"] for record in log_records(str(tmp_path)) if record.get("type") == "eval"] == [4, 6]
+
+
+def test_a_trainer_gives_a_model_without_class_names_those_of_its_data(tmp_path):
+    # a model built in Python has none: final.h5 was written without them (predict then said "class 0"), and the
+    # progress strips had no legend, where train_voc.py's have the data's names
+    import fcnlite
+    trainer = own_trainer(tmp_path, OwnDataset(), OwnDataset(), max_iter=1, n_progress_images=1)
+    trainer.run()
+    strip = Image.open(tmp_path / "progress" / "0_iter0000001.png")
+    blank = numpy.zeros((16, 16), numpy.uint8)
+    without_legend = visualize.strip(blank, blank, blank, visualize.make_palette(3), titles=("0", "ground truth", "p"))
+    assert strip.width > without_legend.width
+    assert fcnlite.model_from_file(str(tmp_path / "final.h5")).class_names == ["a", "b", "c"]
+    coloured = OwnDataset()   # a colour table's colours, for predict's pictures; the palette's where it has none
+    coloured.class_colors = [[0, 0, 0], None, [1, 2, 3]]
+    model = own_trainer(tmp_path / "coloured", coloured).model
+    assert model.class_colors == [[0, 0, 0], visualize.make_palette(3)[1].tolist(), [1, 2, 3]]
+    unnamed = OwnDataset()   # (a dataset of one's own without names trains as before, unnamed)
+    unnamed.class_names = None
+    assert own_trainer(tmp_path / "unnamed", unnamed).model.class_names is None
+    model = fcnlite.FCN32s(n_classes=3, width=1 / 16)   # names the model has (its --init file's) are its own
+    model.class_names = ["x", "y", "z"]
+    config = fcnlite.TrainConfig(out=str(tmp_path / "named"))
+    fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-3), OwnDataset(), None, config)
+    assert model.class_names == ["x", "y", "z"]

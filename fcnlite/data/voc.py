@@ -179,7 +179,12 @@ class SkipBad:
         data = SkipBad(VOCSegmentation(root, "train", skip_bad=True))
         sample = data.load_or_skip(i)
         if sample is None: ...take the next one...
+
+    The Trainer and evaluate_dataset, which call load, skip and count the samples it raises
+    DataError for, as they do for a dataset made with skip_bad=True.
     """
+
+    skip_bad = True   # (what those loops ask; the wrapped dataset's may be False)
 
     def __init__(self, dataset):
         self.dataset = dataset

@@ -8,7 +8,8 @@
 
 Sum and Crop take a second input (Sum.backward returns one gradient per input); the loss
 is forward(scores, labels) -> scalar, backward(dloss=1) -> dscores. What forward keeps for
-backward starts as None, and backward reads it through kept(), which says so when it is missing.
+backward starts as None, and backward reads it through kept(), which says so when it is missing;
+check_gradient refuses a gradient of another shape than forward's output.
 """
 import contextlib
 
@@ -56,11 +57,31 @@ class Layer:
         for grad in self.grads.values():
             backend.zero(grad)
 
+    def check_batch(self, x, what="input"):
+        """A clear error where x is not a batch of maps (N, C, H, W): one image's (C, H, W) would otherwise
+        fail in an unpacking of its shape, in words that do not say which array."""
+        if x.ndim != 4:
+            raise ValueError(f"{type(self).__name__}: {what} {tuple(x.shape)} should be (N, C, H, W), a batch "
+                             f"(for one image, add the batch axis: array[None])")
+
     def check_channels(self, x, expected):
-        """A clear error where x (N, C, H, W) has another channel count than the layer takes."""
+        """A clear error where x (N, C, H, W) has another channel count than the layer takes, or is not of
+        floats: the matrix products of integers failed in NumPy's words ("Cannot cast ufunc 'matmul' output")."""
         if x.ndim != 4 or x.shape[1] != expected:
             raise ValueError(f"{type(self).__name__}: input {tuple(x.shape)} should be (N, {expected}, H, W): "
                              f"the layer takes {expected} channels")
+        if x.dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}: input is {x.dtype}: the layer takes floats (an image of 0..255 "
+                            f"goes through fcnlite.data.preprocess first)")
+
+    def check_gradient(self, dy, output_shape):
+        """A clear error where dy, the gradient backward was given, is not of the shape of the last forward's
+        output: NumPy would broadcast it, and the products read it as another size, into wrong gradients
+        without a word."""
+        if tuple(dy.shape) != tuple(output_shape):
+            raise ValueError(f"{type(self).__name__}.backward: the gradient has shape {tuple(dy.shape)}, the output "
+                             f"of the last forward {tuple(output_shape)}: backward takes the gradient of that output "
+                             f"(has a forward on other inputs run since?)")
 
     keeps_under_no_grad = False   # True for the layers whose forward keeps what backward needs even there
 

@@ -188,6 +188,7 @@ class Conv2d(Layer):
 
     def backward(self, dy):
         x = self.kept(self._x)
+        self.check_gradient(dy, self.output_shape(x.shape))
         if "b" in self.params:
             self.grads["b"] += dy.sum(axis=(0, 2, 3))
         return convolve_backward(x, dy, self.params["W"].reshape(self.out_channels, -1),

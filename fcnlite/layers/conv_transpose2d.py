@@ -138,6 +138,7 @@ class ConvTranspose2d(Layer):
     def backward(self, dy):
         xp = array_module(dy)
         x = self.kept(self._x)
+        self.check_gradient(dy, self.output_shape(x.shape))
         n, _, h, w = x.shape
         s, m, out_c = self.stride, self._taps_per_phase(), self.out_channels
         if "b" in self.params:

@@ -21,6 +21,7 @@ class Crop(Layer):
         self._input_shape = self._output_shape = None   # kept for backward
 
     def forward(self, x, reference):
+        self.check_batch(x)
         h, w = (reference.shape if hasattr(reference, "shape") else reference)[2:]
         o = self.offset
         if o + h > x.shape[2] or o + w > x.shape[3]:
@@ -31,10 +32,7 @@ class Crop(Layer):
 
     def backward(self, dy):
         input_shape = self.kept(self._input_shape)
-        if tuple(dy.shape) != self._output_shape:   # (a network's last layer: dy is the user's dscores)
-            raise ValueError(f"Crop.backward: the gradient has shape {tuple(dy.shape)}, the output of the last "
-                             f"forward {self._output_shape}: backward takes the gradient of that output (has a "
-                             f"forward on other inputs run since?)")
+        self.check_gradient(dy, self._output_shape)   # (a network's last layer: dy is the user's dscores)
         dx = array_module(dy).zeros(input_shape, dtype=dy.dtype)
         h, w = dy.shape[2:]
         o = self.offset

@@ -38,4 +38,7 @@ class Dropout(Layer):
 
     def backward(self, dy):
         mask = self.kept(self._mask)
-        return dy if mask is UNMASKED else dy * mask
+        if mask is UNMASKED:
+            return dy
+        self.check_gradient(dy, mask.shape)
+        return dy * mask

@@ -50,6 +50,7 @@ class MaxPool2d(Layer):
                 yield i * k + j, x[:, :, i::s, j::s][:, :, :out_h, :out_w]
 
     def forward(self, x):
+        self.check_batch(x)
         xp = array_module(x)
         n, c, _, _ = x.shape
         _, _, out_h, out_w = self.output_shape(x.shape)
@@ -79,6 +80,7 @@ class MaxPool2d(Layer):
 
     def backward(self, dy):
         self.kept(self._argmax)
+        self.check_gradient(dy, self.output_shape(self._input_shape))
         xp = array_module(dy)
         n, c, h, w = self._input_shape
         out_h, out_w = dy.shape[2:]

@@ -32,10 +32,12 @@ class ReLU(Layer):
         return y
 
     def backward(self, dy):
+        positive = self.kept(self._positive)
+        self.check_gradient(dy, positive.shape)
         xp = array_module(dy)
         dx = xp.empty(dy.shape, dtype=dy.dtype)
 
         def mask(dy, positive, dx):
             xp.multiply(dy, positive, out=dx)
-        split_channels(mask, dy, self.kept(self._positive), dx)
+        split_channels(mask, dy, positive, dx)
         return dx

@@ -39,6 +39,7 @@ class SoftmaxCrossEntropy(Layer):
         self._probs = self._safe_labels = self._counted = self._scale = None
 
     def forward(self, scores, labels):
+        self.check_batch(scores, "scores")
         xp = array_module(scores)
         n, n_classes, h, w = scores.shape
         if labels.shape != (n, h, w):

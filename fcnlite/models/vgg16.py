@@ -24,6 +24,7 @@ from ..layers import Conv2d, Dropout, MaxPool2d, ReLU
 from .base import Model, channels, check_input, check_width
 
 BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
+FCN_CONV1_PADDING = 100
 
 
 class VGG16(Model):
@@ -34,7 +35,7 @@ class VGG16(Model):
     """
     architecture = "vgg16"
 
-    def __init__(self, width=1.0, conv1_padding=100, n_classes=None, dtype=numpy.float32):
+    def __init__(self, width=1.0, conv1_padding=FCN_CONV1_PADDING, n_classes=None, dtype=numpy.float32):
         super().__init__(dtype)
         check_width(width)
         self.width = width
@@ -64,7 +65,10 @@ class VGG16(Model):
         self.encoder_names = [name for name in self.layers]
 
     def config(self):
-        return {"architecture": self.architecture, "width": self.width, "n_classes": self.n_classes or 0}
+        config = {"architecture": self.architecture, "width": self.width, "n_classes": self.n_classes or 0}
+        if self.conv1_padding != FCN_CONV1_PADDING:   # (files without it, the converters', are the FCN encoder's)
+            config["conv1_padding"] = self.conv1_padding
+        return config
 
     def set_input_grad(self, enabled):
         """Whether backward returns the gradient for the input image (training does not need it)."""
