@@ -2,7 +2,8 @@
 
     /<layer>/W, /<layer>/b     float32 datasets, one group per layer (reference names)
     attributes of /            fcnlite_format, architecture, n_classes, width, conv1_padding (optional: a
-                               VGG16 padded otherwise than the FCN encoder's 100),
+                               VGG16 padded otherwise than the FCN encoder's 100), learnable_upsampling
+                               (optional: an FCN that trains its upscore layers),
                                channel_order, input_scale, mean, std, class_names (optional),
                                class_colors (optional: an RGB colour per class), source,
                                train_max_side (optional: final.h5's training image size),
@@ -68,6 +69,7 @@ ATTRIBUTE_CHECKS = {
     "n_classes": (_whole, "a whole number of classes"),
     "width": (lambda value: _number(value) and value > 0, "a positive number (1.0: VGG16's channels)"),
     "conv1_padding": (_whole, "a whole number of pixels (1: the original VGG16's)"),
+    "learnable_upsampling": (lambda value: isinstance(value, bool), "true or false"),
     "channel_order": (lambda value: isinstance(value, str) and value.upper() in ("RGB", "BGR"), "RGB or BGR"),
     "input_scale": (lambda value: _number(value) and value > 0, "a positive number (1.0 or 1/255)"),
     "mean": (_three_numbers, "3 numbers, one per channel"),
@@ -543,8 +545,8 @@ def model_from_file(path, dtype=numpy.float32):
 
 def model_described_by(attributes, path, dtype=numpy.float32):
     """The model, freshly initialised, that a weight file's attributes describe (architecture,
-    n_classes, width, and a VGG16's conv1_padding); WeightsError naming path where they describe
-    none fcnlite builds."""
+    n_classes, width, a VGG16's conv1_padding, an FCN's learnable_upsampling); WeightsError naming
+    path where they describe none fcnlite builds."""
     from .models import FCN_ARCHITECTURES, build_model
     architecture = attributes.get("architecture")
     if not architecture:
@@ -555,12 +557,15 @@ def model_described_by(attributes, path, dtype=numpy.float32):
         raise WeightsError(f"{os.fspath(path)}: attribute architecture is {architecture!r}, not a model fcnlite "
                            f"builds ({', '.join(architectures)})")
     n_classes = int(attributes.get("n_classes", 21) or 0)
-    # a VGG16 of the original padding (ImageNet checks) is another network on the same weights; the FCNs pad by 100
-    padding = {"conv1_padding": int(attributes["conv1_padding"])} if (
-        str(architecture).lower() == "vgg16" and "conv1_padding" in attributes) else {}
+    # a VGG16 of the original padding (ImageNet checks) is another network on the same weights; the FCNs pad by
+    # 100, and train their upscore layers only where the file says so
+    if str(architecture).lower() == "vgg16":
+        options = {"conv1_padding": int(attributes["conv1_padding"])} if "conv1_padding" in attributes else {}
+    else:
+        options = {"learnable_upsampling": bool(attributes.get("learnable_upsampling", False))}
     try:
         return build_model(architecture, n_classes=n_classes, width=float(attributes.get("width", 1.0)), dtype=dtype,
-                           **padding)
+                           **options)
     except ValueError as error:   # an FCN of fewer than 2 classes
         raise WeightsError(f"{os.fspath(path)}: attribute {error}") from None
 

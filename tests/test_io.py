@@ -12,7 +12,7 @@ import pytest
 
 from fcnlite import WeightsError, backend, load_weights, model_from_file, save_weights
 from fcnlite.io import read_attributes
-from fcnlite.layers import bilinear_kernel
+from fcnlite.layers import ConvTranspose2d, bilinear_kernel
 from fcnlite.models import FCN8s, build_model
 
 SMALL = 1 / 16
@@ -92,6 +92,22 @@ def test_model_from_file_rebuilds_a_vgg16_with_its_own_conv1_padding(tmp_path):
     numpy.testing.assert_array_equal(rebuilt.predict_scores(x), saved.predict_scores(x))
     save_weights(random_model("vgg16", n_classes=0), path)   # the FCN encoder's (the converters' files)
     assert model_from_file(path).conv1_padding == 100 and "conv1_padding" not in read_attributes(path)
+
+
+@pytest.mark.parametrize("architecture", ["fcn32s", "fcn8s-atonce"])
+def test_model_from_file_rebuilds_an_fcn_that_trains_its_upsampling_as_one(tmp_path, architecture):
+    # the file said nothing of it: the model came back with frozen upscore layers, and training it on in
+    # Python left them as they were without a word
+    path = tmp_path / "fcn.h5"
+    save_weights(random_model(architecture, n_classes=3, learnable_upsampling=True), path)
+    rebuilt = model_from_file(path)
+    upscores = [layer for name, layer in rebuilt.layers.items() if name.startswith("upscore")]
+    assert rebuilt.learnable_upsampling and upscores and not any(layer.frozen for layer in upscores)
+    save_weights(random_model(architecture, n_classes=3), path)   # the reference's recipe: the files as before
+    rebuilt = model_from_file(path)
+    assert "learnable_upsampling" not in read_attributes(path)
+    assert not rebuilt.learnable_upsampling and all(layer.frozen for layer in rebuilt.layers.values()
+                                                    if isinstance(layer, ConvTranspose2d))
 
 
 def test_preprocessing_and_class_names_round_trip(tmp_path):

@@ -42,7 +42,10 @@ class _FCN(VGG16):
         self.learnable_upsampling = learnable_upsampling
 
     def config(self):
-        return {"architecture": self.architecture, "width": self.width, "n_classes": self.n_classes}
+        config = {"architecture": self.architecture, "width": self.width, "n_classes": self.n_classes}
+        if self.learnable_upsampling:   # (files without it, the reference's recipe, have frozen upscore layers)
+            config["learnable_upsampling"] = True
+        return config
 
     def _score(self, name, in_channels):
         layer = self.add(name, Conv2d(in_channels, self.n_classes, 1, dtype=self.dtype))
