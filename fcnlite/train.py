@@ -245,9 +245,9 @@ class Trainer:
             # as train_voc.py does: final.h5 then names the classes (predict said "class 0"), and the progress
             # strips have a legend; a model's own names (its --init file's) stay
             model.class_names = list(names)
-            if model.class_colors is None and getattr(train_set, "class_colors", None) is not None:
-                from .visualize import palette_with
-                model.class_colors = palette_with(model.n_classes, train_set.class_colors)[:model.n_classes].tolist()
+            if model.class_colors is None:
+                from .visualize import class_colors_of
+                model.class_colors = class_colors_of(train_set)
         preprocess(numpy.zeros((1, 1, 3), numpy.uint8), model.preprocessing)   # a bad one: ValueError now, not
         # at every sample (where it would read as bad data)
         self._stop_signal = self._second_signal = None

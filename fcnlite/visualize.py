@@ -76,6 +76,14 @@ def palette_with(n_classes, class_colors=None):
     return palette
 
 
+def class_colors_of(dataset):
+    """A dataset's class colours (a colour table's) as a model keeps them, an [r, g, b] per class (the
+    palette's where the table gives none), or None where the dataset has none."""
+    if getattr(dataset, "class_colors", None) is None:
+        return None
+    return palette_with(dataset.n_classes, dataset.class_colors)[:dataset.n_classes].tolist()
+
+
 def _labels(label_map, caller):
     """label_map as a host int64 array (H, W), every value a palette index 0..255."""
     labels = numpy.asarray(to_numpy(label_map))
