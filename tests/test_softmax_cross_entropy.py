@@ -113,6 +113,7 @@ def test_all_ignored_batch_has_zero_loss_and_zero_gradient(xp, normalize):
     value = loss.forward(backend.to_device(scores), backend.to_device(labels))
     dscores = backend.to_numpy(loss.backward())
     assert float(value) == 0.0 and not math.isnan(value)
+    assert math.copysign(1, float(value)) == 1   # 0, not -0: a log line of "loss -0.0" reads as a bug
     assert numpy.isfinite(dscores).all() and not dscores.any()
 
 

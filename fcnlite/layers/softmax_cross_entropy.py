@@ -61,11 +61,12 @@ class SoftmaxCrossEntropy(Layer):
         total = exp.sum(axis=1, keepdims=True)
         probs = exp / total
         picked = xp.take_along_axis(shifted, safe_labels[:, None], axis=1)[:, 0]
-        log_likelihood = picked - xp.log(total[:, 0])
+        # -log softmax(scores)[label], >= 0: a batch of void pixels only then sums to 0, not to -0
+        negative_log_likelihood = xp.log(total[:, 0]) - picked
 
         scale = 1.0 / count if (self.normalize and count > 0) else 1.0
         self._probs, self._safe_labels, self._counted, self._scale = probs, safe_labels, counted, scale
-        loss = (log_likelihood * counted).sum() * -scale
+        loss = (negative_log_likelihood * counted).sum() * scale
         return float(loss) if xp is numpy else loss
 
     def _count_checked(self, labels, n_classes):
