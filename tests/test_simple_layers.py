@@ -135,6 +135,13 @@ def test_crop_larger_than_the_input_raises_value_error(xp):
         Crop(3).forward(xp.zeros((1, 1, 7, 9)), (1, 1, 5, 3))
 
 
+@pytest.mark.parametrize("offset", [-1, 2.5, True])
+def test_a_crop_offset_that_is_not_a_count_of_pixels_is_refused(offset):
+    # -1 sliced from the far end: Crop(-1) cut an empty window from a 7x9 map without a word
+    with pytest.raises(ValueError, match=rf"^Crop: offset is {offset!r}: give the window's offset in pixels"):
+        Crop(offset)
+
+
 # Sum and Scale
 
 def test_sum_forward_and_backward_match_numerical_gradient(xp):

@@ -8,6 +8,8 @@
 The FCN heads use it to align an upsampled score map with a skip layer or the
 input; the offsets are the reference nets' (they undo conv1's 100-pixel padding).
 """
+import numbers
+
 from ..backend import array_module
 from .base import Layer
 
@@ -17,7 +19,10 @@ class Crop(Layer):
 
     def __init__(self, offset, **kwargs):
         super().__init__(**kwargs)
-        self.offset = offset
+        if isinstance(offset, bool) or not isinstance(offset, numbers.Integral) or offset < 0:
+            # a negative offset slices from the far end: an empty (or misplaced) window, without a word
+            raise ValueError(f"Crop: offset is {offset!r}: give the window's offset in pixels, a whole number 0 or more")
+        self.offset = int(offset)
         self._input_shape = self._output_shape = None   # kept for backward
 
     def forward(self, x, reference):
