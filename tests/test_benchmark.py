@@ -10,7 +10,8 @@ from fcnlite import benchmark
 from fcnlite.models import build_model
 from programs import run_example
 
-QUICK = ["--size", "32x32", "--width", "0.0625", "--repeats", "2", "--warmup", "1", "--device", "cpu"]
+# not square: an image of height and width swapped ran as well, and was reported as asked for
+QUICK = ["--size", "24x40", "--width", "0.0625", "--repeats", "2", "--warmup", "1", "--device", "cpu"]
 FIGURES = ("step_seconds", "step_times", "inference_seconds", "inference_times", "step_gflops",
            "inference_gflops", "peak_memory_bytes")
 
@@ -34,7 +35,7 @@ def test_example_without_torch_reports_every_figure(tmp_path):
     assert len(results["fcnlite"]["step_times"]) == 2
     assert results["fcnlite"]["peak_memory_bytes"] > 0
     assert results["flops"]["step"] > results["flops"]["forward"] > 0
-    assert results["settings"]["size"] == [32, 32] and results["input_shape"] == [1, 3, 32, 32]
+    assert results["settings"]["size"] == [24, 40] and results["input_shape"] == [1, 3, 24, 40]
     # TF32 is a GPU mode: on the CPU the report and its JSON say what ran
     assert results["settings"]["tf32"] is False and "TF32 off" in output and "--tf32 on is ignored" in output
     assert results["machine"]["numpy"] == numpy.__version__

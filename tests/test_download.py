@@ -30,7 +30,10 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
             return
         requested = self.headers.get("Range")
         start = 0
-        if requested and self.server.honour_range:
+        if requested and self.server.honour_range == "from the start":   # 206, but not the part asked for
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 0-{len(payload) - 1}/{len(payload)}")
+        elif requested and self.server.honour_range:
             start = int(re.fullmatch(r"bytes=(\d+)-", requested).group(1))
             if start >= len(payload):
                 self.send_response(416)
@@ -160,6 +163,20 @@ def test_download_starts_over_when_the_server_ignores_range(tmp_path, serve, voc
     download_voc(tmp_path, url=url, md5=md5, progress=False)
     assert log == [("bytes=1000-", len(payload))]
     assert unpacked_correctly(tmp_path)
+
+
+def test_a_partial_answer_from_another_offset_is_refused_and_the_part_file_kept(tmp_path, serve, voc_tar):
+    # appended, the server's bytes from 0 would have made a file of the wrong bytes at the wrong places;
+    # without an MD5 to check (md5=None) nothing else would have noticed
+    payload, _ = voc_tar
+    url, server = serve(payload, honour_range="from the start")
+    (tmp_path / "VOCtrainval_test.tar.part").write_bytes(payload[:1000])
+    with pytest.raises(DownloadError) as raised:
+        download_voc(tmp_path, url=url, md5=None, progress=False)
+    assert str(raised.value) == (f"{url}: asked for bytes from 1000 on, server sent "
+                                 f"'bytes 0-{len(payload) - 1}/{len(payload)}'")
+    assert (tmp_path / "VOCtrainval_test.tar.part").read_bytes() == payload[:1000]
+    assert not os.path.exists(tmp_path / "VOCdevkit")
 
 
 def test_download_of_a_complete_part_file_just_checks_and_unpacks(tmp_path, serve, voc_tar):
@@ -301,6 +318,15 @@ def test_the_official_tar_put_in_the_data_root_is_checked_and_unpacked_without_a
     download_voc(tmp_path, md5=voc_tar[1], progress=False)
     # the user's own file is kept (it was deleted after unpacking, as a downloaded one is)
     assert server.log == [] and unpacked_correctly(tmp_path) and (tmp_path / OFFICIAL).read_bytes() == voc_tar[0]
+    # checked: a tar of other bytes put there (a truncated copy, another year's VOC) is refused, not unpacked
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / OFFICIAL).write_bytes(voc_tar[0][:-512])
+    with pytest.raises(DownloadError) as raised:
+        download_voc(other, md5=voc_tar[1], progress=False)
+    assert str(raised.value) == (f"{other / OFFICIAL}: exists but its MD5 is not {voc_tar[1]}: "
+                                 f"delete it to download it again")
+    assert server.log == [] and sorted(os.listdir(other)) == [OFFICIAL]
 
 
 def test_a_failed_download_says_where_else_to_get_the_tar(tmp_path, serve, monkeypatch):

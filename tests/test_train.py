@@ -718,3 +718,70 @@ def test_a_trainer_gives_a_model_without_class_names_those_of_its_data(tmp_path)
     config = fcnlite.TrainConfig(out=str(tmp_path / "named"))
     fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-3), OwnDataset(), None, config)
     assert model.class_names == ["x", "y", "z"]
+
+
+def test_a_step_of_accumulated_images_follows_the_mean_of_their_gradients(tmp_path):
+    # Caffe's iter_size: with the sum instead of the mean, accumulate=2 trained at twice the learning rate
+    from fcnlite.layers import Dropout, SoftmaxCrossEntropy
+    from fcnlite.models import build_model
+    from fcnlite.optim import SGD
+    from fcnlite.train import Trainer, TrainConfig
+    from fcnlite.data import TORCHVISION_PREPROCESSING
+    lr = 0.5
+
+    def model_without_dropout():   # dropout's random masks would differ between the run and the reference
+        model = build_model("fcn32s", n_classes=3, width=1 / 16, dtype=numpy.float64)
+        model.preprocessing = dict(TORCHVISION_PREPROCESSING)
+        for layer in model.layers.values():
+            if isinstance(layer, Dropout):
+                layer.p = 0.0
+        return model
+    model, reference = model_without_dropout(), model_without_dropout()
+    for (_, value, _), (_, same, _) in zip(model.named_parameters(), reference.named_parameters()):
+        same[...] = value
+    config = TrainConfig(out=str(tmp_path), max_iter=1, accumulate=2, flip=False, eval_every=0, checkpoint_every=0,
+                         progress=False)
+    trainer = Trainer(model, SGD(model, lr=lr, momentum=0.0, weight_decay=0.0), OwnDataset(), None, config,
+                      log=lambda text: None)
+    samples = [trainer._sample_at(step) for step in (0, 1)]
+    # the reference: each image's own gradient, unscaled, from a copy of the model
+    loss, gradients, losses = SoftmaxCrossEntropy(ignore_index=255, normalize=False, dtype=numpy.float64), [], []
+    reference.train()
+    for sample, label in samples:
+        reference.zero_grad()
+        losses.append(float(loss.forward(reference.forward(sample[None].astype(numpy.float64)), label[None])))
+        reference.backward(loss.backward(1.0))
+        gradients.append({name: grad.copy() for name, _, grad in reference.named_parameters()})
+    before = {name: value.copy() for name, value, _ in model.named_parameters()}
+    trainer.run()
+    multipliers = model.parameter_multipliers()
+    for name, value, _ in model.named_parameters():
+        mean = (gradients[0][name] + gradients[1][name]) / 2
+        numpy.testing.assert_allclose(value - before[name], -lr * multipliers[name][0] * mean, rtol=1e-9,
+                                      atol=1e-12, err_msg=name)
+    assert any(numpy.abs(value - before[name]).max() > 1e-6 for name, value, _ in model.named_parameters())
+    assert log_records(str(tmp_path))[0]["loss"] == pytest.approx(numpy.mean(losses), rel=1e-12)
+
+
+class OneSample(OwnDataset):
+    def __len__(self):
+        return 1
+
+
+def test_the_training_loop_scales_crops_and_flips_each_image_as_configured(tmp_path):
+    # prepare_sample's augmentations untested in the loop: a loop that skipped them trained as well here
+    _, label = OneSample().load(0)
+
+    def labels(**settings):
+        trainer = own_trainer(tmp_path / str(len(list(tmp_path.iterdir()))), OneSample(), **settings)
+        return [trainer._sample_at(step)[1] for step in range(16)]
+    numpy.testing.assert_array_equal(labels(flip=False)[0], label)   # nothing asked for: the image as it is
+    scaled = labels(flip=False, scale_range=(2.0, 2.0))
+    assert all(numpy.array_equal(each, numpy.kron(label, numpy.ones((2, 2), numpy.uint8))) for each in scaled)
+    cropped = labels(flip=False, crop_size=(8, 12))
+    assert all(each.shape == (8, 12) for each in cropped)
+    assert len({each.tobytes() for each in cropped}) > 1   # a window at another place from image to image
+    flipped = labels(flip=True)
+    mirrored = [numpy.array_equal(each, label[:, ::-1]) for each in flipped]
+    assert all(mirrored[k] or numpy.array_equal(each, label) for k, each in enumerate(flipped))
+    assert any(mirrored) and not all(mirrored)

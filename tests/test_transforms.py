@@ -120,6 +120,36 @@ def test_scale_crop_pads_small_images_with_void_and_fill_colour():
     assert (out_image[out_label == 255] == [1, 2, 3]).all()
 
 
+def test_scale_crop_cuts_its_window_at_a_random_place_in_both_directions():
+    # each pixel names its own place (label y * 100 + x, image (y, x, 0)): a crop fixed at the top left,
+    # or one whose top and left were swapped, still kept image and label aligned
+    height, width = 20, 40
+    rows, columns = numpy.mgrid[:height, :width]
+    label = (rows * 100 + columns).astype(numpy.int64)
+    image = numpy.stack([rows, columns, numpy.zeros_like(rows)], axis=-1).astype(numpy.uint8)
+    tops, lefts = set(), set()
+    for seed in range(20):
+        out_image, out_label = random_scale_crop(image, label, numpy.random.default_rng(seed), scale_range=None,
+                                                 crop_size=(10, 16))
+        top, left = divmod(int(out_label[0, 0]), 100)
+        assert 0 <= top <= height - 10 and 0 <= left <= width - 16
+        numpy.testing.assert_array_equal(out_label, label[top:top + 10, left:left + 16])
+        numpy.testing.assert_array_equal(out_image, image[top:top + 10, left:left + 16])
+        tops.add(top)
+        lefts.add(left)
+    assert len(tops) > 3 and len(lefts) > 3
+
+
+def test_scale_crop_pads_at_the_bottom_and_right_keeping_the_image_at_the_top_left():
+    image, label, colours = blocks(8, 12)
+    out_image, out_label = random_scale_crop(image, label, numpy.random.default_rng(1), scale_range=None,
+                                             crop_size=(16, 20), fill=(1, 2, 3))
+    numpy.testing.assert_array_equal(out_label[:8, :12], label)
+    numpy.testing.assert_array_equal(out_image[:8, :12], image)
+    assert (out_label[8:] == 255).all() and (out_label[:, 12:] == 255).all()
+    assert (out_image[8:] == [1, 2, 3]).all() and (out_image[:, 12:] == [1, 2, 3]).all()
+
+
 def test_random_transforms_repeat_for_the_same_seed():
     image, label, _ = blocks(32, 32)
     first = random_scale_crop(image, label, numpy.random.default_rng(7), crop_size=16)
