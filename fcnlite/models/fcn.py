@@ -22,7 +22,7 @@ import numbers
 import numpy
 
 from ..layers import Conv2d, ConvTranspose2d, Crop, Scale, Sum
-from .vgg16 import VGG16
+from .vgg16 import FCN_CONV1_PADDING, VGG16
 from .base import channels
 
 
@@ -37,7 +37,7 @@ class _FCN(VGG16):
             raise ValueError(f"n_classes is {n_classes!r}: an FCN scores a whole number of classes, at least 2 "
                              f"(one class against the rest is 2: background and it; masks of only 0 and 255 "
                              f"count 1, as 255 means 'ignore' unless a class map names it)")
-        super().__init__(width=width, conv1_padding=100, n_classes=None, dtype=dtype)
+        super().__init__(width=width, conv1_padding=FCN_CONV1_PADDING, n_classes=None, dtype=dtype)
         self.n_classes = int(n_classes)
         self.learnable_upsampling = learnable_upsampling
 

@@ -24,7 +24,7 @@ from ..layers import Conv2d, Dropout, MaxPool2d, ReLU
 from .base import Model, channels, check_input, check_width
 
 BLOCKS = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)]
-FCN_CONV1_PADDING = 100
+FCN_CONV1_PADDING = 100   # (reference FCN) so that any input size survives five 2x poolings and fc6's 7x7
 
 
 class VGG16(Model):
