@@ -261,6 +261,14 @@ def test_sbd_with_generated_or_folder_data_is_one_line(tmp_path, capsys, weights
     status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--sbd-root", str(tmp_path)],
                             capsys)
     assert status == 2 and stderr.startswith("error: --sbd-root goes with real PASCAL VOC data")
+    # every other source too: taken unasked, SBD would be left unread while the run went on without it
+    for source in (["--synthetic-road", "--data-root", str(tmp_path / "road")],
+                   ["--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks")]):
+        status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), *source, "--sbd-root", str(tmp_path)],
+                                capsys)
+        assert (status, stderr) == (2, "error: --sbd-root goes with real PASCAL VOC data (--data-root), not with "
+                                       "--synthetic, --synthetic-road or --images/--masks\n")
+    assert not (tmp_path / "road").exists()   # refused before the generated data is made
     status, _, stderr = run(cli.main_train, ["--synthetic", "--download", *TINY], capsys)
     assert (status, stderr) == (2, "error: --download goes with real PASCAL VOC data (--data-root), not with "
                                    "--synthetic, --synthetic-road or --images/--masks\n")
@@ -357,6 +365,12 @@ def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
     assert (f"warning: {tmp_path / 'masks'}: the largest mask value is 9 (in {expected_mask}), so the model gets "
             f"10 classes, but 3..8 never occur") in stdout
     assert "data: folder" in stdout and "(6 images): 5 training, 1 validation image, 10 classes\n" in stdout
+    # the warning is for the run that sets the class count: evaluating its weights on those masks has
+    # nothing left to fix, and says nothing of it
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "run" / "final.h5"), *data,
+                                                     "--device", "cpu", "--no-progress"], capsys)
+    assert status == 0, stderr
+    assert "data: folder" in stdout and "never occur" not in stdout and "\nwarning:" not in "\n" + stdout
 
 
 def test_no_stray_value_warning_where_every_value_occurs_or_a_class_map_decides(tmp_path, capsys):
@@ -1003,6 +1017,18 @@ def test_a_single_class_left_by_the_options_is_one_line(tmp_path, capsys):
     assert "a model needs two classes at least, and these options leave 1 (car)" in stderr
 
 
+def test_masks_that_are_all_0_are_refused_for_what_they_are_not_as_a_single_class(tmp_path, capsys, weights):
+    # RGB masks read in the wrong channel, say: the class count the masks set is 1, and the general
+    # "needs two classes" line would send the user to --class-names instead of --mask-format
+    data = make_folder(tmp_path, [numpy.zeros((12, 16), numpy.uint8)] * 3)
+    for program, extra in ((cli.main_train, [*TINY, "--out", str(tmp_path / "r")]),
+                           (cli.main_evaluate, ["--weights", str(weights), "--device", "cpu"])):
+        status, _, stderr = run(program, [*data, *extra], capsys)
+        assert (status, stderr) == (2, f"error: {tmp_path / 'masks'}: every mask is all 0: nothing to tell apart "
+                                       f"(check --mask-format)\n")
+    assert not (tmp_path / "r").exists()
+
+
 def test_jpeg_masks_are_warned_about(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     for index in range(2):
@@ -1201,7 +1227,16 @@ def test_images_dropped_for_want_of_a_mask_are_reported(tmp_path, capsys, weight
     status, stdout, stderr = run(cli.main_train, [*data, "--skip-bad", *TINY, "--max-iter", "1",
                                                   "--out", str(tmp_path / "r")], capsys)
     assert status == 0, stderr
-    assert "skipped 1 listed sample(s) of folder" in stdout and "02.png" in stdout
+    line = (f"skipped 1 listed sample(s) of folder {tmp_path / 'images'} (5 images): {tmp_path / 'images' / '02.png'}:"
+            f" has no mask 02.png (or another of ")
+    assert stdout.count("skipped 1 listed sample(s)") == 1 and line in stdout, stdout
+    # evaluate uses the other half of the folder: the image is reported there too, once, and counted in the JSON
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "r" / "final.h5"), *data,
+                                                     "--skip-bad", "--device", "cpu", "--no-progress", "--json",
+                                                     str(tmp_path / "m.json")], capsys)
+    assert status == 0, stderr
+    assert stdout.count("skipped 1 listed sample(s)") == 1 and line in stdout, stdout
+    assert json.loads((tmp_path / "m.json").read_text())["skipped"] == 1
 
 
 def test_binary_masks_of_0_and_255_with_class_names_still_ask_for_a_class_map(tmp_path, capsys):
@@ -1730,6 +1765,21 @@ def test_skip_bad_drops_a_listed_validation_image_without_a_mask_as_it_does_any_
     assert f"{tmp_path / 'images' / '02.png'}: has no mask 02.png" in stdout   # reported as dropped
 
 
+def test_a_split_file_whose_every_image_skip_bad_drops_leaves_nothing_to_validate_on_and_trains_nothing(tmp_path,
+                                                                                                        capsys):
+    # the validation half would otherwise be a folder of no image, or, unsplit, every image trains unchecked
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "masks" / "02.png").unlink()
+    (tmp_path / "val.txt").write_text("02\n")
+    out = tmp_path / "r"
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), "--skip-bad", *TINY,
+                                             "--max-iter", "1", "--out", str(out)], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val.txt'}: none of its images has a mask in {tmp_path / 'masks'}: "
+                      f"nothing to validate on\n")
+    assert not out.exists()
+
+
 def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "val.txt").write_text("04\n05\n04\n")
@@ -1764,6 +1814,20 @@ def test_an_empty_class_name_on_the_command_line_is_refused(tmp_path, capsys, na
     assert status == 2
     assert stderr == (f"error: --class-names '{names}' has an empty name: each class needs one (names go between "
                       f"commas, e.g. 'background,road')\n")
+
+
+def test_more_class_names_on_the_command_line_than_a_label_map_holds_are_refused(tmp_path, capsys):
+    # class 255 would be the ignore value: a model of 256 classes could never be shown its last one
+    data = make_folder(tmp_path, road_and_car_masks())
+    common = [*data, *TINY, "--max-iter", "1"]
+    names = ",".join(f"c{index}" for index in range(256))
+    status, _, stderr = run(cli.main_train, [*common, "--class-names", names, "--out", str(tmp_path / "r")], capsys)
+    assert (status, stderr) == (2, "error: --class-names names 256 classes: at most 255 fit an 8-bit label map\n")
+    assert not (tmp_path / "r").exists()
+    status, _, stderr = run(cli.main_train, [*common, "--class-names", names.rsplit(",", 1)[0], "--out",
+                                             str(tmp_path / "s")], capsys)
+    assert status == 0, stderr   # 255 names, 0..254: the most that fit
+    assert len(fcnlite.model_from_file(tmp_path / "s" / "final.h5").class_names) == 255
 
 
 @pytest.mark.parametrize("option, file_name, kind", [
