@@ -623,6 +623,10 @@ def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys,
     assert status == 2
     assert stderr == f"error: --json {target}: folder {target.parent} does not exist\n"
     assert stdout == ""   # nothing was loaded or evaluated
+    # a folder named as the file: said as such (not as a file that is not metrics, to be given another name)
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--json",
+                                                     str(tmp_path)], capsys)
+    assert (status, stderr, stdout) == (2, f"error: --json {tmp_path} is a folder, not a file name\n", "")
 
 
 def test_evaluate_replaces_an_earlier_runs_json_but_no_other_file(tmp_path, capsys, weights):
@@ -664,6 +668,13 @@ def test_training_writes_over_no_earlier_runs_weights_even_without_its_checkpoin
     data = make_folder(tmp_path, road_and_car_masks())
     out = tmp_path / "run"
     assert run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    # with its checkpoint: said in the program's words (--resume), before a step is trained or a file replaced
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.h5", "final.h5", "log.jsonl")}
+    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)
+    assert (status, stderr) == (2, f"error: {out} already holds a run: pass --resume to continue it, or choose "
+                                   f"another --out\n")
+    assert "training fcn8s" not in stdout
+    assert {name: (out / name).read_bytes() for name in before} == before
     (out / "checkpoint.h5").unlink()
     before = (out / "final.h5").read_bytes()
     status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)
@@ -685,6 +696,20 @@ def test_resuming_with_init_is_refused_rather_than_its_weights_loaded_and_replac
                                    f"which --resume goes on from: leave out --init (or start a new run from it in "
                                    f"another --out)\n")
     assert "init:" not in stdout and (out / "checkpoint.h5").read_bytes() == before
+
+
+def test_resuming_with_epochs_sets_the_last_iteration_anew_and_says_what_the_run_had(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())   # 5 training images, 1 validation
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out)], capsys)[0] == 0
+    status, stdout, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--epochs", "1"], capsys)
+    assert status == 0, stderr
+    # the run's --max-iter 2 is not taken with the rest: --epochs 1 of 5 images is 5 steps
+    assert (f"note: resuming {out} with options that differ from the run's, from its checkpoint on: --epochs 1 (it "
+            f"sets --max-iter anew; the run had 2)\n") in stdout
+    assert " for 5 iterations," in stdout
+    assert [json.loads(line)["iteration"] for line in (out / "log.jsonl").read_text().splitlines()
+            if '"loss"' in line][-1] == 5
 
 
 def test_resuming_a_run_at_or_past_its_last_iteration_says_there_is_nothing_to_train(tmp_path, capsys):
@@ -1325,6 +1350,9 @@ def test_restoring_data_options_keeps_a_source_of_the_same_kind_and_drops_one_of
     assert (args.data_root, args.sbd_root, args.classes, args.others) == (None, None, None, "background")
     assert "no --sbd-root (the run had --sbd-root /sbd)" in changed and "no --classes (the run had --classes road)" \
         in changed and restored == []
+    args = given(images="/i", masks="/m")   # but --skip-bad says how to meet bad data, whichever: it stays
+    restored, changed = run_options.restore_data_options(args, dict(saved, skip_bad=True), defaults)
+    assert (args.data_root, args.classes, args.skip_bad) == (None, None, True) and restored == ["--skip-bad"]
     saved["val_images"], saved["val_masks"] = "/v", "/vm"   # a unit of a group: one given keeps the other
     args = given(val_images="/moved")
     run_options.restore_data_options(args, saved, defaults)
