@@ -1475,6 +1475,18 @@ def test_evaluate_names_unnamed_classes_as_the_weights_do_and_warns_of_other_nam
     assert "the data options name them other, background, road: the table uses the data's names" in stdout
 
 
+def test_evaluate_on_data_of_another_class_count_than_the_models_is_one_line(tmp_path, capsys, weights):
+    # a 3-class model on --classes road's 2 classes: its class 2 would be scored against no class of the data
+    data = make_folder(tmp_path, road_and_car_masks())
+    json_path = tmp_path / "metrics.json"
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), *data, "--class-names",
+                                                     "background,road,car", "--classes", "road", "--device", "cpu",
+                                                     "--json", str(json_path)], capsys)
+    assert (status, stderr) == (2, f"error: {weights}: the model predicts 3 classes but folder {tmp_path / 'images'} "
+                                   f"(6 images) has 2 (use the same class options as in training)\n")
+    assert not json_path.exists() and "mean IU" not in stdout
+
+
 def test_evaluate_without_data_options_takes_the_data_the_weights_were_trained_on(tmp_path, capsys):
     masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
     data = make_folder(tmp_path, masks)
@@ -2048,3 +2060,10 @@ def test_predict_says_which_probabilities_of_an_earlier_run_lie_beside_labels_it
     assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
     status, stdout, _ = run(cli.main_predict, [*predict, "--probabilities"], capsys)   # all written anew: no note
     assert status == 0 and "earlier run" not in stdout
+    # only predict's own files are said to be an earlier run's: a grey picture of the user's under that name is not
+    (out / "photo_probabilities.npy").unlink()
+    Image.fromarray(numpy.full((10, 12), 7, numpy.uint8)).save(out / "photo_foreground.png")
+    mine = (out / "photo_foreground.png").read_bytes()
+    status, stdout, stderr = run(cli.main_predict, predict, capsys)
+    assert status == 0, stderr
+    assert "earlier run" not in stdout and (out / "photo_foreground.png").read_bytes() == mine
