@@ -198,10 +198,26 @@ def test_classes_by_name_still_reject_values_beyond_the_source_classes():
     (["road", "road"], "background", "'road' is selected twice"),
     ([], "background", "no classes selected"),
     (["road"], "drop", "others must be 'background' or 'ignore'"),
+    (["13"], "background", "class '13' is not one of the 13 source classes"),   # a number past them: no name
 ])
 def test_classes_by_name_errors(names, others, message):
     with pytest.raises(ValueError, match=message):
         class_map_from_names(names, DRIVING_CLASSES, others=others)
+
+
+def test_names_given_for_a_numbered_map_must_be_one_per_class():
+    assert parse_class_map("7:1,*:0", class_names=["rest", "road"]).class_names == ["rest", "road"]
+    with pytest.raises(ValueError, match=r"class map '7:1,\*:0' makes 2 classes but 3 names were given"):
+        parse_class_map("7:1,*:0", class_names=["rest", "road", "car"])
+
+
+def test_labels_wider_than_8_bits_are_checked_not_wrapped_around():
+    # int32 300 taken as uint8 would be 44, and mapped as if the mask held 44
+    class_map = parse_class_map("44:1,*:0")
+    assert class_map.apply(numpy.array([44, 3], dtype=numpy.int32)).tolist() == [1, 0]
+    for bad, found in ((300, "3..300"), (-1, "-1..3")):
+        with pytest.raises(ValueError, match=f"label values must be 0..255, found {found}"):
+            class_map.apply(numpy.array([bad, 3], dtype=numpy.int32))
 
 
 def test_class_map_rejects_targets_beyond_its_classes():

@@ -261,6 +261,14 @@ def test_sbd_with_generated_or_folder_data_is_one_line(tmp_path, capsys, weights
     status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--sbd-root", str(tmp_path)],
                             capsys)
     assert status == 2 and stderr.startswith("error: --sbd-root goes with real PASCAL VOC data")
+    # every other source too: taken unasked, SBD would be left unread while the run went on without it
+    for source in (["--synthetic-road", "--data-root", str(tmp_path / "road")],
+                   ["--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks")]):
+        status, _, stderr = run(cli.main_evaluate, ["--weights", str(weights), *source, "--sbd-root", str(tmp_path)],
+                                capsys)
+        assert (status, stderr) == (2, "error: --sbd-root goes with real PASCAL VOC data (--data-root), not with "
+                                       "--synthetic, --synthetic-road or --images/--masks\n")
+    assert not (tmp_path / "road").exists()   # refused before the generated data is made
     status, _, stderr = run(cli.main_train, ["--synthetic", "--download", *TINY], capsys)
     assert (status, stderr) == (2, "error: --download goes with real PASCAL VOC data (--data-root), not with "
                                    "--synthetic, --synthetic-road or --images/--masks\n")
@@ -357,6 +365,12 @@ def test_a_stray_mask_value_is_warned_about_naming_the_mask(tmp_path, capsys):
     assert (f"warning: {tmp_path / 'masks'}: the largest mask value is 9 (in {expected_mask}), so the model gets "
             f"10 classes, but 3..8 never occur") in stdout
     assert "data: folder" in stdout and "(6 images): 5 training, 1 validation image, 10 classes\n" in stdout
+    # the warning is for the run that sets the class count: evaluating its weights on those masks has
+    # nothing left to fix, and says nothing of it
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "run" / "final.h5"), *data,
+                                                     "--device", "cpu", "--no-progress"], capsys)
+    assert status == 0, stderr
+    assert "data: folder" in stdout and "never occur" not in stdout and "\nwarning:" not in "\n" + stdout
 
 
 def test_no_stray_value_warning_where_every_value_occurs_or_a_class_map_decides(tmp_path, capsys):
@@ -609,6 +623,10 @@ def test_evaluate_checks_where_its_json_goes_before_evaluating(tmp_path, capsys,
     assert status == 2
     assert stderr == f"error: --json {target}: folder {target.parent} does not exist\n"
     assert stdout == ""   # nothing was loaded or evaluated
+    # a folder named as the file: said as such (not as a file that is not metrics, to be given another name)
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), "--synthetic", "--json",
+                                                     str(tmp_path)], capsys)
+    assert (status, stderr, stdout) == (2, f"error: --json {tmp_path} is a folder, not a file name\n", "")
 
 
 def test_evaluate_replaces_an_earlier_runs_json_but_no_other_file(tmp_path, capsys, weights):
@@ -650,6 +668,13 @@ def test_training_writes_over_no_earlier_runs_weights_even_without_its_checkpoin
     data = make_folder(tmp_path, road_and_car_masks())
     out = tmp_path / "run"
     assert run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)[0] == 0
+    # with its checkpoint: said in the program's words (--resume), before a step is trained or a file replaced
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.h5", "final.h5", "log.jsonl")}
+    status, stdout, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)
+    assert (status, stderr) == (2, f"error: {out} already holds a run: pass --resume to continue it, or choose "
+                                   f"another --out\n")
+    assert "training fcn8s" not in stdout
+    assert {name: (out / name).read_bytes() for name in before} == before
     (out / "checkpoint.h5").unlink()
     before = (out / "final.h5").read_bytes()
     status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(out)], capsys)
@@ -671,6 +696,20 @@ def test_resuming_with_init_is_refused_rather_than_its_weights_loaded_and_replac
                                    f"which --resume goes on from: leave out --init (or start a new run from it in "
                                    f"another --out)\n")
     assert "init:" not in stdout and (out / "checkpoint.h5").read_bytes() == before
+
+
+def test_resuming_with_epochs_sets_the_last_iteration_anew_and_says_what_the_run_had(tmp_path, capsys):
+    data = make_folder(tmp_path, road_and_car_masks())   # 5 training images, 1 validation
+    out = tmp_path / "run"
+    assert run(cli.main_train, [*data, *TINY, "--max-iter", "2", "--out", str(out)], capsys)[0] == 0
+    status, stdout, stderr = run(cli.main_train, ["--resume", "--out", str(out), "--epochs", "1"], capsys)
+    assert status == 0, stderr
+    # the run's --max-iter 2 is not taken with the rest: --epochs 1 of 5 images is 5 steps
+    assert (f"note: resuming {out} with options that differ from the run's, from its checkpoint on: --epochs 1 (it "
+            f"sets --max-iter anew; the run had 2)\n") in stdout
+    assert " for 5 iterations," in stdout
+    assert [json.loads(line)["iteration"] for line in (out / "log.jsonl").read_text().splitlines()
+            if '"loss"' in line][-1] == 5
 
 
 def test_resuming_a_run_at_or_past_its_last_iteration_says_there_is_nothing_to_train(tmp_path, capsys):
@@ -1003,6 +1042,18 @@ def test_a_single_class_left_by_the_options_is_one_line(tmp_path, capsys):
     assert "a model needs two classes at least, and these options leave 1 (car)" in stderr
 
 
+def test_masks_that_are_all_0_are_refused_for_what_they_are_not_as_a_single_class(tmp_path, capsys, weights):
+    # RGB masks read in the wrong channel, say: the class count the masks set is 1, and the general
+    # "needs two classes" line would send the user to --class-names instead of --mask-format
+    data = make_folder(tmp_path, [numpy.zeros((12, 16), numpy.uint8)] * 3)
+    for program, extra in ((cli.main_train, [*TINY, "--out", str(tmp_path / "r")]),
+                           (cli.main_evaluate, ["--weights", str(weights), "--device", "cpu"])):
+        status, _, stderr = run(program, [*data, *extra], capsys)
+        assert (status, stderr) == (2, f"error: {tmp_path / 'masks'}: every mask is all 0: nothing to tell apart "
+                                       f"(check --mask-format)\n")
+    assert not (tmp_path / "r").exists()
+
+
 def test_jpeg_masks_are_warned_about(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     for index in range(2):
@@ -1201,7 +1252,16 @@ def test_images_dropped_for_want_of_a_mask_are_reported(tmp_path, capsys, weight
     status, stdout, stderr = run(cli.main_train, [*data, "--skip-bad", *TINY, "--max-iter", "1",
                                                   "--out", str(tmp_path / "r")], capsys)
     assert status == 0, stderr
-    assert "skipped 1 listed sample(s) of folder" in stdout and "02.png" in stdout
+    line = (f"skipped 1 listed sample(s) of folder {tmp_path / 'images'} (5 images): {tmp_path / 'images' / '02.png'}:"
+            f" has no mask 02.png (or another of ")
+    assert stdout.count("skipped 1 listed sample(s)") == 1 and line in stdout, stdout
+    # evaluate uses the other half of the folder: the image is reported there too, once, and counted in the JSON
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(tmp_path / "r" / "final.h5"), *data,
+                                                     "--skip-bad", "--device", "cpu", "--no-progress", "--json",
+                                                     str(tmp_path / "m.json")], capsys)
+    assert status == 0, stderr
+    assert stdout.count("skipped 1 listed sample(s)") == 1 and line in stdout, stdout
+    assert json.loads((tmp_path / "m.json").read_text())["skipped"] == 1
 
 
 def test_binary_masks_of_0_and_255_with_class_names_still_ask_for_a_class_map(tmp_path, capsys):
@@ -1290,6 +1350,9 @@ def test_restoring_data_options_keeps_a_source_of_the_same_kind_and_drops_one_of
     assert (args.data_root, args.sbd_root, args.classes, args.others) == (None, None, None, "background")
     assert "no --sbd-root (the run had --sbd-root /sbd)" in changed and "no --classes (the run had --classes road)" \
         in changed and restored == []
+    args = given(images="/i", masks="/m")   # but --skip-bad says how to meet bad data, whichever: it stays
+    restored, changed = run_options.restore_data_options(args, dict(saved, skip_bad=True), defaults)
+    assert (args.data_root, args.classes, args.skip_bad) == (None, None, True) and restored == ["--skip-bad"]
     saved["val_images"], saved["val_masks"] = "/v", "/vm"   # a unit of a group: one given keeps the other
     args = given(val_images="/moved")
     run_options.restore_data_options(args, saved, defaults)
@@ -1410,6 +1473,18 @@ def test_evaluate_names_unnamed_classes_as_the_weights_do_and_warns_of_other_nam
                                                      "cpu", "--class-names", "other,background,road"], capsys)
     assert status == 0, stderr
     assert "the data options name them other, background, road: the table uses the data's names" in stdout
+
+
+def test_evaluate_on_data_of_another_class_count_than_the_models_is_one_line(tmp_path, capsys, weights):
+    # a 3-class model on --classes road's 2 classes: its class 2 would be scored against no class of the data
+    data = make_folder(tmp_path, road_and_car_masks())
+    json_path = tmp_path / "metrics.json"
+    status, stdout, stderr = run(cli.main_evaluate, ["--weights", str(weights), *data, "--class-names",
+                                                     "background,road,car", "--classes", "road", "--device", "cpu",
+                                                     "--json", str(json_path)], capsys)
+    assert (status, stderr) == (2, f"error: {weights}: the model predicts 3 classes but folder {tmp_path / 'images'} "
+                                   f"(6 images) has 2 (use the same class options as in training)\n")
+    assert not json_path.exists() and "mean IU" not in stdout
 
 
 def test_evaluate_without_data_options_takes_the_data_the_weights_were_trained_on(tmp_path, capsys):
@@ -1730,6 +1805,21 @@ def test_skip_bad_drops_a_listed_validation_image_without_a_mask_as_it_does_any_
     assert f"{tmp_path / 'images' / '02.png'}: has no mask 02.png" in stdout   # reported as dropped
 
 
+def test_a_split_file_whose_every_image_skip_bad_drops_leaves_nothing_to_validate_on_and_trains_nothing(tmp_path,
+                                                                                                        capsys):
+    # the validation half would otherwise be a folder of no image, or, unsplit, every image trains unchecked
+    data = make_folder(tmp_path, road_and_car_masks())
+    (tmp_path / "masks" / "02.png").unlink()
+    (tmp_path / "val.txt").write_text("02\n")
+    out = tmp_path / "r"
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), "--skip-bad", *TINY,
+                                             "--max-iter", "1", "--out", str(out)], capsys)
+    assert status == 2
+    assert stderr == (f"error: {tmp_path / 'val.txt'}: none of its images has a mask in {tmp_path / 'masks'}: "
+                      f"nothing to validate on\n")
+    assert not out.exists()
+
+
 def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "val.txt").write_text("04\n05\n04\n")
@@ -1764,6 +1854,20 @@ def test_an_empty_class_name_on_the_command_line_is_refused(tmp_path, capsys, na
     assert status == 2
     assert stderr == (f"error: --class-names '{names}' has an empty name: each class needs one (names go between "
                       f"commas, e.g. 'background,road')\n")
+
+
+def test_more_class_names_on_the_command_line_than_a_label_map_holds_are_refused(tmp_path, capsys):
+    # class 255 would be the ignore value: a model of 256 classes could never be shown its last one
+    data = make_folder(tmp_path, road_and_car_masks())
+    common = [*data, *TINY, "--max-iter", "1"]
+    names = ",".join(f"c{index}" for index in range(256))
+    status, _, stderr = run(cli.main_train, [*common, "--class-names", names, "--out", str(tmp_path / "r")], capsys)
+    assert (status, stderr) == (2, "error: --class-names names 256 classes: at most 255 fit an 8-bit label map\n")
+    assert not (tmp_path / "r").exists()
+    status, _, stderr = run(cli.main_train, [*common, "--class-names", names.rsplit(",", 1)[0], "--out",
+                                             str(tmp_path / "s")], capsys)
+    assert status == 0, stderr   # 255 names, 0..254: the most that fit
+    assert len(fcnlite.model_from_file(tmp_path / "s" / "final.h5").class_names) == 255
 
 
 @pytest.mark.parametrize("option, file_name, kind", [
@@ -1956,3 +2060,10 @@ def test_predict_says_which_probabilities_of_an_earlier_run_lie_beside_labels_it
     assert run(cli.main_predict, [*predict, "--probabilities"], capsys)[0] == 0
     status, stdout, _ = run(cli.main_predict, [*predict, "--probabilities"], capsys)   # all written anew: no note
     assert status == 0 and "earlier run" not in stdout
+    # only predict's own files are said to be an earlier run's: a grey picture of the user's under that name is not
+    (out / "photo_probabilities.npy").unlink()
+    Image.fromarray(numpy.full((10, 12), 7, numpy.uint8)).save(out / "photo_foreground.png")
+    mine = (out / "photo_foreground.png").read_bytes()
+    status, stdout, stderr = run(cli.main_predict, predict, capsys)
+    assert status == 0, stderr
+    assert "earlier run" not in stdout and (out / "photo_foreground.png").read_bytes() == mine

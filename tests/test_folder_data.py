@@ -171,6 +171,24 @@ def test_skip_bad_drops_images_without_masks_and_counts_them(tmp_path):
     assert "alone.png" in dataset.skipped[0] and "lonely.jpg" in dataset.skipped[1]
 
 
+def test_skip_bad_that_would_drop_every_image_is_an_error_not_an_empty_dataset(tmp_path):
+    # an empty dataset would count its classes from no mask at all, and train on nothing
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for number in range(2):
+        save(images / f"img_{number}.jpg", picture(number))
+        save(masks / f"mask_{number}.png", index_mask(seed=number), mode="L")
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks, skip_bad=True)
+    assert str(caught.value) == f"{images}: no image here has a mask in {masks}"
+
+
+def test_an_empty_list_of_ids_is_an_error_saying_so(tmp_path):
+    images, masks = make_folders(tmp_path)
+    with pytest.raises(DataError) as caught:
+        FolderSegmentation(images, masks, ids=[])
+    assert str(caught.value) == f"{images}: no images selected: the id list is empty"
+
+
 def test_two_images_with_one_stem_are_an_error(tmp_path):
     images, masks = make_folders(tmp_path, stems=("a",))
     save(os.path.join(images, "a.jpg"), picture())
@@ -266,6 +284,11 @@ def test_an_rgb_mask_read_as_index_explains_the_other_formats(tmp_path):
     with pytest.raises(DataError, match=r"masks/a.png: mask is RGB, not single-channel: for colour masks use the "
                                         r"color mask format \(--mask-format color; channel when one channel holds"):
         dataset.load(0)
+    # grey only where all three channels agree: red and green alike, blue not, is a colour
+    yellowish = numpy.dstack([index_mask(), index_mask(), 1 - index_mask((0, 1))])
+    save(masks / "a.png", yellowish)
+    with pytest.raises(DataError, match=r"masks/a.png: mask is RGB, not single-channel"):
+        dataset.load(0)
 
 
 def test_a_grey_mask_saved_as_rgb_gives_its_values(tmp_path):
@@ -321,6 +344,10 @@ def test_channel_masks_read_the_class_from_the_red_channel(tmp_path):
                               class_map=class_map_from_names(["road"], DRIVING_CLASSES))
     assert road.class_names == ["background", "road"] and road.n_classes == 2
     assert numpy.array_equal(road.load(0)[1], (classes == 7).astype(numpy.uint8))
+    alpha = FolderSegmentation(images, masks, mask_format="channel", mask_channel=3, class_names=DRIVING_CLASSES)
+    with pytest.raises(DataError) as caught:   # an RGB mask has no alpha to read the class from
+        alpha.load(0)
+    assert str(caught.value) == f"{masks / '0001.png'}: mask has 3 channels, no channel 3"
 
 
 def test_a_class_map_given_as_text_resolves_source_names(tmp_path):
