@@ -86,7 +86,7 @@ def test_class_names_that_contradict_the_colour_table_are_one_line(tmp_path, cap
     data = make_folder(tmp_path, road_and_car_masks(), color=True)
     status, _, stderr = run(cli.main_train, [*data, "--mask-format", "color", "--color-table",
                                              str(tmp_path / "colors.json"), "--class-names", "background,car,road",
-                                             "--classes", "car", *TINY, "--out", str(tmp_path / "r")], capsys)
+                                             "--classes", "car", *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == (f"error: --class-names (background, car, road) differs from the classes of "
                       f"{tmp_path / 'colors.json'} (background, road, car): the colour table names them; "
@@ -165,7 +165,7 @@ def test_class_names_cannot_name_a_mapped_value_past_them(tmp_path, capsys):
     masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
     data = make_folder(tmp_path, masks)
     status, _, stderr = run(cli.main_train, [*data, *TINY, "--class-names", "background,road", "--class-map",
-                                             "0:0,255:1", "--out", str(tmp_path / "r")], capsys)
+                                             "0:0,255:1", "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == ("error: --class-names names mask values 0..1, and --class-map '0:0,255:1' maps 255 too, "
                       "which no name covers: name the classes in the map instead, e.g. --class-map "
@@ -269,7 +269,8 @@ def test_sbd_with_generated_or_folder_data_is_one_line(tmp_path, capsys, weights
         assert (status, stderr) == (2, "error: --sbd-root goes with real PASCAL VOC data (--data-root), not with "
                                        "--synthetic, --synthetic-road or --images/--masks\n")
     assert not (tmp_path / "road").exists()   # refused before the generated data is made
-    status, _, stderr = run(cli.main_train, ["--synthetic", "--download", *TINY], capsys)
+    status, _, stderr = run(cli.main_train, ["--synthetic", "--download", *TINY, "--max-iter", "1", "--data-root",
+                                             str(tmp_path / "voc"), "--out", str(tmp_path / "r")], capsys)
     assert (status, stderr) == (2, "error: --download goes with real PASCAL VOC data (--data-root), not with "
                                    "--synthetic, --synthetic-road or --images/--masks\n")
 
@@ -760,7 +761,8 @@ def test_an_empty_path_or_json_is_refused_rather_than_taken_as_not_given(tmp_pat
 
 def test_missing_voc_data_is_one_line_that_says_how_each_program_gets_it(tmp_path, capsys, weights):
     root = tmp_path / "nothing"
-    status, _, stderr = run(cli.main_train, ["--data-root", str(root), *TINY], capsys)
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+                            capsys)
     assert (status, stderr) == (2, f"error: no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
                                    f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart "
                                    f"data\n")
@@ -1188,7 +1190,8 @@ def test_an_output_path_through_a_file_is_one_line_even_with_dots(tmp_path, caps
 
 
 def test_seg11valid_without_sbd_is_one_line(tmp_path, capsys):
-    status, _, stderr = run(cli.main_train, ["--synthetic", "--val-split", "seg11valid", "--out", str(tmp_path / "r")],
+    status, _, stderr = run(cli.main_train, ["--synthetic", "--data-root", str(tmp_path / "voc"), "--val-split",
+                                             "seg11valid", *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
                             capsys)
     assert status == 2
     assert stderr == "error: split seg11valid is VOC val minus SBD train: it needs --sbd-root <SBD folder>\n"
@@ -1204,15 +1207,16 @@ def test_classes_chosen_on_voc_layout_data_train_those_and_folder_options_are_re
     assert status == 0, stderr
     assert "4 training, 2 validation images, 3 classes" in stdout
     assert fcnlite.model_from_file(out / "final.h5").class_names == ["background", "person", "cat"]
-    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--mask-format", "color", *TINY], capsys)
+    refused = [*TINY, "--max-iter", "1", "--out", str(tmp_path / "refused")]   # (a run, should a check fail)
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--mask-format", "color", *refused], capsys)
     assert status == 2
     assert stderr == ("error: --mask-format is for your own folders of images and masks (--images, --masks); "
                       "VOC-layout data has its splits and VOC's 21 classes (choose some with --classes)\n")
-    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--val-fraction", "0.3", *TINY], capsys)
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--val-fraction", "0.3", *refused], capsys)
     assert status == 2 and stderr.startswith("error: --val-fraction is for your own folders")
-    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--classes", "persn", *TINY], capsys)
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--classes", "persn", *refused], capsys)
     assert status == 2 and stderr.startswith("error: class map: source 'persn' is neither a number nor a class name")
-    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--class-map", "15:1,0:0", *TINY], capsys)
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), "--class-map", "15:1,0:0", *refused], capsys)
     assert status == 2
     assert stderr == ("error: --class-map '15:1,0:0' leaves VOC's aeroplane (1), bicycle (2), bird (3) and 16 more "
                       "unmapped: add '*:0' (the rest as background) or '*:ignore'\n")
@@ -1420,13 +1424,15 @@ def test_a_bad_training_mask_met_mid_run_keeps_the_training_done(tmp_path, capsy
 def test_images_and_masks_in_one_folder_is_one_line(tmp_path, capsys):
     make_folder(tmp_path, road_and_car_masks())
     status, _, stderr = run(cli.main_train, ["--images", str(tmp_path / "images"), "--masks",
-                                             str(tmp_path / "images") + "/", *TINY], capsys)
+                                             str(tmp_path / "images") + "/", *TINY, "--max-iter", "1", "--out",
+                                             str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == (f"error: --images and --masks both name {tmp_path / 'images'}: images and masks pair by "
                       f"file name, so they need a folder each\n")
     validation = make_folder(tmp_path / "val", road_and_car_masks(2))
     status, _, stderr = run(cli.main_train, ["--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
-                                             "--val-images", validation[1], "--val-masks", validation[1], *TINY],
+                                             "--val-images", validation[1], "--val-masks", validation[1], *TINY,
+                                             "--max-iter", "1", "--out", str(tmp_path / "r")],
                             capsys)
     assert (status, stderr) == (2, f"error: --val-images and --val-masks both name {validation[1]}: images and "
                                    f"masks pair by file name, so they need a folder each\n")
@@ -1599,8 +1605,8 @@ def test_validation_folders_that_cannot_work_are_one_line(tmp_path, capsys, opti
     data = make_folder(tmp_path, road_and_car_masks())
     names = {"VAL": str(tmp_path / "images"), "IMAGES": str(tmp_path / "images") + "/",
              "VALMASKS": str(tmp_path / "masks"), "val.txt": str(tmp_path / "val.txt")}
-    status, _, stderr = run(cli.main_train, [*data, *[names.get(option, option) for option in options], *TINY],
-                            capsys)
+    status, _, stderr = run(cli.main_train, [*data, *[names.get(option, option) for option in options], *TINY,
+                                             "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2 and stderr.startswith(f"error: {message}") and stderr.count("\n") == 1
 
 
@@ -1610,7 +1616,7 @@ def test_a_validation_mask_value_past_the_training_classes_is_named(tmp_path, ca
     masks[1][0, 0] = 3   # a class the training masks never show
     validation = make_folder(tmp_path / "val", masks)
     status, _, stderr = run(cli.main_train, [*data, "--val-images", validation[1], "--val-masks", validation[3],
-                                             *TINY], capsys)
+                                             *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == (f"error: {tmp_path / 'val' / 'masks' / '01.png'}: value 3 is larger than any in the training "
                       f"masks {tmp_path / 'train' / 'masks'} (at most 2), so the model would have no such class: "
@@ -1620,20 +1626,23 @@ def test_a_validation_mask_value_past_the_training_classes_is_named(tmp_path, ca
 @pytest.mark.parametrize("option", ["--classes", "--class-map"])
 def test_an_empty_class_option_is_refused_not_taken_for_absent(tmp_path, capsys, option):
     data = make_folder(tmp_path, road_and_car_masks())
-    status, _, stderr = run(cli.main_train, [*data, option, " ", *TINY], capsys)
+    status, _, stderr = run(cli.main_train, [*data, option, " ", *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+                            capsys)
     assert status == 2 and stderr.startswith(f"error: {option} is empty: name what to keep, e.g. ")
 
 
 def test_class_names_given_twice_on_the_command_line_are_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
-    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,road", *TINY], capsys)
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,road", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == "error: --class-names names 'road' twice: each class needs a name of its own\n"
 
 
 def test_classes_together_with_a_class_map_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
-    status, _, stderr = run(cli.main_train, [*data, "--classes", "1", "--class-map", "1:1,*:0", *TINY], capsys)
+    status, _, stderr = run(cli.main_train, [*data, "--classes", "1", "--class-map", "1:1,*:0", *TINY, "--max-iter",
+                                             "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == "error: give --classes or --class-map, not both (--classes is a short form of a class map)\n"
 
