@@ -148,11 +148,17 @@ def test_an_image_without_a_mask_is_an_error_naming_the_image(tmp_path):
     assert str(caught.value).startswith(os.path.join(images, "lonely.jpg") + ": has no mask lonely.png")
 
 
-def test_masks_named_otherwise_than_their_images_are_pointed_at(tmp_path):
-    images, masks = tmp_path / "images", tmp_path / "masks"
-    for number in range(3):
+def folders_named_apart(root, count):
+    """root/images/img_<n>.jpg and root/masks/mask_<n>.png: pairs whose names do not match."""
+    images, masks = root / "images", root / "masks"
+    for number in range(count):
         save(images / f"img_{number}.jpg", picture(number))
         save(masks / f"mask_{number}.png", index_mask(seed=number), mode="L")
+    return images, masks
+
+
+def test_masks_named_otherwise_than_their_images_are_pointed_at(tmp_path):
+    images, masks = folders_named_apart(tmp_path, 3)
     with pytest.raises(DataError) as caught:
         FolderSegmentation(images, masks)
     assert str(caught.value) == (f"{images / 'img_0.jpg'}: has no mask img_0.png (or another of {LISTED_EXTENSIONS}) "
@@ -173,10 +179,7 @@ def test_skip_bad_drops_images_without_masks_and_counts_them(tmp_path):
 
 def test_skip_bad_that_would_drop_every_image_is_an_error_not_an_empty_dataset(tmp_path):
     # an empty dataset would count its classes from no mask at all, and train on nothing
-    images, masks = tmp_path / "images", tmp_path / "masks"
-    for number in range(2):
-        save(images / f"img_{number}.jpg", picture(number))
-        save(masks / f"mask_{number}.png", index_mask(seed=number), mode="L")
+    images, masks = folders_named_apart(tmp_path, 2)
     with pytest.raises(DataError) as caught:
         FolderSegmentation(images, masks, skip_bad=True)
     assert str(caught.value) == f"{images}: no image here has a mask in {masks}"
