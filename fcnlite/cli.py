@@ -27,7 +27,7 @@ from .errors import UsageError, count, os_reason
 from .io import WeightsError, atomic_write, cannot_write_in
 from .models.fcn import FCN_ARCHITECTURES
 from .predictions import check_outputs, output_names, output_stems
-from .visualize import class_colors_of, palette_with
+from .visualize import palette_with
 from .run_options import (NOT_GIVEN, PATH_OPTIONS, RUN_OPTIONS, TRAIN_DATA_OPTIONS, fill_not_given,
                           parse_noting_given, restore_run_options, restore_training_data_options, saved_data_option)
 
@@ -445,7 +445,6 @@ def main_train(argv=None):
     model.preprocessing = dict(TORCHVISION_PREPROCESSING)
     if args.init:
         start_from_init(model, args.init, args.width, list(train_set.class_names))
-    model.class_colors = class_colors_of(train_set)   # a colour table's, for the pictures predict draws
     optimizer = SGD(model, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     config = TrainConfig(out=out, max_iter=args.max_iter, accumulate=args.accumulate,
                          loss_normalize=args.loss_normalize, lr_policy=args.lr_policy, eval_every=args.eval_every,

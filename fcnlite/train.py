@@ -240,14 +240,6 @@ class Trainer:
                 raise ValueError(f"the model scores {model.n_classes} classes, the {role} set "
                                  f"{getattr(dataset, 'name', dataset)!r} has {dataset.n_classes}: build the model "
                                  f"with n_classes={dataset.n_classes}, or give data of {model.n_classes} classes")
-        names = getattr(train_set, "class_names", None)
-        if not model.class_names and names is not None and len(names) == model.n_classes:
-            # as train_voc.py does: final.h5 then names the classes (predict said "class 0"), and the progress
-            # strips have a legend; a model's own names (its --init file's) stay
-            model.class_names = list(names)
-            if model.class_colors is None:
-                from .visualize import class_colors_of
-                model.class_colors = class_colors_of(train_set)
         preprocess(numpy.zeros((1, 1, 3), numpy.uint8), model.preprocessing)   # a bad one: ValueError now, not
         # at every sample (where it would read as bad data)
         self._stop_signal = self._second_signal = None
@@ -258,6 +250,19 @@ class Trainer:
             raise TrainingStopped(f"cannot make the run's folder {config.out} ({os_reason(error)})") from None
         self.checkpoint_path = os.path.join(config.out, "checkpoint.h5")
         self.log_path = os.path.join(config.out, "log.jsonl")
+        self._name_classes()   # last: a Trainer that refuses its arguments leaves the model as it was
+
+    def _name_classes(self):
+        """Give the model the training data's class names, and a colour table's colours: its score i is
+        trained on the data's class i, whatever an --init file called it. final.h5 then names the classes
+        (predict said "class 0" for a model built in Python), and the progress strips have a legend.
+        Data without a name per class leave the model's own."""
+        names = getattr(self.train_set, "class_names", None)
+        if names is None or len(names) != self.model.n_classes:
+            return
+        from .visualize import class_colors_of
+        self.model.class_names = list(names)
+        self.model.class_colors = class_colors_of(self.train_set)
 
     # ---- data ---------------------------------------------------------------------------------
     def _sample_at(self, step):
@@ -386,6 +391,7 @@ class Trainer:
         # hyperparameters it was made with (the programs restore the run's own unless told otherwise)
         momentum, weight_decay = self.optimizer.momentum, self.optimizer.weight_decay
         state = load_checkpoint(self.checkpoint_path, self.model, self.optimizer)
+        self._name_classes()   # (a checkpoint from before the Trainer named them holds none)
         self.optimizer.momentum, self.optimizer.weight_decay = momentum, weight_decay
         self.iteration = state["iteration"]
         self.samples_read = state["samples_read"]

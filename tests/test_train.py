@@ -695,7 +695,7 @@ def test_a_resumed_run_redoing_an_evaluation_logs_it_once(tmp_path):
     assert [record["iteration"] for record in log_records(str(tmp_path)) if record.get("type") == "eval"] == [4, 6]
 
 
-def test_a_trainer_gives_a_model_without_class_names_those_of_its_data(tmp_path):
+def test_a_trainer_names_the_models_classes_as_its_training_data_does(tmp_path):
     # a model built in Python has none: final.h5 was written without them (predict then said "class 0"), and the
     # progress strips had no legend, where train_voc.py's have the data's names
     import fcnlite
@@ -713,11 +713,33 @@ def test_a_trainer_gives_a_model_without_class_names_those_of_its_data(tmp_path)
     unnamed = OwnDataset()   # (a dataset of one's own without names trains as before, unnamed)
     unnamed.class_names = None
     assert own_trainer(tmp_path / "unnamed", unnamed).model.class_names is None
-    model = fcnlite.FCN32s(n_classes=3, width=1 / 16)   # names the model has (its --init file's) are its own
+    # names (and colours) an --init file gave: score i is trained on the data's class i, so the data's names
+    # replace them, as train_voc.py --init does
+    model = fcnlite.FCN32s(n_classes=3, width=1 / 16)
+    model.class_names, model.class_colors = ["x", "y", "z"], [[9, 9, 9]] * 3
+    fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-3), OwnDataset(), None,
+                    fcnlite.TrainConfig(out=str(tmp_path / "named")), log=lambda text: None)
+    assert model.class_names == ["a", "b", "c"] and model.class_colors is None
+    # a Trainer that refuses its arguments leaves the model's as they were
     model.class_names = ["x", "y", "z"]
-    config = fcnlite.TrainConfig(out=str(tmp_path / "named"))
-    fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-3), OwnDataset(), None, config)
+    model.preprocessing = {"channel_order": "RGB"}   # incomplete: the Trainer refuses it
+    with pytest.raises(ValueError):
+        fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-3), OwnDataset(), None,
+                        fcnlite.TrainConfig(out=str(tmp_path / "refused")), log=lambda text: None)
     assert model.class_names == ["x", "y", "z"]
+
+
+def test_a_run_resumed_from_a_checkpoint_without_class_names_names_them(tmp_path):
+    # checkpoints written before the Trainer named a Python-built model's classes hold none: the resumed
+    # run's final.h5 was written without them
+    import fcnlite
+    first = own_trainer(tmp_path, OwnDataset(), max_iter=2)
+    first.model.class_names = None
+    first.save_checkpoint()
+    resumed = own_trainer(tmp_path, OwnDataset(), max_iter=3)
+    assert resumed.resume()
+    resumed.run()
+    assert fcnlite.model_from_file(str(tmp_path / "final.h5")).class_names == ["a", "b", "c"]
 
 
 def test_a_step_of_accumulated_images_follows_the_mean_of_their_gradients(tmp_path):
