@@ -86,7 +86,8 @@ def test_class_names_that_contradict_the_colour_table_are_one_line(tmp_path, cap
     data = make_folder(tmp_path, road_and_car_masks(), color=True)
     status, _, stderr = run(cli.main_train, [*data, "--mask-format", "color", "--color-table",
                                              str(tmp_path / "colors.json"), "--class-names", "background,car,road",
-                                             "--classes", "car", *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
+                                             "--classes", "car", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == (f"error: --class-names (background, car, road) differs from the classes of "
                       f"{tmp_path / 'colors.json'} (background, road, car): the colour table names them; "
@@ -100,7 +101,8 @@ def test_classes_by_number_work_on_unnamed_index_masks_and_names_ask_for_class_n
                             capsys)
     assert status == 0, stderr
     assert fcnlite.model_from_file(out / "final.h5").class_names == ["background", "class2"]
-    status, _, stderr = run(cli.main_train, [*data, "--classes", "car", *TINY, "--out", str(tmp_path / "r")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, "--classes", "car", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
     assert status == 2 and stderr.count("\n") == 1
     assert "give --class-names to choose them by name" in stderr
 
@@ -108,7 +110,7 @@ def test_classes_by_number_work_on_unnamed_index_masks_and_names_ask_for_class_n
 def test_masks_of_only_0_and_255_ask_for_a_class_map(tmp_path, capsys):
     masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
     data = make_folder(tmp_path, masks)
-    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "r")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == (f"error: {tmp_path / 'masks'}: the masks hold only 0 and 255, and 255 means 'ignore' "
                       f"(VOC's outlines): for foreground masks of 0 and 255, pass --class-map "
@@ -180,7 +182,8 @@ def test_class_names_cannot_name_a_mapped_value_past_them(tmp_path, capsys):
 
 def test_colour_masks_without_a_table_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks(), color=True)
-    status, _, stderr = run(cli.main_train, [*data, "--mask-format", "color", *TINY, "--out", str(tmp_path / "r")],
+    status, _, stderr = run(cli.main_train, [*data, "--mask-format", "color", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")],
                             capsys)
     assert status == 2
     assert stderr == "error: --mask-format color needs --color-table (a JSON file: class name -> [r, g, b])\n"
@@ -323,6 +326,7 @@ def test_channel_masks_take_the_simulators_classes_with_a_note_and_values_past_t
         mask[0, 0] = 20   # not one of the simulator's 13 classes
     data = make_folder(tmp_path, masks)   # grey masks: in the channel format, their one channel holds the class
     status, stdout, stderr = run(cli.main_train, [*data, "--mask-format", "channel", "--classes", "road", *TINY,
+                                                  "--max-iter", "1",
                                                   "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert ("note: --mask-format channel without --class-names takes the driving simulator's 13 classes (unlabeled, "
@@ -349,7 +353,8 @@ def test_binary_channel_masks_are_read_once_before_they_are_refused(tmp_path, ca
     reads = []
     raw_mask = FolderSegmentation.raw_mask
     monkeypatch.setattr(FolderSegmentation, "raw_mask", lambda self, index: reads.append(index) or raw_mask(self, index))
-    status, _, stderr = run(cli.main_train, [*data, "--mask-format", "channel", *TINY, "--out", str(tmp_path / "r")],
+    status, _, stderr = run(cli.main_train, [*data, "--mask-format", "channel", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")],
                             capsys)
     assert status == 2 and "the masks hold only 0 and 255" in stderr
     assert sorted(reads) == list(range(len(masks)))
@@ -761,7 +766,8 @@ def test_an_empty_path_or_json_is_refused_rather_than_taken_as_not_given(tmp_pat
 
 def test_missing_voc_data_is_one_line_that_says_how_each_program_gets_it(tmp_path, capsys, weights):
     root = tmp_path / "nothing"
-    status, _, stderr = run(cli.main_train, ["--data-root", str(root), *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+    status, _, stderr = run(cli.main_train, ["--data-root", str(root), *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")],
                             capsys)
     assert (status, stderr) == (2, f"error: no PASCAL VOC 2012 data under {root}/ (expected {root}/VOCdevkit/VOC2012): "
                                    f"add --download to fetch it (2 GB), or --synthetic for the built-in quickstart "
@@ -776,7 +782,8 @@ def test_a_width_whose_model_cannot_fit_in_memory_is_refused_before_it_is_built(
     data = make_folder(tmp_path, road_and_car_masks())
     sizes = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 2 ** 20}   # a machine of 4 GiB
     monkeypatch.setattr(cli.os, "sysconf", lambda name: sizes[name])
-    status, _, stderr = run(cli.main_train, [*data, *TINY, "--width", "2", "--out", str(tmp_path / "r")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--width", "2", "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == ("error: --width 2: a model of about 0.5 billion parameters needs 6 GiB for its weights, "
                       "gradients and momentum alone, and this machine has 4 GiB (--width 1 is VGG16's)\n")
@@ -785,7 +792,7 @@ def test_a_width_whose_model_cannot_fit_in_memory_is_refused_before_it_is_built(
     def no_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 94.0 GiB")
     monkeypatch.setattr(fcnlite.models, "build_model", no_memory)
-    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "r")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == ("error: --width 0.0625: the model does not fit in the CPU's memory (its size grows "
                       "as the width squared)\n")
@@ -936,7 +943,7 @@ def test_accumulating_more_images_than_the_training_set_holds_is_noted(tmp_path,
 def test_training_into_a_file_instead_of_a_folder_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "taken").write_text("a file")
-    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "taken")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "taken")], capsys)
     assert status == 2
     assert stderr == f"error: --out {tmp_path / 'taken'} is a file: give a folder for the run\n"
 
@@ -1008,6 +1015,7 @@ def test_class_names_that_are_not_json_are_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "names.json").write_text('["background", "road",')
     status, _, stderr = run(cli.main_train, [*data, "--class-names", str(tmp_path / "names.json"), *TINY,
+                                             "--max-iter", "1",
                                              "--out", str(tmp_path / "r")], capsys)
     assert status == 2 and stderr.startswith(f"error: {tmp_path / 'names.json'}: is not valid JSON")
 
@@ -1015,7 +1023,8 @@ def test_class_names_that_are_not_json_are_one_line(tmp_path, capsys):
 def test_an_output_folder_under_a_file_is_one_line(tmp_path, capsys, weights):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "afile").write_text("x")
-    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "afile" / "run")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "afile" / "run")], capsys)
     assert status == 2
     assert stderr == f"error: --out {tmp_path / 'afile' / 'run'}: {tmp_path / 'afile'} is a file, not a folder\n"
     status, _, stderr = run(cli.main_predict, ["--weights", str(weights), str(tmp_path / "photo.png"), "--out",
@@ -1030,7 +1039,7 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, capsys):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(locked / "run")], capsys)
+        status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(locked / "run")], capsys)
     finally:
         locked.chmod(0o755)
     assert status == 2 and stderr.endswith(f"no permission to write in {locked}\n")
@@ -1039,7 +1048,8 @@ def test_a_read_only_output_folder_is_one_line(tmp_path, capsys):
 def test_a_single_class_left_by_the_options_is_one_line(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     status, _, stderr = run(cli.main_train, [*data, "--class-names", "background,road,car", "--classes", "car",
-                                             "--others", "ignore", *TINY, "--out", str(tmp_path / "r")], capsys)
+                                             "--others", "ignore", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert "a model needs two classes at least, and these options leave 1 (car)" in stderr
 
@@ -1072,7 +1082,7 @@ def test_masks_that_no_reader_can_take_say_why(tmp_path, capsys):
     for index in range(6):   # 16-bit masks holding values a uint8 label cannot
         Image.fromarray((road_and_car_masks()[index].astype(numpy.uint16) * 300)).save(
             tmp_path / "masks" / f"{index:02d}.png")
-    status, _, stderr = run(cli.main_train, [*data, *TINY, "--out", str(tmp_path / "r")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")], capsys)
     # the why itself: a message that named the folder and nothing else passed the test before
     assert status == 2 and stderr == f"error: {tmp_path / 'masks' / '00.png'}: value 600 does not fit a label (0..255)\n"
 
@@ -1168,13 +1178,14 @@ def test_masks_that_no_reader_can_take_say_why_with_skip_bad_too(tmp_path, capsy
     for index in range(6):
         Image.fromarray((road_and_car_masks()[index].astype(numpy.uint16) * 300)).save(
             tmp_path / "masks" / f"{index:02d}.png")
-    status, _, stderr = run(cli.main_train, [*data, "--skip-bad", *TINY, "--out", str(tmp_path / "r")], capsys)
+    status, _, stderr = run(cli.main_train, [*data, "--skip-bad", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")], capsys)
     assert status == 2 and "does not fit a label" in stderr and stderr.count("\n") == 1
 
 
 def test_a_single_class_from_the_class_names_points_at_them(tmp_path, capsys):
     data = make_folder(tmp_path, [numpy.zeros((12, 16), numpy.uint8)] * 3)
-    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background", *TINY, "--out",
+    status, _, stderr = run(cli.main_train, [*data, "--class-names", "background", *TINY, "--max-iter", "1", "--out",
                                              str(tmp_path / "r")], capsys)
     assert status == 2 and stderr.endswith("leave 1 (background): check --class-names and --class-map\n")
 
@@ -1272,7 +1283,7 @@ def test_binary_masks_of_0_and_255_with_class_names_still_ask_for_a_class_map(tm
     # with --class-names the masks are not scanned for the class count, but a sample of them is looked at
     masks = [numpy.where(mask > 0, 255, 0).astype(numpy.uint8) for mask in road_and_car_masks()]
     data = make_folder(tmp_path, masks)
-    status, _, stderr = run(cli.main_train, [*data, *TINY, "--class-names", "background,road",
+    status, _, stderr = run(cli.main_train, [*data, *TINY, "--max-iter", "1", "--class-names", "background,road",
                                              "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr.endswith("for foreground masks of 0 and 255, pass --class-map '0:background,255:foreground' "
@@ -1626,7 +1637,8 @@ def test_a_validation_mask_value_past_the_training_classes_is_named(tmp_path, ca
 @pytest.mark.parametrize("option", ["--classes", "--class-map"])
 def test_an_empty_class_option_is_refused_not_taken_for_absent(tmp_path, capsys, option):
     data = make_folder(tmp_path, road_and_car_masks())
-    status, _, stderr = run(cli.main_train, [*data, option, " ", *TINY, "--max-iter", "1", "--out", str(tmp_path / "r")],
+    status, _, stderr = run(cli.main_train, [*data, option, " ", *TINY, "--max-iter", "1",
+                                             "--out", str(tmp_path / "r")],
                             capsys)
     assert status == 2 and stderr.startswith(f"error: {option} is empty: name what to keep, e.g. ")
 
@@ -1832,7 +1844,7 @@ def test_a_split_file_whose_every_image_skip_bad_drops_leaves_nothing_to_validat
 def test_a_split_file_listing_an_id_twice_is_refused(tmp_path, capsys):
     data = make_folder(tmp_path, road_and_car_masks())
     (tmp_path / "val.txt").write_text("04\n05\n04\n")
-    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), *TINY,
+    status, _, stderr = run(cli.main_train, [*data, "--split-file", str(tmp_path / "val.txt"), *TINY, "--max-iter", "1",
                                              "--out", str(tmp_path / "r")], capsys)
     assert status == 2
     assert stderr == f"error: {tmp_path / 'val.txt'}: id '04' is listed twice: each image goes in a split once\n"
