@@ -294,11 +294,16 @@ def test_skipbad_makes_the_evaluation_and_the_trainer_skip_a_sample_that_cannot_
     model = fcnlite.FCN32s(n_classes=21, width=1 / 16)
     matrix = evaluate_dataset(model, SkipBad(dataset), progress=False)
     assert len(matrix.skipped) == 1 and matrix.skipped[0].startswith(dataset.image_path(1) + ": cannot be decoded")
+    reads = []
+    load = dataset.load
+    dataset.load = lambda index: reads.append(index) or load(index)
     trainer = fcnlite.Trainer(model, fcnlite.SGD(model, lr=1e-10), SkipBad(dataset), None,
-                              fcnlite.TrainConfig(out=str(tmp_path / "run"), max_iter=3, progress=False),
+                              fcnlite.TrainConfig(out=str(tmp_path / "run"), max_iter=6, progress=False),
                               log=lambda text: None)
     trainer.run()
-    assert trainer.iteration == 3 and len(trainer.skipped) == 1
+    assert trainer.iteration == 6 and len(trainer.skipped) == 1
+    # three epochs of two good images: the broken file was read in the first alone
+    assert trainer.samples_read == 9 and reads.count(1) == 1
 
 
 # ---- SBD --------------------------------------------------------------------------------------

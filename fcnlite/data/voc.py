@@ -181,7 +181,8 @@ class SkipBad:
         if sample is None: ...take the next one...
 
     The Trainer and evaluate_dataset, which call load, skip and count the samples it raises
-    DataError for, as they do for a dataset made with skip_bad=True.
+    DataError for, as they do for a dataset made with skip_bad=True; a sample found bad is not
+    read again there either.
     """
 
     skip_bad = True   # (what those loops ask; the wrapped dataset's may be False)
@@ -190,6 +191,7 @@ class SkipBad:
         self.dataset = dataset
         self.skipped = []
         self.bad_indices = set()
+        self._errors = {}   # index -> the DataError its loading raised
 
     def __len__(self):
         return len(self.dataset)
@@ -199,14 +201,23 @@ class SkipBad:
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
-    def load_or_skip(self, index):
-        if index in self.bad_indices:
-            return None
+    def load(self, index):
+        """The wrapped dataset's sample; a sample found bad raises its DataError, and again later without
+        being read again (the Trainer meets it once an epoch)."""
+        if index in self._errors:
+            raise self._errors[index]
         try:
             return self.dataset.load(index)
         except DataError as error:
             self.bad_indices.add(index)
+            self._errors[index] = error
             self.skipped.append(str(error))
+            raise
+
+    def load_or_skip(self, index):
+        try:
+            return self.load(index)
+        except DataError:
             return None
 
     def check_all(self):
