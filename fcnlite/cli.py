@@ -369,8 +369,7 @@ def start_from_init(model, path, width, class_names):
         print(f"warning: {path} scores the classes {', '.join(trained)}; the data's are {', '.join(class_names)}: "
               f"its score layers start from the first, class by class (give the data's classes in the weights' "
               f"order to keep what they learnt)")
-    model.class_names = class_names   # (load_weights gave it the file's, and their colours)
-    model.class_colors = None
+    # (load_weights gave the model the file's class names and colours: the Trainer gives it the data's)
 
 
 def main_train(argv=None):
@@ -439,7 +438,6 @@ def main_train(argv=None):
         device = "GPU" if backend.name() == "cupy" else "CPU"
         raise UsageError(f"--width {args.width:g}: the model does not fit in the {device}'s memory (its size grows "
                          f"as the width squared)") from None
-    model.class_names = list(train_set.class_names)
     # A network trained from scratch learns fastest from inputs of unit scale; weights
     # loaded with --init bring the preprocessing they were trained with.
     model.preprocessing = dict(TORCHVISION_PREPROCESSING)
